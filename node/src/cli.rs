@@ -1,0 +1,1011 @@
+//! The command line: argument definitions (clap) and what each command prints.
+//!
+//! Every listing takes `--json`; every error is one line on stderr with a non-zero exit, and a
+//! failed command writes nothing.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use poa_protocol::doc::DocId;
+use poa_protocol::model::{
+    Area, Assessment, AssistanceKind, CYCLES, Cycle, Direction, Evidence, Indicator, IndicatorKind,
+    MOSAIC_MODULES, Mosaic, Need, Offer, Priority, Progress, Target,
+};
+use poa_protocol::view::TargetView;
+use poa_protocol::{BodyCode, BodyKind, Date, NodeId, StateCode};
+use serde_json::json;
+
+use crate::home::{self, Home, InitOptions};
+use crate::node::{Node, today};
+
+/// A federated sync node for nationally determined small-arms control targets.
+#[derive(Debug, Parser)]
+#[command(
+    name = "poa-node",
+    version,
+    about,
+    long_about = "A federated sync node for nationally determined small-arms control targets.\n\n\
+Each State's ministry, regional body, donor and the UN Secretariat runs its own node: its own \
+database, its own key. A State's data is written only by that State and shared only where it says.",
+    after_help = "Start here:\n  \
+poa-node --home ./xaa init --state XAA --name \"XAA Ministry of Interior\"\n  \
+poa-node --home ./xaa target add --id T1 --cycle BMS9 --area marking \\\n      \
+--title \"Mark State-held SALW\" --indicator \"share of State-held SALW marked\" \\\n      \
+--unit percent --direction increase --baseline 40 --baseline-year 2023 --value 70 \\\n      \
+--deadline 2026-06-30 --mosaic 05.30 --ref \"ITI 8\"\n  \
+poa-node --home ./xaa target publish T1\n  \
+poa-node --home ./xaa target list\n\n\
+POA_HOME may stand for --home."
+)]
+pub struct Cli {
+    /// The node's home folder (keys, config, database). Defaults to the per-user data folder.
+    #[arg(long, global = true, env = "POA_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a node: its key, database and configuration.
+    #[command(after_help = "Examples:\n  \
+poa-node --home ./xaa init --state XAA --name \"XAA Ministry of Interior\"\n  \
+poa-node --home ./xaa-def init --state XAA --name \"XAA Ministry of Defence\" --ministry\n  \
+poa-node --home ./xrb init --body XRB --kind regional --name \"Xanadu Regional Bureau\"\n  \
+poa-node --home ./un init --body UNODA --kind secretariat --name \"UN Secretariat\"")]
+    Init(InitArgs),
+    /// Print this node's NodeId, for peers to pin.
+    Id {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Targets: add, list, show, supersede, publish, withdraw.
+    #[command(subcommand)]
+    Target(TargetCmd),
+    /// Progress reports on targets.
+    #[command(subcommand)]
+    Progress(ProgressCmd),
+    /// Assistance requests of this State.
+    #[command(subcommand)]
+    Need(NeedCmd),
+    /// Offers of assistance.
+    #[command(subcommand)]
+    Offer(OfferCmd),
+    /// Documents held by this node.
+    #[command(subcommand)]
+    Doc(DocCmd),
+    /// What was accepted and rejected, oldest first. The log is append-only.
+    Audit {
+        /// Only entries on or after this date (YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<Date>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reference lists: commitment areas, MOSAIC modules, cycles.
+    Reference {
+        /// Which list.
+        #[arg(value_parser = ["areas", "mosaic", "cycles"])]
+        list: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Arguments of `init`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["state", "body"])))]
+pub struct InitArgs {
+    /// The State this node acts for: ISO 3166-1 alpha-3 (KEN, BRA) or XAA-XZZ for training.
+    #[arg(long)]
+    pub state: Option<StateCode>,
+    /// The acronym of the regional body, donor or Secretariat this node acts for.
+    #[arg(long, requires = "kind")]
+    pub body: Option<BodyCode>,
+    /// What kind of body: regional, donor or secretariat.
+    #[arg(long, requires = "body")]
+    pub kind: Option<BodyKind>,
+    /// A display name, such as "XAA Ministry of Interior".
+    #[arg(long)]
+    pub name: String,
+    /// This is not the State's first node: do not create a State key (a ministry node that the
+    /// State's first node will delegate to).
+    #[arg(long, requires = "state")]
+    pub ministry: bool,
+}
+
+/// Fields of a target shared by `add` and `supersede`.
+#[derive(Debug, Args, Default)]
+pub struct TargetFields {
+    /// Reporting cycle: BMS7, BMS8, RevCon4, BMS9, BMS10, RevCon5.
+    #[arg(long)]
+    pub cycle: Option<Cycle>,
+    /// Commitment area (see `poa-node reference areas`).
+    #[arg(long)]
+    pub area: Option<Area>,
+    /// One-line title.
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Longer description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Indicator kind: quantitative (default), milestone or yes-no.
+    #[arg(long = "kind")]
+    pub kind: Option<IndicatorKind>,
+    /// What is measured, in words.
+    #[arg(long)]
+    pub indicator: Option<String>,
+    /// Unit of a quantitative indicator (percent, weapons, depots).
+    #[arg(long)]
+    pub unit: Option<String>,
+    /// increase, decrease or reach.
+    #[arg(long)]
+    pub direction: Option<Direction>,
+    /// Baseline value.
+    #[arg(long, allow_negative_numbers = true)]
+    pub baseline: Option<f64>,
+    /// Year of the baseline.
+    #[arg(long)]
+    pub baseline_year: Option<i32>,
+    /// Where the baseline comes from.
+    #[arg(long)]
+    pub baseline_source: Option<String>,
+    /// Target value.
+    #[arg(long, allow_negative_numbers = true)]
+    pub value: Option<f64>,
+    /// Deadline (YYYY-MM-DD).
+    #[arg(long)]
+    pub deadline: Option<Date>,
+    /// MOSAIC module cited (repeat, or separate with commas): 05.30.
+    #[arg(long, value_delimiter = ',')]
+    pub mosaic: Vec<Mosaic>,
+    /// PoA/ITI paragraph reference (repeat): "ITI 8", "PoA II.4".
+    #[arg(long = "ref")]
+    pub refs: Vec<String>,
+    /// SDG target or indicator served: 16.4.2.
+    #[arg(long)]
+    pub sdg: Option<String>,
+    /// Assistance request the target depends on (repeat): R1.
+    #[arg(long, value_delimiter = ',')]
+    pub conditional_on: Vec<String>,
+}
+
+/// Target commands.
+#[derive(Debug, Subcommand)]
+pub enum TargetCmd {
+    /// Add a target to this State's draft.
+    #[command(after_help = "Examples:\n  \
+poa-node target add --id T1 --cycle BMS9 --area marking --title \"Mark State-held SALW\" \\\n      \
+--indicator \"share of State-held SALW marked\" --unit percent --direction increase \\\n      \
+--baseline 40 --baseline-year 2023 --value 70 --deadline 2026-06-30 --mosaic 05.30 --ref \"ITI 8\"\n  \
+poa-node target add --id T2 --cycle BMS9 --area coordination --kind milestone \\\n      \
+--title \"National coordination commission established\" --indicator \"commission established\" \\\n      \
+--deadline 2026-06-30 --mosaic 03.40 --ref \"PoA II.4\"")]
+    Add {
+        /// The State's own id for it: T1.
+        #[arg(long)]
+        id: String,
+        /// The target's fields.
+        #[command(flatten)]
+        fields: TargetFields,
+    },
+    /// List targets (this State's, or another's that this node holds).
+    List {
+        /// Another State whose published targets this node holds.
+        #[arg(long)]
+        state: Option<StateCode>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a target with every version and its progress.
+    Show {
+        /// The target id.
+        id: String,
+        /// Another State whose published target this node holds.
+        #[arg(long)]
+        state: Option<StateCode>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a new version of a target; the old one stays readable, marked superseded.
+    #[command(after_help = "Example:\n  \
+poa-node target supersede T1 --value 75 --reason \"marking ahead of plan\"")]
+    Supersede {
+        /// The target id.
+        id: String,
+        /// Why it changes.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Fields to change; the rest are kept.
+        #[command(flatten)]
+        fields: TargetFields,
+    },
+    /// Publish a target: copy what the draft holds of it (versions, progress, withdrawal) to
+    /// the State's published document.
+    Publish {
+        /// The target id.
+        id: String,
+    },
+    /// Withdraw a target. Publish it again to publish the withdrawal.
+    Withdraw {
+        /// The target id.
+        id: String,
+    },
+}
+
+/// Progress commands.
+#[derive(Debug, Subcommand)]
+pub enum ProgressCmd {
+    /// Report progress on a target (goes to the draft; `target publish` publishes it).
+    #[command(after_help = "Example:\n  \
+poa-node progress add T1 --as-of 2025-12-31 --value 55 --assessment on-track \\\n      \
+--evidence https://example.org/xaa-marking-2025.pdf --sha256 <64 hex characters>")]
+    Add {
+        /// The target id.
+        target: String,
+        /// The date the figures describe (YYYY-MM-DD).
+        #[arg(long)]
+        as_of: Date,
+        /// Observed value.
+        #[arg(long, allow_negative_numbers = true)]
+        value: Option<f64>,
+        /// on-track, off-track, achieved, not-started or no-data.
+        #[arg(long)]
+        assessment: Option<Assessment>,
+        /// Narrative.
+        #[arg(long)]
+        note: Option<String>,
+        /// Challenges met.
+        #[arg(long)]
+        challenges: Option<String>,
+        /// Link to the evidence; needs --sha256.
+        #[arg(long)]
+        evidence: Option<String>,
+        /// SHA-256 of the evidence (sha256sum FILE).
+        #[arg(long)]
+        sha256: Option<String>,
+        /// Where the figures come from.
+        #[arg(long)]
+        source: Option<String>,
+        /// Assistance received toward the target.
+        #[arg(long)]
+        assistance_received: Option<String>,
+    },
+}
+
+/// Assistance request commands.
+#[derive(Debug, Subcommand)]
+pub enum NeedCmd {
+    /// Publish a request for assistance.
+    #[command(after_help = "Example:\n  \
+poa-node need add --id R1 --title \"Destruction equipment\" --target T2 --area destruction \\\n      \
+--mosaic 05.50 --kind equipment --cost 250000 --currency USD --priority high")]
+    Add {
+        /// The State's id for it: R1.
+        #[arg(long)]
+        id: String,
+        /// What is asked for.
+        #[arg(long)]
+        title: String,
+        /// Target it serves (repeat).
+        #[arg(long = "target", value_delimiter = ',')]
+        targets: Vec<String>,
+        /// Commitment area.
+        #[arg(long)]
+        area: Area,
+        /// MOSAIC modules concerned.
+        #[arg(long, value_delimiter = ',')]
+        mosaic: Vec<Mosaic>,
+        /// financial, technical, equipment or training.
+        #[arg(long)]
+        kind: AssistanceKind,
+        /// Estimated cost.
+        #[arg(long)]
+        cost: Option<f64>,
+        /// Currency of the cost (ISO 4217).
+        #[arg(long)]
+        currency: Option<String>,
+        /// Needed from (YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<Date>,
+        /// Needed until (YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<Date>,
+        /// high, medium or low.
+        #[arg(long, default_value = "medium")]
+        priority: Priority,
+    },
+    /// List requests (this State's, or another's that this node holds).
+    List {
+        /// Another State.
+        #[arg(long)]
+        state: Option<StateCode>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Offer commands.
+// Parsed once per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum OfferCmd {
+    /// Publish an offer of assistance.
+    #[command(after_help = "Example:\n  \
+poa-node offer add --id O1 --title \"Marking training\" --area marking,record-keeping \\\n      \
+--mosaic 05.30 --kind training --budget-max 150000 --currency USD")]
+    Add {
+        /// The provider's id for it: O1.
+        #[arg(long)]
+        id: String,
+        /// What is offered.
+        #[arg(long)]
+        title: String,
+        /// Areas covered.
+        #[arg(long = "area", value_delimiter = ',', required = true)]
+        areas: Vec<Area>,
+        /// MOSAIC modules covered.
+        #[arg(long, value_delimiter = ',')]
+        mosaic: Vec<Mosaic>,
+        /// Kinds of help.
+        #[arg(long = "kind", value_delimiter = ',', required = true)]
+        kinds: Vec<AssistanceKind>,
+        /// Eligible States or pools (empty: any).
+        #[arg(long = "region", value_delimiter = ',')]
+        regions: Vec<String>,
+        /// Smallest grant.
+        #[arg(long)]
+        budget_min: Option<f64>,
+        /// Largest grant.
+        #[arg(long)]
+        budget_max: Option<f64>,
+        /// Currency of the budget.
+        #[arg(long)]
+        currency: Option<String>,
+        /// Available from.
+        #[arg(long)]
+        from: Option<Date>,
+        /// Available until.
+        #[arg(long)]
+        until: Option<Date>,
+    },
+    /// List every offer this node holds.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Document commands.
+#[derive(Debug, Subcommand)]
+pub enum DocCmd {
+    /// List documents held, with their heads.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a document as a standard saved Automerge file any Automerge implementation loads.
+    Export {
+        /// The document: state/XAA, state/XAA/draft, offers/XZZ...
+        doc: DocId,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// Prints rows as aligned columns.
+fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        line(r.clone());
+    }
+}
+
+fn open(home: Option<PathBuf>) -> anyhow::Result<Node> {
+    let dir = home::resolve(home)?;
+    Ok(Node::open(&dir)?)
+}
+
+fn build_target(id: String, f: TargetFields) -> anyhow::Result<Target> {
+    let missing =
+        |what: &str| anyhow::anyhow!("target add needs --{what}; see `poa-node target add --help`");
+    Ok(Target {
+        id,
+        // The node sets the State and version.
+        state: "XAA".parse()?,
+        version: 1,
+        cycle: f.cycle.ok_or_else(|| missing("cycle"))?,
+        area: f.area.ok_or_else(|| missing("area"))?,
+        title: f.title.ok_or_else(|| missing("title"))?,
+        description: f.description,
+        indicator: Indicator {
+            kind: f.kind.unwrap_or(IndicatorKind::Quantitative),
+            text: f.indicator.ok_or_else(|| missing("indicator"))?,
+            unit: f.unit,
+            direction: f.direction,
+        },
+        baseline: f.baseline,
+        baseline_year: f.baseline_year,
+        baseline_source: f.baseline_source,
+        value: f.value,
+        deadline: f.deadline.ok_or_else(|| missing("deadline"))?,
+        mosaic: f.mosaic,
+        refs: f.refs,
+        sdg: f.sdg,
+        conditional_on: f.conditional_on,
+        supersedes: None,
+        reason: None,
+    })
+}
+
+fn apply_fields(t: &mut Target, f: TargetFields, reason: Option<String>) {
+    macro_rules! set {
+        ($($field:ident => $target:expr),*) => {$(if let Some(v) = f.$field { $target = v.into(); })*};
+    }
+    set!(cycle => t.cycle, area => t.area, title => t.title, kind => t.indicator.kind,
+         indicator => t.indicator.text, deadline => t.deadline);
+    macro_rules! set_opt {
+        ($($field:ident => $target:expr),*) => {$(if f.$field.is_some() { $target = f.$field; })*};
+    }
+    set_opt!(description => t.description, unit => t.indicator.unit,
+             direction => t.indicator.direction, baseline => t.baseline,
+             baseline_year => t.baseline_year, baseline_source => t.baseline_source,
+             value => t.value, sdg => t.sdg);
+    if !f.mosaic.is_empty() {
+        t.mosaic = f.mosaic;
+    }
+    if !f.refs.is_empty() {
+        t.refs = f.refs;
+    }
+    if !f.conditional_on.is_empty() {
+        t.conditional_on = f.conditional_on;
+    }
+    t.reason = reason;
+}
+
+fn print_targets(views: &[TargetView], json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(&serde_json::Value::Array(
+            views.iter().map(TargetView::to_json).collect(),
+        ));
+    }
+    if views.is_empty() {
+        println!("No targets. Add one with `poa-node target add --help`.");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = views
+        .iter()
+        .map(|v| {
+            let t = &v.current().target;
+            let latest = v
+                .progress
+                .last()
+                .map(|(p, _)| format!("{} @ {}", num(p.value), p.as_of))
+                .unwrap_or_else(|| "-".into());
+            vec![
+                t.id.clone(),
+                format!("v{}", t.version),
+                t.cycle.to_string(),
+                t.area.to_string(),
+                v.current().status.to_string(),
+                format!(
+                    "{} -> {} {}",
+                    num(t.baseline),
+                    num(t.value),
+                    t.indicator.unit.clone().unwrap_or_default()
+                )
+                .trim_end()
+                .to_string(),
+                t.deadline.to_string(),
+                latest,
+                t.title.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "VER",
+            "CYCLE",
+            "AREA",
+            "STATUS",
+            "BASELINE -> TARGET",
+            "DEADLINE",
+            "LATEST",
+            "TITLE",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+fn print_target(v: &TargetView, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(&v.to_json());
+    }
+    let t = &v.current().target;
+    println!("{} {} — {}", t.state, t.id, t.title);
+    println!(
+        "  cycle {}  area {}  status {}  {}",
+        t.cycle,
+        t.area.label(),
+        v.current().status,
+        if v.current().published {
+            "published"
+        } else {
+            "not published"
+        }
+    );
+    println!("  indicator: {} ({})", t.indicator.text, t.indicator.kind);
+    for ver in &v.versions {
+        let t = &ver.target;
+        println!(
+            "  v{}  {:<12} {}  baseline {} ({})  target {} {} by {}{}{}",
+            t.version,
+            ver.status,
+            if ver.published {
+                "published  "
+            } else {
+                "unpublished"
+            },
+            num(t.baseline),
+            t.baseline_year
+                .map(|y| y.to_string())
+                .unwrap_or_else(|| "-".into()),
+            num(t.value),
+            t.indicator.unit.clone().unwrap_or_default(),
+            t.deadline,
+            if t.mosaic.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "  MOSAIC {}",
+                    t.mosaic
+                        .iter()
+                        .map(|m| m.code())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+            t.reason
+                .as_ref()
+                .map(|r| format!("  ({r})"))
+                .unwrap_or_default(),
+        );
+    }
+    if v.progress.is_empty() {
+        println!("  no progress reported");
+    }
+    for (p, published) in &v.progress {
+        println!(
+            "  progress {}  value {}  {}  {}{}",
+            p.as_of,
+            num(p.value),
+            p.assessment
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "-".into()),
+            if *published { "published" } else { "draft" },
+            p.note
+                .as_ref()
+                .map(|n| format!("  {n}"))
+                .unwrap_or_default(),
+        );
+    }
+    if let Some(w) = &v.withdrawn {
+        println!("  withdrawn on {w}");
+    }
+    Ok(())
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init(args) => {
+            let dir = home::resolve(cli.home)?;
+            let opts = match (args.state, args.body, args.kind) {
+                (Some(state), None, None) => InitOptions {
+                    create_state_key: !args.ministry,
+                    ..InitOptions::state(state, &args.name)
+                },
+                (None, Some(body), Some(kind)) => InitOptions::body(body, kind, &args.name),
+                _ => bail!("give either --state CODE, or --body CODE with --kind"),
+            };
+            let home = Home::init(&dir, &opts)?;
+            println!("Initialised {} in {}", opts.participant, dir.display());
+            println!("NodeId: {}", home.key.node_id());
+            if let Some(k) = &home.state_key {
+                println!(
+                    "State key for {}: {} (keep {} safe)",
+                    opts.participant.code(),
+                    k.node_id(),
+                    dir.join("state.key").display()
+                );
+            }
+            println!("Give your NodeId to peers; they pin it with `poa-node peer add`.");
+        }
+        Command::Id { json } => {
+            let dir = home::resolve(cli.home)?;
+            let home = Home::open(&dir)?;
+            let id = home.key.node_id();
+            if json {
+                print_json(&json!({
+                    "node_id": id.to_string(),
+                    "name": home.config.name,
+                    "participant": home.config.participant,
+                    "state_key": home.state_key.as_ref().map(|k| k.node_id().to_string()),
+                }))?;
+            } else {
+                println!("{id}");
+            }
+        }
+        Command::Target(cmd) => target(cli.home, cmd)?,
+        Command::Progress(ProgressCmd::Add {
+            target,
+            as_of,
+            value,
+            assessment,
+            note,
+            challenges,
+            evidence,
+            sha256,
+            source,
+            assistance_received,
+        }) => {
+            let evidence = Evidence::from_parts(evidence, sha256)?;
+            let mut node = open(cli.home)?;
+            let id = node.add_progress(Progress {
+                id: String::new(),
+                target: target.clone(),
+                target_version: 0,
+                as_of,
+                value,
+                assessment,
+                note,
+                challenges,
+                evidence,
+                source,
+                assistance_received,
+            })?;
+            println!(
+                "Recorded progress {id} in the draft. Publish it with `poa-node target publish {target}`."
+            );
+        }
+        Command::Need(NeedCmd::Add {
+            id,
+            title,
+            targets,
+            area,
+            mosaic,
+            kind,
+            cost,
+            currency,
+            from,
+            until,
+            priority,
+        }) => {
+            let mut node = open(cli.home)?;
+            let state = node.own_state()?;
+            node.add_need(Need {
+                id: id.clone(),
+                state,
+                title,
+                targets,
+                area,
+                mosaic,
+                kind,
+                cost,
+                currency,
+                from,
+                until,
+                priority,
+            })?;
+            println!("Published request {id} of {state}.");
+        }
+        Command::Need(NeedCmd::List { state, json }) => {
+            let node = open(cli.home)?;
+            let needs = node.needs(state)?;
+            if json {
+                print_json(&serde_json::to_value(&needs)?)?;
+            } else if needs.is_empty() {
+                println!("No requests. Add one with `poa-node need add --help`.");
+            } else {
+                let rows: Vec<Vec<String>> = needs
+                    .iter()
+                    .map(|n| {
+                        vec![
+                            n.id.clone(),
+                            n.area.to_string(),
+                            n.kind.to_string(),
+                            n.priority.to_string(),
+                            n.targets.join(","),
+                            n.cost
+                                .map(|c| format!("{c} {}", n.currency.clone().unwrap_or_default()))
+                                .unwrap_or_else(|| "-".into()),
+                            n.title.clone(),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &["ID", "AREA", "KIND", "PRIORITY", "TARGETS", "COST", "TITLE"],
+                    &rows,
+                );
+            }
+        }
+        Command::Offer(OfferCmd::Add {
+            id,
+            title,
+            areas,
+            mosaic,
+            kinds,
+            regions,
+            budget_min,
+            budget_max,
+            currency,
+            from,
+            until,
+        }) => {
+            let mut node = open(cli.home)?;
+            node.add_offer(Offer {
+                id: id.clone(),
+                provider: String::new(),
+                title,
+                areas,
+                mosaic,
+                kinds,
+                regions,
+                budget_min,
+                budget_max,
+                currency,
+                from,
+                until,
+            })?;
+            println!("Published offer {id} in {}.", node.offers_doc());
+        }
+        Command::Offer(OfferCmd::List { json }) => {
+            let node = open(cli.home)?;
+            let offers = node.offers()?;
+            if json {
+                print_json(&serde_json::to_value(&offers)?)?;
+            } else if offers.is_empty() {
+                println!("No offers held. Add one with `poa-node offer add --help`.");
+            } else {
+                let rows: Vec<Vec<String>> = offers
+                    .iter()
+                    .map(|o| {
+                        let join = |v: Vec<String>| v.join(",");
+                        vec![
+                            o.provider.clone(),
+                            o.id.clone(),
+                            join(o.areas.iter().map(|a| a.to_string()).collect()),
+                            join(o.kinds.iter().map(|k| k.to_string()).collect()),
+                            o.title.clone(),
+                        ]
+                    })
+                    .collect();
+                table(&["PROVIDER", "ID", "AREAS", "KINDS", "TITLE"], &rows);
+            }
+        }
+        Command::Doc(DocCmd::List { json }) => {
+            let node = open(cli.home)?;
+            let docs = node.store.summaries()?;
+            if json {
+                print_json(&serde_json::Value::Array(
+                    docs.iter()
+                        .map(|d| {
+                            json!({
+                                "id": d.id,
+                                "heads": d.heads.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+                                "changes": d.changes,
+                                "updated": d.updated,
+                            })
+                        })
+                        .collect(),
+                ))?;
+            } else if docs.is_empty() {
+                println!("No documents yet.");
+            } else {
+                let rows: Vec<Vec<String>> = docs
+                    .iter()
+                    .map(|d| {
+                        vec![
+                            d.id.clone(),
+                            d.changes.to_string(),
+                            d.heads
+                                .iter()
+                                .map(|h| h.to_string()[..12].to_string())
+                                .collect::<Vec<_>>()
+                                .join(","),
+                        ]
+                    })
+                    .collect();
+                table(&["DOCUMENT", "CHANGES", "HEADS"], &rows);
+            }
+        }
+        Command::Doc(DocCmd::Export { doc, out }) => {
+            let node = open(cli.home)?;
+            let am = node.document(&doc)?;
+            let bytes = am.save();
+            // Write beside the target and rename, so a failure never leaves half a file.
+            let tmp = out.with_extension("partial");
+            std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &out).with_context(|| format!("writing {}", out.display()))?;
+            println!("Wrote {doc} ({} bytes) to {}", bytes.len(), out.display());
+        }
+        Command::Audit { since, json } => {
+            let node = open(cli.home)?;
+            let since_secs = since
+                .map(|d| Date::from_unix_seconds(0).days_until(d) * 86_400)
+                .unwrap_or(0);
+            let rows = node.store.audit(since_secs)?;
+            if json {
+                print_json(&serde_json::to_value(&rows)?)?;
+            } else {
+                let rows: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.seq.to_string(),
+                            Date::from_unix_seconds(r.at).to_string(),
+                            r.event.clone(),
+                            r.doc.clone().unwrap_or_default(),
+                            r.change
+                                .as_deref()
+                                .map(|c| c[..12].to_string())
+                                .unwrap_or_default(),
+                            r.detail.clone(),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &["SEQ", "DATE", "EVENT", "DOCUMENT", "CHANGE", "DETAIL"],
+                    &rows,
+                );
+            }
+        }
+        Command::Reference { list, json } => reference(&list, json)?,
+    }
+    Ok(())
+}
+
+fn target(home: Option<PathBuf>, cmd: TargetCmd) -> anyhow::Result<()> {
+    let mut node = open(home)?;
+    match cmd {
+        TargetCmd::Add { id, fields } => {
+            let t = build_target(id, fields)?;
+            node.add_target(t.clone())?;
+            println!(
+                "Added {} {} v1 to the draft. Publish it with `poa-node target publish {}`.",
+                node.own_state()?,
+                t.id,
+                t.id
+            );
+        }
+        TargetCmd::List { state, json } => print_targets(&node.target_views(state)?, json)?,
+        TargetCmd::Show { id, state, json } => print_target(&node.target_view(state, &id)?, json)?,
+        TargetCmd::Supersede { id, reason, fields } => {
+            let v = node.supersede_target(&id, |t| {
+                apply_fields(t, fields, reason);
+                Ok(())
+            })?;
+            println!(
+                "Wrote {id} v{v}; v{} is kept, marked superseded. Publish with `poa-node target publish {id}`.",
+                v - 1
+            );
+        }
+        TargetCmd::Publish { id } => {
+            let p = node.publish_target(&id)?;
+            if p.versions.is_empty() && p.progress.is_empty() && !p.withdrawal {
+                println!("{id} is already published as it stands.");
+            } else {
+                let mut parts = Vec::new();
+                if !p.versions.is_empty() {
+                    parts.push(format!(
+                        "version {}",
+                        p.versions
+                            .iter()
+                            .map(|v| v.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                if !p.progress.is_empty() {
+                    parts.push(format!("{} progress report(s)", p.progress.len()));
+                }
+                if p.withdrawal {
+                    parts.push("the withdrawal".into());
+                }
+                println!("Published {id}: {}.", parts.join(", "));
+            }
+        }
+        TargetCmd::Withdraw { id } => {
+            node.withdraw_target(&id, today())?;
+            println!(
+                "Withdrew {id} in the draft. Publish the withdrawal with `poa-node target publish {id}`."
+            );
+        }
+    }
+    Ok(())
+}
+
+fn reference(list: &str, json: bool) -> anyhow::Result<()> {
+    let rows: Vec<(String, String)> = match list {
+        "areas" => Area::ALL
+            .iter()
+            .map(|a| (a.slug().to_string(), a.label().to_string()))
+            .collect(),
+        "mosaic" => MOSAIC_MODULES
+            .iter()
+            .map(|(c, t)| (c.to_string(), t.to_string()))
+            .collect(),
+        _ => CYCLES
+            .iter()
+            .map(|c| {
+                let when = match c.dates {
+                    Some((a, b)) => format!("{a} to {b}"),
+                    None => format!("{} (dates to be set)", c.year),
+                };
+                (c.label.to_string(), format!("{}, {when}", c.name))
+            })
+            .collect(),
+    };
+    if json {
+        print_json(&serde_json::Value::Array(
+            rows.iter()
+                .map(|(k, v)| json!({"code": k, "name": v}))
+                .collect(),
+        ))
+    } else {
+        table(
+            &["CODE", "NAME"],
+            &rows
+                .into_iter()
+                .map(|(a, b)| vec![a, b])
+                .collect::<Vec<_>>(),
+        );
+        Ok(())
+    }
+}
+
+/// Parses a NodeId argument; kept here so every command reports a mistyped id the same way.
+pub fn parse_node_id(s: &str) -> Result<NodeId, String> {
+    s.parse::<NodeId>().map_err(|e| e.to_string())
+}

@@ -1,0 +1,379 @@
+//! The node's home folder: its keys, its configuration and its database.
+//!
+//! ```text
+//! HOME/
+//!   node.key      the node's ed25519 seed (hex), readable only by its owner
+//!   state.key     the State key, on the State's first node only
+//!   config.toml   who this node is and how it runs
+//!   poa.db        the SQLite database
+//! ```
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use poa_protocol::sign::{ACTOR_SUFFIX_LEN, NodeKey};
+use poa_protocol::{BodyCode, BodyKind, Participant, StateCode};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Store, StoreError};
+
+const NODE_KEY: &str = "node.key";
+const STATE_KEY: &str = "state.key";
+const CONFIG: &str = "config.toml";
+const DATABASE: &str = "poa.db";
+
+/// Errors of the home folder.
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The folder holds no node.
+    #[error(
+        "no poa-node in {0}: run `poa-node init --state XAA --name \"...\"` first, or pass --home"
+    )]
+    NotInitialised(PathBuf),
+    /// The folder already holds a node.
+    #[error("{0} already holds a poa-node; choose another --home or remove it first")]
+    AlreadyInitialised(PathBuf),
+    /// A key file is malformed.
+    #[error("{0} is not a poa key file (64 hex characters)")]
+    BadKey(PathBuf),
+    /// The configuration is malformed or invalid.
+    #[error("{path}: {reason}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No per-user data folder and no --home.
+    #[error("cannot find a per-user data folder: pass --home DIR or set POA_HOME")]
+    NoDataDir,
+    /// The operating system gave no randomness.
+    #[error("the operating system gave no randomness: {0}")]
+    Random(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HomeError + '_ {
+    move |source| HomeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The configuration file, as written by `init` and read at every start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// A display name ("XAA Ministry of Interior").
+    pub name: String,
+    /// Whom this node acts for.
+    pub participant: Participant,
+    /// Network settings.
+    #[serde(default)]
+    pub network: NetworkConfig,
+}
+
+/// How the node listens and syncs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// The QUIC address `serve` listens on.
+    pub listen: String,
+    /// Seconds between anti-entropy rounds while serving.
+    pub anti_entropy_secs: u64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            listen: "0.0.0.0:4433".into(),
+            anti_entropy_secs: 60,
+        }
+    }
+}
+
+impl Config {
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("name must not be empty".into());
+        }
+        self.network
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| {
+                format!(
+                    "network.listen '{}' is not an address such as 0.0.0.0:4433",
+                    self.network.listen
+                )
+            })?;
+        if self.network.anti_entropy_secs == 0 {
+            return Err("network.anti_entropy_secs must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Who a new node is: the answers to `init`.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// Display name.
+    pub name: String,
+    /// State or body.
+    pub participant: Participant,
+    /// Whether this node creates the State key (the State's first node does).
+    pub create_state_key: bool,
+}
+
+impl InitOptions {
+    /// A State node that creates the State key.
+    pub fn state(code: StateCode, name: &str) -> Self {
+        InitOptions {
+            name: name.into(),
+            participant: Participant::State { code },
+            create_state_key: true,
+        }
+    }
+
+    /// A body's node.
+    pub fn body(code: BodyCode, kind: BodyKind, name: &str) -> Self {
+        InitOptions {
+            name: name.into(),
+            participant: Participant::Body { code, kind },
+            create_state_key: false,
+        }
+    }
+}
+
+/// An opened home folder.
+#[derive(Debug)]
+pub struct Home {
+    dir: PathBuf,
+    /// The configuration.
+    pub config: Config,
+    /// The node key.
+    pub key: NodeKey,
+    /// The State key, on the State's first node.
+    pub state_key: Option<NodeKey>,
+    /// The suffix of this store's actor ids.
+    pub actor_suffix: [u8; ACTOR_SUFFIX_LEN],
+}
+
+/// Fills a buffer from the operating system's randomness.
+pub fn random<const N: usize>() -> Result<[u8; N], HomeError> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).map_err(|e| HomeError::Random(e.to_string()))?;
+    Ok(buf)
+}
+
+/// The home folder to use: the flag, else `POA_HOME` (clap reads both), else the per-user data
+/// folder.
+pub fn resolve(dir: Option<PathBuf>) -> Result<PathBuf, HomeError> {
+    match dir {
+        Some(d) => Ok(d),
+        None => dirs::data_dir()
+            .map(|d| d.join("poa-node"))
+            .ok_or(HomeError::NoDataDir),
+    }
+}
+
+fn write_key(path: &Path, key: &NodeKey) -> Result<(), HomeError> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(io(path))?;
+    let hex: String = key.seed().iter().map(|b| format!("{b:02x}")).collect();
+    f.write_all(hex.as_bytes()).map_err(io(path))?;
+    f.write_all(b"\n").map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
+fn read_key(path: &Path) -> Result<NodeKey, HomeError> {
+    let text = fs::read_to_string(path).map_err(io(path))?;
+    let text = text.trim();
+    let bad = || HomeError::BadKey(path.to_path_buf());
+    if text.len() != 64 {
+        return Err(bad());
+    }
+    let mut seed = [0u8; 32];
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(NodeKey::from_seed(&seed))
+}
+
+impl Home {
+    /// Creates a node in `dir`: keys, configuration and database. If anything fails, what was
+    /// created is removed again, so a failed init leaves no half-made node behind.
+    pub fn init(dir: &Path, opts: &InitOptions) -> Result<Home, HomeError> {
+        let config = Config {
+            name: opts.name.clone(),
+            participant: opts.participant.clone(),
+            network: NetworkConfig::default(),
+        };
+        config.validate().map_err(|reason| HomeError::Config {
+            path: dir.join(CONFIG),
+            reason,
+        })?;
+        if dir.join(NODE_KEY).exists() || dir.join(CONFIG).exists() {
+            return Err(HomeError::AlreadyInitialised(dir.to_path_buf()));
+        }
+        let existed = dir.exists();
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let result = Self::init_files(dir, opts, &config);
+        if result.is_err() {
+            for f in [NODE_KEY, STATE_KEY, CONFIG, DATABASE] {
+                let _ = fs::remove_file(dir.join(f));
+            }
+            for f in ["poa.db-wal", "poa.db-shm"] {
+                let _ = fs::remove_file(dir.join(f));
+            }
+            if !existed {
+                let _ = fs::remove_dir(dir);
+            }
+        }
+        result
+    }
+
+    fn init_files(dir: &Path, opts: &InitOptions, config: &Config) -> Result<Home, HomeError> {
+        let key = NodeKey::from_seed(&random::<32>()?);
+        write_key(&dir.join(NODE_KEY), &key)?;
+        let state_key = if opts.create_state_key && opts.participant.state().is_some() {
+            let k = NodeKey::from_seed(&random::<32>()?);
+            write_key(&dir.join(STATE_KEY), &k)?;
+            Some(k)
+        } else {
+            None
+        };
+        let store = Store::open(&dir.join(DATABASE))?;
+        let actor_suffix = random::<ACTOR_SUFFIX_LEN>()?;
+        store.set_meta("actor_suffix", &actor_suffix)?;
+        let text = format!(
+            "# poa-node configuration. See config.example.toml in the source for every setting.\n{}",
+            toml::to_string_pretty(config).map_err(|e| HomeError::Config {
+                path: dir.join(CONFIG),
+                reason: e.to_string(),
+            })?
+        );
+        let path = dir.join(CONFIG);
+        fs::write(&path, text).map_err(io(&path))?;
+        Ok(Home {
+            dir: dir.to_path_buf(),
+            config: config.clone(),
+            key,
+            state_key,
+            actor_suffix,
+        })
+    }
+
+    /// Opens an existing node. Environment variables override the file: `POA_LISTEN`.
+    pub fn open(dir: &Path) -> Result<Home, HomeError> {
+        if !dir.join(NODE_KEY).exists() {
+            return Err(HomeError::NotInitialised(dir.to_path_buf()));
+        }
+        let path = dir.join(CONFIG);
+        let text = fs::read_to_string(&path).map_err(io(&path))?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| HomeError::Config {
+            path: path.clone(),
+            reason: e.message().to_string(),
+        })?;
+        if let Ok(listen) = std::env::var("POA_LISTEN") {
+            config.network.listen = listen;
+        }
+        config
+            .validate()
+            .map_err(|reason| HomeError::Config { path, reason })?;
+        let key = read_key(&dir.join(NODE_KEY))?;
+        let state_path = dir.join(STATE_KEY);
+        let state_key = if state_path.exists() {
+            Some(read_key(&state_path)?)
+        } else {
+            None
+        };
+        let store = Store::open(&dir.join(DATABASE))?;
+        let actor_suffix = store
+            .meta("actor_suffix")?
+            .and_then(|v| <[u8; ACTOR_SUFFIX_LEN]>::try_from(v.as_slice()).ok())
+            .ok_or_else(|| HomeError::Config {
+                path: dir.join(DATABASE),
+                reason: "the database has no actor suffix; it was not made by `poa-node init`"
+                    .into(),
+            })?;
+        Ok(Home {
+            dir: dir.to_path_buf(),
+            config,
+            key,
+            state_key,
+            actor_suffix,
+        })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Opens the database.
+    pub fn store(&self) -> Result<Store, StoreError> {
+        Store::open(&self.dir.join(DATABASE))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_then_open_gives_the_same_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("xaa");
+        let opts = InitOptions::state("XAA".parse().unwrap(), "XAA Ministry of Interior");
+        let created = Home::init(&home, &opts).unwrap();
+        let opened = Home::open(&home).unwrap();
+        assert_eq!(created.key.node_id(), opened.key.node_id());
+        assert_eq!(created.actor_suffix, opened.actor_suffix);
+        assert!(opened.state_key.is_some());
+        assert_eq!(opened.config.participant, opts.participant);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(home.join(NODE_KEY))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(matches!(
+            Home::init(&home, &opts),
+            Err(HomeError::AlreadyInitialised(_))
+        ));
+    }
+
+    #[test]
+    fn a_bad_init_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("bad");
+        let opts = InitOptions::state("XAA".parse().unwrap(), "  ");
+        assert!(Home::init(&home, &opts).is_err());
+        assert!(!home.exists());
+        assert!(matches!(
+            Home::open(&home),
+            Err(HomeError::NotInitialised(_))
+        ));
+    }
+}

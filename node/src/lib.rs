@@ -1,0 +1,15 @@
+//! poa-node: a federated sync node for nationally determined small-arms control targets.
+//!
+//! This crate is the part of the system that touches the world: the SQLite store, the home
+//! folder with its keys, the command line, and (in later modules) the QUIC transport, the sync
+//! engine and the HTTP dashboard. Decisions live in `poa-protocol`; this crate carries them out.
+//!
+//! **Architecture invariant:** this is the only crate that opens sockets or files or reads clocks.
+
+pub mod cli;
+pub mod home;
+pub mod node;
+pub mod store;
+
+pub use home::{Home, InitOptions};
+pub use node::{Node, NodeError};

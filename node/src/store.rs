@@ -1,0 +1,724 @@
+//! The node's SQLite database: documents as a compacted snapshot plus signed incremental changes,
+//! the quarantine of rejected changes, and the append-only audit log.
+//!
+//! Every write is one SQLite transaction. A change is reported as written only after its
+//! transaction commits; on any error nothing is written.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use poa_protocol::automerge::{Automerge, Change, ChangeHash};
+use poa_protocol::doc::{DocId, genesis};
+use poa_protocol::rules::{Applied, Author, Incoming, apply_checked, verify_document};
+use poa_protocol::sign::Signature;
+use poa_protocol::{NodeId, rules::Rejection};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+/// Changes kept outside the snapshot before a write folds them in.
+const COMPACT_AFTER: i64 = 64;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A stored document does not load.
+    #[error("document {doc} in the database does not load: {reason}")]
+    Corrupt {
+        /// The document.
+        doc: String,
+        /// Why.
+        reason: String,
+    },
+    /// A stored change fails verification.
+    #[error("document {doc} holds a change that fails verification: {rejection}")]
+    Unverified {
+        /// The document.
+        doc: String,
+        /// The verdict.
+        rejection: Rejection,
+    },
+    /// The database was written by a newer poa-node.
+    #[error(
+        "the database has schema version {found}, newer than this poa-node knows ({known}); upgrade poa-node"
+    )]
+    TooNew {
+        /// In the file.
+        found: i64,
+        /// Known here.
+        known: i64,
+    },
+}
+
+/// Append-only migrations, applied in order by `PRAGMA user_version`. Never edit one that has
+/// landed: add another.
+const MIGRATIONS: &[&str] = &[
+    // 1: documents, signed changes, quarantine, audit.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    ) STRICT;
+    CREATE TABLE docs (
+        id       TEXT PRIMARY KEY,
+        snapshot BLOB,
+        heads    BLOB NOT NULL,
+        updated  INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE changes (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        doc         TEXT NOT NULL REFERENCES docs(id),
+        hash        BLOB NOT NULL,
+        author      BLOB,
+        signature   BLOB,
+        bytes       BLOB NOT NULL,
+        source      BLOB,
+        received    INTEGER NOT NULL,
+        in_snapshot INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (doc, hash)
+    ) STRICT;
+    CREATE INDEX changes_pending ON changes (doc, in_snapshot, seq);
+    CREATE TABLE quarantine (
+        doc       TEXT NOT NULL,
+        hash      BLOB NOT NULL,
+        author    BLOB,
+        signature BLOB,
+        bytes     BLOB NOT NULL,
+        peer      BLOB,
+        reason    TEXT NOT NULL,
+        at        INTEGER NOT NULL,
+        PRIMARY KEY (doc, hash)
+    ) STRICT;
+    CREATE TABLE audit (
+        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+        at     INTEGER NOT NULL,
+        event  TEXT NOT NULL,
+        doc    TEXT,
+        change BLOB,
+        peer   BLOB,
+        detail TEXT NOT NULL
+    ) STRICT;
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    "#,
+];
+
+/// An event of the audit log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditEvent {
+    /// A change was accepted into a document.
+    Accepted,
+    /// A change was refused and quarantined.
+    Rejected,
+}
+
+impl AuditEvent {
+    fn as_str(&self) -> &'static str {
+        match self {
+            AuditEvent::Accepted => "accepted",
+            AuditEvent::Rejected => "rejected",
+        }
+    }
+}
+
+/// A document read from the store, verified.
+#[derive(Debug)]
+pub struct StoredDoc {
+    /// The document.
+    pub doc: Automerge,
+    /// Changes not yet folded into the snapshot.
+    pub pending: i64,
+}
+
+/// Summary of a held document.
+#[derive(Clone, Debug)]
+pub struct DocSummary {
+    /// Its id.
+    pub id: String,
+    /// Its heads.
+    pub heads: Vec<ChangeHash>,
+    /// How many changes it has.
+    pub changes: i64,
+    /// Unix seconds of the last write.
+    pub updated: i64,
+}
+
+/// The database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
+    heads.iter().flat_map(|h| h.0).collect()
+}
+
+fn decode_heads(bytes: &[u8]) -> Vec<ChangeHash> {
+    bytes
+        .chunks_exact(32)
+        .filter_map(|c| <[u8; 32]>::try_from(c).ok().map(ChangeHash))
+        .collect()
+}
+
+fn sig_from_blob(blob: Option<Vec<u8>>) -> Option<Signature> {
+    blob.and_then(|b| <[u8; 64]>::try_from(b.as_slice()).ok())
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let mut store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew {
+                found: version,
+                known,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The schema version.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    /// Reads a value of the meta table.
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Sets a value of the meta table.
+    pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Loads and verifies a document; `None` if this node holds none by that id.
+    pub fn load(&self, doc: &DocId) -> Result<Option<StoredDoc>, StoreError> {
+        load_in(&self.conn, doc)
+    }
+
+    /// The ids of all documents held, sorted.
+    pub fn doc_ids(&self) -> Result<Vec<DocId>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT id FROM docs ORDER BY id")?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ids.iter().filter_map(|s| s.parse().ok()).collect())
+    }
+
+    /// Summaries of all documents held.
+    pub fn summaries(&self) -> Result<Vec<DocSummary>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.id, d.heads, d.updated, (SELECT COUNT(*) FROM changes c WHERE c.doc = d.id)
+             FROM docs d ORDER BY d.id",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(DocSummary {
+                    id: r.get(0)?,
+                    heads: decode_heads(&r.get::<_, Vec<u8>>(1)?),
+                    updated: r.get(2)?,
+                    changes: r.get(3)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Runs `f` in one SQLite transaction: it commits if `f` succeeds, and nothing is written if
+    /// it fails.
+    pub fn transact<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&mut StoreTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let mut stx = StoreTx { tx };
+        let out = f(&mut stx)?;
+        stx.tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
+    /// Audit rows, oldest first, from `since` (unix seconds).
+    pub fn audit(&self, since: i64) -> Result<Vec<AuditRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, at, event, doc, change, peer, detail FROM audit WHERE at >= ?1 ORDER BY seq",
+        )?;
+        let rows = stmt
+            .query_map([since], |r| {
+                Ok(AuditRow {
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    event: r.get(2)?,
+                    doc: r.get(3)?,
+                    change: r.get::<_, Option<Vec<u8>>>(4)?.map(|b| hex(&b)),
+                    peer: r.get::<_, Option<Vec<u8>>>(5)?.and_then(node_id_of),
+                    detail: r.get(6)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The stored signature of every change of a document, by change hash.
+    pub fn signatures(&self, doc: &DocId) -> Result<HashMap<ChangeHash, Signature>, StoreError> {
+        signatures_in(&self.conn, doc)
+    }
+}
+
+/// One line of the audit log.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AuditRow {
+    /// Position in the log.
+    pub seq: i64,
+    /// Unix seconds.
+    pub at: i64,
+    /// accepted, rejected, sent, received...
+    pub event: String,
+    /// The document.
+    pub doc: Option<String>,
+    /// The change hash, hex.
+    pub change: Option<String>,
+    /// The peer involved.
+    pub peer: Option<String>,
+    /// Why, or what.
+    pub detail: String,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn node_id_of(b: Vec<u8>) -> Option<String> {
+    <[u8; 32]>::try_from(b.as_slice())
+        .ok()
+        .map(|k| NodeId(k).to_string())
+}
+
+fn signatures_in(
+    conn: &Connection,
+    doc: &DocId,
+) -> Result<HashMap<ChangeHash, Signature>, StoreError> {
+    let mut stmt = conn.prepare("SELECT hash, signature FROM changes WHERE doc = ?1")?;
+    let rows = stmt.query_map([doc.to_string()], |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
+    })?;
+    let mut out = HashMap::new();
+    for row in rows {
+        let (hash, sig) = row?;
+        if let (Ok(hash), Some(sig)) = (<[u8; 32]>::try_from(hash.as_slice()), sig_from_blob(sig)) {
+            out.insert(ChangeHash(hash), sig);
+        }
+    }
+    Ok(out)
+}
+
+fn load_in(conn: &Connection, doc: &DocId) -> Result<Option<StoredDoc>, StoreError> {
+    let id = doc.to_string();
+    let corrupt = |reason: String| StoreError::Corrupt {
+        doc: id.clone(),
+        reason,
+    };
+    let snapshot: Option<Option<Vec<u8>>> = conn
+        .query_row("SELECT snapshot FROM docs WHERE id = ?1", [&id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(snapshot) = snapshot else {
+        return Ok(None);
+    };
+    let mut am = match snapshot {
+        Some(bytes) => Automerge::load(&bytes).map_err(|e| corrupt(e.to_string()))?,
+        None => Automerge::new(),
+    };
+    let mut stmt = conn
+        .prepare("SELECT bytes, signature, in_snapshot FROM changes WHERE doc = ?1 ORDER BY seq")?;
+    let rows = stmt.query_map([&id], |r| {
+        Ok((
+            r.get::<_, Vec<u8>>(0)?,
+            r.get::<_, Option<Vec<u8>>>(1)?,
+            r.get::<_, bool>(2)?,
+        ))
+    })?;
+    let mut stored = Vec::new();
+    let mut pending = Vec::new();
+    for row in rows {
+        let (bytes, signature, in_snapshot) = row?;
+        let change = Change::from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
+        if !in_snapshot {
+            pending.push(change.clone());
+        }
+        stored.push(Incoming {
+            change,
+            signature: sig_from_blob(signature),
+        });
+    }
+    let pending_count = pending.len() as i64;
+    am.apply_changes(pending)
+        .map_err(|e| corrupt(e.to_string()))?;
+    verify_document(doc, &am, &stored).map_err(|rejection| StoreError::Unverified {
+        doc: id.clone(),
+        rejection,
+    })?;
+    Ok(Some(StoredDoc {
+        doc: am,
+        pending: pending_count,
+    }))
+}
+
+/// A write transaction on the store.
+#[derive(Debug)]
+pub struct StoreTx<'a> {
+    tx: Transaction<'a>,
+}
+
+/// Where a change came from.
+#[derive(Clone, Copy, Debug)]
+pub enum Source {
+    /// Written on this node.
+    Local,
+    /// Received from a peer.
+    Peer(NodeId),
+}
+
+impl Source {
+    fn peer_blob(&self) -> Option<Vec<u8>> {
+        match self {
+            Source::Local => None,
+            Source::Peer(id) => Some(id.0.to_vec()),
+        }
+    }
+}
+
+impl StoreTx<'_> {
+    /// Loads and verifies a document inside this transaction.
+    pub fn load(&self, doc: &DocId) -> Result<Option<StoredDoc>, StoreError> {
+        load_in(&self.tx, doc)
+    }
+
+    /// Loads a document, or creates it from its genesis.
+    pub fn load_or_create(&mut self, doc: &DocId, now: i64) -> Result<StoredDoc, StoreError> {
+        if let Some(d) = self.load(doc)? {
+            return Ok(d);
+        }
+        let am = genesis(doc);
+        self.tx.execute(
+            "INSERT INTO docs (id, snapshot, heads, updated) VALUES (?1, NULL, ?2, ?3)",
+            params![doc.to_string(), encode_heads(&am.get_heads()), now],
+        )?;
+        for change in am.get_changes(&[]) {
+            self.insert_change(doc, &change, Author::Genesis, None, Source::Local, now)?;
+        }
+        Ok(StoredDoc {
+            doc: am,
+            pending: 1,
+        })
+    }
+
+    fn insert_change(
+        &mut self,
+        doc: &DocId,
+        change: &Change,
+        author: Author,
+        signature: Option<&Signature>,
+        source: Source,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let author_blob = match author {
+            Author::Genesis => None,
+            Author::Node(id) => Some(id.0.to_vec()),
+        };
+        self.tx.execute(
+            "INSERT OR IGNORE INTO changes (doc, hash, author, signature, bytes, source, received)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                doc.to_string(),
+                change.hash().0.to_vec(),
+                author_blob,
+                signature.map(|s| s.to_vec()),
+                change.raw_bytes(),
+                source.peer_blob(),
+                now
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Appends a line to the audit log.
+    pub fn audit(
+        &mut self,
+        now: i64,
+        event: &str,
+        doc: Option<&DocId>,
+        change: Option<&ChangeHash>,
+        peer: Option<&NodeId>,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO audit (at, event, doc, change, peer, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                now,
+                event,
+                doc.map(|d| d.to_string()),
+                change.map(|h| h.0.to_vec()),
+                peer.map(|p| p.0.to_vec()),
+                detail
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The hashes of changes of `doc` that were rejected before.
+    pub fn quarantined(&self, doc: &DocId) -> Result<HashSet<ChangeHash>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare("SELECT hash FROM quarantine WHERE doc = ?1")?;
+        let rows = stmt.query_map([doc.to_string()], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = HashSet::new();
+        for row in rows {
+            if let Ok(h) = <[u8; 32]>::try_from(row?.as_slice()) {
+                out.insert(ChangeHash(h));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Passes `incoming` through the gate onto `stored`, and records the outcome: accepted
+    /// changes with their signatures, rejected ones in quarantine, both in the audit log.
+    /// The caller commits the transaction.
+    pub fn apply(
+        &mut self,
+        doc_id: &DocId,
+        stored: &mut StoredDoc,
+        incoming: Vec<Incoming>,
+        source: Source,
+        now: i64,
+    ) -> Result<Applied, StoreError> {
+        let known_bad = self.quarantined(doc_id)?;
+        let by_hash: HashMap<ChangeHash, Incoming> = incoming
+            .iter()
+            .map(|i| (i.change.hash(), i.clone()))
+            .collect();
+        let applied = apply_checked(doc_id, &mut stored.doc, incoming, &known_bad);
+        let peer = match source {
+            Source::Local => None,
+            Source::Peer(p) => Some(p),
+        };
+        for (hash, author) in &applied.accepted {
+            let Some(inc) = by_hash.get(hash) else {
+                continue;
+            };
+            self.insert_change(
+                doc_id,
+                &inc.change,
+                *author,
+                inc.signature.as_ref(),
+                source,
+                now,
+            )?;
+            let who = match author {
+                Author::Genesis => "genesis".to_string(),
+                Author::Node(n) => format!("by node {}", n.short()),
+            };
+            self.audit(
+                now,
+                AuditEvent::Accepted.as_str(),
+                Some(doc_id),
+                Some(hash),
+                peer.as_ref(),
+                &who,
+            )?;
+            stored.pending += 1;
+        }
+        for (hash, rejection) in &applied.rejected {
+            let Some(inc) = by_hash.get(hash) else {
+                continue;
+            };
+            let reason = rejection.to_string();
+            self.tx.execute(
+                "INSERT OR IGNORE INTO quarantine (doc, hash, author, signature, bytes, peer, reason, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    doc_id.to_string(),
+                    hash.0.to_vec(),
+                    poa_protocol::sign::claimed_author(inc.change.actor_id()).map(|a| a.0.to_vec()),
+                    inc.signature.map(|s| s.to_vec()),
+                    inc.change.raw_bytes(),
+                    source.peer_blob(),
+                    reason,
+                    now
+                ],
+            )?;
+            self.audit(
+                now,
+                AuditEvent::Rejected.as_str(),
+                Some(doc_id),
+                Some(hash),
+                peer.as_ref(),
+                &reason,
+            )?;
+        }
+        if !applied.accepted.is_empty() {
+            self.save(doc_id, stored, now)?;
+        }
+        Ok(applied)
+    }
+
+    /// Records a document's new heads, folding changes into the snapshot when enough piled up.
+    fn save(&mut self, doc: &DocId, stored: &mut StoredDoc, now: i64) -> Result<(), StoreError> {
+        let heads = encode_heads(&stored.doc.get_heads());
+        if stored.pending >= COMPACT_AFTER {
+            self.tx.execute(
+                "UPDATE docs SET snapshot = ?2, heads = ?3, updated = ?4 WHERE id = ?1",
+                params![doc.to_string(), stored.doc.save(), heads, now],
+            )?;
+            self.tx.execute(
+                "UPDATE changes SET in_snapshot = 1 WHERE doc = ?1 AND in_snapshot = 0",
+                [doc.to_string()],
+            )?;
+            stored.pending = 0;
+        } else {
+            self.tx.execute(
+                "UPDATE docs SET heads = ?2, updated = ?3 WHERE id = ?1",
+                params![doc.to_string(), heads, now],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poa_protocol::automerge::ReadDoc;
+    use poa_protocol::doc::{put_record, target_key};
+    use poa_protocol::sign::{NodeKey, actor_id, sign_change};
+
+    fn write(
+        store: &mut Store,
+        key: &NodeKey,
+        doc: &DocId,
+        id: &str,
+    ) -> Result<Applied, StoreError> {
+        store.transact(|tx| {
+            let mut stored = tx.load_or_create(doc, 1)?;
+            let mut scratch = stored.doc.clone();
+            scratch.set_actor(actor_id(&key.node_id(), &[9; 8]));
+            let mut t = scratch.transaction();
+            put_record(
+                &mut t,
+                "needs",
+                &target_key(id, 1),
+                &serde_json::json!({"x": 1}),
+            )
+            .map_err(|e| StoreError::Corrupt {
+                doc: doc.to_string(),
+                reason: e.to_string(),
+            })?;
+            let (hash, _) = t.commit();
+            let hash = hash.expect("a change");
+            let change = scratch.get_change_by_hash(&hash).expect("stored");
+            let signature = Some(sign_change(key, doc, &hash));
+            tx.apply(
+                doc,
+                &mut stored,
+                vec![Incoming { change, signature }],
+                Source::Local,
+                1,
+            )
+        })
+    }
+
+    #[test]
+    fn writes_survive_reopen_and_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("poa.db");
+        let key = NodeKey::from_seed(&[5; 32]);
+        let doc: DocId = "state/XAA/draft".parse().unwrap();
+        let mut store = Store::open(&path).unwrap();
+        for i in 0..(COMPACT_AFTER + 5) {
+            let out = write(&mut store, &key, &doc, &format!("R{i}")).unwrap();
+            assert_eq!(out.accepted.len(), 1);
+        }
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        let loaded = store.load(&doc).unwrap().unwrap();
+        assert_eq!(loaded.doc.get_changes(&[]).len() as i64, COMPACT_AFTER + 6);
+        assert!(loaded.pending < COMPACT_AFTER);
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn a_tampered_signature_on_disk_stops_the_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("poa.db");
+        let key = NodeKey::from_seed(&[5; 32]);
+        let doc: DocId = "state/XAA/draft".parse().unwrap();
+        let mut store = Store::open(&path).unwrap();
+        write(&mut store, &key, &doc, "R1").unwrap();
+        store
+            .conn
+            .execute(
+                "UPDATE changes SET signature = zeroblob(64) WHERE author IS NOT NULL",
+                [],
+            )
+            .unwrap();
+        assert!(matches!(
+            store.load(&doc),
+            Err(StoreError::Unverified { .. })
+        ));
+    }
+
+    #[test]
+    fn the_audit_log_is_append_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("poa.db")).unwrap();
+        store
+            .conn
+            .execute(
+                "INSERT INTO audit (at, event, detail) VALUES (1, 'x', 'y')",
+                [],
+            )
+            .unwrap();
+        assert!(store.conn.execute("DELETE FROM audit", []).is_err());
+        assert!(
+            store
+                .conn
+                .execute("UPDATE audit SET detail = 'z'", [])
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! The sans-IO core of poa-node.
+//!
+//! Identities and keys, the domain model, the Automerge document schema, change signatures, the
+//! rule every change passes before it is applied, and (later) wire messages and the stocktake.
+//!
+//! **Architecture invariant:** this crate does no I/O. It opens no sockets or files, reads no
+//! clock and draws no randomness: time, randomness and bytes are arguments, decisions and bytes
+//! are results. A test of this crate needs no runtime and no ports.
+
+pub mod date;
+pub mod doc;
+pub mod id;
+pub mod model;
+pub mod rules;
+pub mod sign;
+pub mod view;
+
+pub use automerge;
+pub use date::Date;
+pub use doc::DocId;
+pub use id::{BodyCode, BodyKind, NodeId, Participant, StateCode};
