@@ -18,6 +18,7 @@ use serde_json::json;
 
 use crate::home::{self, Home, InitOptions};
 use crate::node::{Node, today};
+use crate::sync::{Engine, EngineConfig, serve, sync_round};
 
 /// A federated sync node for nationally determined small-arms control targets.
 #[derive(Debug, Parser)]
@@ -79,6 +80,45 @@ poa-node --home ./un init --body UNODA --kind secretariat --name \"UN Secretaria
     /// Documents held by this node.
     #[command(subcommand)]
     Doc(DocCmd),
+    /// Pinned peers: the only nodes this node talks to.
+    #[command(subcommand)]
+    Peer(PeerCmd),
+    /// Decide who may read one of this node's documents.
+    #[command(after_help = "Examples:\n  \
+poa-node share state/XAA --with <NODEID of the Secretariat> --with <NODEID of XRB>\n  \
+poa-node share offers/XZZ --public\n  \
+poa-node share state/XAA            # list who may read it")]
+    Share {
+        /// The document: state/XAA or offers/XZZ.
+        doc: DocId,
+        /// A NodeId that may read it (repeat).
+        #[arg(long = "with", value_parser = parse_node_id)]
+        with: Vec<NodeId>,
+        /// Everyone this node syncs with may read it.
+        #[arg(long)]
+        public: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the node: listen for pinned peers, keep connections to them, push and repair.
+    #[command(
+        after_help = "Example:\n  poa-node serve --listen 0.0.0.0:4433\n\nStops gracefully on Ctrl-C."
+    )]
+    Serve {
+        /// Address to listen on (default from config.toml, network.listen).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// One sync round with every pinned peer that has an address, then exit.
+    Sync {
+        /// Only this peer.
+        #[arg(long, value_parser = parse_node_id)]
+        peer: Option<NodeId>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// What was accepted and rejected, oldest first. The log is append-only.
     Audit {
         /// Only entries on or after this date (YYYY-MM-DD).
@@ -384,6 +424,39 @@ poa-node offer add --id O1 --title \"Marking training\" --area marking,record-ke
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// Peer commands.
+#[derive(Debug, Subcommand)]
+pub enum PeerCmd {
+    /// Pin a peer's key, with the address where it listens.
+    #[command(after_help = "Examples:\n  \
+poa-node peer add ABCDEFG-HIJKLMN-...@192.0.2.10:4433 --name \"XRB\"\n  \
+poa-node peer add ABCDEFG-HIJKLMN-...@xaa-defence.example:4433 --name \"XAA Defence\" --state XAA\n\n\
+Without @HOST:PORT the peer may connect here but is never dialled.")]
+    Add {
+        /// NODEID@HOST:PORT, or just NODEID.
+        peer: String,
+        /// A display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// The State this peer is a node of (its drafts and published data are shared with it
+        /// as with this State's own nodes).
+        #[arg(long)]
+        state: Option<StateCode>,
+    },
+    /// List pinned peers.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Unpin a peer.
+    Remove {
+        /// Its NodeId.
+        #[arg(value_parser = parse_node_id)]
+        peer: NodeId,
     },
 }
 
@@ -902,6 +975,117 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Reference { list, json } => reference(&list, json)?,
+        Command::Peer(cmd) => peer(cli.home, cmd)?,
+        Command::Share {
+            doc,
+            with,
+            public,
+            json,
+        } => {
+            let mut node = open(cli.home)?;
+            if !with.is_empty() || public {
+                node.share(&doc, &with, public)?;
+            }
+            let readers = node.readers(&doc)?;
+            if json {
+                print_json(&json!({"doc": doc, "readers": readers}))?;
+            } else if readers.is_empty() {
+                println!("{doc} is read only by its own State's nodes.");
+            } else {
+                println!("{doc} may be read by:");
+                let peers = node.store.peers()?;
+                for r in readers {
+                    let name = peers
+                        .iter()
+                        .find(|p| p.node_id.to_string() == r)
+                        .map(|p| format!("  ({})", p.name))
+                        .unwrap_or_default();
+                    if r == poa_protocol::doc::PUBLIC {
+                        println!("  everyone (public)");
+                    } else {
+                        println!("  {r}{name}");
+                    }
+                }
+            }
+        }
+        Command::Serve { listen } => {
+            let node = open(cli.home)?;
+            let listen = match listen {
+                Some(l) => l,
+                None => node.home.config.network.listen.parse()?,
+            };
+            let anti_entropy =
+                std::time::Duration::from_secs(node.home.config.network.anti_entropy_secs);
+            runtime()?.block_on(async move {
+                let engine = Engine::new(
+                    node,
+                    EngineConfig {
+                        anti_entropy,
+                        ..EngineConfig::default()
+                    },
+                )?;
+                let server = serve(engine, listen).await?;
+                println!(
+                    "Serving {} on {} (Ctrl-C to stop)",
+                    server.engine().id(),
+                    server.addr()
+                );
+                tokio::signal::ctrl_c().await?;
+                println!("Stopping...");
+                server.shutdown().await;
+                anyhow::Ok(())
+            })?;
+        }
+        Command::Sync { peer, json } => {
+            let node = open(cli.home)?;
+            let results = runtime()?.block_on(async move {
+                let engine = Engine::new(node, EngineConfig::default())?;
+                anyhow::Ok(sync_round(&engine, peer).await?)
+            })?;
+            let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+            if json {
+                print_json(&serde_json::Value::Array(
+                    results
+                        .iter()
+                        .map(|(p, r)| match r {
+                            Ok(rep) => json!({"peer": p.node_id.to_string(), "name": p.name, "ok": true, "report": rep}),
+                            Err(e) => json!({"peer": p.node_id.to_string(), "name": p.name, "ok": false, "error": e.to_string()}),
+                        })
+                        .collect(),
+                ))?;
+            } else if results.is_empty() {
+                println!(
+                    "No peer with an address to sync with. Pin one with `poa-node peer add NODEID@HOST:PORT`."
+                );
+            } else {
+                for (p, r) in &results {
+                    match r {
+                        Ok(rep) => {
+                            let got: usize = rep.accepted.values().sum();
+                            let sent: usize = rep.sent.values().sum();
+                            println!(
+                                "{}: received {got} change(s), sent {sent}, {} round trip(s), {} B out / {} B in, {} ms",
+                                p.name,
+                                rep.round_trips,
+                                rep.bytes_sent,
+                                rep.bytes_received,
+                                rep.millis
+                            );
+                            for (doc, n) in &rep.accepted {
+                                println!("  {doc}: +{n}");
+                            }
+                            for (doc, (n, why)) in &rep.rejected {
+                                println!("  {doc}: {n} rejected ({why})");
+                            }
+                        }
+                        Err(e) => println!("{}: failed: {e}", p.name),
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} of {} peer(s) could not be synced", results.len());
+            }
+        }
     }
     Ok(())
 }
@@ -961,6 +1145,113 @@ fn target(home: Option<PathBuf>, cmd: TargetCmd) -> anyhow::Result<()> {
             println!(
                 "Withdrew {id} in the draft. Publish the withdrawal with `poa-node target publish {id}`."
             );
+        }
+    }
+    Ok(())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn peer(home: Option<PathBuf>, cmd: PeerCmd) -> anyhow::Result<()> {
+    let mut node = open(home)?;
+    match cmd {
+        PeerCmd::Add { peer, name, state } => {
+            let (id_text, addr) = match peer.split_once('@') {
+                Some((id, addr)) => (id, Some(addr)),
+                None => (peer.as_str(), None),
+            };
+            let id = parse_node_id(id_text).map_err(|e| anyhow::anyhow!(e))?;
+            if id == node.id() {
+                bail!(
+                    "that is this node's own NodeId; pin the other node's (run `poa-node id` there)"
+                );
+            }
+            if let Some(a) = addr {
+                use std::net::ToSocketAddrs;
+                let ok = a
+                    .to_socket_addrs()
+                    .map(|mut i| i.next().is_some())
+                    .unwrap_or(false);
+                if !ok {
+                    bail!("'{a}' is not an address: write HOST:PORT, such as 192.0.2.10:4433");
+                }
+            }
+            let name = name.unwrap_or_else(|| id.short());
+            node.store.add_peer(
+                &id,
+                &name,
+                addr,
+                state.map(|s| s.to_string()).as_deref(),
+                crate::node::now_secs(),
+            )?;
+            println!(
+                "Pinned {name} ({id}){}.",
+                addr.map(|a| format!(" at {a}")).unwrap_or_default()
+            );
+        }
+        PeerCmd::List { json } => {
+            let peers = node.store.peers()?;
+            if json {
+                print_json(&serde_json::Value::Array(
+                    peers
+                        .iter()
+                        .map(|p| {
+                            json!({
+                                "node_id": p.node_id.to_string(),
+                                "name": p.name,
+                                "addr": p.addr,
+                                "state": p.state,
+                                "added": p.added,
+                                "last_seen": p.last_seen,
+                                "last_error": p.last_error,
+                                "invalid_changes": p.invalid_changes,
+                            })
+                        })
+                        .collect(),
+                ))?;
+            } else if peers.is_empty() {
+                println!("No peers. Pin one with `poa-node peer add NODEID@HOST:PORT --name ...`.");
+            } else {
+                let rows: Vec<Vec<String>> = peers
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.name.clone(),
+                            p.node_id.short(),
+                            p.addr.clone().unwrap_or_else(|| "-".into()),
+                            p.state.clone().unwrap_or_else(|| "-".into()),
+                            p.last_seen
+                                .map(|t| Date::from_unix_seconds(t).to_string())
+                                .unwrap_or_else(|| "never".into()),
+                            p.invalid_changes.to_string(),
+                            p.last_error.clone().unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &[
+                        "NAME",
+                        "NODE",
+                        "ADDRESS",
+                        "STATE",
+                        "LAST SEEN",
+                        "INVALID",
+                        "LAST ERROR",
+                    ],
+                    &rows,
+                );
+            }
+        }
+        PeerCmd::Remove { peer } => {
+            if node.store.remove_peer(&peer)? {
+                println!("Unpinned {peer}.");
+            } else {
+                bail!("{peer} is not pinned; see `poa-node peer list`");
+            }
         }
     }
     Ok(())

@@ -10,6 +10,8 @@ pub mod cli;
 pub mod home;
 pub mod node;
 pub mod store;
+pub mod sync;
+pub mod transport;
 
 pub use home::{Home, InitOptions};
 pub use node::{Node, NodeError};

@@ -59,6 +59,12 @@ pub enum NodeError {
     /// The node holds no such document.
     #[error("this node holds no document {0}; see `poa-node doc list`")]
     NoDocument(DocId),
+    /// Drafts are never shared.
+    #[error("{0} is a draft: drafts never leave the State's own nodes; share state/CODE instead")]
+    DraftNotShareable(DocId),
+    /// Only a document's owner shares it.
+    #[error("{0} is not this node's own document: only its owner decides who reads it")]
+    NotOwn(DocId),
     /// The node's own gate refused its own change: a bug or a misconfigured key.
     #[error("the change was refused: {0}")]
     Rejected(Rejection),
@@ -418,6 +424,43 @@ impl Node {
             }
         }
         Ok(out)
+    }
+
+    /// Adds readers to the share list of one of this node's own documents (its State's published
+    /// document or its offers), or makes it public. The list lives in the document, signed, so
+    /// every relay enforces it.
+    pub fn share(&mut self, doc: &DocId, with: &[NodeId], public: bool) -> Result<(), NodeError> {
+        let own = match doc {
+            DocId::State(s) => self.home.config.participant.state() == Some(*s),
+            DocId::Offers(p) => *p == self.home.config.participant.code(),
+            DocId::Draft(_) => return Err(NodeError::DraftNotShareable(doc.clone())),
+            _ => false,
+        };
+        if !own {
+            return Err(NodeError::NotOwn(doc.clone()));
+        }
+        self.write(doc, |tx, _| {
+            for id in with {
+                put_value(tx, "readers", &id.to_string(), &serde_json::json!(true))?;
+            }
+            if public {
+                put_value(
+                    tx,
+                    "readers",
+                    poa_protocol::doc::PUBLIC,
+                    &serde_json::json!(true),
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// The share list of a document this node holds.
+    pub fn readers(&self, doc: &DocId) -> Result<std::collections::BTreeSet<String>, NodeError> {
+        self.store
+            .with_doc(doc, poa_protocol::doc::readers)?
+            .ok_or_else(|| NodeError::NoDocument(doc.clone()))
     }
 
     /// Loads a document this node holds.

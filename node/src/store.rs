@@ -104,6 +104,30 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     "#,
+    // 2: pinned peers, per-peer per-document sync states, what each peer last offered.
+    r#"
+    CREATE TABLE peers (
+        node_id         BLOB PRIMARY KEY,
+        name            TEXT NOT NULL,
+        addr            TEXT,
+        state           TEXT,
+        added           INTEGER NOT NULL,
+        last_seen       INTEGER,
+        last_error      TEXT,
+        invalid_changes INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE TABLE sync_states (
+        peer  BLOB NOT NULL,
+        doc   TEXT NOT NULL,
+        state BLOB NOT NULL,
+        PRIMARY KEY (peer, doc)
+    ) STRICT;
+    CREATE TABLE peer_offers (
+        peer BLOB NOT NULL,
+        doc  TEXT NOT NULL,
+        PRIMARY KEY (peer, doc)
+    ) STRICT;
+    "#,
 ];
 
 /// An event of the audit log.
@@ -146,10 +170,49 @@ pub struct DocSummary {
     pub updated: i64,
 }
 
+/// A verified document kept in memory, valid while the database still records the same heads.
+struct Cached {
+    heads: Vec<u8>,
+    doc: Automerge,
+    pending: i64,
+}
+
+type Cache = std::cell::RefCell<HashMap<String, Cached>>;
+
 /// The database.
-#[derive(Debug)]
 pub struct Store {
     conn: Connection,
+    /// Documents verified once and kept, so a busy node does not re-check every signature on
+    /// every message. An entry is used only while `docs.heads` still matches it, so writes by
+    /// another process (the CLI while `serve` runs) are seen.
+    cache: Cache,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+/// A pinned peer.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Peer {
+    /// Its key.
+    pub node_id: NodeId,
+    /// A display name.
+    pub name: String,
+    /// Where to reach it, if it listens.
+    pub addr: Option<String>,
+    /// The State it was pinned as a node of, if any.
+    pub state: Option<String>,
+    /// Unix seconds when pinned.
+    pub added: i64,
+    /// Unix seconds of the last completed exchange.
+    pub last_seen: Option<i64>,
+    /// The last error talking to it.
+    pub last_error: Option<String>,
+    /// How many changes it sent that were rejected.
+    pub invalid_changes: i64,
 }
 
 fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
@@ -175,7 +238,10 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let mut store = Store { conn };
+        let mut store = Store {
+            conn,
+            cache: Cache::default(),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -225,7 +291,197 @@ impl Store {
 
     /// Loads and verifies a document; `None` if this node holds none by that id.
     pub fn load(&self, doc: &DocId) -> Result<Option<StoredDoc>, StoreError> {
-        load_in(&self.conn, doc)
+        load_cached(&self.conn, &self.cache, doc)
+    }
+
+    /// Runs `f` on a verified document without copying it; `None` if the node holds none.
+    pub fn with_doc<T>(
+        &self,
+        doc: &DocId,
+        f: impl FnOnce(&Automerge) -> T,
+    ) -> Result<Option<T>, StoreError> {
+        if !ensure_cached(&self.conn, &self.cache, doc)? {
+            return Ok(None);
+        }
+        Ok(self.cache.borrow().get(&doc.to_string()).map(|c| f(&c.doc)))
+    }
+
+    /// The heads the database records for a document, without loading it.
+    pub fn heads(&self, doc: &DocId) -> Result<Option<Vec<ChangeHash>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT heads FROM docs WHERE id = ?1",
+                [doc.to_string()],
+                |r| r.get::<_, Vec<u8>>(0),
+            )
+            .optional()?
+            .map(|b| decode_heads(&b)))
+    }
+
+    /// Every document's recorded heads.
+    pub fn all_heads(&self) -> Result<Vec<(DocId, Vec<ChangeHash>)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, heads FROM docs ORDER BY id")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, h)| Some((id.parse().ok()?, decode_heads(&h))))
+            .collect())
+    }
+
+    /// SQLite's data version: changes when another connection commits.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))?)
+    }
+
+    /// Pins a peer, or updates its name, address and State.
+    pub fn add_peer(
+        &self,
+        id: &NodeId,
+        name: &str,
+        addr: Option<&str>,
+        state: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO peers (node_id, name, addr, state, added) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (node_id) DO UPDATE SET name = excluded.name, addr = excluded.addr,
+                 state = excluded.state",
+            params![id.0.to_vec(), name, addr, state, now],
+        )?;
+        Ok(())
+    }
+
+    /// Unpins a peer and forgets what was exchanged with it. Returns whether it was pinned.
+    pub fn remove_peer(&mut self, id: &NodeId) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let key = id.0.to_vec();
+        let n = tx.execute("DELETE FROM peers WHERE node_id = ?1", [&key])?;
+        tx.execute("DELETE FROM sync_states WHERE peer = ?1", [&key])?;
+        tx.execute("DELETE FROM peer_offers WHERE peer = ?1", [&key])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    /// Every pinned peer.
+    pub fn peers(&self) -> Result<Vec<Peer>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT node_id, name, addr, state, added, last_seen, last_error, invalid_changes
+             FROM peers ORDER BY name, node_id",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    Peer {
+                        node_id: NodeId([0; 32]),
+                        name: r.get(1)?,
+                        addr: r.get(2)?,
+                        state: r.get(3)?,
+                        added: r.get(4)?,
+                        last_seen: r.get(5)?,
+                        last_error: r.get(6)?,
+                        invalid_changes: r.get(7)?,
+                    },
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(key, mut p)| {
+                p.node_id = NodeId(<[u8; 32]>::try_from(key.as_slice()).ok()?);
+                Some(p)
+            })
+            .collect())
+    }
+
+    /// Records a completed exchange with a peer, or the error that ended one.
+    pub fn peer_outcome(
+        &self,
+        id: &NodeId,
+        now: i64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        match error {
+            None => self.conn.execute(
+                "UPDATE peers SET last_seen = ?2, last_error = NULL WHERE node_id = ?1",
+                params![id.0.to_vec(), now],
+            )?,
+            Some(e) => self.conn.execute(
+                "UPDATE peers SET last_error = ?2 WHERE node_id = ?1",
+                params![id.0.to_vec(), e],
+            )?,
+        };
+        Ok(())
+    }
+
+    /// Counts changes a peer sent that were rejected.
+    pub fn add_invalid(&self, id: &NodeId, n: usize) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE peers SET invalid_changes = invalid_changes + ?2 WHERE node_id = ?1",
+            params![id.0.to_vec(), n as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The persisted Automerge sync state with a peer for a document.
+    pub fn sync_state(&self, peer: &NodeId, doc: &DocId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT state FROM sync_states WHERE peer = ?1 AND doc = ?2",
+                params![peer.0.to_vec(), doc.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Persists the Automerge sync state with a peer for a document.
+    pub fn set_sync_state(
+        &self,
+        peer: &NodeId,
+        doc: &DocId,
+        state: &[u8],
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO sync_states (peer, doc, state) VALUES (?1, ?2, ?3)
+             ON CONFLICT (peer, doc) DO UPDATE SET state = excluded.state",
+            params![peer.0.to_vec(), doc.to_string(), state],
+        )?;
+        Ok(())
+    }
+
+    /// The documents a peer offered at the last full listing.
+    pub fn peer_offers(&self, peer: &NodeId) -> Result<Vec<DocId>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT doc FROM peer_offers WHERE peer = ?1 ORDER BY doc")?;
+        let rows = stmt
+            .query_map([peer.0.to_vec()], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows.iter().filter_map(|s| s.parse().ok()).collect())
+    }
+
+    /// Replaces the list of documents a peer offers.
+    pub fn set_peer_offers(&mut self, peer: &NodeId, docs: &[DocId]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM peer_offers WHERE peer = ?1", [peer.0.to_vec()])?;
+        for d in docs {
+            tx.execute(
+                "INSERT OR IGNORE INTO peer_offers (peer, doc) VALUES (?1, ?2)",
+                params![peer.0.to_vec(), d.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// The ids of all documents held, sorted.
@@ -266,9 +522,25 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
-        let mut stx = StoreTx { tx };
+        let mut stx = StoreTx {
+            tx,
+            cache: &self.cache,
+            written: Vec::new(),
+        };
         let out = f(&mut stx)?;
-        stx.tx.commit().map_err(StoreError::from)?;
+        let StoreTx { tx, written, .. } = stx;
+        tx.commit().map_err(StoreError::from)?;
+        let mut cache = self.cache.borrow_mut();
+        for (id, heads, doc, pending) in written {
+            cache.insert(
+                id,
+                Cached {
+                    heads,
+                    doc,
+                    pending,
+                },
+            );
+        }
         Ok(out)
     }
 
@@ -346,6 +618,47 @@ fn signatures_in(
     Ok(out)
 }
 
+/// Makes sure the cache holds a fresh, verified copy of `doc`. Returns false if the database
+/// holds no such document.
+fn ensure_cached(conn: &Connection, cache: &Cache, doc: &DocId) -> Result<bool, StoreError> {
+    let id = doc.to_string();
+    let heads: Option<Vec<u8>> = conn
+        .query_row("SELECT heads FROM docs WHERE id = ?1", [&id], |r| r.get(0))
+        .optional()?;
+    let Some(heads) = heads else {
+        return Ok(false);
+    };
+    if cache.borrow().get(&id).is_some_and(|c| c.heads == heads) {
+        return Ok(true);
+    }
+    let Some(loaded) = load_in(conn, doc)? else {
+        return Ok(false);
+    };
+    cache.borrow_mut().insert(
+        id,
+        Cached {
+            heads,
+            doc: loaded.doc,
+            pending: loaded.pending,
+        },
+    );
+    Ok(true)
+}
+
+fn load_cached(
+    conn: &Connection,
+    cache: &Cache,
+    doc: &DocId,
+) -> Result<Option<StoredDoc>, StoreError> {
+    if !ensure_cached(conn, cache, doc)? {
+        return Ok(None);
+    }
+    Ok(cache.borrow().get(&doc.to_string()).map(|c| StoredDoc {
+        doc: c.doc.clone(),
+        pending: c.pending,
+    }))
+}
+
 fn load_in(conn: &Connection, doc: &DocId) -> Result<Option<StoredDoc>, StoreError> {
     let id = doc.to_string();
     let corrupt = |reason: String| StoreError::Corrupt {
@@ -400,9 +713,17 @@ fn load_in(conn: &Connection, doc: &DocId) -> Result<Option<StoredDoc>, StoreErr
 }
 
 /// A write transaction on the store.
-#[derive(Debug)]
 pub struct StoreTx<'a> {
     tx: Transaction<'a>,
+    cache: &'a Cache,
+    /// Documents saved in this transaction, cached once it commits.
+    written: Vec<(String, Vec<u8>, Automerge, i64)>,
+}
+
+impl std::fmt::Debug for StoreTx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreTx").finish_non_exhaustive()
+    }
 }
 
 /// Where a change came from.
@@ -426,7 +747,7 @@ impl Source {
 impl StoreTx<'_> {
     /// Loads and verifies a document inside this transaction.
     pub fn load(&self, doc: &DocId) -> Result<Option<StoredDoc>, StoreError> {
-        load_in(&self.tx, doc)
+        load_cached(&self.tx, self.cache, doc)
     }
 
     /// Loads a document, or creates it from its genesis.
@@ -537,6 +858,13 @@ impl StoreTx<'_> {
             Source::Local => None,
             Source::Peer(p) => Some(p),
         };
+        if !applied.accepted.is_empty() {
+            // A document first received from a peer gets its row here.
+            self.tx.execute(
+                "INSERT OR IGNORE INTO docs (id, snapshot, heads, updated) VALUES (?1, NULL, X'', ?2)",
+                params![doc_id.to_string(), now],
+            )?;
+        }
         for (hash, author) in &applied.accepted {
             let Some(inc) = by_hash.get(hash) else {
                 continue;
@@ -616,6 +944,9 @@ impl StoreTx<'_> {
                 params![doc.to_string(), heads, now],
             )?;
         }
+        self.written.retain(|(id, ..)| *id != doc.to_string());
+        self.written
+            .push((doc.to_string(), heads, stored.doc.clone(), stored.pending));
         Ok(())
     }
 }

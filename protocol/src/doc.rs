@@ -341,6 +341,17 @@ pub fn put_value<T: Transactable>(
     )
 }
 
+/// The NodeIds (text) a document's share list names; `*` stands for everyone.
+pub fn readers(doc: &Automerge) -> std::collections::BTreeSet<String> {
+    match container(doc, "readers") {
+        Ok(obj) => doc.keys(&obj).collect(),
+        Err(_) => Default::default(),
+    }
+}
+
+/// The key of the share list that stands for everyone.
+pub const PUBLIC: &str = "*";
+
 /// The whole document as JSON at `heads` (all heads when `None`).
 pub fn document_json(doc: &Automerge, heads: Option<&[ChangeHash]>) -> Json {
     to_json(&doc.hydrate(heads))

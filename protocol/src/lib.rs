@@ -14,6 +14,7 @@ pub mod model;
 pub mod rules;
 pub mod sign;
 pub mod view;
+pub mod wire;
 
 pub use automerge;
 pub use date::Date;

@@ -226,6 +226,26 @@ pub fn apply_checked(
     out
 }
 
+/// Whether `peer` may read `doc`: a State's own nodes read all its documents, drafts included;
+/// anyone else reads a non-draft document only if its share list names them or is public. The
+/// list lives in the document itself, signed, so relays enforce it exactly as the author would.
+pub fn may_read(
+    doc: &DocId,
+    readers: &std::collections::BTreeSet<String>,
+    peer: &NodeId,
+    peer_state: Option<crate::id::StateCode>,
+) -> bool {
+    let own_states_node = doc.state().is_some() && doc.state() == peer_state;
+    match doc {
+        DocId::Draft(_) => own_states_node,
+        _ => {
+            own_states_node
+                || readers.contains(crate::doc::PUBLIC)
+                || readers.contains(&peer.to_string())
+        }
+    }
+}
+
 /// Whether `doc` holds the change `hash` (applied, not merely queued: we never queue).
 pub fn has_change(doc: &Automerge, hash: &ChangeHash) -> bool {
     doc.get_missing_deps(&[*hash]).is_empty()
@@ -416,6 +436,25 @@ mod tests {
         let mut partial = rows(Some(s1), Some(s2));
         partial.pop();
         assert!(verify_document(&id, &doc, &partial).is_err());
+    }
+
+    #[test]
+    fn read_rules() {
+        let xaa: crate::id::StateCode = "XAA".parse().unwrap();
+        let xab: crate::id::StateCode = "XAB".parse().unwrap();
+        let peer = NodeKey::from_seed(&[8; 32]).node_id();
+        let none = std::collections::BTreeSet::new();
+        let listed: std::collections::BTreeSet<String> = [peer.to_string()].into();
+        let public: std::collections::BTreeSet<String> = ["*".to_string()].into();
+        let draft = DocId::Draft(xaa);
+        let published = DocId::State(xaa);
+        assert!(may_read(&draft, &public, &peer, Some(xaa)));
+        assert!(!may_read(&draft, &public, &peer, Some(xab)));
+        assert!(!may_read(&draft, &listed, &peer, None));
+        assert!(may_read(&published, &none, &peer, Some(xaa)));
+        assert!(!may_read(&published, &none, &peer, Some(xab)));
+        assert!(may_read(&published, &listed, &peer, None));
+        assert!(may_read(&published, &public, &peer, None));
     }
 
     #[test]

@@ -1,0 +1,276 @@
+//! QUIC with mutual TLS between pinned keys.
+//!
+//! Each node's certificate is self-signed with its node key, so completing the TLS handshake
+//! proves possession of the NodeId. There is no certificate authority: a node accepts a peer only
+//! if the peer's key is pinned (`poa-node peer add`), and a client accepts a server only if it
+//! presents exactly the key it dialled. Both refusals happen inside the handshake and are logged.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use poa_protocol::NodeId;
+use poa_protocol::sign::NodeKey;
+use poa_protocol::wire::ALPN;
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
+
+/// The name every node's certificate carries. Identity is the key, not the name.
+const CERT_NAME: &str = "poa-node";
+
+/// Errors setting up the transport.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The certificate could not be made.
+    #[error("certificate: {0}")]
+    Certificate(String),
+    /// TLS configuration failed.
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// QUIC refused a configuration.
+    #[error("QUIC: {0}")]
+    Quic(String),
+}
+
+/// The set of pinned peer keys, shared with the TLS verifier so pins added while serving take
+/// effect for the next handshake.
+pub type Pins = Arc<RwLock<HashSet<NodeId>>>;
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The self-signed certificate and private key of a node key.
+pub fn certificate(
+    key: &NodeKey,
+) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), TransportError> {
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let der = key
+        .signing_key()
+        .to_pkcs8_der()
+        .map_err(|e| TransportError::Certificate(e.to_string()))?;
+    let der_bytes = der.as_bytes().to_vec();
+    let kp = rcgen::KeyPair::try_from(der_bytes.as_slice())
+        .map_err(|e| TransportError::Certificate(e.to_string()))?;
+    let cert = rcgen::CertificateParams::new(vec![CERT_NAME.to_string()])
+        .and_then(|p| p.self_signed(&kp))
+        .map_err(|e| TransportError::Certificate(e.to_string()))?;
+    Ok((
+        cert.der().clone(),
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der_bytes)),
+    ))
+}
+
+/// The NodeId a certificate's key names, if it is an ed25519 certificate.
+pub fn node_id_of(cert: &CertificateDer<'_>) -> Option<NodeId> {
+    const ED25519_SPKI_PREFIX: [u8; 12] = [
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    let parsed = webpki::EndEntityCert::try_from(cert).ok()?;
+    let spki = parsed.subject_public_key_info();
+    let spki = spki.as_ref();
+    if spki.len() != 44 || spki[..12] != ED25519_SPKI_PREFIX {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&spki[12..]);
+    NodeId::from_key_bytes(key).ok()
+}
+
+fn refuse(side: &str, cert: &CertificateDer<'_>, why: &str) -> rustls::Error {
+    let who = node_id_of(cert)
+        .map(|id| id.to_string())
+        .unwrap_or_else(|| "a non-ed25519 key".into());
+    tracing::warn!(key = %who, side, "refused TLS peer: {why}");
+    rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
+}
+
+/// Client side: accept the server only if it presents exactly the key we dialled.
+#[derive(Debug)]
+struct ExpectServer {
+    expected: NodeId,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for ExpectServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match node_id_of(end_entity) {
+            Some(id) if id == self.expected => Ok(ServerCertVerified::assertion()),
+            _ => Err(refuse(
+                "client",
+                end_entity,
+                &format!("server is not the pinned node {}", self.expected),
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not used".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+}
+
+/// Server side: accept a client only if its key is pinned.
+#[derive(Debug)]
+struct PinnedClients {
+    pins: Pins,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for PinnedClients {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let pinned = match (node_id_of(end_entity), self.pins.read()) {
+            (Some(id), Ok(pins)) => pins.contains(&id),
+            _ => false,
+        };
+        if pinned {
+            Ok(ClientCertVerified::assertion())
+        } else {
+            Err(refuse("server", end_entity, "client key is not pinned"))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not used".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+}
+
+fn transport_config() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(Duration::from_secs(5)));
+    if let Ok(idle) = quinn::IdleTimeout::try_from(Duration::from_secs(30)) {
+        t.max_idle_timeout(Some(idle));
+    }
+    Arc::new(t)
+}
+
+/// The client configuration for dialling `expected`.
+pub fn client_config(
+    key: &NodeKey,
+    expected: NodeId,
+) -> Result<quinn::ClientConfig, TransportError> {
+    let provider = provider();
+    let algorithms = provider.signature_verification_algorithms;
+    let (cert, private) = certificate(key)?;
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ExpectServer {
+            expected,
+            algorithms,
+        }))
+        .with_client_auth_cert(vec![cert], private)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let quic = QuicClientConfig::try_from(tls).map_err(|e| TransportError::Quic(e.to_string()))?;
+    let mut cfg = quinn::ClientConfig::new(Arc::new(quic));
+    cfg.transport_config(transport_config());
+    Ok(cfg)
+}
+
+/// A QUIC endpoint that serves pinned peers on `addr` and can dial out.
+pub fn endpoint(
+    addr: SocketAddr,
+    key: &NodeKey,
+    pins: Pins,
+) -> Result<quinn::Endpoint, TransportError> {
+    let provider = provider();
+    let algorithms = provider.signature_verification_algorithms;
+    let (cert, private) = certificate(key)?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(Arc::new(PinnedClients { pins, algorithms }))
+        .with_single_cert(vec![cert], private)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let quic = QuicServerConfig::try_from(tls).map_err(|e| TransportError::Quic(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    server.transport_config(transport_config());
+    quinn::Endpoint::server(server, addr).map_err(|source| TransportError::Bind { addr, source })
+}
+
+/// The NodeId the peer of an established connection proved in its handshake.
+pub fn peer_id(conn: &quinn::Connection) -> Option<NodeId> {
+    let identity = conn.peer_identity()?;
+    let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    certs.first().and_then(node_id_of)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_certificate_names_the_node_key() {
+        let key = NodeKey::from_seed(&[9; 32]);
+        let (cert, _) = certificate(&key).unwrap();
+        assert_eq!(node_id_of(&cert), Some(key.node_id()));
+        assert_eq!(node_id_of(&CertificateDer::from(vec![1, 2, 3])), None);
+    }
+}
