@@ -294,6 +294,7 @@ struct Conn {
     dirty: bool,
     report: SyncReport,
     awaiting: bool,
+    named_by_peer: HashSet<DocId>,
     closing: Option<String>,
 }
 
@@ -317,6 +318,7 @@ impl Conn {
                 ..SyncReport::default()
             },
             awaiting: false,
+            named_by_peer: HashSet::new(),
             closing: None,
         }
     }
@@ -326,7 +328,9 @@ impl Conn {
     fn send(&mut self, engine: &Engine, node: &Node, msg: Message) -> Result<(), SyncError> {
         let docs: Vec<DocId> = msg.docs().into_iter().cloned().collect();
         for doc in &docs {
-            if !engine.can_read(node, &self.peer, doc)? {
+            // Naming back a document the peer named first reveals nothing; content is gated
+            // where sync messages are generated.
+            if !self.named_by_peer.contains(doc) && !engine.can_read(node, &self.peer, doc)? {
                 tracing::error!(peer = %self.peer.short(), doc = %doc, kind = msg.kind(), "refused to send a document the peer may not read");
                 return Ok(());
             }
@@ -500,6 +504,8 @@ impl Conn {
                 self.send(engine, &node, Message::Offers { docs })?;
             }
             Message::Offers { docs } => {
+                self.named_by_peer
+                    .extend(docs.iter().map(|d| d.doc.clone()));
                 drop(node);
                 let mut node = lock(&engine.node);
                 let ids: Vec<DocId> = docs.iter().map(|d| d.doc.clone()).collect();
@@ -543,22 +549,20 @@ impl Conn {
         if self.inflight.contains(doc) {
             return Ok(());
         }
+        let holds_nothing = node.store.heads(doc)?.is_none();
+        if !holds_nothing && !engine.can_read(node, &self.peer, doc)? {
+            return Ok(());
+        }
         if let Some(env) = self.generate(node, doc, None)? {
             self.inflight.insert(doc.clone());
-            // Naming the document back to the peer that offered it reveals nothing.
-            lock(&engine.revealed)
-                .entry(self.peer)
-                .or_default()
-                .insert(doc.clone());
-            let msg = Message::Sync(env);
-            self.sent(&msg);
-            let _ = self.out.send(msg);
+            self.send(engine, node, Message::Sync(env))?;
         }
         Ok(())
     }
 
     fn on_sync(&mut self, engine: &Engine, env: SyncEnvelope) -> Result<(), SyncError> {
         let doc = env.doc.clone();
+        self.named_by_peer.insert(doc.clone());
         let msg = sync::Message::decode(&env.message)
             .map_err(|e| SyncError::Protocol(format!("sync message for {doc}: {e}")))?;
         let changes = wire::message_changes(&msg)?;
@@ -624,7 +628,10 @@ impl Conn {
         node.store.set_sync_state(&peer, &doc, &encoded)?;
         drop(node);
         let node = lock(&engine.node);
-        let reply = if engine.can_read(&node, &peer, &doc)? {
+        // Answer with content only a peer that may read the document. A node that holds
+        // nothing of it may still answer (to ask for it): an empty history carries no changes.
+        let holds_nothing = stored.doc.get_heads().is_empty();
+        let reply = if holds_nothing || engine.can_read(&node, &peer, &doc)? {
             self.generate(&node, &doc, Some(&stored.doc))?
         } else {
             None
@@ -636,10 +643,7 @@ impl Conn {
             }
             None => {
                 self.inflight.remove(&doc);
-                // The peer opened this session; answering it names nothing new.
-                let msg = Message::SyncIdle { doc };
-                self.sent(&msg);
-                let _ = self.out.send(msg);
+                self.send(engine, &node, Message::SyncIdle { doc })?;
             }
         }
         Ok(())
@@ -647,7 +651,7 @@ impl Conn {
 
     /// Once no session is open: finish a listing, and tell the peer if what we offer changed.
     fn after(&mut self, engine: &Engine) -> Result<(), SyncError> {
-        if !self.inflight.is_empty() || self.hello.is_none() {
+        if !self.inflight.is_empty() {
             return Ok(());
         }
         let node = lock(&engine.node);
@@ -758,10 +762,13 @@ async fn drive(
     tick.reset();
     let outcome: Result<(), SyncError> = async {
         {
+            // Hello and the first summary leave together: peers already in sync need no more
+            // than this one flight and its answer.
             let node = lock(&engine.node);
             let hello = engine.hello.clone();
             c.send(&engine, &node, Message::Hello(hello))?;
         }
+        c.after(&engine)?;
         let deadline = tokio::time::sleep(engine.config.round_timeout);
         tokio::pin!(deadline);
         loop {

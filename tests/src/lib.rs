@@ -1,1 +1,124 @@
-//! Test harness.
+//! The test harness: builds federations of real nodes (own SQLite file, own QUIC endpoint on
+//! loopback) in a few lines, and the records of the illustrative data set.
+
+use std::time::Duration;
+
+use poa_node::federation::{Member, wait_until};
+use poa_node::home::InitOptions;
+use poa_node::sync::EngineConfig;
+use poa_protocol::doc::DocId;
+use poa_protocol::model::{Area, Direction, Indicator, IndicatorKind, Target};
+use poa_protocol::{BodyKind, StateCode};
+
+/// How long a test waits for a federation to converge before it fails.
+pub const CONVERGE: Duration = Duration::from_secs(30);
+
+/// An engine configuration for tests: quick polling, and an anti-entropy period long enough
+/// that convergence in a test comes from pushes and rounds, not from repair.
+pub fn config() -> EngineConfig {
+    EngineConfig {
+        anti_entropy: Duration::from_secs(3600),
+        poll: Duration::from_millis(50),
+        round_timeout: Duration::from_secs(60),
+    }
+}
+
+/// A temp folder holding several node homes; dropped at the end of the test.
+#[derive(Debug)]
+pub struct Homes(pub tempfile::TempDir);
+
+impl Homes {
+    /// A new temp folder.
+    pub fn new() -> Homes {
+        Homes(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// Starts a State's node.
+    pub async fn state(&self, label: &str, code: &str) -> Member {
+        let code: StateCode = code.parse().expect("state code");
+        let opts = InitOptions::state(code, &format!("{label} node"));
+        Member::start(label, &self.0.path().join(label), &opts, config())
+            .await
+            .expect("node starts")
+    }
+
+    /// Starts a body's node.
+    pub async fn body(&self, label: &str, code: &str, kind: BodyKind) -> Member {
+        let opts = InitOptions::body(code.parse().expect("body code"), kind, label);
+        Member::start(label, &self.0.path().join(label), &opts, config())
+            .await
+            .expect("node starts")
+    }
+}
+
+impl Default for Homes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Pins two nodes to each other, both with addresses.
+pub fn link(a: &Member, b: &Member, a_state: Option<&str>, b_state: Option<&str>) {
+    let parse = |s: Option<&str>| s.map(|s| s.parse::<StateCode>().expect("state"));
+    a.pin(b, parse(b_state)).expect("pin");
+    b.pin(a, parse(a_state)).expect("pin");
+}
+
+/// The heads a member holds of a document (empty if none).
+pub fn heads(m: &Member, doc: &DocId) -> Vec<String> {
+    m.with_node(|n| {
+        n.store
+            .heads(doc)
+            .expect("heads")
+            .unwrap_or_default()
+            .iter()
+            .map(|h| h.to_string())
+            .collect()
+    })
+}
+
+/// Waits until every member holds `doc` with the same non-empty heads.
+pub async fn converge(members: &[&Member], doc: &DocId) -> Duration {
+    wait_until(CONVERGE, || {
+        let first = heads(members[0], doc);
+        !first.is_empty() && members.iter().all(|m| heads(m, doc) == first)
+    })
+    .await
+    .unwrap_or_else(|| {
+        let all: Vec<_> = members
+            .iter()
+            .map(|m| (m.label.clone(), heads(m, doc)))
+            .collect();
+        panic!("{doc} did not converge: {all:?}")
+    })
+}
+
+/// A quantitative target with the given id and values.
+pub fn target(id: &str, area: Area, title: &str, baseline: f64, value: f64) -> Target {
+    Target {
+        id: id.into(),
+        state: "XAA".parse().expect("code"),
+        version: 1,
+        cycle: "BMS9".parse().expect("cycle"),
+        area,
+        title: title.into(),
+        description: None,
+        indicator: Indicator {
+            kind: IndicatorKind::Quantitative,
+            text: title.into(),
+            unit: Some("percent".into()),
+            direction: Some(Direction::Increase),
+        },
+        baseline: Some(baseline),
+        baseline_year: Some(2023),
+        baseline_source: None,
+        value: Some(value),
+        deadline: "2026-06-30".parse().expect("date"),
+        mosaic: vec![],
+        refs: vec![],
+        sdg: None,
+        conditional_on: vec![],
+        supersedes: None,
+        reason: None,
+    }
+}

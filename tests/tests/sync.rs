@@ -1,0 +1,209 @@
+//! Nodes sync over real QUIC on loopback, each with its own SQLite file.
+
+use poa_node::federation::wait_until;
+use poa_protocol::BodyKind;
+use poa_protocol::doc::DocId;
+use poa_protocol::model::Area;
+use poa_tests::{CONVERGE, Homes, converge, heads, link, target};
+
+fn xaa() -> poa_protocol::StateCode {
+    "XAA".parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_of_a_state_converge_on_targets_added_on_either_side() {
+    let homes = Homes::new();
+    let moi = homes.state("moi", "XAA").await;
+    let mod_ = homes.state("mod", "XAA").await;
+    link(&moi, &mod_, Some("XAA"), Some("XAA"));
+    moi.with_node(|n| n.add_target(target("T1", Area::Marking, "Mark SALW", 40.0, 70.0)))
+        .unwrap();
+    mod_.with_node(|n| n.add_target(target("T9", Area::Stockpile, "Secure depots", 30.0, 60.0)))
+        .unwrap();
+    let draft = DocId::Draft(xaa());
+    converge(&[&moi, &mod_], &draft).await;
+    for m in [&moi, &mod_] {
+        let ids: Vec<String> = m
+            .with_node(|n| n.target_views(None))
+            .unwrap()
+            .iter()
+            .map(|v| v.current().target.id.clone())
+            .collect();
+        assert_eq!(ids, ["T1", "T9"], "{}", m.label);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_document_reaches_a_reader_and_stays_away_from_others() {
+    let homes = Homes::new();
+    let state = homes.state("xaa", "XAA").await;
+    let un = homes.body("un", "UNODA", BodyKind::Secretariat).await;
+    let donor = homes.body("donor", "XZZ", BodyKind::Donor).await;
+    link(&state, &un, Some("XAA"), None);
+    link(&state, &donor, Some("XAA"), None);
+    link(&un, &donor, None, None);
+    let un_id = un.id();
+    state
+        .with_node(|n| {
+            n.add_target(target("T1", Area::Marking, "Mark SALW", 40.0, 70.0))?;
+            n.publish_target("T1")?;
+            n.share(&DocId::State(xaa()), &[un_id], false)
+        })
+        .unwrap();
+    let published = DocId::State(xaa());
+    converge(&[&state, &un], &published).await;
+    // The reader sees the target.
+    let seen = un.with_node(|n| n.target_views(Some(xaa()))).unwrap();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].current().published);
+    // Give the donor every chance: a full round with each of its peers, then check what it was
+    // sent, not only what it stored.
+    let engine = donor.engine().clone();
+    let rounds = poa_node::sync::sync_round(&engine, None).await.unwrap();
+    assert!(rounds.iter().all(|(_, r)| r.is_ok()), "{rounds:?}");
+    assert!(heads(&donor, &published).is_empty());
+    for sender in [&state, &un] {
+        let revealed = sender.engine().revealed_to(&donor.id());
+        assert!(
+            !revealed.contains(&published) && !revealed.contains(&DocId::Draft(xaa())),
+            "{} named {revealed:?} to the donor",
+            sender.label
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_in_a_line_relay_from_end_to_end() {
+    let homes = Homes::new();
+    let a = homes.state("a", "XAA").await;
+    let b = homes.body("b", "XRB", BodyKind::Regional).await;
+    let c = homes.body("c", "XRC", BodyKind::Regional).await;
+    let d = homes.body("d", "XRD", BodyKind::Regional).await;
+    let e = homes.body("e", "UNODA", BodyKind::Secretariat).await;
+    link(&a, &b, Some("XAA"), None);
+    link(&b, &c, None, None);
+    link(&c, &d, None, None);
+    link(&d, &e, None, None);
+    let readers = [b.id(), c.id(), d.id(), e.id()];
+    a.with_node(|n| {
+        n.add_target(target("T1", Area::Marking, "Mark SALW", 40.0, 70.0))?;
+        n.publish_target("T1")?;
+        n.share(&DocId::State(xaa()), &readers, false)
+    })
+    .unwrap();
+    let doc = DocId::State(xaa());
+    converge(&[&a, &b, &c, &d, &e], &doc).await;
+    // A later change from A reaches E through three relays, authorship intact.
+    a.with_node(|n| {
+        n.add_progress(poa_protocol::model::Progress {
+            id: String::new(),
+            target: "T1".into(),
+            target_version: 0,
+            as_of: "2025-12-31".parse().unwrap(),
+            value: Some(55.0),
+            assessment: None,
+            note: None,
+            challenges: None,
+            evidence: None,
+            source: None,
+            assistance_received: None,
+        })?;
+        n.publish_target("T1")
+    })
+    .unwrap();
+    converge(&[&a, &b, &c, &d, &e], &doc).await;
+    let at_e = e.with_node(|n| n.target_view(Some(xaa()), "T1")).unwrap();
+    assert_eq!(at_e.progress.len(), 1);
+    assert_eq!(at_e.progress[0].0.value, Some(55.0));
+    // Every change E holds verifies against its author's key: E's store reloads it from disk.
+    let dir = e.stop().await;
+    let reopened = poa_node::Node::open(&dir).unwrap();
+    assert!(reopened.document(&doc).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_node_catches_up_and_a_restart_resends_nothing() {
+    let homes = Homes::new();
+    let moi = homes.state("moi", "XAA").await;
+    let mod_ = homes.state("mod", "XAA").await;
+    link(&moi, &mod_, Some("XAA"), Some("XAA"));
+    moi.with_node(|n| n.add_target(target("T1", Area::Marking, "Mark SALW", 40.0, 70.0)))
+        .unwrap();
+    let draft = DocId::Draft(xaa());
+    converge(&[&moi, &mod_], &draft).await;
+
+    // MoD goes offline; MoI keeps working.
+    let mod_dir = mod_.stop().await;
+    for i in 2..6 {
+        moi.with_node(|n| {
+            n.add_target(target(&format!("T{i}"), Area::Marking, "More", 40.0, 70.0))
+        })
+        .unwrap();
+    }
+    // MoD comes back on a new port: it dials MoI (whose address it has pinned) and catches up.
+    let node = poa_node::Node::open(&mod_dir).unwrap();
+    let mod_ = poa_node::federation::Member::start_existing("mod", node, poa_tests::config())
+        .await
+        .unwrap();
+    converge(&[&moi, &mod_], &draft).await;
+    let n = mod_.with_node(|n| n.target_views(None)).unwrap().len();
+    assert_eq!(n, 5);
+
+    // After a restart of both, a one-shot round sends no changes either way: the sync states
+    // survived on disk.
+    let moi_dir = moi.stop().await;
+    let mod_dir = mod_.stop().await;
+    let moi = poa_node::federation::Member::start_existing(
+        "moi",
+        poa_node::Node::open(&moi_dir).unwrap(),
+        poa_tests::config(),
+    )
+    .await
+    .unwrap();
+    // Point MoD's pin at MoI's new address, then run one round from MoD.
+    let node = poa_node::Node::open(&mod_dir).unwrap();
+    node.store
+        .add_peer(
+            &moi.id(),
+            "moi",
+            Some(&moi.addr().to_string()),
+            Some("XAA"),
+            0,
+        )
+        .unwrap();
+    let engine = poa_node::sync::Engine::new(node, poa_tests::config()).unwrap();
+    let rounds = poa_node::sync::sync_round(&engine, Some(moi.id()))
+        .await
+        .unwrap();
+    let report = rounds[0].1.as_ref().unwrap();
+    assert!(report.accepted.is_empty(), "{report:?}");
+    assert!(report.sent.is_empty(), "{report:?}");
+    assert_eq!(report.round_trips, 1, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpinned_node_cannot_connect_or_read() {
+    let homes = Homes::new();
+    let state = homes.state("xaa", "XAA").await;
+    let stranger = homes.body("stranger", "XZZ", BodyKind::Donor).await;
+    // The stranger pins XAA, but XAA has not pinned the stranger.
+    stranger.pin(&state, None).unwrap();
+    state
+        .with_node(|n| {
+            n.add_target(target("T1", Area::Marking, "Mark SALW", 40.0, 70.0))?;
+            n.publish_target("T1")?;
+            n.share(&DocId::State(xaa()), &[], true)
+        })
+        .unwrap();
+    let engine = stranger.engine().clone();
+    let rounds = poa_node::sync::sync_round(&engine, None).await.unwrap();
+    assert_eq!(rounds.len(), 1);
+    assert!(rounds[0].1.is_err(), "an unpinned node completed a round");
+    assert!(heads(&stranger, &DocId::State(xaa())).is_empty());
+    assert!(state.engine().revealed_to(&stranger.id()).is_empty());
+    let waited = wait_until(CONVERGE, || {
+        stranger.with_node(|n| n.store.peers().unwrap()[0].last_error.is_some())
+    })
+    .await;
+    assert!(waited.is_some(), "the refusal was not recorded");
+}
