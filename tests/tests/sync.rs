@@ -1,5 +1,7 @@
 //! Nodes sync over real QUIC on loopback, each with its own SQLite file.
 
+#![allow(clippy::unwrap_used)]
+
 use poa_node::federation::wait_until;
 use poa_protocol::BodyKind;
 use poa_protocol::doc::DocId;
