@@ -137,6 +137,22 @@ poa-node share state/XAA            # list who may read it")]
         #[arg(long)]
         json: bool,
     },
+    /// Run a demo federation on this machine and show what reaches whom.
+    ///
+    /// Six real nodes, each with its own key, SQLite file and QUIC endpoint on loopback: States
+    /// XAA, XAB and XAC, regional body XRB, donor XZZ and the UN Secretariat. The States enter
+    /// the illustrative data set and share it with XRB and the Secretariat; the demo prints when
+    /// each document reached each node, checks that nothing reached a node it was not shared
+    /// with, and shows what the Secretariat holds.
+    #[command(after_help = "Examples:\n  \
+poa-node demo\n  \
+poa-node demo --keep ./demo\n  \
+poa-node --home ./demo/secretariat target list --state XAB")]
+    Demo {
+        /// Keep the nodes' homes in DIR (new or empty) to inspect them with the CLI afterwards.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
 }
 
 /// Arguments of `init`.
@@ -937,10 +953,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let node = open(cli.home)?;
             let am = node.document(&doc)?;
             let bytes = am.save();
-            // Write beside the target and rename, so a failure never leaves half a file.
-            let tmp = out.with_extension("partial");
-            std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
-            std::fs::rename(&tmp, &out).with_context(|| format!("writing {}", out.display()))?;
+            // Write a temporary file beside the target and rename it, so a failure never leaves
+            // half a file, nor touches any other file.
+            let dir = match out.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let mut tmp = tempfile::NamedTempFile::new_in(&dir)
+                .with_context(|| format!("cannot write in {}", dir.display()))?;
+            std::io::Write::write_all(&mut tmp, &bytes)
+                .with_context(|| format!("writing {}", out.display()))?;
+            tmp.persist(&out)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {}", out.display(), e.error))?;
             println!("Wrote {doc} ({} bytes) to {}", bytes.len(), out.display());
         }
         Command::Audit { since, json } => {
@@ -975,6 +999,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Reference { list, json } => reference(&list, json)?,
+        Command::Demo { keep } => runtime()?.block_on(crate::demo::run(keep))?,
         Command::Peer(cmd) => peer(cli.home, cmd)?,
         Command::Share {
             doc,

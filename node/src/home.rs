@@ -27,12 +27,12 @@ const DATABASE: &str = "poa.db";
 #[derive(Debug, thiserror::Error)]
 pub enum HomeError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, not a separate source, so it is said once).
+        cause: std::io::Error,
     },
     /// The folder holds no node.
     #[error(
@@ -65,9 +65,9 @@ pub enum HomeError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HomeError + '_ {
-    move |source| HomeError::Io {
+    move |cause| HomeError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 
@@ -263,6 +263,14 @@ impl Home {
         let store = Store::open(&dir.join(DATABASE))?;
         let actor_suffix = random::<ACTOR_SUFFIX_LEN>()?;
         store.set_meta("actor_suffix", &actor_suffix)?;
+        if let (Some(k), Some(state)) = (&state_key, opts.participant.state()) {
+            store.learn_state_key(
+                &state,
+                &k.node_id(),
+                "this node holds the State key",
+                crate::node::now_secs(),
+            )?;
+        }
         let text = format!(
             "# poa-node configuration. See config.example.toml in the source for every setting.\n{}",
             toml::to_string_pretty(config).map_err(|e| HomeError::Config {
@@ -306,6 +314,16 @@ impl Home {
             None
         };
         let store = Store::open(&dir.join(DATABASE))?;
+        if let (Some(k), Some(state)) = (&state_key, config.participant.state()) {
+            // Idempotent; a conflict here means state.key was swapped under the database, and
+            // every write will say so.
+            store.learn_state_key(
+                &state,
+                &k.node_id(),
+                "this node holds the State key",
+                crate::node::now_secs(),
+            )?;
+        }
         let actor_suffix = store
             .meta("actor_suffix")?
             .and_then(|v| <[u8; ACTOR_SUFFIX_LEN]>::try_from(v.as_slice()).ok())

@@ -15,10 +15,19 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            // One line: what is wrong, and where to look.
+            // One line: what is wrong (clap spreads it over several, naming the missing
+            // arguments or the possible values on their own lines), and where to look.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("{first} (see --help)");
+            let parts: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| {
+                    !l.is_empty()
+                        && !l.starts_with("For more information")
+                        && !l.starts_with("Usage:")
+                })
+                .collect();
+            eprintln!("{} (see --help)", parts.join(" "));
             return ExitCode::from(2);
         }
     };

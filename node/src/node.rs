@@ -2,6 +2,7 @@
 //! behind listings. Each write is one signed Automerge change in one document, passed through
 //! the same gate as a change from a peer, and committed in one SQLite transaction.
 
+use poa_protocol::authority::{Grant, GrantKind, Scope, SignedGrant};
 use poa_protocol::automerge::transaction::{CommitOptions, Transaction};
 use poa_protocol::automerge::{Automerge, ChangeHash, ReadDoc};
 use poa_protocol::doc::{
@@ -14,7 +15,7 @@ use poa_protocol::view::{TargetView, target_view, target_views};
 use poa_protocol::{Date, NodeId, Participant, StateCode};
 
 use crate::home::{Home, HomeError};
-use crate::store::{Source, Store, StoreError};
+use crate::store::{Source, Store, StoreError, StoreTx, StoredDoc};
 
 /// Errors of a node operation, each worded for the person who asked for it.
 #[derive(Debug, thiserror::Error)]
@@ -65,9 +66,17 @@ pub enum NodeError {
     /// Only a document's owner shares it.
     #[error("{0} is not this node's own document: only its owner decides who reads it")]
     NotOwn(DocId),
+    /// Only the State key's holder signs grants.
+    #[error(
+        "this node does not hold {0}'s State key (state.key): run this on the State's first node"
+    )]
+    NoStateKey(StateCode),
+    /// Revoking a node that holds no delegation.
+    #[error("{0} holds no delegation from this State; see `poa-node delegations`")]
+    NotDelegated(NodeId),
     /// The node's own gate refused its own change: a bug or a misconfigured key.
     #[error("the change was refused: {0}")]
-    Rejected(Rejection),
+    Rejected(Box<Rejection>),
 }
 
 /// What `publish` did.
@@ -88,6 +97,91 @@ pub struct Node {
     pub home: Home,
     /// The database.
     pub store: Store,
+}
+
+/// Makes one signed change to `doc_id` inside an open store transaction (see [`Node::write`]).
+///
+/// Two bootstrapping steps happen here, each as its own earlier change so the data change can
+/// rely on it in its causal past: the holder of the State key delegates itself before its first
+/// write to a State document, and the first writer of any other document claims it.
+fn write_in<T>(
+    tx: &mut StoreTx<'_>,
+    home: &Home,
+    doc_id: &DocId,
+    now: i64,
+    f: impl FnOnce(&mut Transaction<'_>, &Automerge) -> Result<T, NodeError>,
+) -> Result<(T, Option<ChangeHash>), NodeError> {
+    let me = home.key.node_id();
+    let mut stored = tx.load_or_create(doc_id, now)?;
+    let before = poa_protocol::doc::document_json(&stored.doc, None);
+    let own_state = home.config.participant.state();
+    if let (Some(state_key), Some(state)) = (&home.state_key, doc_id.state())
+        && Some(state) == own_state
+        && before["delegations"].get(me.to_string()).is_none()
+    {
+        let grant = SignedGrant::sign(
+            state_key,
+            Grant {
+                kind: GrantKind::Delegation,
+                state,
+                node: me,
+                scope: Some(Scope::ALL),
+                expires: None,
+                issued: Date::from_unix_seconds(now),
+                state_key: state_key.node_id(),
+            },
+        );
+        let text = serde_json::Value::String(grant.to_text());
+        commit_one(tx, home, doc_id, &mut stored, now, |t, _| {
+            put_value(t, "delegations", &me.to_string(), &text)?;
+            Ok(())
+        })?;
+    }
+    let claim =
+        doc_id.state().is_none() && before["owner"].as_object().is_none_or(|o| o.is_empty());
+    commit_one(tx, home, doc_id, &mut stored, now, |t, before| {
+        if claim {
+            put_value(t, "owner", &me.to_string(), &serde_json::json!(true))?;
+        }
+        f(t, before)
+    })
+}
+
+/// Makes one change on `stored`, signs it and passes it through the gate.
+fn commit_one<T>(
+    tx: &mut StoreTx<'_>,
+    home: &Home,
+    doc_id: &DocId,
+    stored: &mut StoredDoc,
+    now: i64,
+    f: impl FnOnce(&mut Transaction<'_>, &Automerge) -> Result<T, NodeError>,
+) -> Result<(T, Option<ChangeHash>), NodeError> {
+    let mut scratch = stored.doc.clone();
+    scratch.set_actor(actor_id(&home.key.node_id(), &home.actor_suffix));
+    let mut am_tx = scratch.transaction();
+    let out = f(&mut am_tx, &stored.doc)?;
+    let (hash, _) = am_tx.commit_with(CommitOptions::default().with_time(now));
+    let Some(hash) = hash else {
+        return Ok((out, None));
+    };
+    let change = scratch
+        .get_change_by_hash(&hash)
+        .ok_or_else(|| StoreError::Corrupt {
+            doc: doc_id.to_string(),
+            reason: "a change just made is missing".into(),
+        })?;
+    let signature = Some(sign_change(&home.key, doc_id, &hash));
+    let applied = tx.apply(
+        doc_id,
+        stored,
+        vec![Incoming { change, signature }],
+        Source::Local,
+        now,
+    )?;
+    if let Some((_, r)) = applied.rejected.into_iter().next() {
+        return Err(NodeError::Rejected(Box::new(r)));
+    }
+    Ok((out, Some(hash)))
 }
 
 /// Seconds since the Unix epoch, from the system clock.
@@ -140,37 +234,103 @@ impl Node {
         f: impl FnOnce(&mut Transaction<'_>, &Automerge) -> Result<T, NodeError>,
     ) -> Result<(T, Option<ChangeHash>), NodeError> {
         let Node { home, store } = self;
+        store.transact(|tx| write_in(tx, home, doc_id, now_secs(), f))
+    }
+
+    /// Signs a delegation with the State key, letting `node` write this State's documents
+    /// within `scope` until `expires`. Stored in the published document and the draft, in one
+    /// transaction.
+    pub fn delegate(
+        &mut self,
+        node: NodeId,
+        scope: Scope,
+        expires: Option<Date>,
+    ) -> Result<SignedGrant, NodeError> {
+        self.grant(node, GrantKind::Delegation, Some(scope), expires)
+    }
+
+    /// Signs a revocation with the State key: `node`'s changes made after it saw the revocation
+    /// are refused everywhere; its earlier changes stand.
+    pub fn revoke(&mut self, node: NodeId) -> Result<SignedGrant, NodeError> {
+        let state = self.own_state()?;
+        let known = self
+            .grants(state)?
+            .iter()
+            .any(|(g, _)| g.kind == GrantKind::Delegation && g.node == node);
+        if !known {
+            return Err(NodeError::NotDelegated(node));
+        }
+        self.grant(node, GrantKind::Revocation, None, None)
+    }
+
+    fn grant(
+        &mut self,
+        node: NodeId,
+        kind: GrantKind,
+        scope: Option<Scope>,
+        expires: Option<Date>,
+    ) -> Result<SignedGrant, NodeError> {
+        let state = self.own_state()?;
+        let Some(state_key) = self.home.state_key.as_ref() else {
+            return Err(NodeError::NoStateKey(state));
+        };
+        let signed = SignedGrant::sign(
+            state_key,
+            Grant {
+                kind,
+                state,
+                node,
+                scope,
+                expires,
+                issued: today(),
+                state_key: state_key.node_id(),
+            },
+        );
+        let container = match kind {
+            GrantKind::Delegation => "delegations",
+            GrantKind::Revocation => "revocations",
+        };
+        let text = serde_json::Value::String(signed.to_text());
+        let Node { home, store } = self;
         let now = now_secs();
-        let actor = actor_id(&home.key.node_id(), &home.actor_suffix);
         store.transact(|tx| {
-            let mut stored = tx.load_or_create(doc_id, now)?;
-            let mut scratch = stored.doc.clone();
-            scratch.set_actor(actor);
-            let mut am_tx = scratch.transaction();
-            let out = f(&mut am_tx, &stored.doc)?;
-            let (hash, _) = am_tx.commit_with(CommitOptions::default().with_time(now));
-            let Some(hash) = hash else {
-                return Ok((out, None));
-            };
-            let change = scratch
-                .get_change_by_hash(&hash)
-                .ok_or_else(|| StoreError::Corrupt {
-                    doc: doc_id.to_string(),
-                    reason: "a change just made is missing".into(),
+            for doc in [DocId::State(state), DocId::Draft(state)] {
+                write_in(tx, home, &doc, now, |t, before| {
+                    if poa_protocol::doc::document_json(before, None)[container]
+                        .get(node.to_string())
+                        .is_some()
+                    {
+                        return Err(NodeError::Exists(format!("{container}/{node}")));
+                    }
+                    put_value(t, container, &node.to_string(), &text)?;
+                    Ok(())
                 })?;
-            let signature = Some(sign_change(&home.key, doc_id, &hash));
-            let applied = tx.apply(
-                doc_id,
-                &mut stored,
-                vec![Incoming { change, signature }],
-                Source::Local,
-                now,
-            )?;
-            if let Some((_, r)) = applied.rejected.into_iter().next() {
-                return Err(NodeError::Rejected(r));
             }
-            Ok((out, Some(hash)))
-        })
+            Ok::<_, NodeError>(())
+        })?;
+        Ok(signed)
+    }
+
+    /// The grants (delegations and revocations) in a State's published document, each with
+    /// whether it verifies against the trusted State key.
+    pub fn grants(&self, state: StateCode) -> Result<Vec<(Grant, bool)>, NodeError> {
+        let trusted = self.store.trust().state_key(&state).copied();
+        let json = match self.store.load(&DocId::State(state))? {
+            Some(d) => poa_protocol::doc::document_json(&d.doc, None),
+            None => return Ok(Vec::new()),
+        };
+        let mut out = Vec::new();
+        for container in ["delegations", "revocations"] {
+            if let Some(map) = json[container].as_object() {
+                for v in map.values() {
+                    if let Some(g) = v.as_str().and_then(|t| SignedGrant::parse(t).ok()) {
+                        let ok = Some(g.grant.state_key) == trusted;
+                        out.push((g.grant, ok));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Reads a State document (draft or published); empty if the node holds none.

@@ -7,11 +7,12 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+use poa_protocol::authority::Trust;
 use poa_protocol::automerge::{Automerge, Change, ChangeHash};
 use poa_protocol::doc::{DocId, genesis};
 use poa_protocol::rules::{Applied, Author, Incoming, apply_checked, verify_document};
 use poa_protocol::sign::Signature;
-use poa_protocol::{NodeId, rules::Rejection};
+use poa_protocol::{NodeId, StateCode, rules::Rejection};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 /// Changes kept outside the snapshot before a write folds them in.
@@ -36,8 +37,8 @@ pub enum StoreError {
     Unverified {
         /// The document.
         doc: String,
-        /// The verdict.
-        rejection: Rejection,
+        /// The verdict (boxed: it is large and rare).
+        rejection: Box<Rejection>,
     },
     /// The database was written by a newer poa-node.
     #[error(
@@ -128,7 +129,32 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (peer, doc)
     ) STRICT;
     "#,
+    // 3: the State keys this node trusts, and how it learnt each.
+    r#"
+    CREATE TABLE state_keys (
+        state   TEXT PRIMARY KEY,
+        key     BLOB NOT NULL,
+        source  TEXT NOT NULL,
+        learned INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
+
+/// What learning a State key did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Learned {
+    /// The key is now trusted for the State.
+    New,
+    /// The same key was already trusted.
+    Known,
+    /// Another key is trusted for the State: the new claim is refused.
+    Conflict {
+        /// The key already trusted.
+        trusted: NodeId,
+        /// How it was learnt.
+        source: String,
+    },
+}
 
 /// An event of the audit log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,6 +212,8 @@ pub struct Store {
     /// every message. An entry is used only while `docs.heads` still matches it, so writes by
     /// another process (the CLI while `serve` runs) are seen.
     cache: Cache,
+    /// The State keys this node trusts, mirrored from `state_keys`.
+    trust: std::cell::RefCell<Trust>,
 }
 
 impl std::fmt::Debug for Store {
@@ -241,8 +269,10 @@ impl Store {
         let mut store = Store {
             conn,
             cache: Cache::default(),
+            trust: Default::default(),
         };
         store.migrate()?;
+        store.reload_trust()?;
         Ok(store)
     }
 
@@ -291,7 +321,102 @@ impl Store {
 
     /// Loads and verifies a document; `None` if this node holds none by that id.
     pub fn load(&self, doc: &DocId) -> Result<Option<StoredDoc>, StoreError> {
-        load_cached(&self.conn, &self.cache, doc)
+        load_cached(&self.conn, &self.cache, &self.trust.borrow(), doc)
+    }
+
+    fn reload_trust(&self) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare("SELECT state, key FROM state_keys")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut trust = Trust::default();
+        for (state, key) in rows {
+            if let (Ok(state), Ok(key)) = (state.parse(), <[u8; 32]>::try_from(key.as_slice())) {
+                trust.state_keys.insert(state, NodeId(key));
+            }
+        }
+        *self.trust.borrow_mut() = trust;
+        Ok(())
+    }
+
+    /// The State keys this node trusts.
+    pub fn trust(&self) -> Trust {
+        self.trust.borrow().clone()
+    }
+
+    /// Every trusted State key with how it was learnt.
+    pub fn state_keys(&self) -> Result<Vec<(String, NodeId, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT state, key, source FROM state_keys ORDER BY state")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(s, k, src)| {
+                Some((s, NodeId(<[u8; 32]>::try_from(k.as_slice()).ok()?), src))
+            })
+            .collect())
+    }
+
+    /// Trusts `key` for `state`, unless another key is already trusted for it: the first key
+    /// learnt for a State wins, and a different one later is a conflict to report, loudly.
+    pub fn learn_state_key(
+        &self,
+        state: &StateCode,
+        key: &NodeId,
+        source: &str,
+        now: i64,
+    ) -> Result<Learned, StoreError> {
+        let existing: Option<(Vec<u8>, String)> = self
+            .conn
+            .query_row(
+                "SELECT key, source FROM state_keys WHERE state = ?1",
+                [state.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match existing {
+            Some((k, _)) if k == key.0 => Ok(Learned::Known),
+            Some((k, source)) => Ok(Learned::Conflict {
+                trusted: NodeId(<[u8; 32]>::try_from(k.as_slice()).unwrap_or([0; 32])),
+                source,
+            }),
+            None => {
+                self.conn.execute(
+                    "INSERT INTO state_keys (state, key, source, learned) VALUES (?1, ?2, ?3, ?4)",
+                    params![state.to_string(), key.0.to_vec(), source, now],
+                )?;
+                self.reload_trust()?;
+                Ok(Learned::New)
+            }
+        }
+    }
+
+    /// Appends a line to the audit log outside any document write (trust decisions, conflicts,
+    /// what was sent and received).
+    pub fn audit_event(
+        &self,
+        now: i64,
+        event: &str,
+        doc: Option<&DocId>,
+        peer: Option<&NodeId>,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO audit (at, event, doc, change, peer, detail) VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
+            params![now, event, doc.map(|d| d.to_string()), peer.map(|p| p.0.to_vec()), detail],
+        )?;
+        Ok(())
     }
 
     /// Runs `f` on a verified document without copying it; `None` if the node holds none.
@@ -300,7 +425,7 @@ impl Store {
         doc: &DocId,
         f: impl FnOnce(&Automerge) -> T,
     ) -> Result<Option<T>, StoreError> {
-        if !ensure_cached(&self.conn, &self.cache, doc)? {
+        if !ensure_cached(&self.conn, &self.cache, &self.trust.borrow(), doc)? {
             return Ok(None);
         }
         Ok(self.cache.borrow().get(&doc.to_string()).map(|c| f(&c.doc)))
@@ -522,9 +647,11 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
+        let trust = self.trust.borrow().clone();
         let mut stx = StoreTx {
             tx,
             cache: &self.cache,
+            trust,
             written: Vec::new(),
         };
         let out = f(&mut stx)?;
@@ -620,7 +747,12 @@ fn signatures_in(
 
 /// Makes sure the cache holds a fresh, verified copy of `doc`. Returns false if the database
 /// holds no such document.
-fn ensure_cached(conn: &Connection, cache: &Cache, doc: &DocId) -> Result<bool, StoreError> {
+fn ensure_cached(
+    conn: &Connection,
+    cache: &Cache,
+    trust: &Trust,
+    doc: &DocId,
+) -> Result<bool, StoreError> {
     let id = doc.to_string();
     let heads: Option<Vec<u8>> = conn
         .query_row("SELECT heads FROM docs WHERE id = ?1", [&id], |r| r.get(0))
@@ -631,7 +763,7 @@ fn ensure_cached(conn: &Connection, cache: &Cache, doc: &DocId) -> Result<bool, 
     if cache.borrow().get(&id).is_some_and(|c| c.heads == heads) {
         return Ok(true);
     }
-    let Some(loaded) = load_in(conn, doc)? else {
+    let Some(loaded) = load_in(conn, trust, doc)? else {
         return Ok(false);
     };
     cache.borrow_mut().insert(
@@ -648,9 +780,10 @@ fn ensure_cached(conn: &Connection, cache: &Cache, doc: &DocId) -> Result<bool, 
 fn load_cached(
     conn: &Connection,
     cache: &Cache,
+    trust: &Trust,
     doc: &DocId,
 ) -> Result<Option<StoredDoc>, StoreError> {
-    if !ensure_cached(conn, cache, doc)? {
+    if !ensure_cached(conn, cache, trust, doc)? {
         return Ok(None);
     }
     Ok(cache.borrow().get(&doc.to_string()).map(|c| StoredDoc {
@@ -659,7 +792,7 @@ fn load_cached(
     }))
 }
 
-fn load_in(conn: &Connection, doc: &DocId) -> Result<Option<StoredDoc>, StoreError> {
+fn load_in(conn: &Connection, trust: &Trust, doc: &DocId) -> Result<Option<StoredDoc>, StoreError> {
     let id = doc.to_string();
     let corrupt = |reason: String| StoreError::Corrupt {
         doc: id.clone(),
@@ -702,9 +835,9 @@ fn load_in(conn: &Connection, doc: &DocId) -> Result<Option<StoredDoc>, StoreErr
     let pending_count = pending.len() as i64;
     am.apply_changes(pending)
         .map_err(|e| corrupt(e.to_string()))?;
-    verify_document(doc, &am, &stored).map_err(|rejection| StoreError::Unverified {
+    verify_document(trust, doc, &am, &stored).map_err(|rejection| StoreError::Unverified {
         doc: id.clone(),
-        rejection,
+        rejection: Box::new(rejection),
     })?;
     Ok(Some(StoredDoc {
         doc: am,
@@ -716,6 +849,7 @@ fn load_in(conn: &Connection, doc: &DocId) -> Result<Option<StoredDoc>, StoreErr
 pub struct StoreTx<'a> {
     tx: Transaction<'a>,
     cache: &'a Cache,
+    trust: Trust,
     /// Documents saved in this transaction, cached once it commits.
     written: Vec<(String, Vec<u8>, Automerge, i64)>,
 }
@@ -747,7 +881,7 @@ impl Source {
 impl StoreTx<'_> {
     /// Loads and verifies a document inside this transaction.
     pub fn load(&self, doc: &DocId) -> Result<Option<StoredDoc>, StoreError> {
-        load_cached(&self.tx, self.cache, doc)
+        load_cached(&self.tx, self.cache, &self.trust, doc)
     }
 
     /// Loads a document, or creates it from its genesis.
@@ -853,7 +987,7 @@ impl StoreTx<'_> {
             .iter()
             .map(|i| (i.change.hash(), i.clone()))
             .collect();
-        let applied = apply_checked(doc_id, &mut stored.doc, incoming, &known_bad);
+        let applied = apply_checked(&self.trust, doc_id, &mut stored.doc, incoming, &known_bad);
         let peer = match source {
             Source::Local => None,
             Source::Peer(p) => Some(p),
@@ -968,17 +1102,31 @@ mod tests {
             let mut stored = tx.load_or_create(doc, 1)?;
             let mut scratch = stored.doc.clone();
             scratch.set_actor(actor_id(&key.node_id(), &[9; 8]));
+            let owned = !poa_protocol::doc::document_json(&stored.doc, None)["owner"]
+                .as_object()
+                .is_none_or(|o| o.is_empty());
             let mut t = scratch.transaction();
+            let err = |e: poa_protocol::doc::DocError| StoreError::Corrupt {
+                doc: doc.to_string(),
+                reason: e.to_string(),
+            };
+            if !owned {
+                // The first writer of a pool claims it.
+                poa_protocol::doc::put_value(
+                    &mut t,
+                    "owner",
+                    &key.node_id().to_string(),
+                    &serde_json::json!(true),
+                )
+                .map_err(err)?;
+            }
             put_record(
                 &mut t,
-                "needs",
+                "pooled",
                 &target_key(id, 1),
                 &serde_json::json!({"x": 1}),
             )
-            .map_err(|e| StoreError::Corrupt {
-                doc: doc.to_string(),
-                reason: e.to_string(),
-            })?;
+            .map_err(err)?;
             let (hash, _) = t.commit();
             let hash = hash.expect("a change");
             let change = scratch.get_change_by_hash(&hash).expect("stored");
@@ -998,7 +1146,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("poa.db");
         let key = NodeKey::from_seed(&[5; 32]);
-        let doc: DocId = "state/XAA/draft".parse().unwrap();
+        let doc: DocId = "pool/p1".parse().unwrap();
         let mut store = Store::open(&path).unwrap();
         for i in 0..(COMPACT_AFTER + 5) {
             let out = write(&mut store, &key, &doc, &format!("R{i}")).unwrap();
@@ -1017,7 +1165,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("poa.db");
         let key = NodeKey::from_seed(&[5; 32]);
-        let doc: DocId = "state/XAA/draft".parse().unwrap();
+        let doc: DocId = "pool/p1".parse().unwrap();
         let mut store = Store::open(&path).unwrap();
         write(&mut store, &key, &doc, "R1").unwrap();
         store
@@ -1027,6 +1175,9 @@ mod tests {
                 [],
             )
             .unwrap();
+        // A fresh open (no cache) reads the tampered rows from disk.
+        drop(store);
+        let store = Store::open(&path).unwrap();
         assert!(matches!(
             store.load(&doc),
             Err(StoreError::Unverified { .. })

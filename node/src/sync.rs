@@ -30,11 +30,11 @@ use poa_protocol::wire::{
     self, ChangeSignature, Claim, DocHeads, Hello, Message, PROTOCOL_VERSION, SyncEnvelope,
     WireError,
 };
-use poa_protocol::{NodeId, StateCode};
+use poa_protocol::{NodeId, Participant, StateCode};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::node::{Node, NodeError, now_secs};
-use crate::store::{Peer, Source, StoreError, StoredDoc};
+use crate::store::{Learned, Peer, Source, StoreError, StoredDoc};
 use crate::transport::{self, Pins, TransportError};
 
 /// Errors of a sync connection.
@@ -128,7 +128,9 @@ pub struct Engine {
     changed: broadcast::Sender<DocId>,
     heads: Mutex<HashMap<DocId, Vec<ChangeHash>>>,
     revealed: Mutex<HashMap<NodeId, BTreeSet<DocId>>>,
-    connected: Mutex<HashSet<NodeId>>,
+    /// Live connections per peer (both sides may dial, and a one-shot round may run beside
+    /// a served connection).
+    connected: Mutex<HashMap<NodeId, usize>>,
     config: EngineConfig,
 }
 
@@ -155,6 +157,7 @@ impl Engine {
             node: key.node_id(),
             name: node.home.config.name.clone(),
             claims: Claim::from(&node.home.config.participant),
+            state_key: None,
         };
         let own_state = node.home.config.participant.state();
         let heads = node.store.all_heads()?.into_iter().collect();
@@ -168,7 +171,7 @@ impl Engine {
             changed,
             heads: Mutex::new(heads),
             revealed: Mutex::new(HashMap::new()),
-            connected: Mutex::new(HashSet::new()),
+            connected: Mutex::new(HashMap::new()),
             config,
         };
         engine.refresh_pins()?;
@@ -199,7 +202,7 @@ impl Engine {
 
     /// Peers with a live connection.
     pub fn connected(&self) -> BTreeSet<NodeId> {
-        lock(&self.connected).iter().copied().collect()
+        lock(&self.connected).keys().copied().collect()
     }
 
     fn refresh_pins(&self) -> Result<(), StoreError> {
@@ -419,6 +422,13 @@ impl Conn {
         };
         if !changes.is_empty() {
             *self.report.sent.entry(doc.to_string()).or_default() += changes.len();
+            node.store.audit_event(
+                now_secs(),
+                "sent",
+                Some(doc),
+                Some(&peer),
+                &format!("{} change(s)", changes.len()),
+            )?;
         }
         Ok(Some(SyncEnvelope {
             doc: doc.clone(),
@@ -468,6 +478,7 @@ impl Conn {
                 if self.hello.is_some() {
                     return Err(SyncError::Protocol("second hello".into()));
                 }
+                self.check_claims(&node, &h)?;
                 self.hello = Some(h);
             }
             Message::Summary { root, .. } => {
@@ -543,6 +554,120 @@ impl Conn {
         Ok(())
     }
 
+    /// Checks what a peer's hello claims against what this node knows, and learns a State's
+    /// key from the first pinned node of that State. A second, different key claiming the same
+    /// State is refused and reported.
+    fn check_claims(&self, node: &Node, h: &Hello) -> Result<(), SyncError> {
+        let now = now_secs();
+        let row = Engine::peer_row(node, &self.peer)?;
+        let pinned_state: Option<StateCode> = row
+            .as_ref()
+            .and_then(|p| p.state.as_ref())
+            .and_then(|s| s.parse().ok());
+        let name = row.map(|p| p.name).unwrap_or_else(|| self.peer.short());
+        let claimed = match &h.claims {
+            Claim::State(s) => Some(*s),
+            Claim::Body(..) => None,
+        };
+        if let Some(pinned) = pinned_state
+            && claimed != Some(pinned)
+        {
+            return Err(SyncError::Protocol(format!(
+                "pinned as a node of {pinned}, but it says it acts for {}",
+                Participant::from(&h.claims)
+            )));
+        }
+        let (Some(state), Some(key)) = (claimed, h.state_key) else {
+            return Ok(());
+        };
+        let learned = if pinned_state == Some(state) {
+            node.store.learn_state_key(
+                &state,
+                &key,
+                &format!("first hello of pinned {state} node {name}"),
+                now,
+            )?
+        } else {
+            match node.store.trust().state_key(&state) {
+                Some(k) if *k != key => Learned::Conflict {
+                    trusted: *k,
+                    source: "already trusted".into(),
+                },
+                _ => Learned::Known,
+            }
+        };
+        match learned {
+            Learned::New => {
+                node.store.audit_event(
+                    now,
+                    "trust",
+                    None,
+                    Some(&self.peer),
+                    &format!("learnt {state}'s State key {key} from pinned node {name}"),
+                )?;
+                Ok(())
+            }
+            Learned::Known => Ok(()),
+            Learned::Conflict { trusted, source } => {
+                let why = format!(
+                    "node {} claims to act for {state} under State key {key}, but {state}'s State key is {trusted} ({source}); refusing it",
+                    self.peer
+                );
+                tracing::error!(peer = %self.peer.short(), "{why}");
+                node.store
+                    .audit_event(now, "conflict", None, Some(&self.peer), &why)?;
+                Err(SyncError::Protocol(why))
+            }
+        }
+    }
+
+    /// Learns a State's key from the first copy of its document, when this node pinned none of
+    /// its nodes (a relay's or the Secretariat's case): the key every grant in the copy names,
+    /// if they name exactly one.
+    fn learn_from_document(
+        &self,
+        node: &Node,
+        doc: &DocId,
+        changes: &[poa_protocol::automerge::Change],
+    ) -> Result<(), SyncError> {
+        let Some(state) = doc.state() else {
+            return Ok(());
+        };
+        if node.store.trust().state_key(&state).is_some() {
+            return Ok(());
+        }
+        let keys = poa_protocol::authority::grant_keys(changes);
+        let now = now_secs();
+        match keys.as_slice() {
+            [] => {}
+            [key] => {
+                node.store.learn_state_key(
+                    &state,
+                    key,
+                    &format!("first copy of {doc}, from node {}", self.peer.short()),
+                    now,
+                )?;
+                node.store.audit_event(
+                    now,
+                    "trust",
+                    Some(doc),
+                    Some(&self.peer),
+                    &format!("learnt {state}'s State key {key} from the first copy of {doc}"),
+                )?;
+            }
+            many => {
+                let why = format!(
+                    "the first copy of {doc} names {} different State keys for {state}; trusting none: pin a node of {state} with `peer add … --state {state}`",
+                    many.len()
+                );
+                tracing::error!(peer = %self.peer.short(), "{why}");
+                node.store
+                    .audit_event(now, "conflict", Some(doc), Some(&self.peer), &why)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Starts a session for a document the peer offered, even one this node does not hold yet
     /// (a relay's first copy): it begins from an empty history and takes the peer's.
     fn push_any(&mut self, engine: &Engine, node: &Node, doc: &DocId) -> Result<(), SyncError> {
@@ -581,6 +706,17 @@ impl Conn {
         let mut node = lock(&engine.node);
         let now = now_secs();
         let peer = self.peer;
+        if !incoming.is_empty() {
+            let changes: Vec<_> = incoming.iter().map(|i| i.change.clone()).collect();
+            self.learn_from_document(&node, &doc, &changes)?;
+            node.store.audit_event(
+                now,
+                "received",
+                Some(&doc),
+                Some(&peer),
+                &format!("{} change(s)", incoming.len()),
+            )?;
+        }
         let (applied, mut stored) = if incoming.is_empty() {
             let stored = node.store.load(&doc)?.unwrap_or(StoredDoc {
                 doc: Automerge::new(),
@@ -731,7 +867,7 @@ async fn drive(
     } else {
         conn.accept_bi().await?
     };
-    lock(&engine.connected).insert(peer);
+    *lock(&engine.connected).entry(peer).or_default() += 1;
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     let writer = tokio::spawn(async move {
         let mut written = 0u64;
@@ -765,7 +901,11 @@ async fn drive(
             // Hello and the first summary leave together: peers already in sync need no more
             // than this one flight and its answer.
             let node = lock(&engine.node);
-            let hello = engine.hello.clone();
+            let mut hello = engine.hello.clone();
+            // The State key this node acts under, as far as it knows it now.
+            hello.state_key = engine
+                .own_state
+                .and_then(|s| node.store.trust().state_key(&s).copied());
             c.send(&engine, &node, Message::Hello(hello))?;
         }
         c.after(&engine)?;
@@ -830,7 +970,15 @@ async fn drive(
     drop(out);
     report.bytes_sent = writer.await.unwrap_or(0);
     report.millis = started.elapsed().as_millis() as u64;
-    lock(&engine.connected).remove(&peer);
+    {
+        let mut connected = lock(&engine.connected);
+        if let Some(n) = connected.get_mut(&peer) {
+            *n -= 1;
+            if *n == 0 {
+                connected.remove(&peer);
+            }
+        }
+    }
     {
         let node = lock(&engine.node);
         let err = outcome.as_ref().err().map(|e| e.to_string());
@@ -1029,12 +1177,14 @@ async fn run_server(
             _ = stop.changed() => break,
         }
     }
-    endpoint.close(0u32.into(), b"shutting down");
+    // Every connection task saw the stop too and says goodbye; let them finish before the
+    // endpoint closes under them.
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         while tasks.join_next().await.is_some() {}
     })
     .await;
     tasks.abort_all();
+    endpoint.close(0u32.into(), b"shutting down");
     let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
 }
 

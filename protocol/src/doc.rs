@@ -77,8 +77,9 @@ impl DocKind {
                 "matches",
                 "readers",
             ],
-            DocKind::Offers => &["offers", "matches", "readers"],
+            DocKind::Offers => &["owner", "offers", "matches", "readers"],
             DocKind::Pool => &[
+                "owner",
                 "charter",
                 "members",
                 "invites",
@@ -87,7 +88,7 @@ impl DocKind {
                 "pooled",
                 "readers",
             ],
-            DocKind::Secretariat => &["calendar", "records", "readers"],
+            DocKind::Secretariat => &["owner", "calendar", "records", "readers"],
         }
     }
 }

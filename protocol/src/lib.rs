@@ -7,6 +7,7 @@
 //! clock and draws no randomness: time, randomness and bytes are arguments, decisions and bytes
 //! are results. A test of this crate needs no runtime and no ports.
 
+pub mod authority;
 pub mod date;
 pub mod doc;
 pub mod id;

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
+use crate::authority::{Denied, Trust, authorize};
 use crate::doc::{DocId, genesis_actor, genesis_hash};
 use crate::id::NodeId;
 use crate::sign::{Signature, change_signing_bytes, claimed_author, verify};
@@ -61,6 +62,16 @@ pub enum Rejection {
         /// The change.
         hash: String,
     },
+    /// The author may not write what the change touches.
+    #[error("change {hash} by node {author} rejected: {denied}")]
+    Denied {
+        /// The change.
+        hash: String,
+        /// Its author.
+        author: NodeId,
+        /// Why.
+        denied: Denied,
+    },
     /// The change depends on one that was rejected.
     #[error("change {hash} depends on rejected change {dep}")]
     DependsOnRejected {
@@ -75,15 +86,16 @@ fn short(hash: &ChangeHash) -> String {
     hash.to_string()[..12].to_string()
 }
 
-/// Decides whether `change` may be applied to `doc_id`, whose state before it is `before`.
+/// Decides whether `change` may be applied to `doc_id`. `before` must hold the change's
+/// dependencies; it is read as of those dependencies, never later.
 ///
-/// Today this proves authorship: the genesis is recomputed; every other change must carry a
-/// signature by the NodeId its actor id claims. Authorization (which authors may write which
-/// paths of which documents, as of the change's causal past) is decided here too, so that no
-/// path can skip it.
+/// The genesis is recomputed; every other change must carry a signature by the NodeId its actor
+/// id claims, and that author must be allowed to write every path the change touches, as of
+/// the change's causal past ([`authorize`]).
 pub fn check_change(
+    trust: &Trust,
     doc_id: &DocId,
-    _before: &Automerge,
+    before: &Automerge,
     change: &Change,
     signature: Option<&Signature>,
 ) -> Result<Author, Rejection> {
@@ -113,6 +125,11 @@ pub fn check_change(
             author,
         });
     }
+    authorize(trust, doc_id, before, change, &author).map_err(|denied| Rejection::Denied {
+        hash: short(&hash),
+        author,
+        denied,
+    })?;
     Ok(Author::Node(author))
 }
 
@@ -142,6 +159,7 @@ pub struct Applied {
 /// judged against exactly its causal past. Anything that depends on a rejected change is
 /// rejected too. The rejected hashes in `known_bad` (from earlier batches) count as rejected.
 pub fn apply_checked(
+    trust: &Trust,
     doc_id: &DocId,
     doc: &mut Automerge,
     incoming: Vec<Incoming>,
@@ -196,7 +214,7 @@ pub fn apply_checked(
                 continue;
             };
             progressed = true;
-            match check_change(doc_id, doc, &inc.change, inc.signature.as_ref()) {
+            match check_change(trust, doc_id, doc, &inc.change, inc.signature.as_ref()) {
                 Ok(author) => match doc.apply_changes([inc.change]) {
                     Ok(()) => out.accepted.push((hash, author)),
                     Err(e) => {
@@ -256,13 +274,14 @@ pub fn has_change(doc: &Automerge, hash: &ChangeHash) -> bool {
 /// dependencies, and the document must hold exactly that set. A document with one unsigned or
 /// wrongly signed change does not load.
 pub fn verify_document(
+    trust: &Trust,
     doc_id: &DocId,
     doc: &Automerge,
     stored: &[Incoming],
 ) -> Result<(), Rejection> {
     let hashes: HashSet<ChangeHash> = stored.iter().map(|i| i.change.hash()).collect();
     for inc in stored {
-        check_change(doc_id, doc, &inc.change, inc.signature.as_ref())?;
+        check_change(trust, doc_id, doc, &inc.change, inc.signature.as_ref())?;
         if let Some(dep) = inc.change.deps().iter().find(|d| !hashes.contains(d)) {
             return Err(Rejection::Unsigned { hash: short(dep) });
         }
@@ -283,6 +302,7 @@ pub fn verify_document(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authority::{Grant, GrantKind, Scope, SignedGrant};
     use crate::doc::{genesis, put_record, target_key};
     use crate::sign::{NodeKey, actor_id, sign_change};
 
@@ -304,17 +324,57 @@ mod tests {
         (change, sign_change(key, doc_id, &hash))
     }
 
-    fn setup() -> (DocId, Automerge, NodeKey) {
+    /// A State document whose first change delegates `key` (scope all) under the State key
+    /// that `trust` knows, with that change and its signature.
+    fn delegated(key: &NodeKey) -> (DocId, Automerge, Trust, Incoming) {
         let id: DocId = "state/XAA".parse().unwrap();
-        (id.clone(), genesis(&id), NodeKey::from_seed(&[3; 32]))
+        let state_key = NodeKey::from_seed(&[4; 32]);
+        let mut trust = Trust::default();
+        trust
+            .state_keys
+            .insert("XAA".parse().unwrap(), state_key.node_id());
+        let grant = SignedGrant::sign(
+            &state_key,
+            Grant {
+                kind: GrantKind::Delegation,
+                state: "XAA".parse().unwrap(),
+                node: key.node_id(),
+                scope: Some(Scope::ALL),
+                expires: None,
+                issued: "2026-01-01".parse().unwrap(),
+                state_key: state_key.node_id(),
+            },
+        );
+        let mut doc = genesis(&id);
+        doc.set_actor(actor_id(&key.node_id(), &[1; 8]));
+        let mut tx = doc.transaction();
+        crate::doc::put_value(
+            &mut tx,
+            "delegations",
+            &key.node_id().to_string(),
+            &serde_json::Value::String(grant.to_text()),
+        )
+        .unwrap();
+        let hash = tx.commit().0.unwrap();
+        let change = doc.get_change_by_hash(&hash).unwrap();
+        let signature = Some(sign_change(key, &id, &hash));
+        (id, doc, trust, Incoming { change, signature })
+    }
+
+    fn setup() -> (DocId, Automerge, NodeKey, Trust, Automerge) {
+        let key = NodeKey::from_seed(&[3; 32]);
+        let (id, doc, trust, _) = delegated(&key);
+        let base = doc.clone();
+        (id, doc, key, trust, base)
     }
 
     #[test]
     fn a_signed_change_is_accepted_by_a_fresh_node() {
-        let (id, mut doc, key) = setup();
+        let (id, mut doc, key, trust, base) = setup();
         let (change, sig) = write(&id, &mut doc, &key, "T1");
-        let mut other = genesis(&id);
+        let mut other = base.clone();
         let out = apply_checked(
+            &trust,
             &id,
             &mut other,
             vec![Incoming {
@@ -330,19 +390,19 @@ mod tests {
 
     #[test]
     fn a_flipped_bit_in_the_signature_is_rejected() {
-        let (id, mut doc, key) = setup();
+        let (id, mut doc, key, trust, base) = setup();
         let (change, mut sig) = write(&id, &mut doc, &key, "T1");
         sig[10] ^= 1;
-        let before = genesis(&id);
+        let before = base.clone();
         assert!(matches!(
-            check_change(&id, &before, &change, Some(&sig)),
+            check_change(&trust, &id, &before, &change, Some(&sig)),
             Err(Rejection::BadSignature { .. })
         ));
     }
 
     #[test]
     fn a_flipped_bit_in_the_change_is_rejected() {
-        let (id, mut doc, key) = setup();
+        let (id, mut doc, key, trust, base) = setup();
         let (change, sig) = write(&id, &mut doc, &key, "T1");
         let mut raw = change.raw_bytes().to_vec();
         // Flip a bit in the change body (past the chunk header). Either the chunk checksum
@@ -353,28 +413,29 @@ mod tests {
         match Change::from_bytes(raw) {
             Err(_) => {}
             Ok(altered) => {
-                let before = genesis(&id);
-                assert!(check_change(&id, &before, &altered, Some(&sig)).is_err());
+                let before = base.clone();
+                assert!(check_change(&trust, &id, &before, &altered, Some(&sig)).is_err());
             }
         }
     }
 
     #[test]
     fn a_signature_for_another_document_does_not_verify() {
-        let (id, mut doc, key) = setup();
+        let (id, mut doc, key, trust, base) = setup();
         let (change, _) = write(&id, &mut doc, &key, "T1");
         let other: DocId = "state/XAA/draft".parse().unwrap();
         let sig = sign_change(&key, &other, &change.hash());
-        assert!(check_change(&id, &genesis(&id), &change, Some(&sig)).is_err());
+        assert!(check_change(&trust, &id, &base, &change, Some(&sig)).is_err());
     }
 
     #[test]
     fn unsigned_changes_and_their_descendants_are_rejected() {
-        let (id, mut doc, key) = setup();
+        let (id, mut doc, key, trust, base) = setup();
         let (c1, _) = write(&id, &mut doc, &key, "T1");
         let (c2, s2) = write(&id, &mut doc, &key, "T2");
-        let mut other = genesis(&id);
+        let mut other = base.clone();
         let out = apply_checked(
+            &trust,
             &id,
             &mut other,
             vec![
@@ -400,7 +461,8 @@ mod tests {
 
     #[test]
     fn a_document_with_an_unsigned_change_does_not_verify() {
-        let (id, mut doc, key) = setup();
+        let key = NodeKey::from_seed(&[3; 32]);
+        let (id, mut doc, trust, deleg) = delegated(&key);
         let (c1, s1) = write(&id, &mut doc, &key, "T1");
         let (c2, s2) = write(&id, &mut doc, &key, "T2");
         let g = genesis(&id).get_changes(&[]).remove(0);
@@ -410,6 +472,7 @@ mod tests {
                     change: g.clone(),
                     signature: None,
                 },
+                deleg.clone(),
                 Incoming {
                     change: c1.clone(),
                     signature: s1,
@@ -421,21 +484,21 @@ mod tests {
             ]
         };
         assert_eq!(
-            verify_document(&id, &doc, &rows(Some(s1), Some(s2))),
+            verify_document(&trust, &id, &doc, &rows(Some(s1), Some(s2))),
             Ok(())
         );
         assert!(matches!(
-            verify_document(&id, &doc, &rows(Some(s1), None)),
+            verify_document(&trust, &id, &doc, &rows(Some(s1), None)),
             Err(Rejection::Unsigned { .. })
         ));
         assert!(matches!(
-            verify_document(&id, &doc, &rows(Some(s2), Some(s2))),
+            verify_document(&trust, &id, &doc, &rows(Some(s2), Some(s2))),
             Err(Rejection::BadSignature { .. })
         ));
         // A snapshot holding a change the stored rows do not vouch for does not verify.
         let mut partial = rows(Some(s1), Some(s2));
         partial.pop();
-        assert!(verify_document(&id, &doc, &partial).is_err());
+        assert!(verify_document(&trust, &id, &doc, &partial).is_err());
     }
 
     #[test]
@@ -467,7 +530,7 @@ mod tests {
         let (hash, _) = tx.commit();
         let change = fake.get_change_by_hash(&hash.unwrap()).unwrap();
         assert!(matches!(
-            check_change(&id, &Automerge::new(), &change, None),
+            check_change(&Trust::default(), &id, &Automerge::new(), &change, None),
             Err(Rejection::FalseGenesis { .. })
         ));
     }

@@ -34,6 +34,9 @@ pub struct Hello {
     pub name: String,
     /// Whom the sender says it acts for (checked against pins and delegations, never trusted).
     pub claims: Claim,
+    /// For a State's node: the State key it acts under. A node that pinned this peer as a node
+    /// of that State learns the key from its first hello, and refuses a different one later.
+    pub state_key: Option<NodeId>,
 }
 
 /// Whom a node says it acts for, in a wire-friendly shape (bincode cannot decode the
@@ -358,6 +361,7 @@ mod tests {
                 node: node(1),
                 name: "XAA Ministry of Interior".into(),
                 claims: Claim::State("XAA".parse().unwrap()),
+                state_key: Some(node(2)),
             }),
             Message::Summary {
                 root: [7; 32],

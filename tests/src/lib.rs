@@ -42,6 +42,19 @@ impl Homes {
             .expect("node starts")
     }
 
+    /// Starts another node of a State, without a State key: it writes only once the State's
+    /// first node delegates it.
+    pub async fn ministry(&self, label: &str, code: &str) -> Member {
+        let code: StateCode = code.parse().expect("state code");
+        let opts = InitOptions {
+            create_state_key: false,
+            ..InitOptions::state(code, &format!("{label} node"))
+        };
+        Member::start(label, &self.0.path().join(label), &opts, config())
+            .await
+            .expect("node starts")
+    }
+
     /// Starts a body's node.
     pub async fn body(&self, label: &str, code: &str, kind: BodyKind) -> Member {
         let opts = InitOptions::body(code.parse().expect("body code"), kind, label);
@@ -121,4 +134,27 @@ pub fn target(id: &str, area: Area, title: &str, baseline: f64, value: f64) -> T
         supersedes: None,
         reason: None,
     }
+}
+
+/// Has `first` (holder of the State key) delegate `other` with scope all, and waits until
+/// `other` has learnt the State key and holds the delegation.
+pub async fn delegate_all(first: &Member, other: &Member) {
+    let id = other.id();
+    first
+        .with_node(|n| n.delegate(id, poa_protocol::authority::Scope::ALL, None))
+        .expect("delegate");
+    let state = first.with_node(|n| n.own_state()).expect("a State node");
+    let ok = wait_until(CONVERGE, || {
+        other.with_node(|n| {
+            n.grants(state)
+                .map(|g| g.iter().any(|(g, ok)| g.node == id && *ok))
+                .unwrap_or(false)
+        })
+    })
+    .await;
+    assert!(
+        ok.is_some(),
+        "{} never received its delegation",
+        other.label
+    );
 }

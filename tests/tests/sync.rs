@@ -6,7 +6,7 @@ use poa_node::federation::wait_until;
 use poa_protocol::BodyKind;
 use poa_protocol::doc::DocId;
 use poa_protocol::model::Area;
-use poa_tests::{CONVERGE, Homes, converge, heads, link, target};
+use poa_tests::{CONVERGE, Homes, converge, delegate_all, heads, link, target};
 
 fn xaa() -> poa_protocol::StateCode {
     "XAA".parse().unwrap()
@@ -16,8 +16,9 @@ fn xaa() -> poa_protocol::StateCode {
 async fn two_nodes_of_a_state_converge_on_targets_added_on_either_side() {
     let homes = Homes::new();
     let moi = homes.state("moi", "XAA").await;
-    let mod_ = homes.state("mod", "XAA").await;
+    let mod_ = homes.ministry("mod", "XAA").await;
     link(&moi, &mod_, Some("XAA"), Some("XAA"));
+    delegate_all(&moi, &mod_).await;
     moi.with_node(|n| n.add_target(target("T1", Area::Marking, "Mark SALW", 40.0, 70.0)))
         .unwrap();
     mod_.with_node(|n| n.add_target(target("T9", Area::Stockpile, "Secure depots", 30.0, 60.0)))
@@ -127,8 +128,9 @@ async fn five_nodes_in_a_line_relay_from_end_to_end() {
 async fn an_offline_node_catches_up_and_a_restart_resends_nothing() {
     let homes = Homes::new();
     let moi = homes.state("moi", "XAA").await;
-    let mod_ = homes.state("mod", "XAA").await;
+    let mod_ = homes.ministry("mod", "XAA").await;
     link(&moi, &mod_, Some("XAA"), Some("XAA"));
+    delegate_all(&moi, &mod_).await;
     moi.with_node(|n| n.add_target(target("T1", Area::Marking, "Mark SALW", 40.0, 70.0)))
         .unwrap();
     let draft = DocId::Draft(xaa());

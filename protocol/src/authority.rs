@@ -1,0 +1,541 @@
+//! Who may write what: State keys, delegations and revocations, and the path rules every change
+//! is held to.
+//!
+//! A State's key never writes documents itself; it signs **delegations** that let a node (one
+//! per ministry) write the State's documents, within a scope of commitment areas and until an
+//! expiry, and **revocations** that end them. Both are stored as signed records in the State's
+//! own documents, so every node can check them, whoever relayed them.
+//!
+//! The verdict on a change reads only the change and the document's history *as of the change's
+//! dependencies* (its causal past), so every node reaches the same verdict in any arrival order.
+//! A revocation therefore binds the changes made after the revoked node saw it; changes made
+//! concurrently with it (not depending on it) stand. An expiry date bounds what a revoked node
+//! that never syncs again can do.
+
+use std::collections::{BTreeMap, HashMap};
+
+use automerge::legacy::{Key, ObjectId, OpType};
+use automerge::{Automerge, Change, ChangeHash, Prop, ReadDoc, ScalarValue, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::date::Date;
+use crate::doc::DocId;
+use crate::id::{NodeId, StateCode};
+use crate::model::Area;
+use crate::sign::{NodeKey, Signature, verify};
+
+/// Which State keys this node trusts: learnt from the first pinned node of each State, from its
+/// own State key, or from the first copy of a State's document it accepted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trust {
+    /// State → the key that speaks for it.
+    pub state_keys: BTreeMap<StateCode, NodeId>,
+}
+
+impl Trust {
+    /// The key that speaks for `state`, if known.
+    pub fn state_key(&self, state: &StateCode) -> Option<&NodeId> {
+        self.state_keys.get(state)
+    }
+}
+
+/// What a delegation lets a node write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Scope {
+    /// Everything of the State's documents (the word `all`).
+    All(AllMarker),
+    /// Only records of these commitment areas.
+    Areas(Vec<Area>),
+}
+
+/// The literal `"all"` in a scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllMarker {
+    /// All.
+    All,
+}
+
+impl Scope {
+    /// Everything.
+    pub const ALL: Scope = Scope::All(AllMarker::All);
+
+    /// Whether the scope covers an area.
+    pub fn covers(&self, area: Area) -> bool {
+        match self {
+            Scope::All(_) => true,
+            Scope::Areas(a) => a.contains(&area),
+        }
+    }
+
+    /// Whether the scope covers everything.
+    pub fn is_all(&self) -> bool {
+        matches!(self, Scope::All(_))
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::All(_) => f.write_str("all"),
+            Scope::Areas(a) => {
+                f.write_str(&a.iter().map(|a| a.slug()).collect::<Vec<_>>().join(", "))
+            }
+        }
+    }
+}
+
+/// The signed part of a delegation or revocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// `delegation` or `revocation`.
+    pub kind: GrantKind,
+    /// The State.
+    pub state: StateCode,
+    /// The node it is about.
+    pub node: NodeId,
+    /// What it may write (delegations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// Last day it is valid (delegations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Date>,
+    /// When the State key signed it.
+    pub issued: Date,
+    /// The State key that signed it.
+    pub state_key: NodeId,
+}
+
+/// Delegation or revocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantKind {
+    /// Lets a node write for the State.
+    Delegation,
+    /// Ends a node's delegation.
+    Revocation,
+}
+
+/// A grant with the State key's signature, as stored (one JSON string) in `delegations/<node>` or
+/// `revocations/<node>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedGrant {
+    /// What is granted.
+    #[serde(flatten)]
+    pub grant: Grant,
+    /// The State key's signature over the grant, hex.
+    pub signature: String,
+}
+
+fn grant_bytes(grant: &Grant) -> Vec<u8> {
+    let mut msg = b"poa/grant/v1\0".to_vec();
+    // serde_json writes struct fields in declaration order: the bytes are canonical.
+    msg.extend_from_slice(&serde_json::to_vec(grant).unwrap_or_default());
+    msg
+}
+
+impl SignedGrant {
+    /// Signs a grant with the State key.
+    pub fn sign(state_key: &NodeKey, grant: Grant) -> SignedGrant {
+        let sig = state_key.sign(&grant_bytes(&grant));
+        SignedGrant {
+            grant,
+            signature: data_encoding::HEXLOWER.encode(&sig),
+        }
+    }
+
+    /// The stored text form.
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parses and checks the signature against the key the grant names.
+    pub fn parse(text: &str) -> Result<SignedGrant, String> {
+        let g: SignedGrant =
+            serde_json::from_str(text).map_err(|e| format!("not a signed grant: {e}"))?;
+        let sig: Signature = data_encoding::HEXLOWER
+            .decode(g.signature.as_bytes())
+            .ok()
+            .and_then(|b| <[u8; 64]>::try_from(b.as_slice()).ok())
+            .ok_or("the grant's signature is not 64 bytes of hex")?;
+        if !verify(&g.grant.state_key, &grant_bytes(&g.grant), &sig) {
+            return Err("the grant's signature does not verify".into());
+        }
+        Ok(g)
+    }
+}
+
+/// Why a change is not authorized.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Denied {
+    /// No State key is known for the document's State.
+    #[error(
+        "no State key is known for {0}; pin one of its nodes with `poa-node peer add NODEID@HOST:PORT --state {0}`"
+    )]
+    NoStateKey(StateCode),
+    /// The author holds no delegation.
+    #[error("not delegated by {0}'s State key")]
+    NotDelegated(StateCode),
+    /// The delegation was revoked in the change's causal past.
+    #[error("its delegation from {0} was revoked")]
+    Revoked(StateCode),
+    /// The delegation expired before the change was made.
+    #[error("its delegation from {state} expired on {expires}")]
+    Expired {
+        /// The State.
+        state: StateCode,
+        /// The last valid day.
+        expires: Date,
+    },
+    /// The delegation's scope does not cover what the change touches.
+    #[error("its delegation covers {scope}, not {touched}")]
+    OutOfScope {
+        /// The scope.
+        scope: String,
+        /// What it touched.
+        touched: String,
+    },
+    /// A path nobody may write this way.
+    #[error("it writes {path}: {why}")]
+    Forbidden {
+        /// The path.
+        path: String,
+        /// Why not.
+        why: String,
+    },
+    /// A delegation or revocation record that does not hold up.
+    #[error("it stores a bad grant at {path}: {why}")]
+    BadGrant {
+        /// The path.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// The author does not own the document.
+    #[error("only the owner of {0} writes it")]
+    NotOwner(String),
+    /// A pool member writing another member's section.
+    #[error("only {0}'s members write its section of the pool")]
+    NotMember(String),
+}
+
+/// One operation, located: the path it writes and the value it puts.
+#[derive(Clone, Debug)]
+struct Touch {
+    path: Vec<String>,
+    value: Option<ScalarValue>,
+    delete: bool,
+}
+
+fn prop_text(p: &Prop) -> String {
+    match p {
+        Prop::Map(k) => k.to_string(),
+        Prop::Seq(_) => "#".into(),
+    }
+}
+
+/// Locates every operation of a change in the document tree.
+fn touches(doc: &Automerge, change: &Change) -> Result<Vec<Touch>, Denied> {
+    let expanded = change.decode();
+    let actor = change.actor_id().to_hex_string();
+    let start = change.start_op().get();
+    let mut created: HashMap<String, Vec<String>> = HashMap::new();
+    let mut out = Vec::with_capacity(expanded.operations.len());
+    for (i, op) in expanded.operations.iter().enumerate() {
+        let mut path = match &op.obj {
+            ObjectId::Root => Vec::new(),
+            ObjectId::Id(id) => {
+                let text = format!("{}@{}", id.counter(), id.actor().to_hex_string());
+                match created.get(&text) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let unknown = || Denied::Forbidden {
+                            path: text.clone(),
+                            why: "it refers to an object the document does not have".into(),
+                        };
+                        let obj = doc.import_obj(&text).map_err(|_| unknown())?;
+                        doc.parents(&obj)
+                            .map_err(|_| unknown())?
+                            .path()
+                            .iter()
+                            .map(|(_, p)| prop_text(p))
+                            .collect()
+                    }
+                }
+            }
+        };
+        path.push(match &op.key {
+            Key::Map(k) => k.to_string(),
+            Key::Seq(_) => "#".into(),
+        });
+        let (value, delete) = match &op.action {
+            OpType::Make(_) => {
+                created.insert(format!("{}@{actor}", start + i as u64), path.clone());
+                (None, false)
+            }
+            OpType::Put(v) => (Some(v.clone()), false),
+            OpType::Delete => (None, true),
+            _ => (None, false),
+        };
+        out.push(Touch {
+            path,
+            value,
+            delete,
+        });
+    }
+    Ok(out)
+}
+
+fn str_at(doc: &Automerge, heads: &[ChangeHash], path: &[&str]) -> Option<String> {
+    let mut obj = automerge::ROOT;
+    for (i, key) in path.iter().enumerate() {
+        let (value, id) = doc.get_at(&obj, *key, heads).ok()??;
+        if i + 1 == path.len() {
+            return match value {
+                Value::Scalar(s) => match s.as_ref() {
+                    ScalarValue::Str(s) => Some(s.to_string()),
+                    _ => None,
+                },
+                _ => None,
+            };
+        }
+        obj = id;
+    }
+    None
+}
+
+fn keys_at(doc: &Automerge, heads: &[ChangeHash], path: &[&str]) -> Vec<String> {
+    let mut obj = automerge::ROOT;
+    for key in path {
+        match doc.get_at(&obj, *key, heads) {
+            Ok(Some((_, id))) => obj = id,
+            _ => return Vec::new(),
+        }
+    }
+    doc.keys_at(&obj, heads).collect()
+}
+
+/// The delegation that lets `author` write for `state` as of `heads`, checked against the
+/// trusted State key, revocations and expiry at `when`.
+pub fn delegation_at(
+    trust: &Trust,
+    doc: &Automerge,
+    heads: &[ChangeHash],
+    state: StateCode,
+    author: &NodeId,
+    when: Date,
+) -> Result<Grant, Denied> {
+    let key = trust.state_key(&state).ok_or(Denied::NoStateKey(state))?;
+    let node = author.to_string();
+    let valid = |container: &str, kind: GrantKind| -> Option<Grant> {
+        let text = str_at(doc, heads, &[container, &node])?;
+        let g = SignedGrant::parse(&text).ok()?.grant;
+        (g.kind == kind && g.state == state && g.node == *author && g.state_key == *key)
+            .then_some(g)
+    };
+    if valid("revocations", GrantKind::Revocation).is_some() {
+        return Err(Denied::Revoked(state));
+    }
+    let grant = valid("delegations", GrantKind::Delegation).ok_or(Denied::NotDelegated(state))?;
+    if let Some(expires) = grant.expires
+        && when > expires
+    {
+        return Err(Denied::Expired { state, expires });
+    }
+    Ok(grant)
+}
+
+/// The area of a target as of `heads`, or as set by this change.
+fn target_area(
+    doc: &Automerge,
+    heads: &[ChangeHash],
+    in_change: &[Touch],
+    target: &str,
+) -> Option<Area> {
+    let prefix = format!("{target}/");
+    for t in in_change {
+        if t.path.len() == 3
+            && t.path[0] == "targets"
+            && t.path[1].starts_with(&prefix)
+            && t.path[2] == "area"
+            && let Some(ScalarValue::Str(s)) = &t.value
+        {
+            return s.parse().ok();
+        }
+    }
+    for key in keys_at(doc, heads, &["targets"]) {
+        if key.starts_with(&prefix)
+            && let Some(a) = str_at(doc, heads, &["targets", &key, "area"])
+        {
+            return a.parse().ok();
+        }
+    }
+    None
+}
+
+/// The area a touch of a State document concerns, or `None` for records of no single area
+/// (the share list, pools, matches), which need a delegation of scope `all`.
+fn area_of(doc: &Automerge, heads: &[ChangeHash], all: &[Touch], t: &Touch) -> Option<Area> {
+    let record = t.path.get(1)?;
+    let field = |name: &str| -> Option<String> {
+        all.iter()
+            .find(|o| {
+                o.path.len() == 3
+                    && o.path[0] == t.path[0]
+                    && o.path[1] == *record
+                    && o.path[2] == name
+            })
+            .and_then(|o| match &o.value {
+                Some(ScalarValue::Str(s)) => Some(s.to_string()),
+                _ => None,
+            })
+            .or_else(|| str_at(doc, heads, &[&t.path[0], record, name]))
+    };
+    match t.path[0].as_str() {
+        "targets" | "needs" => field("area")?.parse().ok(),
+        "progress" => target_area(doc, heads, all, &field("target")?),
+        "withdrawn" => target_area(doc, heads, all, record),
+        _ => None,
+    }
+}
+
+fn check_grant_touch(t: &Touch, state: StateCode, trust: &Trust) -> Result<(), Denied> {
+    let path = t.path.join("/");
+    let bad = |why: &str| Denied::BadGrant {
+        path: path.clone(),
+        why: why.into(),
+    };
+    let [container, node] = t.path.as_slice() else {
+        return Err(bad("a grant is one signed text directly under its map"));
+    };
+    let Some(ScalarValue::Str(text)) = &t.value else {
+        return Err(bad("grants are never removed or edited, only added"));
+    };
+    let g = SignedGrant::parse(text).map_err(|e| bad(&e))?.grant;
+    let kind = if container == "delegations" {
+        GrantKind::Delegation
+    } else {
+        GrantKind::Revocation
+    };
+    let key = trust.state_key(&state).ok_or(Denied::NoStateKey(state))?;
+    if g.kind != kind || g.state != state || g.node.to_string() != *node {
+        return Err(bad("it does not match where it is stored"));
+    }
+    if g.state_key != *key {
+        return Err(bad(&format!(
+            "it is signed by {}, not by {state}'s State key",
+            g.state_key
+        )));
+    }
+    Ok(())
+}
+
+/// Decides whether `author` may make `change` to `doc_id`, reading the document as of the
+/// change's dependencies.
+pub fn authorize(
+    trust: &Trust,
+    doc_id: &DocId,
+    doc: &Automerge,
+    change: &Change,
+    author: &NodeId,
+) -> Result<(), Denied> {
+    let all = touches(doc, change)?;
+    let heads = change.deps();
+    let when = Date::from_unix_seconds(change.timestamp());
+    for t in &all {
+        if t.path.len() < 2 {
+            return Err(Denied::Forbidden {
+                path: t.path.join("/"),
+                why: "the top of a document is fixed by its genesis".into(),
+            });
+        }
+    }
+    match doc_id {
+        DocId::State(state) | DocId::Draft(state) => {
+            let mut delegation: Option<Grant> = None;
+            for t in &all {
+                if t.path[0] == "delegations" || t.path[0] == "revocations" {
+                    check_grant_touch(t, *state, trust)?;
+                    continue;
+                }
+                let grant = match &delegation {
+                    Some(g) => g.clone(),
+                    None => {
+                        let g = delegation_at(trust, doc, heads, *state, author, when)?;
+                        delegation = Some(g.clone());
+                        g
+                    }
+                };
+                let scope = grant.scope.clone().unwrap_or(Scope::ALL);
+                if scope.is_all() {
+                    continue;
+                }
+                match area_of(doc, heads, &all, t) {
+                    Some(area) if scope.covers(area) => {}
+                    Some(area) => {
+                        return Err(Denied::OutOfScope {
+                            scope: scope.to_string(),
+                            touched: format!("{} ({})", t.path[..2].join("/"), area.slug()),
+                        });
+                    }
+                    None => {
+                        return Err(Denied::OutOfScope {
+                            scope: scope.to_string(),
+                            touched: format!("{} (needs scope all)", t.path[..2].join("/")),
+                        });
+                    }
+                }
+            }
+            Ok(())
+        }
+        DocId::Pool(_) | DocId::Offers(_) | DocId::Secretariat(_) => {
+            let owners = keys_at(doc, heads, &["owner"]);
+            let me = author.to_string();
+            let is_owner = owners.contains(&me);
+            for t in &all {
+                if t.path[0] == "owner" {
+                    // The first writer claims the document; nobody claims it after that.
+                    if !(owners.is_empty() && t.path[1] == me && !t.delete) {
+                        return Err(Denied::NotOwner(doc_id.to_string()));
+                    }
+                    continue;
+                }
+                if t.path[0] == "sections" && matches!(doc_id, DocId::Pool(_)) {
+                    let member = &t.path[1];
+                    if !keys_at(doc, heads, &["members", member]).contains(&me) {
+                        return Err(Denied::NotMember(member.clone()));
+                    }
+                    continue;
+                }
+                let claims_now = owners.is_empty()
+                    && all
+                        .iter()
+                        .any(|o| o.path.len() == 2 && o.path[0] == "owner" && o.path[1] == me);
+                if !is_owner && !claims_now {
+                    return Err(Denied::NotOwner(doc_id.to_string()));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The State keys named by grants in these changes' operations: how a node that pinned none of
+/// a State's nodes learns its key from the first copy of its document (trust on first use).
+pub fn grant_keys(changes: &[Change]) -> Vec<NodeId> {
+    let mut keys = Vec::new();
+    for c in changes {
+        for op in c.decode().operations {
+            if let OpType::Put(ScalarValue::Str(s)) = &op.action
+                && s.starts_with('{')
+                && let Ok(g) = SignedGrant::parse(s)
+                && !keys.contains(&g.grant.state_key)
+            {
+                keys.push(g.grant.state_key);
+            }
+        }
+    }
+    keys
+}
