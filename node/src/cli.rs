@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use poa_protocol::authority::Scope;
 use poa_protocol::doc::DocId;
 use poa_protocol::model::{
     Area, Assessment, AssistanceKind, CYCLES, Cycle, Direction, Evidence, Indicator, IndicatorKind,
@@ -115,6 +116,40 @@ poa-node share state/XAA            # list who may read it")]
         /// Only this peer.
         #[arg(long, value_parser = parse_node_id)]
         peer: Option<NodeId>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let another node of this State write for it (run on the node holding the State key).
+    #[command(after_help = "Examples:\n  \
+poa-node delegate <NODEID of the Ministry of Defence> --scope stockpile destruction --expires 2027-12-31\n  \
+poa-node delegate <NODEID> --scope all\n\n\
+The delegation is signed with state.key and stored in the State's documents, so every node\n\
+checks it, whoever relays the delegate's changes.")]
+    Delegate {
+        /// The node to delegate.
+        #[arg(value_parser = parse_node_id)]
+        node: NodeId,
+        /// `all`, or the commitment areas it may write (see `poa-node reference areas`).
+        #[arg(long, num_args = 1.., required = true)]
+        scope: Vec<String>,
+        /// Last day the delegation is valid (YYYY-MM-DD).
+        #[arg(long)]
+        expires: Option<Date>,
+    },
+    /// End a node's delegation. Its changes made after it learns of the revocation are refused
+    /// everywhere; its earlier changes stand.
+    Revoke {
+        /// The node.
+        #[arg(value_parser = parse_node_id)]
+        node: NodeId,
+    },
+    /// The delegations and revocations of this State (or another this node holds), and the
+    /// State keys this node trusts.
+    Delegations {
+        /// Another State.
+        #[arg(long)]
+        state: Option<StateCode>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -1001,6 +1036,84 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reference { list, json } => reference(&list, json)?,
         Command::Demo { keep } => runtime()?.block_on(crate::demo::run(keep))?,
         Command::Peer(cmd) => peer(cli.home, cmd)?,
+        Command::Delegate {
+            node: id,
+            scope,
+            expires,
+        } => {
+            let scope = parse_scope(&scope)?;
+            let mut node = open(cli.home)?;
+            node.delegate(id, scope.clone(), expires)?;
+            let state = node.own_state()?;
+            let until = expires.map(|e| format!(", until {e}")).unwrap_or_default();
+            println!(
+                "Delegated {id} (scope {scope}{until}). It is in state/{state} and its draft; it reaches the delegate at the next sync."
+            );
+        }
+        Command::Revoke { node: id } => {
+            let mut node = open(cli.home)?;
+            node.revoke(id)?;
+            println!(
+                "Revoked {id}. Its changes made after it learns of this are refused everywhere."
+            );
+        }
+        Command::Delegations { state, json } => {
+            let node = open(cli.home)?;
+            let state = match state {
+                Some(s) => s,
+                None => node.own_state()?,
+            };
+            let grants = node.grants(state)?;
+            let keys = node.store.state_keys()?;
+            if json {
+                print_json(&json!({
+                    "state": state,
+                    "grants": grants.iter().map(|(g, ok)| {
+                        let mut v = serde_json::to_value(g).unwrap_or_default();
+                        if let Some(m) = v.as_object_mut() {
+                            m.insert("verified".into(), json!(ok));
+                        }
+                        v
+                    }).collect::<Vec<_>>(),
+                    "trusted_state_keys": keys.iter().map(|(s, k, src)| json!({"state": s, "key": k.to_string(), "source": src})).collect::<Vec<_>>(),
+                }))?;
+            } else {
+                let rows: Vec<Vec<String>> = grants
+                    .iter()
+                    .map(|(g, ok)| {
+                        vec![
+                            format!("{:?}", g.kind).to_lowercase(),
+                            g.node.to_string(),
+                            g.scope
+                                .as_ref()
+                                .map(|s| s.to_string())
+                                .unwrap_or_else(|| "-".into()),
+                            g.expires
+                                .map(|d| d.to_string())
+                                .unwrap_or_else(|| "-".into()),
+                            g.issued.to_string(),
+                            if *ok {
+                                "yes"
+                            } else {
+                                "NO: not the trusted State key"
+                            }
+                            .into(),
+                        ]
+                    })
+                    .collect();
+                if rows.is_empty() {
+                    println!("{state} has no delegations in the documents this node holds.");
+                } else {
+                    table(
+                        &["KIND", "NODE", "SCOPE", "EXPIRES", "ISSUED", "VERIFIED"],
+                        &rows,
+                    );
+                }
+                for (s, k, src) in keys {
+                    println!("Trusted State key of {s}: {k} ({src})");
+                }
+            }
+        }
         Command::Share {
             doc,
             with,
@@ -1173,6 +1286,20 @@ fn target(home: Option<PathBuf>, cmd: TargetCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn parse_scope(words: &[String]) -> anyhow::Result<Scope> {
+    if words.len() == 1 && words[0].eq_ignore_ascii_case("all") {
+        return Ok(Scope::ALL);
+    }
+    let mut areas = Vec::new();
+    for w in words.iter().flat_map(|w| w.split(',')) {
+        if w.eq_ignore_ascii_case("all") {
+            bail!("--scope all stands alone; or list areas such as --scope marking tracing");
+        }
+        areas.push(w.parse::<Area>()?);
+    }
+    Ok(Scope::Areas(areas))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -71,6 +71,16 @@ pub enum NodeError {
         "this node does not hold {0}'s State key (state.key): run this on the State's first node"
     )]
     NoStateKey(StateCode),
+    /// A node already holds this kind of grant: grants are never edited.
+    #[error(
+        "{node} already has a {kind:?} from this State; grants are never edited (revoke it, and delegate a new node key for a new scope)"
+    )]
+    AlreadyGranted {
+        /// The node.
+        node: NodeId,
+        /// Delegation or revocation.
+        kind: GrantKind,
+    },
     /// Revoking a node that holds no delegation.
     #[error("{0} holds no delegation from this State; see `poa-node delegations`")]
     NotDelegated(NodeId),
@@ -300,7 +310,7 @@ impl Node {
                         .get(node.to_string())
                         .is_some()
                     {
-                        return Err(NodeError::Exists(format!("{container}/{node}")));
+                        return Err(NodeError::AlreadyGranted { node, kind });
                     }
                     put_value(t, container, &node.to_string(), &text)?;
                     Ok(())

@@ -539,3 +539,452 @@ pub fn grant_keys(changes: &[Change]) -> Vec<NodeId> {
     }
     keys
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::doc::{genesis, put_value};
+    use crate::rules::{Incoming, apply_checked};
+    use crate::sign::{actor_id, sign_change};
+
+    const STATE_SEED: u8 = 40;
+
+    fn xaa() -> StateCode {
+        "XAA".parse().unwrap()
+    }
+
+    fn trust() -> Trust {
+        let mut t = Trust::default();
+        t.state_keys
+            .insert(xaa(), NodeKey::from_seed(&[STATE_SEED; 32]).node_id());
+        t
+    }
+
+    fn grant(kind: GrantKind, node: &NodeKey, scope: Option<Scope>) -> String {
+        let state_key = NodeKey::from_seed(&[STATE_SEED; 32]);
+        SignedGrant::sign(
+            &state_key,
+            Grant {
+                kind,
+                state: xaa(),
+                node: node.node_id(),
+                scope,
+                expires: None,
+                issued: "2026-01-01".parse().unwrap(),
+                state_key: state_key.node_id(),
+            },
+        )
+        .to_text()
+    }
+
+    /// Makes one change on `doc` as `key` (suffix `suffix`), signed by `signer`.
+    fn change(
+        doc: &mut Automerge,
+        key: &NodeKey,
+        signer: &NodeKey,
+        suffix: u8,
+        f: impl FnOnce(&mut automerge::transaction::Transaction<'_>),
+    ) -> Incoming {
+        let id: DocId = DocId::State(xaa());
+        doc.set_actor(actor_id(&key.node_id(), &[suffix; 8]));
+        let mut tx = doc.transaction();
+        f(&mut tx);
+        let hash = tx.commit().0.unwrap();
+        let change = doc.get_change_by_hash(&hash).unwrap();
+        Incoming {
+            change,
+            signature: Some(sign_change(signer, &id, &hash)),
+        }
+    }
+
+    fn put(
+        tx: &mut automerge::transaction::Transaction<'_>,
+        container: &str,
+        key: &str,
+        value: &str,
+    ) {
+        put_value(tx, container, key, &serde_json::Value::String(value.into())).unwrap();
+    }
+
+    fn target_record(tx: &mut automerge::transaction::Transaction<'_>, key: &str, area: &str) {
+        let mut t = crate::model::tests::xaa_t1();
+        t.id = key.split('/').next().unwrap().into();
+        t.area = area.parse().unwrap();
+        crate::doc::put_record(tx, "targets", key, &t).unwrap();
+    }
+
+    fn heads_and_accepted(doc: &Automerge) -> (Vec<ChangeHash>, usize) {
+        (doc.get_heads(), doc.get_changes(&[]).len())
+    }
+
+    #[test]
+    fn a_revocation_binds_what_depends_on_it_in_any_arrival_order() {
+        let first = NodeKey::from_seed(&[1; 32]);
+        let ministry = NodeKey::from_seed(&[2; 32]);
+        let mut base = genesis(&DocId::State(xaa()));
+        let d1 = change(&mut base, &first, &first, 1, |tx| {
+            put(
+                tx,
+                "delegations",
+                &first.node_id().to_string(),
+                &grant(GrantKind::Delegation, &first, Some(Scope::ALL)),
+            );
+            put(
+                tx,
+                "delegations",
+                &ministry.node_id().to_string(),
+                &grant(GrantKind::Delegation, &ministry, Some(Scope::ALL)),
+            );
+        });
+        // The State revokes the ministry; concurrently the ministry writes T1.
+        let mut state_branch = base.clone();
+        let revocation = change(&mut state_branch, &first, &first, 1, |tx| {
+            put(
+                tx,
+                "revocations",
+                &ministry.node_id().to_string(),
+                &grant(GrantKind::Revocation, &ministry, None),
+            );
+        });
+        let mut ministry_branch = base.clone();
+        let concurrent = change(&mut ministry_branch, &ministry, &ministry, 2, |tx| {
+            target_record(tx, "T1/1", "marking")
+        });
+        // Later the ministry learns of the revocation and writes T2: refused.
+        ministry_branch
+            .apply_changes([revocation.change.clone()])
+            .unwrap();
+        let after = change(&mut ministry_branch, &ministry, &ministry, 2, |tx| {
+            target_record(tx, "T2/1", "marking")
+        });
+
+        let batch = [d1, revocation, concurrent.clone(), after.clone()];
+        let mut verdicts = Vec::new();
+        for order in [[0, 1, 2, 3], [0, 2, 3, 1], [3, 2, 1, 0]] {
+            let mut doc = genesis(&DocId::State(xaa()));
+            let mut accepted = HashSet::new();
+            let mut rejected = HashSet::new();
+            let mut waiting: Vec<Incoming> = Vec::new();
+            for i in order {
+                waiting.push(batch[i].clone());
+                let out = apply_checked(
+                    &trust(),
+                    &DocId::State(xaa()),
+                    &mut doc,
+                    std::mem::take(&mut waiting),
+                    &rejected,
+                );
+                accepted.extend(out.accepted.iter().map(|(h, _)| *h));
+                for (h, r) in &out.rejected {
+                    assert!(
+                        matches!(
+                            r,
+                            crate::rules::Rejection::Denied {
+                                denied: Denied::Revoked(_),
+                                ..
+                            }
+                        ),
+                        "{r}"
+                    );
+                    rejected.insert(*h);
+                }
+                waiting = batch
+                    .iter()
+                    .filter(|b| out.waiting.contains(&b.change.hash()))
+                    .cloned()
+                    .collect();
+            }
+            assert!(
+                accepted.contains(&concurrent.change.hash()),
+                "a concurrent change was refused"
+            );
+            assert!(
+                rejected.contains(&after.change.hash()),
+                "a change after the revocation was applied"
+            );
+            verdicts.push((heads_and_accepted(&doc), accepted, rejected));
+        }
+        assert!(verdicts.windows(2).all(|w| w[0] == w[1]));
+    }
+
+    #[test]
+    fn a_scoped_delegation_writes_only_its_areas() {
+        let first = NodeKey::from_seed(&[1; 32]);
+        let marking = NodeKey::from_seed(&[3; 32]);
+        let mut doc = genesis(&DocId::State(xaa()));
+        let d = change(&mut doc, &first, &first, 1, |tx| {
+            put(
+                tx,
+                "delegations",
+                &marking.node_id().to_string(),
+                &grant(
+                    GrantKind::Delegation,
+                    &marking,
+                    Some(Scope::Areas(vec![Area::Marking])),
+                ),
+            );
+        });
+        let ok = change(&mut doc, &marking, &marking, 3, |tx| {
+            target_record(tx, "T1/1", "marking")
+        });
+        let mut base = genesis(&DocId::State(xaa()));
+        let out = apply_checked(
+            &trust(),
+            &DocId::State(xaa()),
+            &mut base,
+            vec![d, ok],
+            &HashSet::new(),
+        );
+        assert_eq!(out.accepted.len(), 2, "{:?}", out.rejected);
+        let mut writer = base.clone();
+        let bad = change(&mut writer, &marking, &marking, 3, |tx| {
+            target_record(tx, "T9/1", "stockpile")
+        });
+        let share = change(&mut writer, &marking, &marking, 3, |tx| {
+            put_value(tx, "readers", "*", &serde_json::json!(true)).unwrap();
+        });
+        let out = apply_checked(
+            &trust(),
+            &DocId::State(xaa()),
+            &mut base,
+            vec![bad],
+            &HashSet::new(),
+        );
+        match &out.rejected[0].1 {
+            crate::rules::Rejection::Denied {
+                denied: Denied::OutOfScope { touched, .. },
+                ..
+            } => {
+                assert!(touched.contains("stockpile"), "{touched}")
+            }
+            other => panic!("{other}"),
+        }
+        let out = apply_checked(
+            &trust(),
+            &DocId::State(xaa()),
+            &mut base,
+            vec![share],
+            &HashSet::new(),
+        );
+        assert_eq!(out.accepted.len(), 0);
+    }
+
+    #[test]
+    fn a_grant_signed_by_another_key_is_refused() {
+        let impostor_state = NodeKey::from_seed(&[99; 32]);
+        let node = NodeKey::from_seed(&[5; 32]);
+        let text = SignedGrant::sign(
+            &impostor_state,
+            Grant {
+                kind: GrantKind::Delegation,
+                state: xaa(),
+                node: node.node_id(),
+                scope: Some(Scope::ALL),
+                expires: None,
+                issued: "2026-01-01".parse().unwrap(),
+                state_key: impostor_state.node_id(),
+            },
+        )
+        .to_text();
+        let mut doc = genesis(&DocId::State(xaa()));
+        let c = change(&mut doc, &node, &node, 5, |tx| {
+            put(tx, "delegations", &node.node_id().to_string(), &text)
+        });
+        let mut base = genesis(&DocId::State(xaa()));
+        let out = apply_checked(
+            &trust(),
+            &DocId::State(xaa()),
+            &mut base,
+            vec![c],
+            &HashSet::new(),
+        );
+        assert!(matches!(
+            &out.rejected[0].1,
+            crate::rules::Rejection::Denied {
+                denied: Denied::BadGrant { .. },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn pool_members_write_only_their_own_section() {
+        let owner = NodeKey::from_seed(&[10; 32]);
+        let xaa_node = NodeKey::from_seed(&[11; 32]);
+        let xab_node = NodeKey::from_seed(&[12; 32]);
+        let id: DocId = "pool/xanadu".parse().unwrap();
+        let mut doc = genesis(&id);
+        let mk = |doc: &mut Automerge,
+                  key: &NodeKey,
+                  f: &dyn Fn(&mut automerge::transaction::Transaction<'_>)| {
+            doc.set_actor(actor_id(&key.node_id(), &[7; 8]));
+            let mut tx = doc.transaction();
+            f(&mut tx);
+            let hash = tx.commit().0.unwrap();
+            Incoming {
+                change: doc.get_change_by_hash(&hash).unwrap(),
+                signature: Some(sign_change(key, &id, &hash)),
+            }
+        };
+        let (a, b) = (
+            xaa_node.node_id().to_string(),
+            xab_node.node_id().to_string(),
+        );
+        let charter = mk(&mut doc, &owner, &|tx| {
+            put_value(
+                tx,
+                "owner",
+                &owner.node_id().to_string(),
+                &serde_json::json!(true),
+            )
+            .unwrap();
+            put_value(
+                tx,
+                "members",
+                "XAA",
+                &serde_json::json!({ a.clone(): true }),
+            )
+            .unwrap();
+            put_value(
+                tx,
+                "members",
+                "XAB",
+                &serde_json::json!({ b.clone(): true }),
+            )
+            .unwrap();
+        });
+        let own = mk(&mut doc.clone(), &xab_node, &|tx| {
+            put_value(
+                tx,
+                "sections",
+                "XAB",
+                &serde_json::json!({"T2": "contributed"}),
+            )
+            .unwrap();
+        });
+        let other = mk(&mut doc.clone(), &xab_node, &|tx| {
+            put_value(tx, "sections", "XAA", &serde_json::json!({"T1": "forged"})).unwrap();
+        });
+        let charter_by_member = mk(&mut doc.clone(), &xab_node, &|tx| {
+            put_value(tx, "pooled", "P1", &serde_json::json!({"aggregate": "sum"})).unwrap();
+        });
+        let mut fresh = genesis(&id);
+        let out = apply_checked(
+            &Trust::default(),
+            &id,
+            &mut fresh,
+            vec![charter, own, other, charter_by_member],
+            &HashSet::new(),
+        );
+        assert_eq!(out.accepted.len(), 2, "{:?}", out.rejected);
+        assert_eq!(out.rejected.len(), 2);
+        assert!(
+            out.rejected
+                .iter()
+                .any(|(_, r)| r.to_string().contains("only XAA's members"))
+        );
+        assert!(
+            out.rejected
+                .iter()
+                .any(|(_, r)| r.to_string().contains("only the owner"))
+        );
+    }
+
+    /// One writer's step in the property test.
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// Writer `w` writes a target.
+        Write(usize),
+        /// Writer `w` takes everything writer `from` has.
+        Merge(usize, usize),
+    }
+
+    fn steps() -> impl Strategy<Value = Vec<Step>> {
+        proptest::collection::vec(
+            prop_oneof![
+                (0usize..4).prop_map(Step::Write),
+                (0usize..4, 0usize..4).prop_map(|(a, b)| Step::Merge(a, b)),
+            ],
+            1..24,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Random honest and hostile changes, delivered in random orders and batches to three
+        /// nodes, give identical accepted sets and heads, and no hostile change is accepted.
+        #[test]
+        fn every_node_reaches_the_same_verdicts(
+            steps in steps(),
+            orders in proptest::collection::vec(Just(()).prop_perturb(|_, mut rng| rng.random::<u64>()), 3),
+        ) {
+            let first = NodeKey::from_seed(&[1; 32]);
+            let honest = NodeKey::from_seed(&[2; 32]);
+            let outsider = NodeKey::from_seed(&[3; 32]); // never delegated
+            let forger = NodeKey::from_seed(&[4; 32]);   // delegated, but its signatures are forged
+            let id = DocId::State(xaa());
+            let mut base = genesis(&id);
+            let d = change(&mut base, &first, &first, 1, |tx| {
+                for k in [&first, &honest, &forger] {
+                    put(tx, "delegations", &k.node_id().to_string(), &grant(GrantKind::Delegation, k, Some(Scope::ALL)));
+                }
+            });
+            // Writers 0, 1 honest; 2 an outsider; 3 a delegated node whose changes carry
+            // another key's signature.
+            let writers = [(&first, &first), (&honest, &honest), (&outsider, &outsider), (&forger, &outsider)];
+            let mut docs: Vec<Automerge> = (0..4).map(|_| base.clone()).collect();
+            let mut all: Vec<Incoming> = vec![d];
+            let mut hostile = HashSet::new();
+            for (n, step) in steps.iter().enumerate() {
+                match *step {
+                    Step::Write(w) => {
+                        let (key, signer) = writers[w];
+                        let inc = change(&mut docs[w], key, signer, w as u8 + 1, |tx| {
+                            target_record(tx, &format!("T{n}/1"), "marking")
+                        });
+                        if w >= 2 { hostile.insert(inc.change.hash()); }
+                        all.push(inc);
+                    }
+                    Step::Merge(to, from) if to != from => {
+                        let theirs = docs[from].get_changes(&[]);
+                        docs[to].apply_changes(theirs).unwrap();
+                    }
+                    Step::Merge(..) => {}
+                }
+            }
+            let mut results = Vec::new();
+            for seed in orders {
+                // A deterministic shuffle and batching from the seed.
+                let mut order: Vec<usize> = (0..all.len()).collect();
+                let mut s = seed | 1;
+                for i in (1..order.len()).rev() {
+                    s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+                    order.swap(i, (s % (i as u64 + 1)) as usize);
+                }
+                let mut doc = genesis(&id);
+                let mut bad = HashSet::new();
+                let mut accepted = HashSet::new();
+                let mut pending: Vec<Incoming> = Vec::new();
+                for chunk in order.chunks(((seed % 3) + 1) as usize) {
+                    pending.extend(chunk.iter().map(|&i| all[i].clone()));
+                    let out = apply_checked(&trust(), &id, &mut doc, std::mem::take(&mut pending), &bad);
+                    accepted.extend(out.accepted.iter().map(|(h, _)| *h));
+                    bad.extend(out.rejected.iter().map(|(h, _)| *h));
+                    pending = all.iter().filter(|i| out.waiting.contains(&i.change.hash())).cloned().collect();
+                }
+                prop_assert!(pending.is_empty());
+                prop_assert!(accepted.is_disjoint(&hostile), "a hostile change was accepted");
+                let mut acc: Vec<_> = accepted.into_iter().collect();
+                acc.sort();
+                results.push((doc.get_heads(), acc));
+            }
+            prop_assert_eq!(&results[0], &results[1]);
+            prop_assert_eq!(&results[1], &results[2]);
+        }
+    }
+}

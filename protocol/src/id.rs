@@ -17,9 +17,31 @@ const CHUNK: usize = 13;
 const CHECKED_LEN: usize = RAW_LEN + RAW_LEN / CHUNK;
 const GROUP: usize = 7;
 
-/// A node's identity: its ed25519 public key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A node's identity: its ed25519 public key. In JSON and TOML it is its checksummed text; on
+/// the wire, its 32 bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(pub [u8; 32]);
+
+impl Serialize for NodeId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            s.parse().map_err(serde::de::Error::custom)
+        } else {
+            Ok(NodeId(<[u8; 32]>::deserialize(d)?))
+        }
+    }
+}
 
 /// Why a text is not a NodeId.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,6 +1,8 @@
 //! The test harness: builds federations of real nodes (own SQLite file, own QUIC endpoint on
 //! loopback) in a few lines, and the records of the illustrative data set.
 
+pub mod rogue;
+
 use std::time::Duration;
 
 use poa_node::federation::{Member, wait_until};
@@ -143,12 +145,29 @@ pub async fn delegate_all(first: &Member, other: &Member) {
     first
         .with_node(|n| n.delegate(id, poa_protocol::authority::Scope::ALL, None))
         .expect("delegate");
+    wait_delegated(first, other).await;
+}
+
+/// Waits until `other` holds, in both its State's published document and its draft, a
+/// delegation from `first`'s State that it can verify.
+pub async fn wait_delegated(first: &Member, other: &Member) {
+    let id = other.id();
     let state = first.with_node(|n| n.own_state()).expect("a State node");
     let ok = wait_until(CONVERGE, || {
         other.with_node(|n| {
-            n.grants(state)
+            let verified = n
+                .grants(state)
                 .map(|g| g.iter().any(|(g, ok)| g.node == id && *ok))
-                .unwrap_or(false)
+                .unwrap_or(false);
+            let in_draft = n
+                .document(&DocId::Draft(state))
+                .map(|d| {
+                    poa_protocol::doc::document_json(&d, None)["delegations"]
+                        .get(id.to_string())
+                        .is_some()
+                })
+                .unwrap_or(false);
+            verified && in_draft
         })
     })
     .await;

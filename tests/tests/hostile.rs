@@ -4,10 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-
-use poa_node::federation::{Member, wait_until};
-use poa_node::transport;
+use poa_node::federation::wait_until;
+use poa_protocol::BodyKind;
 use poa_protocol::automerge::sync::{self, SyncDoc};
 use poa_protocol::automerge::transaction::Transactable;
 use poa_protocol::automerge::{Automerge, ROOT, ReadDoc};
@@ -15,80 +13,8 @@ use poa_protocol::doc::{DocId, genesis};
 use poa_protocol::model::Area;
 use poa_protocol::sign::{NodeKey, actor_id, sign_change};
 use poa_protocol::wire::{self, Claim, Hello, Message, PROTOCOL_VERSION, SyncEnvelope};
-use poa_protocol::{BodyKind, NodeId};
+use poa_tests::rogue::Rogue;
 use poa_tests::{CONVERGE, Homes, converge, link, target};
-
-/// A pinned peer that speaks the wire protocol by hand.
-struct Rogue {
-    key: NodeKey,
-    endpoint: quinn::Endpoint,
-}
-
-impl Rogue {
-    fn new(seed: u8) -> Rogue {
-        let key = NodeKey::from_seed(&[seed; 32]);
-        let endpoint = transport::endpoint(
-            ([127, 0, 0, 1], 0).into(),
-            &key,
-            Arc::new(std::sync::RwLock::new(Default::default())),
-        )
-        .unwrap();
-        Rogue { key, endpoint }
-    }
-
-    fn id(&self) -> NodeId {
-        self.key.node_id()
-    }
-
-    /// Connects to `victim`, says hello, sends `frames` raw, and returns every message the
-    /// victim sent back until it closed the stream, and how the connection ended.
-    async fn send_raw(&self, victim: &Member, frames: Vec<Vec<u8>>) -> (Vec<Message>, String) {
-        let cfg = transport::client_config(&self.key, victim.id()).unwrap();
-        let conn = self
-            .endpoint
-            .connect_with(cfg, victim.addr(), "poa-node")
-            .unwrap()
-            .await
-            .unwrap();
-        let (mut send, mut recv) = conn.open_bi().await.unwrap();
-        let hello = Message::Hello(Hello {
-            version: PROTOCOL_VERSION,
-            node: self.id(),
-            name: "rogue".into(),
-            claims: Claim::Body("XZZ".parse().unwrap(), BodyKind::Donor),
-            state_key: None,
-        });
-        send.write_all(&wire::encode_frame(&hello).unwrap())
-            .await
-            .unwrap();
-        for f in frames {
-            // The victim may already have closed: later writes may fail, which is the point.
-            if send.write_all(&f).await.is_err() {
-                break;
-            }
-        }
-        // Finishing our side ends the victim's read loop, so a victim that found nothing wrong
-        // closes too, and the read below ends either way.
-        let _ = send.finish();
-        let mut got = Vec::new();
-        let mut buf = wire::FrameBuffer::default();
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            match recv.read(&mut chunk).await {
-                Ok(Some(n)) => {
-                    buf.push(&chunk[..n]);
-                    while let Ok(Some(m)) = buf.next_message() {
-                        got.push(m);
-                    }
-                }
-                Ok(None) => break,
-                Err(_) => break,
-            }
-        }
-        let ended = conn.closed().await.to_string();
-        (got, ended)
-    }
-}
 
 fn goodbye(messages: &[Message]) -> Option<String> {
     messages.iter().find_map(|m| match m {
