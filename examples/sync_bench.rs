@@ -29,7 +29,7 @@ use poa_protocol::automerge::sync::{self, SyncDoc};
 use poa_protocol::automerge::{Automerge, ChangeHash};
 use poa_protocol::doc::{DocId, put_record, put_value};
 use poa_protocol::model::{Area, Direction, Indicator, IndicatorKind, Target};
-use poa_protocol::wire::{self, ChangeSignature, DocHeads, Message, SyncEnvelope};
+use poa_protocol::wire::{self, DocHeads, Message, SyncEnvelope};
 use poa_protocol::{BodyKind, StateCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -259,7 +259,7 @@ fn breakdown(docs: &[DocId], plain: &[Automerge]) -> Result<Breakdown> {
             .collect(),
     };
     let doc = docs.last().context("no documents")?.clone();
-    let envelope = |signatures: Vec<ChangeSignature>| -> Result<u64> {
+    let envelope = |signatures: Vec<Vec<u8>>| -> Result<u64> {
         let msg = Message::Sync(SyncEnvelope {
             doc: doc.clone(),
             message: Vec::new(),
@@ -267,13 +267,7 @@ fn breakdown(docs: &[DocId], plain: &[Automerge]) -> Result<Breakdown> {
         });
         Ok(wire::encode_frame(&msg)?.len() as u64)
     };
-    let signed = vec![
-        ChangeSignature {
-            hash: [7; 32],
-            signature: vec![9; 64],
-        };
-        CHANGES_PER_DOC
-    ];
+    let signed = vec![vec![9u8; 64]; CHANGES_PER_DOC];
     let bare = envelope(Vec::new())?;
     Ok(Breakdown {
         offers_frame: wire::encode_frame(&offers)?.len() as u64,

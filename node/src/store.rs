@@ -595,6 +595,15 @@ impl Store {
         Ok(rows.iter().filter_map(|s| s.parse().ok()).collect())
     }
 
+    /// Adds a document to those a peer is expected to offer.
+    pub fn add_peer_offer(&self, peer: &NodeId, doc: &DocId) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO peer_offers (peer, doc) VALUES (?1, ?2)",
+            params![peer.0.to_vec(), doc.to_string()],
+        )?;
+        Ok(())
+    }
+
     /// Replaces the list of documents a peer offers.
     pub fn set_peer_offers(&mut self, peer: &NodeId, docs: &[DocId]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;

@@ -27,8 +27,7 @@ use poa_protocol::doc::{DocId, readers};
 use poa_protocol::rules::{Incoming, may_read};
 use poa_protocol::sign::NodeKey;
 use poa_protocol::wire::{
-    self, ChangeSignature, Claim, DocHeads, Hello, Message, PROTOCOL_VERSION, SyncEnvelope,
-    WireError,
+    self, Claim, DocHeads, Hello, Message, PROTOCOL_VERSION, SyncEnvelope, WireError,
 };
 use poa_protocol::{NodeId, Participant, StateCode};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -411,13 +410,7 @@ impl Conn {
             let sigs = node.store.signatures(doc)?;
             changes
                 .iter()
-                .filter_map(|c| {
-                    let h = c.hash();
-                    sigs.get(&h).map(|s| ChangeSignature {
-                        hash: h.0,
-                        signature: s.to_vec(),
-                    })
-                })
+                .map(|c| sigs.get(&c.hash()).map(|s| s.to_vec()).unwrap_or_default())
                 .collect()
         };
         if !changes.is_empty() {
@@ -688,19 +681,26 @@ impl Conn {
     fn on_sync(&mut self, engine: &Engine, env: SyncEnvelope) -> Result<(), SyncError> {
         let doc = env.doc.clone();
         self.named_by_peer.insert(doc.clone());
+        {
+            // The peer syncs this document with us, so it will likely offer it to us from now
+            // on: expect it in its next summary. A wrong guess costs one list exchange.
+            let node = lock(&engine.node);
+            node.store.add_peer_offer(&self.peer, &doc)?;
+        }
         let msg = sync::Message::decode(&env.message)
             .map_err(|e| SyncError::Protocol(format!("sync message for {doc}: {e}")))?;
         let changes = wire::message_changes(&msg)?;
-        let sigs: HashMap<[u8; 32], [u8; 64]> = env
-            .signatures
-            .iter()
-            .filter_map(|s| Some((s.hash, wire::signature_from_wire(&s.signature)?)))
-            .collect();
+        // Signatures pair with the changes by position; a missing one leaves the change
+        // unsigned, and the gate refuses it.
         let incoming: Vec<Incoming> = changes
             .into_iter()
-            .map(|change| {
-                let signature = sigs.get(&change.hash().0).copied();
-                Incoming { change, signature }
+            .enumerate()
+            .map(|(i, change)| Incoming {
+                signature: env
+                    .signatures
+                    .get(i)
+                    .and_then(|s| wire::signature_from_wire(s)),
+                change,
             })
             .collect();
         let mut node = lock(&engine.node);

@@ -79,15 +79,6 @@ pub struct DocHeads {
     pub heads: Vec<[u8; 32]>,
 }
 
-/// The signature of one change, travelling beside it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChangeSignature {
-    /// The change hash.
-    pub hash: [u8; 32],
-    /// The author's ed25519 signature (64 bytes; serde has no 64-byte arrays).
-    pub signature: Vec<u8>,
-}
-
 /// An Automerge sync message for one document, with the signatures of the changes it carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncEnvelope {
@@ -95,8 +86,10 @@ pub struct SyncEnvelope {
     pub doc: DocId,
     /// `automerge::sync::Message::encode()` output.
     pub message: Vec<u8>,
-    /// Signatures of the changes in `message`.
-    pub signatures: Vec<ChangeSignature>,
+    /// The author's ed25519 signature of each change in `message`, in the order the changes
+    /// appear there (empty for the genesis, which every node recomputes). The hashes are not
+    /// repeated: the receiver computes them from the changes.
+    pub signatures: Vec<Vec<u8>>,
 }
 
 /// Every message of protocol version 1. Append only.
@@ -378,10 +371,7 @@ mod tests {
             Message::Sync(SyncEnvelope {
                 doc: doc.clone(),
                 message: vec![1, 2, 3],
-                signatures: vec![ChangeSignature {
-                    hash: [4; 32],
-                    signature: vec![5; 64],
-                }],
+                signatures: vec![vec![5; 64], Vec::new()],
             }),
             Message::SyncIdle { doc },
             Message::Goodbye {

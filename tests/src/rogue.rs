@@ -9,9 +9,7 @@ use poa_protocol::automerge::sync::{self, SyncDoc};
 use poa_protocol::automerge::{Automerge, Change};
 use poa_protocol::doc::DocId;
 use poa_protocol::sign::NodeKey;
-use poa_protocol::wire::{
-    self, ChangeSignature, Claim, Hello, Message, PROTOCOL_VERSION, SyncEnvelope,
-};
+use poa_protocol::wire::{self, Claim, Hello, Message, PROTOCOL_VERSION, SyncEnvelope};
 use poa_protocol::{BodyKind, NodeId};
 
 /// A pinned peer that speaks the wire protocol by hand.
@@ -124,13 +122,7 @@ pub fn sync_frame(doc: &DocId, changes: &[(Change, Vec<u8>)]) -> Vec<u8> {
     let env = SyncEnvelope {
         doc: doc.clone(),
         message: msg.encode(),
-        signatures: changes
-            .iter()
-            .map(|(c, s)| ChangeSignature {
-                hash: c.hash().0,
-                signature: s.clone(),
-            })
-            .collect(),
+        signatures: changes.iter().map(|(_, s)| s.clone()).collect(),
     };
     wire::encode_frame(&Message::Sync(env)).expect("encodes")
 }

@@ -50,10 +50,18 @@ fn envelope_with_change(doc: &DocId, key: &NodeKey, signer: &NodeKey) -> (SyncEn
         SyncEnvelope {
             doc: doc.clone(),
             message: msg.encode(),
-            signatures: vec![wire::ChangeSignature {
-                hash: hash.0,
-                signature: sig.to_vec(),
-            }],
+            // One signature per change, in order; the genesis goes unsigned.
+            signatures: am
+                .get_changes(&[])
+                .iter()
+                .map(|c| {
+                    if c.hash() == hash {
+                        sig.to_vec()
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect(),
         },
         hash.to_string(),
     )
