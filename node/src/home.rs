@@ -217,6 +217,24 @@ fn read_key(path: &Path) -> Result<NodeKey, HomeError> {
     Ok(NodeKey::from_seed(&seed))
 }
 
+/// The holder of a State key trusts it for its own State. Idempotent; a conflict here means
+/// `state.key` was swapped under the database, and every write will say so.
+fn trust_own_state_key(
+    store: &Store,
+    state_key: Option<&NodeKey>,
+    participant: &Participant,
+) -> Result<(), HomeError> {
+    if let (Some(k), Some(state)) = (state_key, participant.state()) {
+        store.learn_state_key(
+            &state,
+            &k.node_id(),
+            "this node holds the State key",
+            crate::node::now_secs(),
+        )?;
+    }
+    Ok(())
+}
+
 impl Home {
     /// Creates a node in `dir`: keys, configuration and database. If anything fails, what was
     /// created is removed again, so a failed init leaves no half-made node behind.
@@ -263,14 +281,7 @@ impl Home {
         let store = Store::open(&dir.join(DATABASE))?;
         let actor_suffix = random::<ACTOR_SUFFIX_LEN>()?;
         store.set_meta("actor_suffix", &actor_suffix)?;
-        if let (Some(k), Some(state)) = (&state_key, opts.participant.state()) {
-            store.learn_state_key(
-                &state,
-                &k.node_id(),
-                "this node holds the State key",
-                crate::node::now_secs(),
-            )?;
-        }
+        trust_own_state_key(&store, state_key.as_ref(), &opts.participant)?;
         let text = format!(
             "# poa-node configuration. See config.example.toml in the source for every setting.\n{}",
             toml::to_string_pretty(config).map_err(|e| HomeError::Config {
@@ -314,16 +325,7 @@ impl Home {
             None
         };
         let store = Store::open(&dir.join(DATABASE))?;
-        if let (Some(k), Some(state)) = (&state_key, config.participant.state()) {
-            // Idempotent; a conflict here means state.key was swapped under the database, and
-            // every write will say so.
-            store.learn_state_key(
-                &state,
-                &k.node_id(),
-                "this node holds the State key",
-                crate::node::now_secs(),
-            )?;
-        }
+        trust_own_state_key(&store, state_key.as_ref(), &config.participant)?;
         let actor_suffix = store
             .meta("actor_suffix")?
             .and_then(|v| <[u8; ACTOR_SUFFIX_LEN]>::try_from(v.as_slice()).ok())

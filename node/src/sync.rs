@@ -430,9 +430,15 @@ impl Conn {
         }))
     }
 
-    /// Starts (or continues) a session for `doc` if there is anything to send.
+    /// Starts (or continues) a session for `doc` if there is anything to send. A node that holds
+    /// nothing of a document the peer offered starts from an empty history to take the peer's
+    /// (a relay's first copy); otherwise only a peer that may read the document gets a session.
     fn push(&mut self, engine: &Engine, node: &Node, doc: &DocId) -> Result<(), SyncError> {
-        if self.inflight.contains(doc) || !engine.can_read(node, &self.peer, doc)? {
+        if self.inflight.contains(doc) {
+            return Ok(());
+        }
+        let holds_nothing = node.store.heads(doc)?.is_none();
+        if !holds_nothing && !engine.can_read(node, &self.peer, doc)? {
             return Ok(());
         }
         if let Some(env) = self.generate(node, doc, None)? {
@@ -522,7 +528,7 @@ impl Conn {
                     ours.sort();
                     theirs_sorted.sort();
                     if ours != theirs_sorted {
-                        self.push_any(engine, &node, &d.doc)?;
+                        self.push(engine, &node, &d.doc)?;
                     }
                 }
             }
@@ -657,23 +663,6 @@ impl Conn {
                 node.store
                     .audit_event(now, "conflict", Some(doc), Some(&self.peer), &why)?;
             }
-        }
-        Ok(())
-    }
-
-    /// Starts a session for a document the peer offered, even one this node does not hold yet
-    /// (a relay's first copy): it begins from an empty history and takes the peer's.
-    fn push_any(&mut self, engine: &Engine, node: &Node, doc: &DocId) -> Result<(), SyncError> {
-        if self.inflight.contains(doc) {
-            return Ok(());
-        }
-        let holds_nothing = node.store.heads(doc)?.is_none();
-        if !holds_nothing && !engine.can_read(node, &self.peer, doc)? {
-            return Ok(());
-        }
-        if let Some(env) = self.generate(node, doc, None)? {
-            self.inflight.insert(doc.clone());
-            self.send(engine, node, Message::Sync(env))?;
         }
         Ok(())
     }
