@@ -60,6 +60,17 @@ impl Rogue {
         claims: Claim,
         frames: Vec<Vec<u8>>,
     ) -> (Vec<Message>, String) {
+        self.send_with_key(victim, claims, None, frames).await
+    }
+
+    /// Like [`Rogue::send_as`], with the hello also presenting a State key.
+    pub async fn send_with_key(
+        &self,
+        victim: &Member,
+        claims: Claim,
+        state_key: Option<NodeId>,
+        frames: Vec<Vec<u8>>,
+    ) -> (Vec<Message>, String) {
         let cfg = transport::client_config(&self.key, victim.id()).expect("rogue connection");
         let conn = self
             .endpoint
@@ -73,7 +84,7 @@ impl Rogue {
             node: self.id(),
             name: "rogue".into(),
             claims,
-            state_key: None,
+            state_key,
         });
         send.write_all(&wire::encode_frame(&hello).expect("rogue connection"))
             .await

@@ -38,8 +38,12 @@ fn craft(
     id: &str,
     area: Area,
 ) -> (Change, Vec<u8>) {
+    // A fresh actor suffix per crafted change, so two crafted by one node never share a
+    // sequence number.
+    static SUFFIX: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0x80);
+    let suffix = SUFFIX.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut am: Automerge = base.with_node(|n| n.document(doc)).unwrap();
-    am.set_actor(actor_id(&as_node.node_id(), &[0xEE; 8]));
+    am.set_actor(actor_id(&as_node.node_id(), &[suffix; 8]));
     let mut tx = am.transaction();
     put_record(
         &mut tx,
@@ -474,5 +478,112 @@ async fn a_pool_member_cannot_write_another_members_section() {
     converge(&[&xrb, &xaa_node, &xab_node], &pool).await;
     for m in [&xrb, &xaa_node, &xab_node] {
         assert!(!holds(m, &pool, &bad));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_given_a_revocation_and_changes_in_opposite_orders_reach_the_same_verdict() {
+    let homes = Homes::new();
+    let xaa_node = homes.state("xaa", "XAA").await;
+    let defence = homes.ministry("defence", "XAA").await;
+    link(&xaa_node, &defence, Some("XAA"), Some("XAA"));
+    delegate_all(&xaa_node, &defence).await;
+    let doc = published();
+    converge(&[&xaa_node, &defence], &doc).await;
+    let base: Automerge = xaa_node.with_node(|n| n.document(&doc)).unwrap();
+    let base_heads = base.get_heads();
+    let sigs = xaa_node.with_node(|n| n.store.signatures(&doc)).unwrap();
+    let signed = |c: &Change| sigs.get(&c.hash()).map(|s| s.to_vec()).unwrap_or_default();
+    let base_changes: Vec<(Change, Vec<u8>)> = base
+        .get_changes(&[])
+        .into_iter()
+        .map(|c| {
+            let s = signed(&c);
+            (c, s)
+        })
+        .collect();
+
+    // Concurrently with the revocation, the ministry writes T5; after seeing it, T6.
+    let defence_key = key_of(&defence);
+    let (concurrent, concurrent_sig) = craft(
+        &xaa_node,
+        &doc,
+        &defence_key,
+        &defence_key,
+        "T5",
+        Area::Marking,
+    );
+    let defence_id = defence.id();
+    xaa_node.with_node(|n| n.revoke(defence_id)).unwrap();
+    let after: Automerge = xaa_node.with_node(|n| n.document(&doc)).unwrap();
+    let sigs = xaa_node.with_node(|n| n.store.signatures(&doc)).unwrap();
+    let revocation: Vec<(Change, Vec<u8>)> = after
+        .get_changes(&base_heads)
+        .into_iter()
+        .map(|c| {
+            let s = sigs.get(&c.hash()).map(|s| s.to_vec()).unwrap_or_default();
+            (c, s)
+        })
+        .collect();
+    let (late, late_sig) = craft(
+        &xaa_node,
+        &doc,
+        &defence_key,
+        &defence_key,
+        "T6",
+        Area::Marking,
+    );
+
+    let r1 = homes.body("r1", "XRB", BodyKind::Regional).await;
+    let r2 = homes.body("r2", "UNODA", BodyKind::Secretariat).await;
+    let state_key = xaa_node.with_node(|n| n.home.state_key.as_ref().map(|k| k.node_id()));
+    let rogue = Rogue::with_key(key_of(&xaa_node));
+    let frame = |changes: &[(Change, Vec<u8>)]| sync_frame(&doc, changes);
+    let c = (concurrent.clone(), concurrent_sig);
+    let l = (late.clone(), late_sig);
+    let orders = [
+        (
+            &r1,
+            vec![
+                frame(&base_changes),
+                frame(&revocation),
+                frame(&[c.clone()]),
+                frame(&[l.clone()]),
+            ],
+        ),
+        (
+            &r2,
+            vec![
+                frame(&base_changes),
+                frame(&[l.clone()]),
+                frame(&[c.clone()]),
+                frame(&revocation),
+                frame(&[l.clone()]),
+            ],
+        ),
+    ];
+    for (receiver, frames) in orders {
+        receiver.accept_from(&xaa_node, Some(xaa())).unwrap();
+        for f in frames {
+            // One connection per delivery: nothing ties the order to a single session.
+            rogue
+                .send_with_key(receiver, Claim::State(xaa()), state_key, vec![f])
+                .await;
+        }
+        let why = rejected_by(receiver, &late).await;
+        assert!(why.contains("revoked"), "{}: {why}", receiver.label);
+    }
+    assert_eq!(heads(&r1, &doc), heads(&r2, &doc));
+    for r in [&r1, &r2] {
+        assert!(
+            holds(r, &doc, &concurrent),
+            "{} refused the concurrent change",
+            r.label
+        );
+        assert!(
+            !holds(r, &doc, &late),
+            "{} applied the change made after the revocation",
+            r.label
+        );
     }
 }
