@@ -129,6 +129,8 @@ pub fn sync_frame(doc: &DocId, changes: &[(Change, Vec<u8>)]) -> Vec<u8> {
         bytes.extend_from_slice(c.raw_bytes());
     }
     msg.heads = changes.iter().map(|(c, _)| c.hash()).collect();
+    // Automerge encodes heads sorted (and asserts it in debug builds).
+    msg.heads.sort();
     msg.changes = sync::ChunkList::from(bytes);
     let env = SyncEnvelope {
         doc: doc.clone(),

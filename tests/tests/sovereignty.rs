@@ -547,18 +547,18 @@ async fn two_nodes_given_a_revocation_and_changes_in_opposite_orders_reach_the_s
             vec![
                 frame(&base_changes),
                 frame(&revocation),
-                frame(&[c.clone()]),
-                frame(&[l.clone()]),
+                frame(std::slice::from_ref(&c)),
+                frame(std::slice::from_ref(&l)),
             ],
         ),
         (
             &r2,
             vec![
                 frame(&base_changes),
-                frame(&[l.clone()]),
-                frame(&[c.clone()]),
+                frame(std::slice::from_ref(&l)),
+                frame(std::slice::from_ref(&c)),
                 frame(&revocation),
-                frame(&[l.clone()]),
+                frame(std::slice::from_ref(&l)),
             ],
         ),
     ];
