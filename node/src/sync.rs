@@ -998,26 +998,15 @@ pub async fn sync_with(
     endpoint: &quinn::Endpoint,
     peer: &Peer,
 ) -> Result<SyncReport, SyncError> {
-    let addr_text = peer
-        .addr
-        .clone()
-        .ok_or_else(|| SyncError::Protocol(format!("peer {} has no address", peer.name)))?;
-    let addr = resolve(&addr_text)
-        .ok_or_else(|| SyncError::Protocol(format!("cannot resolve {addr_text}")))?;
-    let cfg = transport::client_config(&engine.key, peer.node_id)?;
-    let result = async {
-        let conn = endpoint.connect_with(cfg, addr, "poa-node")?.await?;
-        let (_tx, rx) = watch::channel(false);
-        drive(engine.clone(), conn, true, Mode::OneShot, rx).await
-    }
-    .await;
-    if let Err(e) = &result {
-        let node = lock(&engine.node);
-        let _ = node
-            .store
-            .peer_outcome(&peer.node_id, now_secs(), Some(&e.to_string()));
-    }
-    result
+    let (_stop, never) = watch::channel(false);
+    dial(
+        engine.clone(),
+        endpoint.clone(),
+        peer.clone(),
+        Mode::OneShot,
+        never,
+    )
+    .await
 }
 
 /// One round with every known peer (or just `only`), for `poa-node sync`.
@@ -1152,7 +1141,7 @@ async fn run_server(
                     let endpoint = endpoint.clone();
                     let stop = stop.clone();
                     tasks.spawn(async move {
-                        if let Err(e) = dial(engine, endpoint, peer.clone(), stop).await {
+                        if let Err(e) = dial(engine, endpoint, peer.clone(), Mode::Stay, stop).await {
                             tracing::info!(peer = %peer.name, cause = %e, "could not sync with peer");
                         }
                     });
@@ -1181,15 +1170,19 @@ async fn dial(
     engine: Arc<Engine>,
     endpoint: quinn::Endpoint,
     peer: Peer,
+    mode: Mode,
     stop: watch::Receiver<bool>,
 ) -> Result<SyncReport, SyncError> {
-    let addr_text = peer.addr.clone().unwrap_or_default();
-    let addr = resolve(&addr_text)
-        .ok_or_else(|| SyncError::Protocol(format!("cannot resolve {addr_text}")))?;
-    let cfg = transport::client_config(&engine.key, peer.node_id)?;
     let result = async {
+        let addr_text = peer
+            .addr
+            .clone()
+            .ok_or_else(|| SyncError::Protocol(format!("peer {} has no address", peer.name)))?;
+        let addr = resolve(&addr_text)
+            .ok_or_else(|| SyncError::Protocol(format!("cannot resolve {addr_text}")))?;
+        let cfg = transport::client_config(&engine.key, peer.node_id)?;
         let conn = endpoint.connect_with(cfg, addr, "poa-node")?.await?;
-        drive(engine.clone(), conn, true, Mode::Stay, stop).await
+        drive(engine.clone(), conn, true, mode, stop).await
     }
     .await;
     if let Err(e) = &result {

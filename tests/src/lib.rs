@@ -3,6 +3,9 @@
 
 pub mod rogue;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use poa_node::federation::{Member, wait_until};
@@ -176,4 +179,91 @@ pub async fn wait_delegated(first: &Member, other: &Member) {
         "{} never received its delegation",
         other.label
     );
+}
+
+/// The `poa-node` binary of the profile these tests were built with, built on first use.
+///
+/// The test executable is `<target-dir>/<profile>/deps/<test>-<hash>`; the binary goes to
+/// `<target-dir>/<profile>/poa-node`. Building every time (rather than only when missing) keeps
+/// a stale binary from being tested after the sources changed.
+pub fn poa_node_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test executable has a path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test executable lives in <target-dir>/<profile>/deps");
+        let bin = profile_dir.join(format!("poa-node{}", std::env::consts::EXE_SUFFIX));
+        if let (Ok(cargo), Some(target_dir)) = (std::env::var("CARGO"), profile_dir.parent()) {
+            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+                Some("debug") | None => "dev",
+                Some(other) => other,
+            };
+            let mut build = Command::new(cargo);
+            // Cargo gives this test process the variables it sets for a crate being built
+            // (CARGO_MANIFEST_DIR...). Passed on, they would reach build scripts that watch them
+            // (ring watches CARGO_MANIFEST_DIR) and rebuild half the dependency tree here, then
+            // again at the next plain `cargo build`.
+            for (name, _) in std::env::vars_os() {
+                let name = name.to_string_lossy().into_owned();
+                if name.starts_with("CARGO_PKG_")
+                    || [
+                        "CARGO_MANIFEST_DIR",
+                        "CARGO_MANIFEST_PATH",
+                        "CARGO_CRATE_NAME",
+                        "CARGO_PRIMARY_PACKAGE",
+                        "CARGO_TARGET_TMPDIR",
+                        "CARGO_RUSTC_CURRENT_DIR",
+                        "OUT_DIR",
+                    ]
+                    .contains(&name.as_str())
+                {
+                    build.env_remove(&name);
+                }
+            }
+            let status = build
+                .args(["build", "--quiet", "-p", "poa-node", "--bin", "poa-node"])
+                .args(["--profile", profile])
+                .arg("--target-dir")
+                .arg(target_dir)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building poa-node failed: {status}");
+        }
+        assert!(
+            bin.is_file(),
+            "{} is missing: run `cargo build -p poa-node --bin poa-node`",
+            bin.display()
+        );
+        bin
+    })
+}
+
+/// Waits until `m` has recorded a rejection of `change` in its audit log, and returns the
+/// reason; fails the test if it never does.
+pub async fn rejected_by(m: &Member, change: &poa_protocol::automerge::Change) -> String {
+    rejected_by_hash(m, &change.hash().to_string()).await
+}
+
+/// [`rejected_by`] for a change known by its hash (hex).
+pub async fn rejected_by_hash(m: &Member, hash: &str) -> String {
+    let find = || {
+        m.with_node(|n| {
+            n.store
+                .audit(0)
+                .expect("audit")
+                .into_iter()
+                .find(|r| r.event == "rejected" && r.change.as_deref() == Some(hash))
+                .map(|r| r.detail)
+        })
+    };
+    let found = wait_until(CONVERGE, || find().is_some()).await;
+    assert!(
+        found.is_some(),
+        "{} recorded no rejection of {hash}",
+        m.label
+    );
+    find().unwrap_or_default()
 }

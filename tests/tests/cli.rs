@@ -16,10 +16,10 @@
 //! The binary belongs to another package of the workspace, so Cargo does not build it for this
 //! crate's tests: [`poa_node_bin`] builds it once per test run (a no-op when it is up to date).
 
+use poa_tests::poa_node_bin;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::OnceLock;
 
 use poa_protocol::automerge::Automerge;
 use poa_protocol::doc::StateData;
@@ -30,66 +30,6 @@ use tempfile::TempDir;
 // ---------------------------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------------------------
-
-/// The `poa-node` binary of the profile these tests were built with, built on first use.
-///
-/// The test executable is `<target-dir>/<profile>/deps/cli-<hash>`; the binary goes to
-/// `<target-dir>/<profile>/poa-node`. Building every time (rather than only when missing)
-/// keeps a stale binary from being tested after the sources changed.
-fn poa_node_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test executable has a path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test executable lives in <target-dir>/<profile>/deps");
-        let bin = profile_dir.join(format!("poa-node{}", std::env::consts::EXE_SUFFIX));
-        if let (Ok(cargo), Some(target_dir)) = (std::env::var("CARGO"), profile_dir.parent()) {
-            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") | None => "dev",
-                Some(other) => other,
-            };
-            let mut build = std::process::Command::new(cargo);
-            // Cargo gives this test process variables describing poa-tests (CARGO_PKG_NAME,
-            // CARGO_MANIFEST_DIR...). Build scripts of dependencies (ring) track some of them,
-            // so passing them on would rebuild half the tree now and again on the next
-            // `cargo test`. Build with the environment the user ran cargo in.
-            for (key, _) in std::env::vars_os() {
-                let key = key.to_string_lossy();
-                if key.starts_with("CARGO_PKG_")
-                    || key.starts_with("CARGO_MANIFEST_")
-                    || [
-                        "CARGO_CRATE_NAME",
-                        "CARGO_BIN_NAME",
-                        "CARGO_PRIMARY_PACKAGE",
-                        "CARGO_TARGET_TMPDIR",
-                        "CARGO_RUSTC_CURRENT_DIR",
-                        "OUT_DIR",
-                    ]
-                    .contains(&key.as_ref())
-                {
-                    build.env_remove(key.as_ref());
-                }
-            }
-            let status = build
-                .args(["build", "--quiet", "-p", "poa-node", "--bin", "poa-node"])
-                .args(["--profile", profile])
-                .arg("--target-dir")
-                .arg(target_dir)
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building poa-node failed: {status}");
-        }
-        assert!(
-            bin.is_file(),
-            "{} is missing: run `cargo build -p poa-node --bin poa-node`",
-            bin.display()
-        );
-        bin
-    })
-}
 
 /// A SHA-256 in upper case (the node stores it in lower case): the digest of "test".
 const SHA256_UPPER: &str = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";

@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use poa_node::federation::wait_until;
 use poa_protocol::BodyKind;
 use poa_protocol::automerge::sync::{self, SyncDoc};
 use poa_protocol::automerge::transaction::Transactable;
@@ -14,7 +13,7 @@ use poa_protocol::model::Area;
 use poa_protocol::sign::{NodeKey, actor_id, sign_change};
 use poa_protocol::wire::{self, Claim, Hello, Message, PROTOCOL_VERSION, SyncEnvelope};
 use poa_tests::rogue::Rogue;
-use poa_tests::{CONVERGE, Homes, converge, link, target};
+use poa_tests::{Homes, converge, link, rejected_by_hash, target};
 
 fn goodbye(messages: &[Message]) -> Option<String> {
     messages.iter().find_map(|m| match m {
@@ -82,17 +81,7 @@ async fn a_change_whose_signature_does_not_verify_is_refused_and_recorded() {
     let frame = wire::encode_frame(&Message::Sync(env)).unwrap();
     let _ = rogue.send_raw(&victim, vec![frame]).await;
 
-    let rejected = wait_until(CONVERGE, || {
-        victim.with_node(|n| {
-            n.store
-                .audit(0)
-                .unwrap()
-                .iter()
-                .any(|r| r.event == "rejected" && r.change.as_deref() == Some(hash.as_str()))
-        })
-    })
-    .await;
-    assert!(rejected.is_some(), "no rejection recorded");
+    rejected_by_hash(&victim, &hash).await;
     let row = victim.with_node(|n| {
         n.store
             .audit(0)

@@ -13,7 +13,9 @@ use poa_protocol::sign::{NodeKey, actor_id, sign_change};
 use poa_protocol::wire::Claim;
 use poa_protocol::{BodyKind, StateCode};
 use poa_tests::rogue::{Rogue, sync_frame};
-use poa_tests::{CONVERGE, Homes, converge, delegate_all, heads, link, target, wait_delegated};
+use poa_tests::{
+    CONVERGE, Homes, converge, delegate_all, heads, link, rejected_by, target, wait_delegated,
+};
 
 fn xaa() -> StateCode {
     "XAA".parse().unwrap()
@@ -56,35 +58,6 @@ fn craft(
     let change = am.get_change_by_hash(&hash).unwrap();
     let sig = sign_change(signer, doc, &hash).to_vec();
     (change, sig)
-}
-
-/// Waits until `m` has recorded a rejection of `change`, and returns its reason.
-async fn rejected_by(m: &Member, change: &Change) -> String {
-    let hash = change.hash().to_string();
-    let found = wait_until(CONVERGE, || {
-        m.with_node(|n| {
-            n.store
-                .audit(0)
-                .unwrap()
-                .iter()
-                .any(|r| r.event == "rejected" && r.change.as_deref() == Some(hash.as_str()))
-        })
-    })
-    .await;
-    assert!(
-        found.is_some(),
-        "{} recorded no rejection of {hash}",
-        m.label
-    );
-    m.with_node(|n| {
-        n.store
-            .audit(0)
-            .unwrap()
-            .into_iter()
-            .find(|r| r.event == "rejected" && r.change.as_deref() == Some(hash.as_str()))
-            .unwrap()
-            .detail
-    })
 }
 
 fn holds(m: &Member, doc: &DocId, change: &Change) -> bool {
