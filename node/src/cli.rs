@@ -1260,14 +1260,12 @@ fn target(home: Option<PathBuf>, cmd: TargetCmd) -> anyhow::Result<()> {
             } else {
                 let mut parts = Vec::new();
                 if !p.versions.is_empty() {
-                    parts.push(format!(
-                        "version {}",
-                        p.versions
-                            .iter()
-                            .map(|v| v.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
+                    let list: Vec<String> = p.versions.iter().map(|v| v.to_string()).collect();
+                    parts.push(match list.as_slice() {
+                        [one] => format!("version {one}"),
+                        [init @ .., last] => format!("versions {} and {last}", init.join(", ")),
+                        [] => String::new(),
+                    });
                 }
                 if !p.progress.is_empty() {
                     parts.push(format!("{} progress report(s)", p.progress.len()));

@@ -53,6 +53,9 @@ pub enum HomeError {
         /// What is wrong.
         reason: String,
     },
+    /// An argument of `init` is invalid.
+    #[error("{0}")]
+    Invalid(String),
     /// No per-user data folder and no --home.
     #[error("cannot find a per-user data folder: pass --home DIR or set POA_HOME")]
     NoDataDir,
@@ -107,7 +110,10 @@ impl Config {
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), String> {
         if self.name.trim().is_empty() {
-            return Err("name must not be empty".into());
+            return Err(
+                "the name must not be empty: give --name \"XAA Ministry of Interior\" or similar"
+                    .into(),
+            );
         }
         self.network
             .listen
@@ -244,10 +250,8 @@ impl Home {
             participant: opts.participant.clone(),
             network: NetworkConfig::default(),
         };
-        config.validate().map_err(|reason| HomeError::Config {
-            path: dir.join(CONFIG),
-            reason,
-        })?;
+        // Nothing is written yet, so the problem is in the arguments, not in a file.
+        config.validate().map_err(HomeError::Invalid)?;
         if dir.join(NODE_KEY).exists() || dir.join(CONFIG).exists() {
             return Err(HomeError::AlreadyInitialised(dir.to_path_buf()));
         }

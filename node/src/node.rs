@@ -54,6 +54,11 @@ pub enum NodeError {
     /// A record id is taken.
     #[error("{0} already exists; choose another --id")]
     Exists(String),
+    /// A new version identical to the current one.
+    #[error(
+        "the new version of {0} would be the same as the current one: give the fields that change (--value, --deadline...)"
+    )]
+    NothingChanged(String),
     /// The target was withdrawn.
     #[error("target {0} is withdrawn; it can no longer change")]
     Withdrawn(String),
@@ -429,6 +434,11 @@ impl Node {
             }
             let mut next = current.clone();
             edit(&mut next)?;
+            let mut unchanged = next.clone();
+            unchanged.reason = current.reason.clone();
+            if unchanged == *current {
+                return Err(NodeError::NothingChanged(id.to_string()));
+            }
             next.id = current.id.clone();
             next.state = state;
             next.version = current.version + 1;

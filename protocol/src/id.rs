@@ -56,7 +56,9 @@ pub enum NodeIdError {
     Character(char),
     /// A check character does not match: the text was mistyped.
     #[error(
-        "NodeId check failed in its part {0} of 4: it was mistyped; copy it again from `poa-node id`"
+        "NodeId check failed in groups {} to {}: it was mistyped; copy it again from `poa-node id`",
+        .0 * 2 - 1,
+        .0 * 2
     )]
     Checksum(usize),
     /// The bytes are not an ed25519 public key.
