@@ -528,6 +528,16 @@ impl Store {
             .collect())
     }
 
+    /// The State a pinned peer was pinned as a node of, if any.
+    pub fn peer_state(&self, id: &NodeId) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT state FROM peers WHERE node_id = ?1")?
+            .query_row([id.0.to_vec()], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
+    }
+
     /// Records a completed exchange with a peer, or the error that ended one.
     pub fn peer_outcome(
         &self,
@@ -561,11 +571,8 @@ impl Store {
     pub fn sync_state(&self, peer: &NodeId, doc: &DocId) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT state FROM sync_states WHERE peer = ?1 AND doc = ?2",
-                params![peer.0.to_vec(), doc.to_string()],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT state FROM sync_states WHERE peer = ?1 AND doc = ?2")?
+            .query_row(params![peer.0.to_vec(), doc.to_string()], |r| r.get(0))
             .optional()?)
     }
 
@@ -576,11 +583,12 @@ impl Store {
         doc: &DocId,
         state: &[u8],
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO sync_states (peer, doc, state) VALUES (?1, ?2, ?3)
-             ON CONFLICT (peer, doc) DO UPDATE SET state = excluded.state",
-            params![peer.0.to_vec(), doc.to_string(), state],
-        )?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sync_states (peer, doc, state) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (peer, doc) DO UPDATE SET state = excluded.state",
+            )?
+            .execute(params![peer.0.to_vec(), doc.to_string(), state])?;
         Ok(())
     }
 
@@ -740,7 +748,7 @@ fn signatures_in(
     conn: &Connection,
     doc: &DocId,
 ) -> Result<HashMap<ChangeHash, Signature>, StoreError> {
-    let mut stmt = conn.prepare("SELECT hash, signature FROM changes WHERE doc = ?1")?;
+    let mut stmt = conn.prepare_cached("SELECT hash, signature FROM changes WHERE doc = ?1")?;
     let rows = stmt.query_map([doc.to_string()], |r| {
         Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
     })?;
@@ -764,7 +772,8 @@ fn ensure_cached(
 ) -> Result<bool, StoreError> {
     let id = doc.to_string();
     let heads: Option<Vec<u8>> = conn
-        .query_row("SELECT heads FROM docs WHERE id = ?1", [&id], |r| r.get(0))
+        .prepare_cached("SELECT heads FROM docs WHERE id = ?1")?
+        .query_row([&id], |r| r.get(0))
         .optional()?;
     let Some(heads) = heads else {
         return Ok(false);

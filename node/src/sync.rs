@@ -240,9 +240,7 @@ impl Engine {
     }
 
     fn peer_state(node: &Node, peer: &NodeId) -> Result<Option<StateCode>, StoreError> {
-        Ok(Self::peer_row(node, peer)?
-            .and_then(|p| p.state)
-            .and_then(|s| s.parse().ok()))
+        Ok(node.store.peer_state(peer)?.and_then(|s| s.parse().ok()))
     }
 
     fn can_read(&self, node: &Node, peer: &NodeId, doc: &DocId) -> Result<bool, StoreError> {
