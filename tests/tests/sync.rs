@@ -211,3 +211,29 @@ async fn an_unpinned_node_cannot_connect_or_read() {
     .await;
     assert!(waited.is_some(), "the refusal was not recorded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_presenting_another_key_than_the_pinned_one_is_refused_by_the_client() {
+    let homes = Homes::new();
+    let state = homes.state("xaa", "XAA").await;
+    let other = homes.body("other", "XRB", BodyKind::Regional).await;
+    let client = homes.body("client", "UNODA", BodyKind::Secretariat).await;
+    // Both servers have pinned the client, so only the client's check can refuse.
+    state.accept_from(&client, None).unwrap();
+    other.accept_from(&client, None).unwrap();
+    // The client pins XAA's key, but at the address where another node answers.
+    let (xaa_id, wrong_addr) = (state.id(), other.addr().to_string());
+    client
+        .with_node(|n| {
+            n.store
+                .add_peer(&xaa_id, "xaa", Some(&wrong_addr), Some("XAA"), 0)
+        })
+        .unwrap();
+    let engine = client.engine().clone();
+    let rounds = poa_node::sync::sync_round(&engine, Some(xaa_id))
+        .await
+        .unwrap();
+    assert!(rounds[0].1.is_err(), "the client talked to the wrong key");
+    assert!(other.engine().revealed_to(&client.id()).is_empty());
+    assert!(client.engine().revealed_to(&other.id()).is_empty());
+}
