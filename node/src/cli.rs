@@ -17,6 +17,10 @@ use poa_protocol::view::TargetView;
 use poa_protocol::{BodyCode, BodyKind, Date, NodeId, StateCode};
 use serde_json::json;
 
+mod assist;
+
+pub use assist::{MatchArgs, MatchCmd, PoolCmd, PoolTargetCmd};
+
 use crate::home::{self, Home, InitOptions};
 use crate::node::{Node, today};
 use crate::sync::{Engine, EngineConfig, serve, sync_round};
@@ -78,6 +82,31 @@ poa-node --home ./un init --body UNODA --kind secretariat --name \"UN Secretaria
     /// Offers of assistance.
     #[command(subcommand)]
     Offer(OfferCmd),
+    /// Every assistance request this node holds (all States), or only the unmet ones.
+    #[command(after_help = "Examples:\n  \
+poa-node needs --unmet\n  \
+poa-node needs --state XAB --json\n\n\
+A request is unmet until a match with it is accepted by both the State and the provider.")]
+    Needs {
+        /// Only requests with no accepted match.
+        #[arg(long)]
+        unmet: bool,
+        /// Only this State's.
+        #[arg(long)]
+        state: Option<StateCode>,
+        /// Only this area's.
+        #[arg(long)]
+        area: Option<Area>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sub-regional pools: create, invite, join, leave, contribute, pooled targets.
+    #[command(subcommand)]
+    Pool(PoolCmd),
+    /// Matching requests with offers: suggest, propose, accept, decline.
+    #[command(subcommand)]
+    Match(MatchCmd),
     /// Documents held by this node.
     #[command(subcommand)]
     Doc(DocCmd),
@@ -948,6 +977,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 table(&["PROVIDER", "ID", "AREAS", "KINDS", "TITLE"], &rows);
             }
         }
+        Command::Needs {
+            unmet,
+            state,
+            area,
+            json,
+        } => assist::needs(cli.home, state, area, unmet, json)?,
+        Command::Pool(cmd) => assist::pool(cli.home, cmd)?,
+        Command::Match(cmd) => assist::matching(cli.home, cmd)?,
         Command::Doc(DocCmd::List { json }) => {
             let node = open(cli.home)?;
             let docs = node.store.summaries()?;

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod federation;
 pub mod home;
 pub mod node;
+pub mod pools;
 pub mod store;
 pub mod sync;
 pub mod transport;

@@ -89,6 +89,55 @@ pub enum NodeError {
     /// Revoking a node that holds no delegation.
     #[error("{0} holds no delegation from this State; see `poa-node delegations`")]
     NotDelegated(NodeId),
+    /// Only a pool's coordinator does this.
+    #[error("only the coordinator of pool {0} does this; see `poa-node pool show {0}`")]
+    NotCoordinator(String),
+    /// The pool id is taken.
+    #[error("pool {0} already exists (coordinated by {1}); choose another --id")]
+    PoolExists(String, String),
+    /// The node holds no such pool.
+    #[error(
+        "this node holds no pool {0}: it arrives once its coordinator invites this State and the nodes sync; see `poa-node pool list`"
+    )]
+    NoPool(String),
+    /// Joining without an invitation.
+    #[error(
+        "{1} is not invited to pool {0}: ask its coordinator to run `poa-node pool invite {0} {1}`"
+    )]
+    NotInvited(String, StateCode),
+    /// Not a member.
+    #[error("{1} is not a member of pool {0}")]
+    NotMember(String, StateCode),
+    /// Already a member.
+    #[error("{1} is already a member of pool {0}")]
+    AlreadyMember(String, StateCode),
+    /// Inviting a State whose key this node does not know.
+    #[error(
+        "no State key is known here for {0}: pin one of its nodes with `poa-node peer add NODEID@HOST:PORT --state {0}`, then invite"
+    )]
+    UnknownStateKey(StateCode),
+    /// Inviting a node pinned as no State's.
+    #[error(
+        "{0} is not pinned as a node of any State: pin it with `poa-node peer add … --state CODE`, or invite by State code"
+    )]
+    NodeOfNoState(NodeId),
+    /// A target not yet published.
+    #[error("{0} is not published: run `poa-node target publish {0}` before contributing it")]
+    NotPublished(String),
+    /// A request this node does not hold.
+    #[error("this node holds no request {0}; see `poa-node needs`")]
+    NoNeed(String),
+    /// An offer this node does not hold.
+    #[error("this node holds no offer {0}; see `poa-node offer list`")]
+    NoOffer(String),
+    /// The node is neither side of a match.
+    #[error(
+        "this node acts for {0}: only the requesting State ({1}) and the provider ({2}) decide on this match"
+    )]
+    NotAParty(String, StateCode, String),
+    /// Accepting what nobody proposed.
+    #[error("nothing to accept: {0} has not proposed this match; use `poa-node match propose`")]
+    NothingToAccept(String),
     /// The node's own gate refused its own change: a bug or a misconfigured key.
     #[error("the change was refused: {0}")]
     Rejected(Box<Rejection>),
@@ -119,7 +168,7 @@ pub struct Node {
 /// Two bootstrapping steps happen here, each as its own earlier change so the data change can
 /// rely on it in its causal past: the holder of the State key delegates itself before its first
 /// write to a State document, and the first writer of any other document claims it.
-fn write_in<T>(
+pub(crate) fn write_in<T>(
     tx: &mut StoreTx<'_>,
     home: &Home,
     doc_id: &DocId,
@@ -134,18 +183,7 @@ fn write_in<T>(
         && Some(state) == own_state
         && before["delegations"].get(me.to_string()).is_none()
     {
-        let grant = SignedGrant::sign(
-            state_key,
-            Grant {
-                kind: GrantKind::Delegation,
-                state,
-                node: me,
-                scope: Some(Scope::ALL),
-                expires: None,
-                issued: Date::from_unix_seconds(now),
-                state_key: state_key.node_id(),
-            },
-        );
+        let grant = self_delegation(state_key, state, me, Date::from_unix_seconds(now));
         let text = serde_json::Value::String(grant.to_text());
         commit_one(tx, home, doc_id, &mut stored, now, |t, _| {
             put_value(t, "delegations", &me.to_string(), &text)?;
@@ -160,6 +198,27 @@ fn write_in<T>(
         }
         f(t, before)
     })
+}
+
+/// The delegation, of scope all, by which the holder of a State key lets its own node write.
+pub(crate) fn self_delegation(
+    state_key: &poa_protocol::sign::NodeKey,
+    state: StateCode,
+    node: NodeId,
+    issued: Date,
+) -> SignedGrant {
+    SignedGrant::sign(
+        state_key,
+        Grant {
+            kind: GrantKind::Delegation,
+            state,
+            node,
+            scope: Some(Scope::ALL),
+            expires: None,
+            issued,
+            state_key: state_key.node_id(),
+        },
+    )
 }
 
 /// Makes one change on `stored`, signs it and passes it through the gate.

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use poa_protocol::automerge::sync::{self, SyncDoc};
 use poa_protocol::automerge::{Automerge, ChangeHash};
-use poa_protocol::doc::{DocId, readers};
+use poa_protocol::doc::{DocId, document_json, readers};
+use poa_protocol::pool::PoolData;
 use poa_protocol::rules::{Incoming, may_read};
 use poa_protocol::sign::NodeKey;
 use poa_protocol::wire::{
@@ -249,8 +250,32 @@ impl Engine {
         if doc.is_draft() && doc.state() != self.own_state {
             return Ok(false);
         }
+        if let DocId::Pool(_) = doc
+            && Self::pool(node, doc)?.is_some_and(|p| p.may_read(peer, peer_state))
+        {
+            return Ok(true);
+        }
         let readers = node.store.with_doc(doc, readers)?.unwrap_or_default();
-        Ok(may_read(doc, &readers, peer, peer_state))
+        if may_read(doc, &readers, peer, peer_state) {
+            return Ok(true);
+        }
+        // A State shares its published document with a pool it is a member of: the pool's
+        // audience reads it for as long as the State stays a member.
+        for r in readers.iter().filter(|r| r.starts_with("pool/")) {
+            if let (Ok(pool_id), Some(state)) = (r.parse::<DocId>(), doc.state())
+                && let Some(pool) = Self::pool(node, &pool_id)?
+                && pool.is_member(state)
+                && pool.audience().contains(peer)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn pool(node: &Node, doc: &DocId) -> Result<Option<PoolData>, StoreError> {
+        node.store
+            .with_doc(doc, |d| PoolData::from_json(&document_json(d, None)))
     }
 
     /// The documents this node offers `peer`, with their heads.
@@ -922,6 +947,11 @@ async fn drive(
                         Ok(doc) => {
                             let node = lock(&engine.node);
                             c.push(&engine, &node, &doc)?;
+                            // A pool's audience decides who reads its members' documents: a
+                            // change to it may change what this peer is offered.
+                            if matches!(doc, DocId::Pool(_)) {
+                                c.dirty = true;
+                            }
                         }
                         Err(broadcast::error::RecvError::Lagged(_)) => {
                             c.anti_entropy(&engine)?;

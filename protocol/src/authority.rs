@@ -219,6 +219,9 @@ pub enum Denied {
     /// A pool member writing another member's section.
     #[error("only {0}'s members write its section of the pool")]
     NotMember(String),
+    /// A State joining a pool it was not invited to.
+    #[error("{0} was not invited to this pool: its coordinator runs `poa-node pool invite` first")]
+    NotInvited(String),
 }
 
 /// One operation, located: the path it writes and the value it puts.
@@ -432,6 +435,100 @@ fn check_grant_touch(t: &Touch, state: StateCode, trust: &Trust) -> Result<(), D
     Ok(())
 }
 
+/// Checks one touch of a pool's `members`: a State's node joins for itself, presenting the
+/// delegation by which the key the coordinator's invitation names lets it act for the State; a
+/// member's node leaves for its State. Nobody, not even the coordinator, adds someone else.
+fn check_membership(
+    trust: &Trust,
+    doc: &Automerge,
+    heads: &[ChangeHash],
+    all: &[Touch],
+    t: &Touch,
+    author: &NodeId,
+    when: Date,
+) -> Result<(), Denied> {
+    let path = t.path.join("/");
+    let forbidden = |why: &str| Denied::Forbidden {
+        path: path.clone(),
+        why: why.into(),
+    };
+    let me = author.to_string();
+    let state: StateCode = t.path[1]
+        .parse()
+        .map_err(|_| forbidden("members are keyed by State code"))?;
+    let members_now = keys_at(doc, heads, &["members", &t.path[1]]);
+    match t.path.len() {
+        2 if t.delete => {
+            if members_now.contains(&me) {
+                Ok(())
+            } else {
+                Err(Denied::NotMember(state.to_string()))
+            }
+        }
+        2 => {
+            // Making the State's map of nodes: only with this node's own entry in it.
+            let joins = all.iter().any(|o| {
+                o.path.len() == 3 && o.path[..2] == t.path[..] && o.path[2] == me && !o.delete
+            });
+            if joins {
+                Ok(())
+            } else {
+                Err(forbidden("a node joins a pool only by adding itself"))
+            }
+        }
+        3 if t.path[2] != me => Err(forbidden("a node joins or leaves a pool only for itself")),
+        3 if t.delete => Ok(()),
+        3 => {
+            let key = state.to_string();
+            let invited_key = str_at(doc, heads, &["invites", &key, "state_key"])
+                .ok_or_else(|| Denied::NotInvited(key.clone()))?;
+            if let Some(node) = str_at(doc, heads, &["invites", &key, "node"])
+                && node != me
+            {
+                return Err(Denied::NotInvited(format!("this node of {key}")));
+            }
+            let bad = |why: &str| Denied::BadGrant {
+                path: path.clone(),
+                why: why.into(),
+            };
+            let Some(ScalarValue::Str(text)) = &t.value else {
+                return Err(bad("a member's entry is its signed delegation"));
+            };
+            let g = SignedGrant::parse(text).map_err(|e| bad(&e))?.grant;
+            if g.kind != GrantKind::Delegation || g.state != state || g.node != *author {
+                return Err(bad("it is not a delegation of this node by this State"));
+            }
+            if g.state_key.to_string() != invited_key {
+                return Err(bad(&format!(
+                    "it is signed by {}, not by the State key the invitation names",
+                    g.state_key
+                )));
+            }
+            if let Some(k) = trust.state_key(&state)
+                && *k != g.state_key
+            {
+                return Err(bad(&format!(
+                    "it is signed by {}, not by {state}'s State key",
+                    g.state_key
+                )));
+            }
+            if !g.scope.clone().unwrap_or(Scope::ALL).is_all() {
+                return Err(Denied::OutOfScope {
+                    scope: g.scope.map(|s| s.to_string()).unwrap_or_default(),
+                    touched: "pool membership (needs scope all)".into(),
+                });
+            }
+            if let Some(expires) = g.expires
+                && when > expires
+            {
+                return Err(Denied::Expired { state, expires });
+            }
+            Ok(())
+        }
+        _ => Err(forbidden("a member's entry is one signed delegation")),
+    }
+}
+
 /// Decides whether `author` may make `change` to `doc_id`, reading the document as of the
 /// change's dependencies.
 pub fn authorize(
@@ -500,6 +597,10 @@ pub fn authorize(
                     if !(owners.is_empty() && t.path[1] == me && !t.delete) {
                         return Err(Denied::NotOwner(doc_id.to_string()));
                     }
+                    continue;
+                }
+                if t.path[0] == "members" && matches!(doc_id, DocId::Pool(_)) {
+                    check_membership(trust, doc, heads, &all, t, author, when)?;
                     continue;
                 }
                 if t.path[0] == "sections" && matches!(doc_id, DocId::Pool(_)) {
@@ -811,87 +912,208 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn pool_members_write_only_their_own_section() {
-        let owner = NodeKey::from_seed(&[10; 32]);
-        let xaa_node = NodeKey::from_seed(&[11; 32]);
-        let xab_node = NodeKey::from_seed(&[12; 32]);
-        let id: DocId = "pool/xanadu".parse().unwrap();
-        let mut doc = genesis(&id);
-        let mk = |doc: &mut Automerge,
-                  key: &NodeKey,
-                  f: &dyn Fn(&mut automerge::transaction::Transaction<'_>)| {
-            doc.set_actor(actor_id(&key.node_id(), &[7; 8]));
-            let mut tx = doc.transaction();
+    /// A pool document and the gate, one change at a time.
+    struct PoolFixture {
+        id: DocId,
+        doc: Automerge,
+        trust: Trust,
+    }
+
+    impl PoolFixture {
+        fn new() -> PoolFixture {
+            let id: DocId = "pool/xanadu".parse().unwrap();
+            PoolFixture {
+                doc: genesis(&id),
+                id,
+                trust: Trust::default(),
+            }
+        }
+
+        /// Makes a change as `key` and passes it through the gate: the reason if refused.
+        fn step(
+            &mut self,
+            key: &NodeKey,
+            f: impl FnOnce(&mut automerge::transaction::Transaction<'_>),
+        ) -> Result<(), String> {
+            let mut scratch = self.doc.clone();
+            scratch.set_actor(actor_id(&key.node_id(), &[7; 8]));
+            let mut tx = scratch.transaction();
             f(&mut tx);
             let hash = tx.commit().0.unwrap();
-            Incoming {
-                change: doc.get_change_by_hash(&hash).unwrap(),
-                signature: Some(sign_change(key, &id, &hash)),
+            let inc = Incoming {
+                change: scratch.get_change_by_hash(&hash).unwrap(),
+                signature: Some(sign_change(key, &self.id, &hash)),
+            };
+            let out = apply_checked(
+                &self.trust,
+                &self.id,
+                &mut self.doc,
+                vec![inc],
+                &HashSet::new(),
+            );
+            match out.rejected.into_iter().next() {
+                Some((_, r)) => Err(r.to_string()),
+                None => Ok(()),
             }
-        };
-        let (a, b) = (
-            xaa_node.node_id().to_string(),
-            xab_node.node_id().to_string(),
-        );
-        let charter = mk(&mut doc, &owner, &|tx| {
+        }
+    }
+
+    fn delegation(state: &str, state_key: &NodeKey, node: &NodeKey, scope: Scope) -> String {
+        SignedGrant::sign(
+            state_key,
+            Grant {
+                kind: GrantKind::Delegation,
+                state: state.parse().unwrap(),
+                node: node.node_id(),
+                scope: Some(scope),
+                expires: None,
+                issued: "2026-01-01".parse().unwrap(),
+                state_key: state_key.node_id(),
+            },
+        )
+        .to_text()
+    }
+
+    fn invite(state: &str, state_key: &NodeKey) -> serde_json::Value {
+        serde_json::json!({"state": state, "state_key": state_key.node_id().to_string(), "invited": "2026-01-01"})
+    }
+
+    fn join(
+        tx: &mut automerge::transaction::Transaction<'_>,
+        state: &str,
+        node: &NodeKey,
+        proof: &str,
+    ) {
+        crate::doc::put_at(
+            tx,
+            "members",
+            &[state, &node.node_id().to_string()],
+            &serde_json::json!(proof),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_pool_is_joined_by_invitation_and_consent_and_each_member_writes_only_its_section() {
+        let coordinator = NodeKey::from_seed(&[10; 32]);
+        let (xaa_key, xaa_node) = (NodeKey::from_seed(&[11; 32]), NodeKey::from_seed(&[12; 32]));
+        let (xab_key, xab_node) = (NodeKey::from_seed(&[13; 32]), NodeKey::from_seed(&[14; 32]));
+        let (xac_key, xac_node) = (NodeKey::from_seed(&[15; 32]), NodeKey::from_seed(&[16; 32]));
+        let observer = NodeKey::from_seed(&[17; 32]);
+        let mut p = PoolFixture::new();
+        p.trust
+            .state_keys
+            .insert("XAB".parse().unwrap(), xab_key.node_id());
+        let me = coordinator.node_id().to_string();
+        p.step(&coordinator, |tx| {
+            put_value(tx, "owner", &me, &serde_json::json!(true)).unwrap();
+            put_value(tx, "invites", "XAA", &invite("XAA", &xaa_key)).unwrap();
+            put_value(tx, "invites", "XAB", &invite("XAB", &xab_key)).unwrap();
             put_value(
                 tx,
-                "owner",
-                &owner.node_id().to_string(),
-                &serde_json::json!(true),
+                "observers",
+                &observer.node_id().to_string(),
+                &serde_json::json!({"name": "UNODA", "added": "2026-01-01"}),
             )
             .unwrap();
-            put_value(
-                tx,
-                "members",
-                "XAA",
-                &serde_json::json!({ a.clone(): true }),
-            )
-            .unwrap();
-            put_value(
-                tx,
-                "members",
-                "XAB",
-                &serde_json::json!({ b.clone(): true }),
-            )
-            .unwrap();
-        });
-        let own = mk(&mut doc.clone(), &xab_node, &|tx| {
-            put_value(
-                tx,
-                "sections",
-                "XAB",
-                &serde_json::json!({"T2": "contributed"}),
-            )
-            .unwrap();
-        });
-        let other = mk(&mut doc.clone(), &xab_node, &|tx| {
-            put_value(tx, "sections", "XAA", &serde_json::json!({"T1": "forged"})).unwrap();
-        });
-        let charter_by_member = mk(&mut doc.clone(), &xab_node, &|tx| {
-            put_value(tx, "pooled", "P1", &serde_json::json!({"aggregate": "sum"})).unwrap();
-        });
-        let mut fresh = genesis(&id);
-        let out = apply_checked(
-            &Trust::default(),
-            &id,
-            &mut fresh,
-            vec![charter, own, other, charter_by_member],
-            &HashSet::new(),
-        );
-        assert_eq!(out.accepted.len(), 2, "{:?}", out.rejected);
-        assert_eq!(out.rejected.len(), 2);
+        })
+        .unwrap();
+
+        // The coordinator cannot enrol a State: only the State's node joins, for itself.
+        let xaa_proof = delegation("XAA", &xaa_key, &xaa_node, Scope::ALL);
+        let forced = p.step(&coordinator, |tx| join(tx, "XAA", &xaa_node, &xaa_proof));
         assert!(
-            out.rejected
-                .iter()
-                .any(|(_, r)| r.to_string().contains("only XAA's members"))
+            forced
+                .unwrap_err()
+                .contains("joins a pool only by adding itself")
         );
+        p.step(&xaa_node, |tx| join(tx, "XAA", &xaa_node, &xaa_proof))
+            .unwrap();
+
+        // XAC was not invited.
+        let xac_proof = delegation("XAC", &xac_key, &xac_node, Scope::ALL);
+        let uninvited = p.step(&xac_node, |tx| join(tx, "XAC", &xac_node, &xac_proof));
+        assert!(uninvited.unwrap_err().contains("XAC was not invited"));
+        // A node of XAC cannot join as XAB either, with a delegation of its own making...
+        let forged = delegation("XAB", &xac_key, &xac_node, Scope::ALL);
+        let err = p
+            .step(&xac_node, |tx| join(tx, "XAB", &xac_node, &forged))
+            .unwrap_err();
         assert!(
-            out.rejected
-                .iter()
-                .any(|(_, r)| r.to_string().contains("only the owner"))
+            err.contains("not by the State key the invitation names"),
+            "{err}"
         );
+        // ...and XAB's node needs a delegation of scope all.
+        let narrow = delegation(
+            "XAB",
+            &xab_key,
+            &xab_node,
+            Scope::Areas(vec![Area::Marking]),
+        );
+        let err = p
+            .step(&xab_node, |tx| join(tx, "XAB", &xab_node, &narrow))
+            .unwrap_err();
+        assert!(err.contains("needs scope all"), "{err}");
+        let xab_proof = delegation("XAB", &xab_key, &xab_node, Scope::ALL);
+        p.step(&xab_node, |tx| join(tx, "XAB", &xab_node, &xab_proof))
+            .unwrap();
+
+        // Sections: each member its own.
+        let contribution = serde_json::json!({"target": "T2", "contributed": "2026-01-02"});
+        p.step(&xab_node, |tx| {
+            crate::doc::put_at(tx, "sections", &["XAB", "T2"], &contribution).unwrap()
+        })
+        .unwrap();
+        let err = p
+            .step(&xab_node, |tx| {
+                crate::doc::put_at(tx, "sections", &["XAA", "T1"], &contribution).unwrap()
+            })
+            .unwrap_err();
+        assert!(err.contains("only XAA's members"), "{err}");
+        // Members and observers do not write the charter or the pooled targets.
+        for who in [&xab_node, &observer] {
+            let err = p
+                .step(who, |tx| {
+                    put_value(tx, "pooled", "P1", &serde_json::json!({"aggregate": "sum"})).unwrap()
+                })
+                .unwrap_err();
+            assert!(err.contains("only the owner"), "{err}");
+        }
+        // The observer writes no section either.
+        let err = p
+            .step(&observer, |tx| {
+                crate::doc::put_at(tx, "sections", &["XAB", "T9"], &contribution).unwrap()
+            })
+            .unwrap_err();
+        assert!(err.contains("only XAB's members"), "{err}");
+
+        // XAB leaves, which only its node can do; then it writes no section.
+        let err = p
+            .step(&xaa_node, |tx| {
+                crate::doc::delete_at(tx, "members", &["XAB"]).unwrap();
+            })
+            .unwrap_err();
+        assert!(err.contains("only XAB's members"), "{err}");
+        p.step(&xab_node, |tx| {
+            crate::doc::delete_at(tx, "members", &["XAB"]).unwrap();
+        })
+        .unwrap();
+        let err = p
+            .step(&xab_node, |tx| {
+                crate::doc::put_at(tx, "sections", &["XAB", "T3"], &contribution).unwrap()
+            })
+            .unwrap_err();
+        assert!(err.contains("only XAB's members"), "{err}");
+        let data = crate::pool::PoolData::from_json(&crate::doc::document_json(&p.doc, None));
+        assert_eq!(
+            data.members
+                .keys()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+            ["XAA"]
+        );
+        assert_eq!(data.invites.len(), 2);
+        assert_eq!(data.observers.len(), 1);
     }
 
     /// One writer's step in the property test.

@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
+use crate::assist::MatchRecord;
 use crate::id::StateCode;
 use crate::model::{Need, Offer, Progress, Target, check_id};
 
@@ -342,6 +343,56 @@ pub fn put_value<T: Transactable>(
     )
 }
 
+/// Sets `value` at `path` below a container, making the maps on the way that are not there yet
+/// (and reusing those that are, so concurrent writers under one map do not hide each other).
+pub fn put_at<T: Transactable>(
+    tx: &mut T,
+    container_name: &str,
+    path: &[&str],
+    value: &Json,
+) -> Result<(), DocError> {
+    let mut obj = container(tx, container_name)?;
+    let Some((last, parents)) = path.split_last() else {
+        return Err(DocError::Exists(container_name.to_string()));
+    };
+    for key in parents {
+        obj = match tx.get(&obj, *key)? {
+            Some((automerge::Value::Object(ObjType::Map), id)) => id,
+            _ => tx.put_object(&obj, *key, ObjType::Map)?,
+        };
+    }
+    put_json(
+        tx,
+        &obj,
+        automerge::Prop::Map(last.to_string()),
+        value,
+        false,
+    )
+}
+
+/// Deletes the entry at `path` below a container. Returns whether it was there.
+pub fn delete_at<T: Transactable>(
+    tx: &mut T,
+    container_name: &str,
+    path: &[&str],
+) -> Result<bool, DocError> {
+    let mut obj = container(tx, container_name)?;
+    let Some((last, parents)) = path.split_last() else {
+        return Ok(false);
+    };
+    for key in parents {
+        obj = match tx.get(&obj, *key)? {
+            Some((automerge::Value::Object(_), id)) => id,
+            _ => return Ok(false),
+        };
+    }
+    if tx.get(&obj, *last)?.is_none() {
+        return Ok(false);
+    }
+    tx.delete(&obj, *last)?;
+    Ok(true)
+}
+
 /// The NodeIds (text) a document's share list names; `*` stands for everyone.
 pub fn readers(doc: &Automerge) -> std::collections::BTreeSet<String> {
     match container(doc, "readers") {
@@ -379,8 +430,11 @@ pub struct StateData {
     pub withdrawn: BTreeMap<String, Json>,
     /// Assistance requests by id.
     pub needs: BTreeMap<String, Need>,
-    /// NodeIds (text) allowed to read the published document; `*` means everyone.
+    /// NodeIds (text) allowed to read the published document; `*` means everyone, and
+    /// `pool/<id>` the audience of a pool the State is a member of.
     pub readers: BTreeMap<String, Json>,
+    /// The State's decisions on matches of its requests with offers, by match key.
+    pub matches: BTreeMap<String, MatchRecord>,
     /// Records that did not parse.
     pub unreadable: Vec<Unreadable>,
 }
@@ -439,6 +493,9 @@ impl StateData {
         data.needs = records(root, "needs", &mut data.unreadable)
             .into_iter()
             .collect();
+        data.matches = records(root, "matches", &mut data.unreadable)
+            .into_iter()
+            .collect();
         data.withdrawn = plain(root, "withdrawn");
         data.readers = plain(root, "readers");
         data
@@ -479,12 +536,37 @@ pub fn target_key(id: &str, version: u32) -> String {
 
 /// Offers of a provider's document.
 pub fn read_offers(doc: &Automerge) -> (BTreeMap<String, Offer>, Vec<Unreadable>) {
-    let mut unreadable = Vec::new();
-    let root = document_json(doc, None);
-    let offers = records(&root, "offers", &mut unreadable)
-        .into_iter()
-        .collect();
-    (offers, unreadable)
+    let data = OffersData::read(doc);
+    (data.offers, data.unreadable)
+}
+
+/// A provider's document, read into typed records.
+#[derive(Clone, Debug, Default)]
+pub struct OffersData {
+    /// Offers by id.
+    pub offers: BTreeMap<String, Offer>,
+    /// The provider's decisions on matches, by match key.
+    pub matches: BTreeMap<String, MatchRecord>,
+    /// The provider's node(s).
+    pub owner: Vec<String>,
+    /// Records that did not parse.
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl OffersData {
+    /// Reads an offers document.
+    pub fn read(doc: &Automerge) -> OffersData {
+        let root = document_json(doc, None);
+        let mut data = OffersData::default();
+        data.offers = records(&root, "offers", &mut data.unreadable)
+            .into_iter()
+            .collect();
+        data.matches = records(&root, "matches", &mut data.unreadable)
+            .into_iter()
+            .collect();
+        data.owner = plain(&root, "owner").into_keys().collect();
+        data
+    }
 }
 
 #[cfg(test)]

@@ -7,11 +7,13 @@
 //! clock and draws no randomness: time, randomness and bytes are arguments, decisions and bytes
 //! are results. A test of this crate needs no runtime and no ports.
 
+pub mod assist;
 pub mod authority;
 pub mod date;
 pub mod doc;
 pub mod id;
 pub mod model;
+pub mod pool;
 pub mod rules;
 pub mod sign;
 pub mod view;

@@ -462,6 +462,14 @@ pub enum ModelError {
     /// A currency that is not a three-letter code.
     #[error("'{0}' is not a currency: use an ISO 4217 code such as USD or EUR")]
     BadCurrency(String),
+    /// A pooled target's `--from` that names nothing.
+    #[error(
+        "'{0}' is not a source of a pooled target: give an area (destruction) or targets as STATE/ID separated by commas (XAB/T2,XAC/T4)"
+    )]
+    BadSource(String),
+    /// A value that makes no sense for an aggregate.
+    #[error("{0}")]
+    Aggregate(&'static str),
 }
 
 /// Checks an identifier for targets, requests, offers and pools.
@@ -479,14 +487,15 @@ pub fn check_id(id: &str) -> Result<(), ModelError> {
     }
 }
 
-fn check_finite(what: &'static str, v: Option<f64>) -> Result<(), ModelError> {
+pub(crate) fn check_finite(what: &'static str, v: Option<f64>) -> Result<(), ModelError> {
     match v {
         Some(v) if !v.is_finite() => Err(ModelError::NotFinite(what)),
         _ => Ok(()),
     }
 }
 
-fn check_text(what: &'static str, s: &str) -> Result<(), ModelError> {
+/// Checks that a required text is not empty.
+pub fn check_text(what: &'static str, s: &str) -> Result<(), ModelError> {
     if s.trim().is_empty() {
         Err(ModelError::Empty(what))
     } else {

@@ -267,3 +267,34 @@ pub async fn rejected_by_hash(m: &Member, hash: &str) -> String {
     );
     find().unwrap_or_default()
 }
+
+/// The key of a running node, to act as it.
+pub fn key_of(m: &Member) -> poa_protocol::sign::NodeKey {
+    m.with_node(|n| poa_protocol::sign::NodeKey::from_seed(&n.home.key.seed()))
+}
+
+/// A change to `doc` made on top of `base`'s copy by `key` (with a fresh actor suffix), written
+/// by `f`, and its signature: what a node holding `key` could send, honest or not.
+pub fn craft_with(
+    base: &Member,
+    doc: &DocId,
+    key: &poa_protocol::sign::NodeKey,
+    f: impl FnOnce(&mut poa_protocol::automerge::transaction::Transaction<'_>),
+) -> (poa_protocol::automerge::Change, Vec<u8>) {
+    use poa_protocol::automerge::ReadDoc;
+    use std::sync::atomic::{AtomicU8, Ordering};
+    // A fresh actor suffix per crafted change, so two crafted by one key never share a
+    // sequence number.
+    static SUFFIX: AtomicU8 = AtomicU8::new(0x40);
+    let suffix = SUFFIX.fetch_add(1, Ordering::Relaxed);
+    let mut am = base
+        .with_node(|n| n.document(doc))
+        .expect("base holds the document");
+    am.set_actor(poa_protocol::sign::actor_id(&key.node_id(), &[suffix; 8]));
+    let mut tx = am.transaction();
+    f(&mut tx);
+    let hash = tx.commit().0.expect("the change is not empty");
+    let change = am.get_change_by_hash(&hash).expect("just made");
+    let sig = poa_protocol::sign::sign_change(key, doc, &hash).to_vec();
+    (change, sig)
+}

@@ -788,6 +788,178 @@ fn a_donor_publishes_an_offer() {
     assert_eq!(ids, ["offers/XZZ"]);
 }
 
+#[test]
+fn a_state_creates_a_pool_it_joins_and_defines_a_pooled_target() {
+    let xaa = xaa_fixture();
+    let out = xaa.ok(&[
+        "pool",
+        "create",
+        "--id",
+        "xanadu",
+        "--name",
+        "Xanadu sub-region",
+        "--framework",
+        "Xanadu Roadmap",
+    ]);
+    assert!(out.contains("XAA is its first member"), "{out}");
+    xaa.ok(&["pool", "contribute", "xanadu", "T1"]);
+    xaa.ok(&[
+        "pool",
+        "target",
+        "add",
+        "xanadu",
+        "--id",
+        "P1",
+        "--title",
+        "Marking across the region",
+        "--aggregate",
+        "mean",
+        "--from",
+        "marking",
+        "--unit",
+        "percent",
+    ]);
+    let pools = as_array(xaa.json(&["pool", "list", "--json"]));
+    assert_eq!(pools.len(), 1);
+    let p = xaa.json(&["pool", "show", "xanadu", "--json"]);
+    assert_eq!(p["name"], "Xanadu sub-region");
+    assert_eq!(p["coordinator"], "XAA");
+    assert_eq!(p["members"][0]["state"], "XAA");
+    assert_eq!(p["members"][0]["contributed"], json!(["T1"]));
+    let p1 = &p["pooled"][0];
+    assert_eq!(p1["aggregate"], "mean");
+    assert_eq!(p1["baseline"], json!(40.0));
+    assert_eq!(p1["target"], json!(70.0));
+    // XAA's fixture reports 55 on T1 as of its latest report.
+    assert_eq!(p1["members_reporting"][0]["state"], "XAA");
+    assert_eq!(p1["members_missing"], json!([]));
+    assert_eq!(p1["current"], p1["members_reporting"][0]["value"]);
+    let text = xaa.ok(&["pool", "show", "xanadu"]);
+    assert!(
+        text.contains("P1 Marking across the region (mean of marking)"),
+        "{text}"
+    );
+    // Its published document is shared with the pool.
+    let readers = xaa.json(&["share", "state/XAA", "--json"]);
+    assert!(readers.to_string().contains("pool/xanadu"), "{readers}");
+
+    assert_no_problems(check_rejected(
+        &xaa,
+        &[
+            bad(
+                "pool taken",
+                &["pool", "create", "--id", "xanadu", "--name", "X"],
+                "already exists",
+            ),
+            bad(
+                "bad pool id",
+                &["pool", "create", "--id", "x y", "--name", "X"],
+                "not a valid id",
+            ),
+            bad(
+                "invite unknown key",
+                &["pool", "invite", "xanadu", "XAB"],
+                "no State key is known here for XAB",
+            ),
+            bad(
+                "invite bad code",
+                &["pool", "invite", "xanadu", "QQQ"],
+                "QQQ",
+            ),
+            bad(
+                "join twice",
+                &["pool", "join", "xanadu"],
+                "already a member",
+            ),
+            bad(
+                "no such pool",
+                &["pool", "join", "atlantis"],
+                "holds no pool atlantis",
+            ),
+            bad(
+                "contribute unknown",
+                &["pool", "contribute", "xanadu", "T9"],
+                "no target T9",
+            ),
+            bad(
+                "contribute twice",
+                &["pool", "contribute", "xanadu", "T1"],
+                "already exists",
+            ),
+            bad(
+                "bad aggregate",
+                &[
+                    "pool",
+                    "target",
+                    "add",
+                    "xanadu",
+                    "--id",
+                    "P2",
+                    "--title",
+                    "x",
+                    "--aggregate",
+                    "median",
+                    "--from",
+                    "marking",
+                ],
+                "sum, mean, min, all-reach or count-achieved",
+            ),
+            bad(
+                "bad source",
+                &[
+                    "pool",
+                    "target",
+                    "add",
+                    "xanadu",
+                    "--id",
+                    "P2",
+                    "--title",
+                    "x",
+                    "--aggregate",
+                    "sum",
+                    "--from",
+                    "XAB/",
+                ],
+                "not a source of a pooled target",
+            ),
+            bad(
+                "all-reach value",
+                &[
+                    "pool",
+                    "target",
+                    "add",
+                    "xanadu",
+                    "--id",
+                    "P2",
+                    "--title",
+                    "x",
+                    "--aggregate",
+                    "all-reach",
+                    "--from",
+                    "marking",
+                    "--value",
+                    "3",
+                ],
+                "all-reach has no --value",
+            ),
+            bad(
+                "bad request ref",
+                &["match", "propose", "R2", "XZZ/O1"],
+                "CODE/ID",
+            ),
+            bad(
+                "unknown offer",
+                &["match", "propose", "XAA/R1", "XZZ/O1"],
+                "holds no request XAA/R1",
+            ),
+        ],
+    ));
+    assert_eq!(
+        as_array(xaa.json(&["needs", "--unmet", "--json"])),
+        Vec::<Value>::new()
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Documents
 // ---------------------------------------------------------------------------------------------
