@@ -17,17 +17,20 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use poa_protocol::assist::{Decision, NeedRef, OfferRef};
 use poa_protocol::automerge::ChangeHash;
 use poa_protocol::doc::DocId;
 use poa_protocol::model::{
     Area, Assessment, AssistanceKind, Cycle, Direction, Indicator, IndicatorKind, Mosaic, Need,
     Offer, Priority, Progress, Target,
 };
+use poa_protocol::pool::{Aggregate, PooledTarget};
 use poa_protocol::{BodyCode, BodyKind, Date, NodeId, StateCode};
 
 use crate::federation::{Member, wait_until};
 use crate::home::InitOptions;
 use crate::node::{NodeError, Published};
+use crate::pools::Invitee;
 use crate::sync::{EngineConfig, SyncError, sync_round};
 
 /// How long the demo waits for the federation to do something before it gives up.
@@ -115,6 +118,21 @@ pub struct ProviderRecords {
     pub offers: Vec<Offer>,
 }
 
+/// The sub-regional pool of the data set, as its coordinator and members set it up.
+#[derive(Clone, Debug)]
+pub struct PoolRecords {
+    /// Its id.
+    pub id: &'static str,
+    /// Its name.
+    pub name: &'static str,
+    /// The regional framework it serves.
+    pub framework: &'static str,
+    /// The targets each member links into it.
+    pub contributions: Vec<(StateCode, &'static str)>,
+    /// Its pooled targets.
+    pub pooled: Vec<PooledTarget>,
+}
+
 /// The illustrative data set of DOMAIN.md: the "Xanadu sub-region", cycle BMS9.
 #[derive(Clone, Debug)]
 pub struct Dataset {
@@ -126,6 +144,10 @@ pub struct Dataset {
     pub donor: ProviderRecords,
     /// The UN Secretariat.
     pub secretariat: BodyCode,
+    /// The pool XRB coordinates.
+    pub pool: PoolRecords,
+    /// The match both sides accept (R2 with O1); R1 stays unmet.
+    pub accepted_match: (NeedRef, OfferRef),
 }
 
 fn parse<T>(s: &str) -> Result<T, DemoError>
@@ -364,7 +386,13 @@ pub fn dataset() -> Result<Dataset, DemoError> {
             code: xab,
             name: "XAB National SALW Commission",
             targets: vec![xab_t1, xab_t2],
-            progress: Vec::new(),
+            progress: vec![progress(
+                "T2",
+                "2025-12-31",
+                Some(1800.0),
+                Some(Assessment::OnTrack),
+                "1,800 surplus weapons destroyed in two public ceremonies",
+            )?],
             needs: vec![Need {
                 id: "R1".into(),
                 state: xab,
@@ -454,11 +482,30 @@ pub fn dataset() -> Result<Dataset, DemoError> {
         ],
     };
 
+    let pool = PoolRecords {
+        id: "xanadu",
+        name: "Xanadu sub-region",
+        framework: "Xanadu Regional Roadmap",
+        contributions: vec![(xaa, "T1"), (xab, "T2"), (xac, "T2")],
+        pooled: vec![PooledTarget {
+            id: "P1".into(),
+            title: "At least 8,000 weapons destroyed across the sub-region".into(),
+            aggregate: Aggregate::Sum,
+            from: parse("destruction")?,
+            value: Some(8000.0),
+            unit: Some("weapons".into()),
+            direction: Some(Direction::Increase),
+            deadline: Some(parse("2027-12-31")?),
+        }],
+    };
+
     Ok(Dataset {
         states,
         region: parse("XRB")?,
         donor,
         secretariat: parse("UNODA")?,
+        pool,
+        accepted_match: (parse("XAC/R2")?, parse("XZZ/O1")?),
     })
 }
 
@@ -1158,6 +1205,9 @@ async fn play(fed: &Federation, data: &Dataset) -> Result<(), DemoError> {
         println!("   {draft}: held only by {}", s.code);
     }
 
+    step = form_pool(fed, data, step, deadline).await?;
+    step = match_assistance(fed, data, step, deadline).await?;
+
     heading(
         step,
         "What the Secretariat holds (read from its own database)",
@@ -1227,6 +1277,8 @@ async fn play(fed: &Federation, data: &Dataset) -> Result<(), DemoError> {
         "   Every target {} published is at the Secretariat: {targets} targets, {versions} versions.",
         codes.join(", ")
     );
+    secretariat_pool_and_needs(un, data)?;
+    println!();
     println!(
         "   The Secretariat's audit log: every change checked against its author's signature."
     );
@@ -1234,6 +1286,246 @@ async fn play(fed: &Federation, data: &Dataset) -> Result<(), DemoError> {
         let doc = DocId::State(s.code);
         println!("   {doc}: {}", audit_of(fed, un, &doc)?);
     }
+    Ok(())
+}
+
+/// XRB creates the pool and invites the States, which join by consent; the Secretariat is
+/// admitted as observer. Sharing then follows membership: each State's document reaches the
+/// other members through XRB without naming them.
+async fn form_pool(
+    fed: &Federation,
+    data: &Dataset,
+    mut step: u32,
+    deadline: Instant,
+) -> Result<u32, DemoError> {
+    let (xrb, un) = (&fed.xrb, &fed.un);
+    let pool = &data.pool;
+    heading(
+        step,
+        "XRB forms the Xanadu pool: States join by consent, the Secretariat observes",
+    );
+    step += 1;
+    let since = Instant::now();
+    xrb.with_node(|n| n.pool_create(pool.id, pool.name, Some(pool.framework.into())))?;
+    entered(
+        "XRB",
+        &format!("pool create --id {}", pool.id),
+        &format!("\"{}\", serving the {}", pool.name, pool.framework),
+    );
+    for s in &data.states {
+        xrb.with_node(|n| n.pool_invite(pool.id, Invitee::State(s.code)))?;
+        entered(
+            "XRB",
+            &format!("pool invite {} {}", pool.id, s.code),
+            "names the State key XRB pinned for it",
+        );
+    }
+    let un_id = un.id();
+    xrb.with_node(|n| n.pool_observe(pool.id, un_id, "UN Secretariat"))?;
+    entered(
+        "XRB",
+        &format!("pool observe {} <Secretariat>", pool.id),
+        "reads the pool, writes nothing",
+    );
+    for p in &pool.pooled {
+        xrb.with_node(|n| n.pool_target_add(pool.id, p.clone()))?;
+        entered(
+            "XRB",
+            &format!("pool target add {} {}", pool.id, p.id),
+            &format!(
+                "{} ({} of {}, goal {})",
+                p.title,
+                p.aggregate,
+                p.from,
+                p.value.map(num).unwrap_or_else(|| "-".into())
+            ),
+        );
+    }
+    let doc = DocId::Pool(pool.id.into());
+    println!("   {doc} reached (ms after its creation):");
+    let mut audience: Vec<&Member> = fed.states.iter().collect();
+    audience.push(un);
+    track(fed, &doc, xrb, &audience, since, deadline).await?;
+    let since = Instant::now();
+    for (s, m) in data.states.iter().zip(&fed.states) {
+        m.with_node(|n| n.pool_join(pool.id))?;
+        entered(
+            &m.label,
+            &format!("pool join {}", pool.id),
+            "presents its delegation from the State key; shares state/ with the pool",
+        );
+        for (_, t) in pool.contributions.iter().filter(|(c, _)| *c == s.code) {
+            m.with_node(|n| n.pool_contribute(pool.id, t))?;
+            let title = s
+                .targets
+                .iter()
+                .find(|x| x.id == *t)
+                .map(|x| x.title.as_str())
+                .unwrap_or_default();
+            entered(&m.label, &format!("pool contribute {} {t}", pool.id), title);
+        }
+    }
+    let want = data.states.len();
+    wait_until(remaining(deadline), || {
+        xrb.with_node(|n| n.pool(pool.id))
+            .map(|p| p.members.len() == want && p.contributions.len() == want)
+            .unwrap_or(false)
+    })
+    .await
+    .ok_or_else(|| DemoError::Timeout("the joins did not reach XRB".into()))?;
+    println!("   {doc} with every join and contribution reached:");
+    track(fed, &doc, xrb, &audience, since, deadline).await?;
+    for (i, (s, m)) in data.states.iter().zip(&fed.states).enumerate() {
+        let others: Vec<&Member> = fed
+            .states
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, o)| o)
+            .collect();
+        let doc = DocId::State(s.code);
+        println!("   {doc} reached the other members (sharing follows membership):");
+        track(fed, &doc, m, &others, since, deadline).await?;
+    }
+    Ok(step)
+}
+
+/// The Secretariat's suggestions; XAC proposes O1 for R2 and the donor accepts, each in its own
+/// document; R1 stays unmet.
+async fn match_assistance(
+    fed: &Federation,
+    data: &Dataset,
+    mut step: u32,
+    deadline: Instant,
+) -> Result<u32, DemoError> {
+    let (xrb, un, donor) = (&fed.xrb, &fed.un, &fed.donor);
+    heading(
+        step,
+        "Matching requests with offers: each side decides in its own document",
+    );
+    step += 1;
+    let suggestions = un.with_node(|n| n.match_suggest())?;
+    println!("   The Secretariat's `match suggest`, best first:");
+    let rows: Vec<Vec<String>> = suggestions
+        .iter()
+        .map(|s| {
+            vec![
+                s.need.to_string(),
+                s.offer.to_string(),
+                s.score.to_string(),
+                s.fits.join("; "),
+            ]
+        })
+        .collect();
+    table(&["REQUEST", "OFFER", "SCORE", "FITS"], &rows);
+    let unfit: Vec<String> = un
+        .with_node(|n| n.unmet_needs())?
+        .iter()
+        .map(|(n, _)| NeedRef::of(n))
+        .filter(|r| suggestions.iter().all(|s| s.need != *r))
+        .map(|r| r.to_string())
+        .collect();
+    println!("   No offer fits: {}", unfit.join(", "));
+    let (need, offer) = &data.accepted_match;
+    let state = fed
+        .states
+        .iter()
+        .zip(&data.states)
+        .find(|(_, s)| s.code == need.state)
+        .map(|(m, _)| m)
+        .ok_or_else(|| DemoError::Data(format!("no node for {}", need.state)))?;
+    let since = Instant::now();
+    state.with_node(|n| {
+        n.match_decide(
+            need,
+            offer,
+            Decision::Proposed,
+            Some("training in 2027".into()),
+        )
+    })?;
+    entered(
+        &state.label,
+        &format!("match propose {need} {offer}"),
+        "recorded in its own document, now shared with the donor",
+    );
+    let doc = DocId::State(need.state);
+    println!("   {doc} reached (ms after the proposal):");
+    track(fed, &doc, state, &[xrb, donor, un], since, deadline).await?;
+    let since = Instant::now();
+    donor.with_node(|n| n.match_decide(need, offer, Decision::Accepted, None))?;
+    entered(
+        &donor.label,
+        &format!("match accept {need} {offer}"),
+        "recorded in offers/XZZ",
+    );
+    let doc = donor.with_node(|n| n.offers_doc());
+    println!("   {doc} reached (ms after the acceptance):");
+    track(fed, &doc, donor, &[xrb, un], since, deadline).await?;
+    Ok(step)
+}
+
+/// The pool's roll-up and the unmet requests, as the Secretariat computes them.
+fn secretariat_pool_and_needs(un: &Member, data: &Dataset) -> Result<(), DemoError> {
+    let report = un.with_node(|n| n.pool_report(data.pool.id))?;
+    for r in &report.rollups {
+        let t = &r.target;
+        println!();
+        println!(
+            "   Pool {}: {} ({} of {})",
+            data.pool.id, t.title, t.aggregate, t.from
+        );
+        println!(
+            "   baseline {}, goal {}, current {} {}",
+            r.baseline.map(num).unwrap_or_else(|| "-".into()),
+            r.goal.map(num).unwrap_or_else(|| "-".into()),
+            r.current.map(num).unwrap_or_else(|| "-".into()),
+            t.unit.clone().unwrap_or_default()
+        );
+        let mut rows: Vec<Vec<String>> = r
+            .reporting
+            .iter()
+            .map(|f| {
+                vec![
+                    f.state.to_string(),
+                    "reporting".into(),
+                    f.value.map(num).unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        rows.extend(
+            r.missing
+                .iter()
+                .map(|m| vec![m.state.to_string(), "missing".into(), m.reason.clone()]),
+        );
+        table(&["MEMBER", "", "VALUE OR WHY NOT COUNTED"], &rows);
+    }
+    println!();
+    let rows: Vec<Vec<String>> = un
+        .with_node(|n| n.unmet_needs())?
+        .into_iter()
+        .map(|(n, m)| {
+            vec![
+                NeedRef::of(&n).to_string(),
+                n.title,
+                if m.is_empty() {
+                    "no match proposed".into()
+                } else {
+                    m.iter()
+                        .map(|m| format!("{} {}", m.offer, m.status().slug()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            ]
+        })
+        .collect();
+    table(&["UNMET REQUEST", "TITLE", "MATCHES"], &rows);
+    let matched: Vec<String> = un
+        .with_node(|n| n.matches())?
+        .iter()
+        .filter(|m| m.status() == poa_protocol::assist::MatchStatus::Accepted)
+        .map(|m| format!("{} <- {}", m.need, m.offer))
+        .collect();
+    println!("   Accepted matches: {}", matched.join(", "));
     Ok(())
 }
 

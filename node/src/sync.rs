@@ -131,6 +131,8 @@ pub struct Engine {
     /// Live connections per peer (both sides may dial, and a one-shot round may run beside
     /// a served connection).
     connected: Mutex<HashMap<NodeId, usize>>,
+    /// Changes received before their dependencies, by document, until those arrive.
+    parked: Mutex<HashMap<DocId, Vec<Incoming>>>,
     config: EngineConfig,
 }
 
@@ -172,6 +174,7 @@ impl Engine {
             heads: Mutex::new(heads),
             revealed: Mutex::new(HashMap::new()),
             connected: Mutex::new(HashMap::new()),
+            parked: Mutex::new(HashMap::new()),
             config,
         };
         engine.refresh_pins()?;
@@ -198,6 +201,32 @@ impl Engine {
     /// The documents named to `peer` in anything this node sent it.
     pub fn revealed_to(&self, peer: &NodeId) -> BTreeSet<DocId> {
         lock(&self.revealed).get(peer).cloned().unwrap_or_default()
+    }
+
+    /// Parks changes that wait for dependencies, keeping at most [`MAX_PARKED`] per document
+    /// (the newest): a peer cannot make this node hold more, and what is let go is sent again by
+    /// the next session's repair.
+    fn park(&self, doc: &DocId, changes: Vec<Incoming>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut parked = lock(&self.parked);
+        let list = parked.entry(doc.clone()).or_default();
+        list.extend(changes);
+        if list.len() > MAX_PARKED {
+            let excess = list.len() - MAX_PARKED;
+            tracing::warn!(doc = %doc, dropped = excess, "too many changes waiting for dependencies");
+            list.drain(..excess);
+        }
+    }
+
+    fn unpark(&self, doc: &DocId) -> Vec<Incoming> {
+        lock(&self.parked).remove(doc).unwrap_or_default()
+    }
+
+    /// How many changes wait for dependencies, over all documents.
+    pub fn parked(&self) -> usize {
+        lock(&self.parked).values().map(Vec::len).sum()
     }
 
     /// Peers with a live connection.
@@ -293,6 +322,9 @@ impl Engine {
         Ok(out)
     }
 }
+
+/// The most changes a document may have waiting for their dependencies.
+pub const MAX_PARKED: usize = 10_000;
 
 /// Which side opened the connection, and whether it runs one round or stays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -729,6 +761,23 @@ impl Conn {
                 &format!("{} change(s)", incoming.len()),
             )?;
         }
+        // Changes that came before their dependencies (over a second connection to the same
+        // peer, say) wait in memory and join the next batch of this document: dropping them would
+        // lose them, as the sender's sync session counts them as sent.
+        let mut incoming = incoming;
+        if !incoming.is_empty() {
+            let parked = engine.unpark(&doc);
+            let fresh: HashSet<ChangeHash> = incoming.iter().map(|i| i.change.hash()).collect();
+            incoming.extend(
+                parked
+                    .into_iter()
+                    .filter(|p| !fresh.contains(&p.change.hash())),
+            );
+        }
+        let by_hash: HashMap<ChangeHash, Incoming> = incoming
+            .iter()
+            .map(|i| (i.change.hash(), i.clone()))
+            .collect();
         let (applied, mut stored) = if incoming.is_empty() {
             let stored = node.store.load(&doc)?.unwrap_or(StoredDoc {
                 doc: Automerge::new(),
@@ -747,6 +796,14 @@ impl Conn {
             (Some(a), s)
         };
         if let Some(applied) = &applied {
+            engine.park(
+                &doc,
+                applied
+                    .waiting
+                    .iter()
+                    .filter_map(|h| by_hash.get(h).cloned())
+                    .collect(),
+            );
             if !applied.accepted.is_empty() {
                 *self.report.accepted.entry(doc.to_string()).or_default() += applied.accepted.len();
                 self.dirty = true;
@@ -904,6 +961,24 @@ async fn drive(
         let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
         written
     });
+    // Frames are read by their own task: `read_exact` is not cancel-safe, and the loop below
+    // drops whichever futures did not win each `select!`.
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (in_tx, mut incoming) = mpsc::channel::<Result<Option<Message>, SyncError>>(16);
+    let reader = {
+        let received = received.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut bytes = 0;
+                let msg = read_message(&mut recv, &mut bytes).await;
+                received.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                let end = !matches!(msg, Ok(Some(_)));
+                if in_tx.send(msg).await.is_err() || end {
+                    break;
+                }
+            }
+        })
+    };
     let mut c = Conn::new(peer, tx);
     let mut changes = engine.changed.subscribe();
     let mut tick = tokio::time::interval(engine.config.anti_entropy);
@@ -938,7 +1013,7 @@ async fn drive(
                 };
             }
             tokio::select! {
-                msg = read_message(&mut recv, &mut c.report.bytes_received) => match msg? {
+                msg = incoming.recv() => match msg.unwrap_or(Ok(None))? {
                     Some(m) => c.handle(&engine, m)?,
                     None => return Ok(()),
                 },
@@ -985,6 +1060,8 @@ async fn drive(
         out, mut report, ..
     } = c;
     drop(out);
+    reader.abort();
+    report.bytes_received = received.load(std::sync::atomic::Ordering::Relaxed);
     report.bytes_sent = writer.await.unwrap_or(0);
     report.millis = started.elapsed().as_millis() as u64;
     {

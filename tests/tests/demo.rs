@@ -113,6 +113,54 @@ fn the_demo_shows_every_published_target_at_the_secretariat_and_none_at_the_dono
         );
     }
 
+    // The pool: formed by consent, its sum counting only the member with data, and the
+    // members without data listed as missing.
+    assert!(
+        stdout.contains("pool/xanadu with every join and contribution reached:"),
+        "{stdout}"
+    );
+    for state in ["XAA", "XAB", "XAC"] {
+        assert!(
+            stdout.contains(&format!(
+                "state/{state} reached the other members (sharing follows membership)"
+            )),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("baseline 0, goal 8000, current 1800 weapons"),
+        "{stdout}"
+    );
+    assert!(
+        held.iter()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["XAB", "reporting", "1800"]),
+        "{stdout}"
+    );
+    assert!(
+        held.iter().any(|l| l
+            .trim_start()
+            .starts_with("XAA     missing    contributed no destruction target")),
+        "{stdout}"
+    );
+    // Matching: O1 for R2 first, nothing fits R1, which stays unmet once R2 is matched.
+    let (_, suggested) = stdout.split_once("`match suggest`, best first:").unwrap();
+    let first = suggested.lines().nth(2).unwrap();
+    assert!(first.trim_start().starts_with("XAC/R2   XZZ/O1"), "{first}");
+    assert!(stdout.contains("No offer fits: XAB/R1"), "{stdout}");
+    let unmet: Vec<&str> = held
+        .iter()
+        .skip_while(|l| !l.contains("UNMET REQUEST"))
+        .skip(1)
+        .take_while(|l| l.trim_start().starts_with("XA"))
+        .copied()
+        .collect();
+    assert_eq!(unmet.len(), 1, "{unmet:?}");
+    assert!(unmet[0].trim_start().starts_with("XAB/R1"), "{unmet:?}");
+    assert!(
+        stdout.contains("Accepted matches: XAC/R2 <- XZZ/O1"),
+        "{stdout}"
+    );
+
     // The donor is on no State's share list: the demo checks it holds none of their documents
     // and was never told their names, and exits non-zero if it did.
     for state in ["XAA", "XAB", "XAC"] {
@@ -175,7 +223,8 @@ fn keep_leaves_homes_the_cli_can_read_and_refuses_a_folder_in_use() {
     assert_eq!(t1["versions"].as_array().unwrap().len(), 2);
     assert_eq!(t1["versions"][0]["status"], "superseded");
 
-    // The donor's home holds its offers and no State document.
+    // The donor's home holds its offers and, of the States' documents, only XAC's: XAC shared
+    // it with the donor when it proposed the match.
     let out = poa_node(&[
         "--home",
         dir.join("xzz").to_str().unwrap(),
@@ -191,7 +240,42 @@ fn keep_leaves_homes_the_cli_can_read_and_refuses_a_folder_in_use() {
         .iter()
         .map(|d| d["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["offers/XZZ"]);
+    assert_eq!(ids, ["offers/XZZ", "state/XAC"]);
+
+    // The pool and the unmet requests, read back by the CLI at the Secretariat.
+    let un = dir.join("secretariat");
+    let out = poa_node(&[
+        "--home",
+        un.to_str().unwrap(),
+        "pool",
+        "show",
+        "xanadu",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let pool: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pool["coordinator"], "XRB");
+    assert_eq!(pool["members"].as_array().unwrap().len(), 3);
+    assert_eq!(pool["observers"][0]["name"], "UN Secretariat");
+    assert_eq!(pool["pooled"][0]["current"], 1800.0);
+    assert_eq!(pool["pooled"][0]["target"], 8000.0);
+    let missing: Vec<&str> = pool["pooled"][0]["members_missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(missing, ["XAA", "XAC"]);
+    let out = poa_node(&["--home", un.to_str().unwrap(), "needs", "--unmet", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let unmet: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let refs: Vec<&str> = unmet
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["ref"].as_str().unwrap())
+        .collect();
+    assert_eq!(refs, ["XAB/R1"]);
 
     // A second run must not mix its nodes into the kept ones: it refuses, says why on one
     // line, and leaves the folder as it was.

@@ -237,3 +237,71 @@ async fn a_server_presenting_another_key_than_the_pinned_one_is_refused_by_the_c
     assert!(other.engine().revealed_to(&client.id()).is_empty());
     assert!(client.engine().revealed_to(&other.id()).is_empty());
 }
+
+/// Two connections to one peer deliver in no common order: a change that arrives before its
+/// dependency waits for it, and is applied when it comes, instead of being lost (its sender's
+/// session counts it as sent and would not send it again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_arrives_before_its_dependency_waits_for_it() {
+    use poa_protocol::automerge::ReadDoc;
+    use poa_protocol::doc::{put_record, target_key};
+    use poa_protocol::wire::Claim;
+    use poa_tests::key_of;
+    use poa_tests::rogue::{Rogue, sync_frame};
+
+    let homes = Homes::new();
+    let xaa_node = homes.state("xaa", "XAA").await;
+    let xrb = homes.body("xrb", "XRB", BodyKind::Regional).await;
+    link(&xaa_node, &xrb, Some("XAA"), None);
+    let published = DocId::State(xaa());
+    let xrb_id = xrb.id();
+    xaa_node
+        .with_node(|n| {
+            n.add_target(target("T1", Area::Marking, "Mark SALW", 40.0, 70.0))?;
+            n.publish_target("T1")?;
+            n.share(&published, &[xrb_id], false)
+        })
+        .unwrap();
+    converge(&[&xaa_node, &xrb], &published).await;
+
+    // Two changes by XAA's node, the second on top of the first, made by hand so that no
+    // honest session sends them.
+    let key = key_of(&xaa_node);
+    let mut am = xaa_node.with_node(|n| n.document(&published)).unwrap();
+    am.set_actor(poa_protocol::sign::actor_id(&key.node_id(), &[0x33; 8]));
+    let mut made = Vec::new();
+    for id in ["T7", "T8"] {
+        let mut tx = am.transaction();
+        let mut t = target(id, Area::Marking, "Later target", 10.0, 20.0);
+        t.state = xaa();
+        put_record(&mut tx, "targets", &target_key(id, 1), &t).unwrap();
+        let hash = tx.commit().0.unwrap();
+        let sig = poa_protocol::sign::sign_change(&key, &published, &hash).to_vec();
+        made.push((am.get_change_by_hash(&hash).unwrap(), sig));
+    }
+    let (first, second) = (made[0].clone(), made[1].clone());
+    let rogue = Rogue::with_key(key_of(&xaa_node));
+    // The dependent change alone, on one connection; then its dependency, on another.
+    rogue
+        .send_as(
+            &xrb,
+            Claim::State(xaa()),
+            vec![sync_frame(&published, std::slice::from_ref(&second))],
+        )
+        .await;
+    let holds = |hash| {
+        xrb.with_node(|n| poa_protocol::rules::has_change(&n.document(&published).unwrap(), &hash))
+    };
+    assert!(!holds(second.0.hash()));
+    assert_eq!(xrb.engine().parked(), 1);
+    rogue
+        .send_as(
+            &xrb,
+            Claim::State(xaa()),
+            vec![sync_frame(&published, std::slice::from_ref(&first))],
+        )
+        .await;
+    let both = wait_until(CONVERGE, || holds(first.0.hash()) && holds(second.0.hash())).await;
+    assert!(both.is_some(), "the waiting change was lost");
+    assert_eq!(xrb.engine().parked(), 0);
+}
