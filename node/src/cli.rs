@@ -206,8 +206,10 @@ checks it, whoever relays the delegate's changes.")]
     /// Six real nodes, each with its own key, SQLite file and QUIC endpoint on loopback: States
     /// XAA, XAB and XAC, regional body XRB, donor XZZ and the UN Secretariat. The States enter
     /// the illustrative data set and share it with XRB and the Secretariat; the demo prints when
-    /// each document reached each node, checks that nothing reached a node it was not shared
-    /// with, and shows what the Secretariat holds.
+    /// each document reached each node and checks that nothing reached a node it was not shared
+    /// with. Then XRB forms the Xanadu pool (the States join, the Secretariat observes), XAC and
+    /// the donor match a request with an offer, and the demo shows what the Secretariat holds:
+    /// targets, the pooled destruction target, and the request still unmet.
     #[command(after_help = "Examples:\n  \
 poa-node demo\n  \
 poa-node demo --keep ./demo\n  \
