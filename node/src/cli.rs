@@ -18,8 +18,10 @@ use poa_protocol::{BodyCode, BodyKind, Date, NodeId, StateCode};
 use serde_json::json;
 
 mod assist;
+mod report;
 
 pub use assist::{MatchArgs, MatchCmd, PoolCmd, PoolTargetCmd};
+pub use report::{StocktakeArgs, StocktakeCmd};
 
 use crate::home::{self, Home, InitOptions};
 use crate::node::{Node, today};
@@ -107,6 +109,16 @@ A request is unmet until a match with it is accepted by both the State and the p
     /// Matching requests with offers: suggest, propose, accept, decline.
     #[command(subcommand)]
     Match(MatchCmd),
+    /// The stocktake of a cycle, from the published data this node holds.
+    #[command(after_help = "Examples:\n  \
+poa-node stocktake --cycle BMS9\n  \
+poa-node stocktake --cycle BMS9 --format html --out bms9.html\n  \
+poa-node stocktake --cycle BMS9 --format json --out bms9.json\n  \
+poa-node stocktake --cycle BMS9 --format sdg-csv --out sdg-16-4-2.csv\n  \
+poa-node stocktake verify bms9.json\n\n\
+The report cites the heads of every document it read: any node holding them computes the\n\
+same bytes. Aggregates only: States are listed by code, never ranked.")]
+    Stocktake(StocktakeArgs),
     /// Documents held by this node.
     #[command(subcommand)]
     Doc(DocCmd),
@@ -986,6 +998,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         } => assist::needs(cli.home, state, area, unmet, json)?,
         Command::Pool(cmd) => assist::pool(cli.home, cmd)?,
+        Command::Stocktake(args) => report::stocktake(cli.home, args)?,
         Command::Match(cmd) => assist::matching(cli.home, cmd)?,
         Command::Doc(DocCmd::List { json }) => {
             let node = open(cli.home)?;

@@ -274,6 +274,22 @@ pub fn dataset() -> Result<Dataset, DemoError> {
             "2026-06-30",
         )?
     };
+    // XAA's target of the previous cycle (RevCon4), reached: T1 of BMS9 follows it.
+    let xaa_m1 = Target {
+        cycle: parse("RevCon4")?,
+        baseline_year: Some(2021),
+        mosaic: mosaic(&["05.30"])?,
+        ..increase(
+            xaa,
+            "M1",
+            Area::Marking,
+            "Mark State-held SALW (first phase)",
+            "share of State-held SALW marked",
+            "percent",
+            (20.0, 40.0),
+            "2024-06-01",
+        )?
+    };
     let xaa_t2 = Target {
         mosaic: mosaic(&["03.40"])?,
         refs: strings(&["PoA II.4"]),
@@ -362,8 +378,15 @@ pub fn dataset() -> Result<Dataset, DemoError> {
         StateRecords {
             code: xaa,
             name: "XAA Ministry of Interior",
-            targets: vec![xaa_t1, xaa_t2],
+            targets: vec![xaa_m1, xaa_t1, xaa_t2],
             progress: vec![
+                progress(
+                    "M1",
+                    "2024-05-31",
+                    Some(42.0),
+                    Some(Assessment::Achieved),
+                    "first phase done in the capital's depots",
+                )?,
                 progress(
                     "T1",
                     "2025-12-31",
@@ -386,13 +409,22 @@ pub fn dataset() -> Result<Dataset, DemoError> {
             code: xab,
             name: "XAB National SALW Commission",
             targets: vec![xab_t1, xab_t2],
-            progress: vec![progress(
-                "T2",
-                "2025-12-31",
-                Some(1800.0),
-                Some(Assessment::OnTrack),
-                "1,800 surplus weapons destroyed in two public ceremonies",
-            )?],
+            progress: vec![
+                progress(
+                    "T1",
+                    "2025-12-31",
+                    Some(15.0),
+                    Some(Assessment::OnTrack),
+                    "tracing unit staffed; 15 % of seized weapons traced",
+                )?,
+                progress(
+                    "T2",
+                    "2025-12-31",
+                    Some(1800.0),
+                    Some(Assessment::OnTrack),
+                    "1,800 surplus weapons destroyed in two public ceremonies",
+                )?,
+            ],
             needs: vec![Need {
                 id: "R1".into(),
                 state: xab,

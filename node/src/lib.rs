@@ -12,6 +12,7 @@ pub mod federation;
 pub mod home;
 pub mod node;
 pub mod pools;
+pub mod report;
 pub mod store;
 pub mod sync;
 pub mod transport;

@@ -556,7 +556,12 @@ pub struct OffersData {
 impl OffersData {
     /// Reads an offers document.
     pub fn read(doc: &Automerge) -> OffersData {
-        let root = document_json(doc, None);
+        Self::read_at(doc, None)
+    }
+
+    /// Reads an offers document at `heads` (all heads when `None`).
+    pub fn read_at(doc: &Automerge, heads: Option<&[ChangeHash]>) -> OffersData {
+        let root = document_json(doc, heads);
         let mut data = OffersData::default();
         data.offers = records(&root, "offers", &mut data.unreadable)
             .into_iter()

@@ -16,6 +16,7 @@ pub mod model;
 pub mod pool;
 pub mod rules;
 pub mod sign;
+pub mod stocktake;
 pub mod view;
 pub mod wire;
 

@@ -66,7 +66,7 @@ fn the_demo_shows_every_published_target_at_the_secretariat_and_none_at_the_dono
     let stdout = demo(&[]);
 
     let published = published();
-    assert_eq!(published.len(), 8, "{published:?}");
+    assert_eq!(published.len(), 9, "{published:?}");
     assert!(published.contains(&("XAB".into(), "T1".into(), 2)));
     let held = secretariat_section(&stdout);
     for (state, id, version) in &published {
