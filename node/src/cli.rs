@@ -145,12 +145,16 @@ poa-node share state/XAA            # list who may read it")]
     },
     /// Run the node: listen for pinned peers, keep connections to them, push and repair.
     #[command(
-        after_help = "Example:\n  poa-node serve --listen 0.0.0.0:4433\n\nStops gracefully on Ctrl-C."
+        after_help = "Examples:\n  poa-node serve --listen 0.0.0.0:4433\n  poa-node serve --http            # dashboard on http://127.0.0.1:8080\n\nStops gracefully on Ctrl-C. The dashboard only reads; it binds to localhost unless given\nanother address."
     )]
     Serve {
         /// Address to listen on (default from config.toml, network.listen).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Also serve the read-only dashboard (stocktake, States, pools, unmet needs, JSON API
+        /// under /api) on ADDR; 127.0.0.1:8080 when given without a value.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
+        http: Option<std::net::SocketAddr>,
     },
     /// One sync round with every pinned peer that has an address, then exit.
     Sync {
@@ -224,12 +228,19 @@ checks it, whoever relays the delegate's changes.")]
     /// targets, the pooled destruction target, and the request still unmet.
     #[command(after_help = "Examples:\n  \
 poa-node demo\n  \
+poa-node demo --no-serve\n  \
 poa-node demo --keep ./demo\n  \
 poa-node --home ./demo/secretariat target list --state XAB")]
     Demo {
         /// Keep the nodes' homes in DIR (new or empty) to inspect them with the CLI afterwards.
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
+        /// Exit after printing the stocktake instead of serving the dashboard.
+        #[arg(long)]
+        no_serve: bool,
+        /// Where the Secretariat's dashboard listens (another free port if taken).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        http: std::net::SocketAddr,
     },
 }
 
@@ -1086,7 +1097,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Reference { list, json } => reference(&list, json)?,
-        Command::Demo { keep } => runtime()?.block_on(crate::demo::run(keep))?,
+        Command::Demo {
+            keep,
+            no_serve,
+            http,
+        } => runtime()?.block_on(crate::demo::run(keep, (!no_serve).then_some(http)))?,
         Command::Peer(cmd) => peer(cli.home, cmd)?,
         Command::Delegate {
             node: id,
@@ -1198,7 +1213,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Serve { listen } => {
+        Command::Serve { listen, http } => {
             let node = open(cli.home)?;
             let listen = match listen {
                 Some(l) => l,
@@ -1214,14 +1229,32 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                         ..EngineConfig::default()
                     },
                 )?;
-                let server = serve(engine, listen).await?;
+                let server = serve(engine.clone(), listen).await?;
                 println!(
                     "Serving {} on {} (Ctrl-C to stop)",
                     server.engine().id(),
                     server.addr()
                 );
+                let board = match http {
+                    Some(addr) => {
+                        if !addr.ip().is_loopback() {
+                            eprintln!(
+                                "note: the dashboard on {addr} is readable by anyone who can reach that address"
+                            );
+                        }
+                        let d = crate::dashboard::dashboard(engine, addr)
+                            .await
+                            .with_context(|| format!("cannot serve the dashboard on {addr}"))?;
+                        println!("Dashboard on http://{}/", d.addr());
+                        Some(d)
+                    }
+                    None => None,
+                };
                 tokio::signal::ctrl_c().await?;
                 println!("Stopping...");
+                if let Some(d) = board {
+                    d.shutdown().await;
+                }
                 server.shutdown().await;
                 anyhow::Ok(())
             })?;

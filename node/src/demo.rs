@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -900,7 +901,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
 /// Runs the demo: starts the six nodes in `keep` (a new or empty folder, left behind) or in a
 /// temporary folder, enters the data set, waits for it to travel, checks where it went, prints
 /// every step, and stops the nodes.
-pub async fn run(keep: Option<PathBuf>) -> Result<(), DemoError> {
+pub async fn run(keep: Option<PathBuf>, serve: Option<SocketAddr>) -> Result<(), DemoError> {
     let began = Instant::now();
     let data = dataset()?;
     let homes = Homes::new(keep)?;
@@ -953,7 +954,10 @@ pub async fn run(keep: Option<PathBuf>) -> Result<(), DemoError> {
         .await?,
     };
 
-    let outcome = play(&fed, &data).await;
+    let mut outcome = play(&fed, &data).await;
+    if outcome.is_ok() {
+        outcome = stocktake_and_serve(&fed, serve).await;
+    }
     let stopping = Instant::now();
     fed.stop().await;
     outcome?;
@@ -1321,6 +1325,80 @@ async fn play(fed: &Federation, data: &Dataset) -> Result<(), DemoError> {
     Ok(())
 }
 
+/// Prints the Secretariat's stocktake, then serves its dashboard until Ctrl-C (unless `serve`
+/// is `None`).
+async fn stocktake_and_serve(fed: &Federation, serve: Option<SocketAddr>) -> Result<(), DemoError> {
+    let un = &fed.un;
+    let st = un
+        .engine()
+        .read(|n| -> Result<_, crate::report::ReportError> {
+            let cycle = crate::report::default_cycle(n)?;
+            crate::report::compute(n, cycle, crate::node::today())
+        })
+        .map_err(|e| DemoError::Check(format!("the stocktake failed: {e}")))?;
+    println!();
+    println!(
+        "The Secretariat's stocktake of {} (statuses as of {}; `poa-node stocktake` writes it in full):",
+        st.cycle, st.as_of
+    );
+    let t = &st.totals;
+    println!(
+        "   {} targets: {} achieved, {} in progress, {} not achieved, {} with no data",
+        t.targets, t.achieved, t.in_progress, t.not_achieved, t.no_data
+    );
+    println!(
+        "   States that reported progress: {}",
+        st.participation.reported.join(", ")
+    );
+    for p in &st.progression {
+        println!(
+            "   Progression: {} {} against {}: {} ({})",
+            p.state, p.target, p.against, p.flag, p.detail
+        );
+    }
+    for p in &st.pools {
+        for r in &p.pooled {
+            println!(
+                "   Pool {} {}: {} of {} {}",
+                p.id,
+                r.id,
+                r.current.map(num).unwrap_or_else(|| "-".into()),
+                r.goal.map(num).unwrap_or_else(|| "-".into()),
+                r.unit.clone().unwrap_or_default()
+            );
+        }
+    }
+    let unmet: Vec<&str> = st.unmet_needs.iter().map(|n| n.need.as_str()).collect();
+    println!("   Unmet requests: {}", unmet.join(", "));
+    println!(
+        "   Computed from {} documents at cited heads.",
+        st.sources.len()
+    );
+    let Some(addr) = serve else {
+        return Ok(());
+    };
+    let engine = un.engine().clone();
+    let board = match crate::dashboard::dashboard(engine.clone(), addr).await {
+        Ok(b) => b,
+        Err(e) => {
+            println!("   {addr} is not free ({e}); taking another port.");
+            let any = SocketAddr::new(addr.ip(), 0);
+            crate::dashboard::dashboard(engine, any)
+                .await
+                .map_err(|e| DemoError::Check(format!("cannot serve the dashboard: {e}")))?
+        }
+    };
+    println!();
+    println!(
+        "The Secretariat's dashboard: http://{}/  (read-only; Ctrl-C to stop the demo)",
+        board.addr()
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    println!();
+    board.shutdown().await;
+    Ok(())
+}
+
 /// XRB creates the pool and invites the States, which join by consent; the Secretariat is
 /// admitted as observer. Sharing then follows membership: each State's document reaches the
 /// other members through XRB without naming them.
@@ -1408,15 +1486,18 @@ async fn form_pool(
     println!("   {doc} with every join and contribution reached:");
     track(fed, &doc, xrb, &audience, since, deadline).await?;
     for (i, (s, m)) in data.states.iter().zip(&fed.states).enumerate() {
-        let others: Vec<&Member> = fed
+        let mut others: Vec<&Member> = fed
             .states
             .iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
             .map(|(_, o)| o)
             .collect();
+        others.extend([xrb, un]);
         let doc = DocId::State(s.code);
-        println!("   {doc} reached the other members (sharing follows membership):");
+        println!(
+            "   {doc} (now shared with the pool) reached the other members (sharing follows membership), XRB and the Secretariat:"
+        );
         track(fed, &doc, m, &others, since, deadline).await?;
     }
     Ok(step)

@@ -198,6 +198,11 @@ impl Engine {
         out
     }
 
+    /// Reads through the node (the dashboard's path): no write, so nothing to push.
+    pub fn read<T>(&self, f: impl FnOnce(&Node) -> T) -> T {
+        f(&lock(&self.node))
+    }
+
     /// The documents named to `peer` in anything this node sent it.
     pub fn revealed_to(&self, peer: &NodeId) -> BTreeSet<DocId> {
         lock(&self.revealed).get(peer).cloned().unwrap_or_default()

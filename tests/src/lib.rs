@@ -298,3 +298,41 @@ pub fn craft_with(
     let sig = poa_protocol::sign::sign_change(key, doc, &hash).to_vec();
     (change, sig)
 }
+
+/// The homes of a finished demo federation (`poa-node demo --no-serve --keep`) in `dir`, made
+/// once per test binary (after removing what a previous run left there) and shared by its
+/// tests, which only read them. Give each test binary its own `dir` under
+/// `CARGO_TARGET_TMPDIR`.
+pub fn demo_homes(dir: &'static str) -> &'static Path {
+    static HOMES: OnceLock<PathBuf> = OnceLock::new();
+    HOMES.get_or_init(|| {
+        let dir = PathBuf::from(dir);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).expect("the previous run's demo homes can be removed");
+        }
+        let out = Command::new(poa_node_bin())
+            .env_remove("POA_HOME")
+            .args(["demo", "--no-serve", "--keep"])
+            .arg(&dir)
+            .output()
+            .expect("poa-node runs");
+        assert!(
+            out.status.success(),
+            "the demo failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+/// Runs `poa-node --home HOME ARGS...` and returns its output.
+pub fn poa_node_at(home: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(poa_node_bin())
+        .env_remove("POA_HOME")
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .expect("poa-node runs")
+}

@@ -24,7 +24,7 @@ fn poa_node(args: &[&str]) -> Output {
 
 /// Runs `poa-node demo` with `extra` arguments, asserts it succeeded, and returns its stdout.
 fn demo(extra: &[&str]) -> String {
-    let mut args = vec!["demo"];
+    let mut args = vec!["demo", "--no-serve"];
     args.extend_from_slice(extra);
     let out = poa_node(&args);
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -122,7 +122,7 @@ fn the_demo_shows_every_published_target_at_the_secretariat_and_none_at_the_dono
     for state in ["XAA", "XAB", "XAC"] {
         assert!(
             stdout.contains(&format!(
-                "state/{state} reached the other members (sharing follows membership)"
+                "state/{state} (now shared with the pool) reached the other members"
             )),
             "{stdout}"
         );
@@ -288,7 +288,7 @@ fn keep_leaves_homes_the_cli_can_read_and_refuses_a_folder_in_use() {
         names
     };
     let before = listing(&dir);
-    let out = poa_node(&["demo", "--keep", dir_text]);
+    let out = poa_node(&["demo", "--no-serve", "--keep", dir_text]);
     assert!(!out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

@@ -1,0 +1,564 @@
+//! The read-only HTTP dashboard: the stocktake, each State's published targets and progress,
+//! pools and unmet requests, as pages with charts, and the JSON API behind them.
+//!
+//! It only reads, through the engine's node, and binds to the address it is given (the CLI's
+//! default is localhost). Pages are rendered on the server as plain HTML with inline SVG: no
+//! script, nothing fetched from elsewhere.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use poa_protocol::Date;
+use poa_protocol::assist::NeedRef;
+use poa_protocol::doc::DocId;
+use poa_protocol::model::Cycle;
+use poa_protocol::stocktake::{Counts, Standing, Stocktake, standing};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::node::{Node, today};
+use crate::report::{self, Format, chart_standings, esc, num, page, stocktake_body};
+use crate::sync::Engine;
+
+/// A running dashboard.
+#[derive(Debug)]
+pub struct Dashboard {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Dashboard {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops it and waits for it to finish.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Serves the dashboard for `engine`'s node on `addr`.
+pub async fn dashboard(engine: Arc<Engine>, addr: SocketAddr) -> std::io::Result<Dashboard> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (stop, mut stopped) = watch::channel(false);
+    let app = router(engine);
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.changed().await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(cause = %e, "the dashboard stopped");
+        }
+    });
+    tracing::info!(%addr, "dashboard");
+    Ok(Dashboard { addr, stop, task })
+}
+
+fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/report.html", get(report_html))
+        .route("/states", get(states))
+        .route("/states/{code}", get(state))
+        .route("/pools", get(pools))
+        .route("/pools/{id}", get(pool))
+        .route("/needs", get(needs))
+        .route("/api/stocktake", get(api_stocktake))
+        .route("/api/states", get(api_states))
+        .route("/api/states/{code}", get(api_state))
+        .route("/api/pools", get(api_pools))
+        .route("/api/pools/{id}", get(api_pool))
+        .route("/api/needs", get(api_needs))
+        .fallback(not_found)
+        .with_state(engine)
+}
+
+type Shared = State<Arc<Engine>>;
+
+/// An error page (or JSON error) with its status.
+struct Failure(StatusCode, String);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let body = page(
+            "poa-node dashboard",
+            &self.0.to_string(),
+            NAV,
+            &format!(
+                "<section><h2>{}</h2><p>{}</p></section>",
+                self.0,
+                esc(&self.1)
+            ),
+            None,
+        );
+        (self.0, Html(body)).into_response()
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Failure {
+    Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+fn json_response(status: StatusCode, text: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+fn api_error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    json_response(status, json!({"error": message.to_string()}).to_string())
+}
+
+const NAV: &str = "<nav><a href=\"/\">Stocktake</a><a href=\"/states\">States</a><a href=\"/pools\">Pools</a><a href=\"/needs\">Unmet needs</a><a href=\"/report.html\">Printable report</a><a href=\"/api/stocktake\">JSON</a></nav>\n";
+
+/// `?cycle=BMS9&as_of=2026-11-27`.
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    cycle: Option<String>,
+    as_of: Option<String>,
+}
+
+fn compute(engine: &Engine, q: &ReportQuery) -> Result<Stocktake, (StatusCode, String)> {
+    let bad = |e: String| (StatusCode::BAD_REQUEST, e);
+    let as_of: Date = match &q.as_of {
+        Some(d) => d
+            .parse()
+            .map_err(|e: poa_protocol::date::DateError| bad(e.to_string()))?,
+        None => today(),
+    };
+    engine.read(|node| {
+        let cycle: Cycle = match &q.cycle {
+            Some(c) => c
+                .parse()
+                .map_err(|e: poa_protocol::model::ModelError| bad(e.to_string()))?,
+            None => {
+                report::default_cycle(node).map_err(|e| (StatusCode::NOT_FOUND, e.to_string()))?
+            }
+        };
+        report::compute(node, cycle, as_of)
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    })
+}
+
+async fn home(
+    State(engine): Shared,
+    Query(q): Query<ReportQuery>,
+) -> Result<Html<String>, Failure> {
+    let st = compute(&engine, &q).map_err(|(s, m)| Failure(s, m))?;
+    let mut cycles = String::from("<p class=\"muted\">Cycle: ");
+    for c in Cycle::all() {
+        let _ = write!(cycles, "<a href=\"/?cycle={c}\">{c}</a> ");
+    }
+    cycles.push_str("</p>");
+    Ok(Html(page(
+        &format!("Stocktake {}", st.cycle),
+        &format!(
+            "{}: statuses as of {} (read-only dashboard)",
+            st.meeting, st.as_of
+        ),
+        NAV,
+        &format!("{cycles}{}", stocktake_body(&st)),
+        None,
+    )))
+}
+
+async fn report_html(
+    State(engine): Shared,
+    Query(q): Query<ReportQuery>,
+) -> Result<Html<String>, Failure> {
+    let st = compute(&engine, &q).map_err(|(s, m)| Failure(s, m))?;
+    Ok(Html(report::render(&st, Format::Html)))
+}
+
+async fn api_stocktake(State(engine): Shared, Query(q): Query<ReportQuery>) -> Response {
+    match compute(&engine, &q) {
+        Ok(st) => json_response(StatusCode::OK, st.to_json()),
+        Err((s, m)) => api_error(s, m),
+    }
+}
+
+/// Every State whose published document this node holds, with its current targets counted.
+fn state_counts(node: &Node) -> Result<BTreeMap<String, Counts>, crate::node::NodeError> {
+    let mut out = BTreeMap::new();
+    let now = today();
+    for doc in node.store.doc_ids()? {
+        if let DocId::State(s) = doc {
+            let data = node.state_data(&doc)?;
+            let mut c = Counts::default();
+            for id in data.target_ids() {
+                if let Some(t) = data.latest(&id) {
+                    c = add(c, standing(&data, t, now));
+                }
+            }
+            out.insert(s.to_string(), c);
+        }
+    }
+    Ok(out)
+}
+
+fn add(mut c: Counts, s: Standing) -> Counts {
+    c.targets += 1;
+    match s {
+        Standing::Achieved => c.achieved += 1,
+        Standing::InProgress => c.in_progress += 1,
+        Standing::NotAchieved => c.not_achieved += 1,
+        Standing::NoData => c.no_data += 1,
+        Standing::Withdrawn => c.withdrawn += 1,
+    }
+    let live = c.targets - c.withdrawn;
+    c.share_achieved = (live > 0).then(|| f64::from(c.achieved) / f64::from(live));
+    c
+}
+
+async fn states(State(engine): Shared) -> Result<Html<String>, Failure> {
+    let counts = engine.read(state_counts).map_err(internal)?;
+    let rows: Vec<(String, Counts)> = counts.into_iter().collect();
+    let mut body = String::from("<section><h2>States whose published data this node holds</h2>");
+    if rows.is_empty() {
+        body.push_str("<p>None yet.</p>");
+    } else {
+        body.push_str("<p class=\"muted\">Listed by code; every target of every cycle, current versions. Select a State for its targets and progress.</p><ul>");
+        for (s, c) in &rows {
+            let _ = write!(
+                body,
+                "<li><a href=\"/states/{s}\">{s}</a>: {} targets</li>",
+                c.targets
+            );
+        }
+        body.push_str("</ul>");
+        body.push_str(&chart_standings(
+            "chart-states",
+            "Targets by status, by State",
+            &rows,
+        ));
+    }
+    body.push_str("</section>");
+    Ok(Html(page("States", "Published targets", NAV, &body, None)))
+}
+
+fn state_json(node: &Node, code: &str) -> Result<Option<serde_json::Value>, Failure> {
+    let Some(s) = report::state_code(code) else {
+        return Ok(None);
+    };
+    let doc = DocId::State(s);
+    if node.store.heads(&doc).map_err(internal)?.is_none() {
+        return Ok(None);
+    }
+    let views = node.target_views(Some(s)).map_err(internal)?;
+    let needs = node.needs(Some(s)).map_err(internal)?;
+    Ok(Some(json!({
+        "state": s.to_string(),
+        "name": s.name(),
+        "targets": views.iter().map(|v| v.to_json()).collect::<Vec<_>>(),
+        "needs": needs,
+    })))
+}
+
+async fn state(State(engine): Shared, Path(code): Path<String>) -> Result<Html<String>, Failure> {
+    let j = engine.read(|n| state_json(n, &code))?.ok_or_else(|| {
+        Failure(
+            StatusCode::NOT_FOUND,
+            format!("this node holds no published document of {code}"),
+        )
+    })?;
+    let mut body = String::new();
+    let _ = write!(body, "<section><h2>Targets</h2>");
+    for t in j["targets"].as_array().into_iter().flatten() {
+        let s = |k: &str| t[k].as_str().map(esc).unwrap_or_else(|| "-".into());
+        let n = |k: &str| t[k].as_f64().map(num).unwrap_or_else(|| "-".into());
+        let _ = write!(
+            body,
+            "<h3>{} v{}: {}</h3><p>{} · {} · baseline {} → goal {} by {} · <b>{}</b></p>",
+            s("id"),
+            t["version"],
+            s("title"),
+            s("cycle"),
+            s("area"),
+            n("baseline"),
+            n("value"),
+            s("deadline"),
+            s("status")
+        );
+        let reports: Vec<&serde_json::Value> =
+            t["progress"].as_array().into_iter().flatten().collect();
+        if reports.is_empty() {
+            body.push_str("<p class=\"muted\">No progress report: no data.</p>");
+        } else {
+            body.push_str("<table><thead><tr><th>as of</th><th class=\"n\">value</th><th>assessment</th><th>note</th></tr></thead><tbody>");
+            for p in reports {
+                let _ = write!(
+                    body,
+                    "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+                    p["as_of"].as_str().map(esc).unwrap_or_default(),
+                    p["value"].as_f64().map(num).unwrap_or_else(|| "-".into()),
+                    p["assessment"].as_str().map(esc).unwrap_or_default(),
+                    p["note"].as_str().map(esc).unwrap_or_default()
+                );
+            }
+            body.push_str("</tbody></table>");
+        }
+    }
+    body.push_str("</section>");
+    let title = format!(
+        "{} ({})",
+        code.to_ascii_uppercase(),
+        j["name"].as_str().unwrap_or("")
+    );
+    Ok(Html(page(
+        &title,
+        "Published targets and progress",
+        NAV,
+        &body,
+        None,
+    )))
+}
+
+async fn api_states(State(engine): Shared) -> Response {
+    match engine.read(state_counts) {
+        Ok(c) => json_response(
+            StatusCode::OK,
+            serde_json::to_string_pretty(&c).unwrap_or_default(),
+        ),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn api_state(State(engine): Shared, Path(code): Path<String>) -> Response {
+    match engine.read(|n| state_json(n, &code)) {
+        Ok(Some(j)) => json_response(
+            StatusCode::OK,
+            serde_json::to_string_pretty(&j).unwrap_or_default(),
+        ),
+        Ok(None) => api_error(
+            StatusCode::NOT_FOUND,
+            format!("no published document of {code}"),
+        ),
+        Err(Failure(s, m)) => api_error(s, m),
+    }
+}
+
+fn pools_json(node: &Node) -> Result<Vec<serde_json::Value>, Failure> {
+    let mut out = Vec::new();
+    for (id, _) in node.pools().map_err(internal)? {
+        out.push(pool_json(node, &id)?);
+    }
+    Ok(out)
+}
+
+fn pool_json(node: &Node, id: &str) -> Result<serde_json::Value, Failure> {
+    let r = node
+        .pool_report(id)
+        .map_err(|e| Failure(StatusCode::NOT_FOUND, e.to_string()))?;
+    let d = &r.data;
+    Ok(json!({
+        "id": id,
+        "name": d.charter.as_ref().map(|c| c.name.clone()),
+        "coordinator": d.charter.as_ref().map(|c| c.coordinator.clone()),
+        "members": d.members.keys().map(|s| s.to_string()).collect::<Vec<_>>(),
+        "observers": d.observers.values().map(|o| o.name.clone()).collect::<Vec<_>>(),
+        "pooled": r.rollups.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
+    }))
+}
+
+async fn pools(State(engine): Shared) -> Result<Html<String>, Failure> {
+    let all = engine.read(pools_json)?;
+    let mut body = String::from("<section><h2>Pools</h2>");
+    if all.is_empty() {
+        body.push_str("<p>This node holds no pool.</p>");
+    }
+    body.push_str("<ul>");
+    for p in &all {
+        let id = p["id"].as_str().unwrap_or_default();
+        let _ = write!(
+            body,
+            "<li><a href=\"/pools/{}\">{}</a>: coordinator {}, members {}</li>",
+            esc(id),
+            esc(p["name"].as_str().unwrap_or(id)),
+            esc(p["coordinator"].as_str().unwrap_or("-")),
+            esc(&p["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", "))
+        );
+    }
+    body.push_str("</ul></section>");
+    Ok(Html(page("Pools", "Sub-regional pools", NAV, &body, None)))
+}
+
+async fn pool(State(engine): Shared, Path(id): Path<String>) -> Result<Html<String>, Failure> {
+    let p = engine.read(|n| pool_json(n, &id))?;
+    let mut body = format!(
+        "<section><h2>{}</h2><p>Coordinator {}; members {}; observers {}.</p></section>",
+        esc(p["name"].as_str().unwrap_or(&id)),
+        esc(p["coordinator"].as_str().unwrap_or("-")),
+        esc(&p["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")),
+        esc(&p["observers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", "))
+    );
+    for r in p["pooled"].as_array().into_iter().flatten() {
+        let f = |k: &str| r[k].as_f64().map(num).unwrap_or_else(|| "-".into());
+        let _ = write!(
+            body,
+            "<section><h2>{} {}</h2><p>{} of {}: baseline {}, goal {}, current {} {}</p><table><thead><tr><th>member</th><th class=\"n\">figure</th><th>note</th></tr></thead><tbody>",
+            esc(r["id"].as_str().unwrap_or_default()),
+            esc(r["title"].as_str().unwrap_or_default()),
+            esc(r["aggregate"].as_str().unwrap_or_default()),
+            esc(r["from"].as_str().unwrap_or_default()),
+            f("baseline"),
+            f("target"),
+            f("current"),
+            esc(r["unit"].as_str().unwrap_or_default())
+        );
+        for m in r["members_reporting"].as_array().into_iter().flatten() {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td class=\"n\">{}</td><td>counted</td></tr>",
+                esc(m["state"].as_str().unwrap_or_default()),
+                m["value"].as_f64().map(num).unwrap_or_else(|| "-".into())
+            );
+        }
+        for m in r["members_missing"].as_array().into_iter().flatten() {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td class=\"n\">-</td><td>not counted: {}</td></tr>",
+                esc(m["state"].as_str().unwrap_or_default()),
+                esc(m["reason"].as_str().unwrap_or_default())
+            );
+        }
+        body.push_str("</tbody></table></section>");
+    }
+    Ok(Html(page(
+        &format!("Pool {id}"),
+        "Pooled targets, computed from members' own data",
+        NAV,
+        &body,
+        None,
+    )))
+}
+
+async fn api_pools(State(engine): Shared) -> Response {
+    match engine.read(pools_json) {
+        Ok(p) => json_response(
+            StatusCode::OK,
+            serde_json::to_string_pretty(&p).unwrap_or_default(),
+        ),
+        Err(Failure(s, m)) => api_error(s, m),
+    }
+}
+
+async fn api_pool(State(engine): Shared, Path(id): Path<String>) -> Response {
+    match engine.read(|n| pool_json(n, &id)) {
+        Ok(p) => json_response(
+            StatusCode::OK,
+            serde_json::to_string_pretty(&p).unwrap_or_default(),
+        ),
+        Err(Failure(s, m)) => api_error(s, m),
+    }
+}
+
+fn needs_json(node: &Node) -> Result<Vec<serde_json::Value>, Failure> {
+    let unmet = node.unmet_needs().map_err(internal)?;
+    Ok(unmet
+        .into_iter()
+        .map(|(n, m)| {
+            json!({
+                "need": NeedRef::of(&n).to_string(),
+                "area": n.area.slug(),
+                "kind": n.kind.slug(),
+                "priority": n.priority.slug(),
+                "title": n.title,
+                "targets": n.targets,
+                "matches": m.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
+            })
+        })
+        .collect())
+}
+
+async fn needs(State(engine): Shared) -> Result<Html<String>, Failure> {
+    let all = engine.read(needs_json)?;
+    let mut body = String::from("<section><h2>Requests for assistance with no accepted match</h2>");
+    if all.is_empty() {
+        body.push_str("<p>None.</p>");
+    } else {
+        body.push_str("<table><thead><tr><th>request</th><th>area</th><th>kind</th><th>priority</th><th>title</th><th>matches under way</th></tr></thead><tbody>");
+        for n in &all {
+            let matches: Vec<String> = n["matches"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    format!(
+                        "{} {}",
+                        m["offer"].as_str().unwrap_or_default(),
+                        m["status"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect();
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(n["need"].as_str().unwrap_or_default()),
+                esc(n["area"].as_str().unwrap_or_default()),
+                esc(n["kind"].as_str().unwrap_or_default()),
+                esc(n["priority"].as_str().unwrap_or_default()),
+                esc(n["title"].as_str().unwrap_or_default()),
+                esc(&if matches.is_empty() {
+                    "none".into()
+                } else {
+                    matches.join(", ")
+                })
+            );
+        }
+        body.push_str("</tbody></table>");
+    }
+    body.push_str("</section>");
+    Ok(Html(page(
+        "Unmet needs",
+        "Open requests for assistance",
+        NAV,
+        &body,
+        None,
+    )))
+}
+
+async fn api_needs(State(engine): Shared) -> Response {
+    match engine.read(needs_json) {
+        Ok(n) => json_response(
+            StatusCode::OK,
+            serde_json::to_string_pretty(&n).unwrap_or_default(),
+        ),
+        Err(Failure(s, m)) => api_error(s, m),
+    }
+}
+
+async fn not_found() -> Failure {
+    Failure(StatusCode::NOT_FOUND, "no such page".into())
+}
