@@ -151,7 +151,32 @@ impl SignedGrant {
     }
 
     /// Parses and checks the signature against the key the grant names.
+    ///
+    /// Every change to a State's document is judged against its author's delegation, so the
+    /// same grant text is checked once per change: the texts whose signature verified are
+    /// remembered (per thread, a bounded set of digests), and only parsed again.
     pub fn parse(text: &str) -> Result<SignedGrant, String> {
+        thread_local! {
+            static VERIFIED: std::cell::RefCell<std::collections::HashSet<[u8; 32]>> =
+                std::cell::RefCell::new(std::collections::HashSet::new());
+        }
+        const REMEMBERED: usize = 4096;
+        let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()).into();
+        if VERIFIED.with(|v| v.borrow().contains(&digest)) {
+            return serde_json::from_str(text).map_err(|e| format!("not a signed grant: {e}"));
+        }
+        let g = Self::parse_and_verify(text)?;
+        VERIFIED.with(|v| {
+            let mut v = v.borrow_mut();
+            if v.len() >= REMEMBERED {
+                v.clear();
+            }
+            v.insert(digest);
+        });
+        Ok(g)
+    }
+
+    fn parse_and_verify(text: &str) -> Result<SignedGrant, String> {
         let g: SignedGrant =
             serde_json::from_str(text).map_err(|e| format!("not a signed grant: {e}"))?;
         let sig: Signature = data_encoding::HEXLOWER

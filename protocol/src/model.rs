@@ -715,6 +715,24 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// A report of `value` (if any) on `target` as of a date, saying nothing else. Its id and
+    /// target version are set by the node that records it.
+    pub fn bare(target: &str, as_of: Date, value: Option<f64>) -> Progress {
+        Progress {
+            id: format!("{target}/{as_of}"),
+            target: target.into(),
+            target_version: 1,
+            as_of,
+            value,
+            assessment: None,
+            note: None,
+            challenges: None,
+            evidence: None,
+            source: None,
+            assistance_received: None,
+        }
+    }
+
     /// Checks the report against the target version it reports on.
     pub fn validate(&self, target: &Target) -> Result<(), ModelError> {
         check_finite("the observed value", self.value)?;
@@ -1033,19 +1051,7 @@ pub(crate) mod tests {
     fn progress_value_on_a_milestone_is_refused() {
         let mut t = xaa_t1();
         t.indicator.kind = IndicatorKind::Milestone;
-        let p = Progress {
-            id: "T1/2025-12-31".into(),
-            target: "T1".into(),
-            target_version: 1,
-            as_of: "2025-12-31".parse().unwrap(),
-            value: Some(1.0),
-            assessment: None,
-            note: None,
-            challenges: None,
-            evidence: None,
-            source: None,
-            assistance_received: None,
-        };
+        let p = Progress::bare("T1", "2025-12-31".parse().unwrap(), Some(1.0));
         assert!(p.validate(&t).is_err());
         assert!(p.validate(&xaa_t1()).is_ok());
     }

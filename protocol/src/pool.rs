@@ -671,17 +671,8 @@ mod tests {
 
     fn report(target: &str, as_of: &str, value: Option<f64>, a: Option<Assessment>) -> Progress {
         Progress {
-            id: format!("{target}/{as_of}"),
-            target: target.into(),
-            target_version: 1,
-            as_of: as_of.parse().unwrap(),
-            value,
             assessment: a,
-            note: None,
-            challenges: None,
-            evidence: None,
-            source: None,
-            assistance_received: None,
+            ..Progress::bare(target, as_of.parse().unwrap(), value)
         }
     }
 

@@ -821,3 +821,133 @@ pub fn stocktake(input: &Input, cycle: Cycle, as_of: Date) -> Stocktake {
         trends,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tests::xaa_t1;
+    use crate::model::{Indicator, Progress};
+
+    fn report(target: &str, as_of: &str, value: Option<f64>) -> Progress {
+        Progress::bare(target, as_of.parse().unwrap(), value)
+    }
+
+    fn input(targets: Vec<Target>, progress: Vec<Progress>) -> Input {
+        let mut data = StateData::default();
+        for t in targets {
+            data.targets.insert((t.id.clone(), t.version), t);
+        }
+        for p in progress {
+            data.progress.insert(p.id.clone(), p);
+        }
+        let mut i = Input::default();
+        i.states.insert(
+            "XAA".parse().unwrap(),
+            Source {
+                heads: vec![],
+                data,
+            },
+        );
+        i
+    }
+
+    fn bms9() -> Cycle {
+        "BMS9".parse().unwrap()
+    }
+
+    #[test]
+    fn no_report_is_no_data_and_a_passed_deadline_below_the_value_is_not_achieved() {
+        let t2 = Target {
+            id: "T2".into(),
+            ..xaa_t1()
+        };
+        let t3 = Target {
+            id: "T3".into(),
+            deadline: "2027-06-30".parse().unwrap(),
+            ..xaa_t1()
+        };
+        let i = input(
+            vec![xaa_t1(), t2, t3],
+            vec![
+                report("T1", "2025-12-31", Some(55.0)),
+                report("T3", "2025-12-31", Some(50.0)),
+            ],
+        );
+        let st = stocktake(&i, bms9(), "2026-11-27".parse().unwrap());
+        let by: BTreeMap<&str, Standing> = st
+            .targets
+            .iter()
+            .map(|t| (t.id.as_str(), t.standing))
+            .collect();
+        assert_eq!(by["T1"], Standing::NotAchieved);
+        assert_eq!(by["T2"], Standing::NoData);
+        assert_eq!(by["T3"], Standing::InProgress);
+        assert_eq!(st.totals.share_achieved, Some(0.0));
+        assert_eq!(st.participation.reported, ["XAA"]);
+        // A report dated after the as-of date does not count yet.
+        let st = stocktake(&i, bms9(), "2025-06-30".parse().unwrap());
+        assert!(st.targets.iter().all(|t| t.standing == Standing::NoData));
+        assert_eq!(st.participation.targets_only, ["XAA"]);
+    }
+
+    #[test]
+    fn progression_flags_less_ambition_in_either_direction_and_a_later_deadline() {
+        let down = |id: &str, baseline: f64, value: f64| Target {
+            id: id.into(),
+            indicator: Indicator {
+                direction: Some(Direction::Decrease),
+                ..xaa_t1().indicator
+            },
+            baseline: Some(baseline),
+            value: Some(value),
+            ..xaa_t1()
+        };
+        let v1 = down("T5", 30.0, 10.0);
+        let v2 = Target {
+            version: 2,
+            supersedes: Some(1),
+            value: Some(15.0),
+            ..v1.clone()
+        };
+        let later = Target {
+            version: 2,
+            supersedes: Some(1),
+            deadline: "2027-06-30".parse().unwrap(),
+            ..xaa_t1()
+        };
+        let st = stocktake(
+            &input(vec![v1, v2, xaa_t1(), later], vec![]),
+            bms9(),
+            "2026-01-01".parse().unwrap(),
+        );
+        let flags: Vec<(&str, &str)> = st
+            .progression
+            .iter()
+            .map(|p| (p.target.as_str(), p.flag.as_str()))
+            .collect();
+        assert_eq!(flags, [("T1 v2", "shortfall"), ("T5 v2", "shortfall")]);
+        assert!(st.progression[0].detail.contains("deadline moved"));
+        assert!(st.progression[1].detail.contains("raised from 10 to 15"));
+    }
+
+    #[test]
+    fn stale_reports_and_missing_baselines_are_flagged() {
+        let no_baseline = Target {
+            id: "T2".into(),
+            baseline: None,
+            baseline_year: None,
+            deadline: "2028-01-01".parse().unwrap(),
+            ..xaa_t1()
+        };
+        let st = stocktake(
+            &input(
+                vec![no_baseline],
+                vec![report("T2", "2024-01-31", Some(45.0))],
+            ),
+            bms9(),
+            "2026-11-27".parse().unwrap(),
+        );
+        let flags: Vec<&str> = st.data_quality.iter().map(|f| f.flag.as_str()).collect();
+        assert_eq!(flags, ["missing-baseline", "stale-report"]);
+    }
+}

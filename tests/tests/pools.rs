@@ -91,19 +91,7 @@ fn destruction(m: &Member, id: &str, value: f64, reported: Option<f64>) {
 }
 
 fn report(target: &str, as_of: &str, value: f64) -> Progress {
-    Progress {
-        id: String::new(),
-        target: target.into(),
-        target_version: 0,
-        as_of: as_of.parse().unwrap(),
-        value: Some(value),
-        assessment: None,
-        note: None,
-        challenges: None,
-        evidence: None,
-        source: None,
-        assistance_received: None,
-    }
+    Progress::bare(target, as_of.parse().unwrap(), Some(value))
 }
 
 /// XRB creates the pool, invites XAA and XAB (not XAC), admits the Secretariat as observer, and

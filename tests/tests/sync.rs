@@ -98,19 +98,11 @@ async fn five_nodes_in_a_line_relay_from_end_to_end() {
     converge(&[&a, &b, &c, &d, &e], &doc).await;
     // A later change from A reaches E through three relays, authorship intact.
     a.with_node(|n| {
-        n.add_progress(poa_protocol::model::Progress {
-            id: String::new(),
-            target: "T1".into(),
-            target_version: 0,
-            as_of: "2025-12-31".parse().unwrap(),
-            value: Some(55.0),
-            assessment: None,
-            note: None,
-            challenges: None,
-            evidence: None,
-            source: None,
-            assistance_received: None,
-        })?;
+        n.add_progress(poa_protocol::model::Progress::bare(
+            "T1",
+            "2025-12-31".parse().unwrap(),
+            Some(55.0),
+        ))?;
         n.publish_target("T1")
     })
     .unwrap();
