@@ -100,6 +100,11 @@ pub enum NodeError {
         "this node holds no pool {0}: it arrives once its coordinator invites this State and the nodes sync; see `poa-node pool list`"
     )]
     NoPool(String),
+    /// A pool that two nodes created under one id.
+    #[error(
+        "pool {0} has {1} coordinator nodes: two nodes created it under one id, and joining would share this State's data with both; ask its coordinator (see `poa-node pool show {0} --json`)"
+    )]
+    DisputedPool(String, usize),
     /// Joining without an invitation.
     #[error(
         "{1} is not invited to pool {0}: ask its coordinator to run `poa-node pool invite {0} {1}`"

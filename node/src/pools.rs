@@ -231,6 +231,9 @@ impl Node {
         if !pool.invites.contains_key(&state) {
             return Err(NodeError::NotInvited(id.to_string(), state));
         }
+        if pool.owner.len() > 1 {
+            return Err(NodeError::DisputedPool(id.to_string(), pool.owner.len()));
+        }
         if pool
             .members
             .get(&state)

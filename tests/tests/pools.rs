@@ -404,3 +404,46 @@ async fn the_illustrative_requests_and_offers_match_o1_to_r2_and_leave_r1_unmet(
     let s = un.with_node(|n| n.match_suggest()).unwrap();
     assert!(s.iter().all(|x| x.need.to_string() != "XAC/R2"), "{s:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_does_not_join_a_pool_id_that_two_nodes_created() {
+    let homes = Homes::new();
+    let r = region(&homes).await;
+    form_pool(&r).await;
+    r.xaa.with_node(|n| n.pool_leave("xanadu")).unwrap();
+    // Another body created "xanadu" on its own, before it ever talked to anyone, and invited XAA
+    // (whose State key it learnt some other way).
+    let other = homes.body("other", "XRC", BodyKind::Regional).await;
+    let xaa_key = r
+        .xaa
+        .with_node(|n| *n.store.trust().state_key(&code("XAA")).unwrap());
+    other
+        .with_node(|n| {
+            n.store.learn_state_key(&code("XAA"), &xaa_key, "test", 0)?;
+            n.pool_create("xanadu", "Another Xanadu", None)?;
+            n.pool_invite("xanadu", Invitee::State(code("XAA")))
+                .map(|_| ())
+        })
+        .unwrap();
+    // Its changes reach XAA's node, which now holds one pool id with two coordinators.
+    let (changes, sigs) = other.with_node(|n| {
+        let doc = n.document(&pool()).unwrap();
+        (doc.get_changes(&[]), n.store.signatures(&pool()).unwrap())
+    });
+    let frames: Vec<(poa_protocol::automerge::Change, Vec<u8>)> = changes
+        .into_iter()
+        .filter_map(|c| sigs.get(&c.hash()).map(|s| (c.clone(), s.to_vec())))
+        .collect();
+    r.xaa.accept_from(&other, None).unwrap();
+    Rogue::with_key(key_of(&other))
+        .send_as(
+            &r.xaa,
+            Claim::Body("XRC".parse().unwrap(), BodyKind::Regional),
+            vec![sync_frame(&pool(), &frames)],
+        )
+        .await;
+    let owners = r.xaa.with_node(|n| n.pool("xanadu").unwrap().owner.len());
+    assert_eq!(owners, 2);
+    let err = r.xaa.with_node(|n| n.pool_join("xanadu")).unwrap_err();
+    assert!(err.to_string().contains("has 2 coordinator nodes"), "{err}");
+}
