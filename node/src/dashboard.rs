@@ -240,6 +240,7 @@ async fn states(State(engine): Shared) -> Result<Html<String>, Failure> {
             );
         }
         body.push_str("</ul>");
+        body.push_str(&report::legend());
         body.push_str(&chart_standings(
             "chart-states",
             "Targets by status, by State",
@@ -313,11 +314,11 @@ async fn state(State(engine): Shared, Path(code): Path<String>) -> Result<Html<S
         }
     }
     body.push_str("</section>");
-    let title = format!(
-        "{} ({})",
-        code.to_ascii_uppercase(),
-        j["name"].as_str().unwrap_or("")
-    );
+    let code = code.to_ascii_uppercase();
+    let title = match j["name"].as_str() {
+        Some(name) if name != code => format!("{code} ({name})"),
+        _ => code,
+    };
     Ok(Html(page(
         &title,
         "Published targets and progress",

@@ -826,7 +826,8 @@ pub fn page(title: &str, subtitle: &str, nav: &str, body: &str, stamp: Option<&s
     o
 }
 
-fn legend() -> String {
+/// The key to the standings' colours.
+pub fn legend() -> String {
     let mut o = String::from("<p class=\"legend\">");
     for s in Standing::ALL {
         let _ = write!(
