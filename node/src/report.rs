@@ -421,9 +421,14 @@ fn markdown(st: &Stocktake) -> String {
     );
     let _ = writeln!(
         o,
-        "- States known with no target for {}: {}",
+        "- States whose data is held, with no target for {}: {}",
         st.cycle,
         list(&st.participation.no_targets)
+    );
+    let _ = writeln!(
+        o,
+        "- Pool members whose data this node does not hold: {}",
+        list(&st.participation.not_held)
     );
     let _ = writeln!(
         o,
@@ -1026,12 +1031,13 @@ pub fn stocktake_body(st: &Stocktake) -> String {
     let mut o = String::new();
     let _ = write!(
         o,
-        "<section id=\"key-figures\"><h2>Key figures</h2>{}<p class=\"muted\">States that reported: {}. Targets but no report yet: {}. Known, no target for {}: {}.</p></section>",
+        "<section id=\"key-figures\"><h2>Key figures</h2>{}<p class=\"muted\">States that reported: {}. Targets but no report yet: {}. Data held, no target for {}: {}. Pool members whose data is not held here: {}.</p></section>",
         figures(st),
         esc(&list(&st.participation.reported)),
         esc(&list(&st.participation.targets_only)),
         esc(&st.cycle),
-        esc(&list(&st.participation.no_targets))
+        esc(&list(&st.participation.no_targets)),
+        esc(&list(&st.participation.not_held))
     );
     let rows: Vec<(String, Counts)> = st
         .by_area

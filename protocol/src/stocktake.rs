@@ -147,9 +147,11 @@ pub struct Participation {
     pub reported: Vec<String>,
     /// States with targets for the cycle and no progress report yet.
     pub targets_only: Vec<String>,
-    /// States whose documents are held, or that are members of a pool, with no target for the
-    /// cycle.
+    /// States whose published documents are held, with no target for the cycle.
     pub no_targets: Vec<String>,
+    /// Members of a pool whose published document this node does not hold: nothing is known of
+    /// them, which is not the same as nothing to report.
+    pub not_held: Vec<String>,
 }
 
 /// One area's counts.
@@ -629,7 +631,7 @@ pub fn stocktake(input: &Input, cycle: Cycle, as_of: Date) -> Stocktake {
     let mut sdg = BTreeMap::new();
     for s in &known {
         let Some(src) = input.states.get(s) else {
-            participation.no_targets.push(s.to_string());
+            participation.not_held.push(s.to_string());
             continue;
         };
         let data = &src.data;
