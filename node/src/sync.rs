@@ -132,7 +132,7 @@ pub struct Engine {
     /// a served connection).
     connected: Mutex<HashMap<NodeId, usize>>,
     /// Changes received before their dependencies, by document, until those arrive.
-    parked: Mutex<HashMap<DocId, Vec<Incoming>>>,
+    parked: Mutex<HashMap<DocId, Vec<(NodeId, Incoming)>>>,
     config: EngineConfig,
 }
 
@@ -211,13 +211,14 @@ impl Engine {
     /// Parks changes that wait for dependencies, keeping at most [`MAX_PARKED`] per document
     /// (the newest): a peer cannot make this node hold more, and what is let go is sent again by
     /// the next session's repair.
-    fn park(&self, doc: &DocId, changes: Vec<Incoming>) {
+    fn park(&self, doc: &DocId, from: NodeId, changes: Vec<Incoming>) {
         if changes.is_empty() {
             return;
         }
         let mut parked = lock(&self.parked);
         let list = parked.entry(doc.clone()).or_default();
-        list.extend(changes);
+        list.retain(|(_, p)| changes.iter().all(|c| c.change.hash() != p.change.hash()));
+        list.extend(changes.into_iter().map(|c| (from, c)));
         if list.len() > MAX_PARKED {
             let excess = list.len() - MAX_PARKED;
             tracing::warn!(doc = %doc, dropped = excess, "too many changes waiting for dependencies");
@@ -225,7 +226,7 @@ impl Engine {
         }
     }
 
-    fn unpark(&self, doc: &DocId) -> Vec<Incoming> {
+    fn unpark(&self, doc: &DocId) -> Vec<(NodeId, Incoming)> {
         lock(&self.parked).remove(doc).unwrap_or_default()
     }
 
@@ -767,62 +768,78 @@ impl Conn {
             )?;
         }
         // Changes that came before their dependencies (over a second connection to the same
-        // peer, say) wait in memory and join the next batch of this document: dropping them would
-        // lose them, as the sender's sync session counts them as sent.
-        let mut incoming = incoming;
-        if !incoming.is_empty() {
-            let parked = engine.unpark(&doc);
-            let fresh: HashSet<ChangeHash> = incoming.iter().map(|i| i.change.hash()).collect();
-            incoming.extend(
-                parked
-                    .into_iter()
-                    .filter(|p| !fresh.contains(&p.change.hash())),
-            );
-        }
-        let by_hash: HashMap<ChangeHash, Incoming> = incoming
-            .iter()
-            .map(|i| (i.change.hash(), i.clone()))
-            .collect();
-        let (applied, mut stored) = if incoming.is_empty() {
+        // peer, say) wait in memory, each with the peer that sent it, and are tried again when
+        // more of the document arrives: dropping them would lose them, as the sender's sync
+        // session counts them as sent. Batches are applied per sender, so the audit log and the
+        // count of invalid changes name the peer that actually sent each change.
+        let (outcomes, mut stored) = if incoming.is_empty() {
             let stored = node.store.load(&doc)?.unwrap_or(StoredDoc {
                 doc: Automerge::new(),
                 pending: 0,
             });
-            (None, stored)
+            (Vec::new(), stored)
         } else {
-            let (a, s) = node.store.transact(|tx| -> Result<_, StoreError> {
+            let mut batches: Vec<(NodeId, Vec<Incoming>)> = vec![(peer, incoming)];
+            for (from, change) in engine.unpark(&doc) {
+                match batches.iter_mut().find(|(p, _)| *p == from) {
+                    Some((_, b)) => b.push(change),
+                    None => batches.push((from, vec![change])),
+                }
+            }
+            node.store.transact(|tx| -> Result<_, StoreError> {
                 let mut stored = tx.load(&doc)?.unwrap_or(StoredDoc {
                     doc: Automerge::new(),
                     pending: 0,
                 });
-                let applied = tx.apply(&doc, &mut stored, incoming, Source::Peer(peer), now)?;
-                Ok((applied, stored))
-            })?;
-            (Some(a), s)
+                let mut outcomes = Vec::new();
+                loop {
+                    let mut progress = false;
+                    let mut still = Vec::new();
+                    for (from, batch) in batches {
+                        let by_hash: HashMap<ChangeHash, Incoming> =
+                            batch.iter().map(|i| (i.change.hash(), i.clone())).collect();
+                        let applied =
+                            tx.apply(&doc, &mut stored, batch, Source::Peer(from), now)?;
+                        progress |= !applied.accepted.is_empty();
+                        let waiting: Vec<Incoming> = applied
+                            .waiting
+                            .iter()
+                            .filter_map(|h| by_hash.get(h).cloned())
+                            .collect();
+                        if !waiting.is_empty() {
+                            still.push((from, waiting));
+                        }
+                        outcomes.push((from, applied));
+                    }
+                    batches = still;
+                    if !progress || batches.is_empty() {
+                        break;
+                    }
+                }
+                for (from, waiting) in batches {
+                    engine.park(&doc, from, waiting);
+                }
+                Ok((outcomes, stored))
+            })?
         };
-        if let Some(applied) = &applied {
-            engine.park(
-                &doc,
-                applied
-                    .waiting
-                    .iter()
-                    .filter_map(|h| by_hash.get(h).cloned())
-                    .collect(),
-            );
-            if !applied.accepted.is_empty() {
-                *self.report.accepted.entry(doc.to_string()).or_default() += applied.accepted.len();
-                self.dirty = true;
-                engine.note_changed(&doc, stored.doc.get_heads());
-            }
+        let accepted: usize = outcomes.iter().map(|(_, a)| a.accepted.len()).sum();
+        if accepted > 0 {
+            *self.report.accepted.entry(doc.to_string()).or_default() += accepted;
+            self.dirty = true;
+            engine.note_changed(&doc, stored.doc.get_heads());
+        }
+        for (from, applied) in &outcomes {
             if let Some((_, first)) = applied.rejected.first() {
-                let entry = self
-                    .report
-                    .rejected
-                    .entry(doc.to_string())
-                    .or_insert((0, first.to_string()));
-                entry.0 += applied.rejected.len();
-                node.store.add_invalid(&peer, applied.rejected.len())?;
-                tracing::warn!(peer = %peer.short(), doc = %doc, rejected = applied.rejected.len(), cause = %first, "rejected changes from peer");
+                if *from == peer {
+                    let entry = self
+                        .report
+                        .rejected
+                        .entry(doc.to_string())
+                        .or_insert((0, first.to_string()));
+                    entry.0 += applied.rejected.len();
+                }
+                node.store.add_invalid(from, applied.rejected.len())?;
+                tracing::warn!(peer = %from.short(), doc = %doc, rejected = applied.rejected.len(), cause = %first, "rejected changes from peer");
             }
         }
         // Automerge still needs the message's heads and bloom filter; the changes were already

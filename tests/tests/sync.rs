@@ -244,7 +244,9 @@ async fn a_change_that_arrives_before_its_dependency_waits_for_it() {
     let homes = Homes::new();
     let xaa_node = homes.state("xaa", "XAA").await;
     let xrb = homes.body("xrb", "XRB", BodyKind::Regional).await;
+    let un = homes.body("un", "UNODA", BodyKind::Secretariat).await;
     link(&xaa_node, &xrb, Some("XAA"), None);
+    link(&un, &xrb, None, None);
     let published = DocId::State(xaa());
     let xrb_id = xrb.id();
     xaa_node
@@ -272,9 +274,8 @@ async fn a_change_that_arrives_before_its_dependency_waits_for_it() {
         made.push((am.get_change_by_hash(&hash).unwrap(), sig));
     }
     let (first, second) = (made[0].clone(), made[1].clone());
-    let rogue = Rogue::with_key(key_of(&xaa_node));
-    // The dependent change alone, on one connection; then its dependency, on another.
-    rogue
+    // The dependent change alone, from XAA's node; then its dependency, relayed by another peer.
+    Rogue::with_key(key_of(&xaa_node))
         .send_as(
             &xrb,
             Claim::State(xaa()),
@@ -286,14 +287,30 @@ async fn a_change_that_arrives_before_its_dependency_waits_for_it() {
     };
     assert!(!holds(second.0.hash()));
     assert_eq!(xrb.engine().parked(), 1);
-    rogue
+    Rogue::with_key(key_of(&un))
         .send_as(
             &xrb,
-            Claim::State(xaa()),
+            Claim::Body("UNODA".parse().unwrap(), BodyKind::Secretariat),
             vec![sync_frame(&published, std::slice::from_ref(&first))],
         )
         .await;
     let both = wait_until(CONVERGE, || holds(first.0.hash()) && holds(second.0.hash())).await;
     assert!(both.is_some(), "the waiting change was lost");
     assert_eq!(xrb.engine().parked(), 0);
+    // Each change is recorded as received from the peer that sent it.
+    let from = |hash: String| {
+        xrb.with_node(|n| {
+            n.store
+                .audit(0)
+                .unwrap()
+                .into_iter()
+                .find(|r| r.event == "accepted" && r.change.as_deref() == Some(hash.as_str()))
+                .and_then(|r| r.peer)
+        })
+    };
+    assert_eq!(
+        from(second.0.hash().to_string()),
+        Some(xaa_node.id().to_string())
+    );
+    assert_eq!(from(first.0.hash().to_string()), Some(un.id().to_string()));
 }
