@@ -19,7 +19,7 @@ use poa_protocol::Date;
 use poa_protocol::assist::NeedRef;
 use poa_protocol::doc::DocId;
 use poa_protocol::model::Cycle;
-use poa_protocol::stocktake::{Counts, Standing, Stocktake, standing};
+use poa_protocol::stocktake::{Counts, Stocktake, standing};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
@@ -119,6 +119,17 @@ fn json_response(status: StatusCode, text: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
+/// A JSON answer: the value, or the failure as `{"error": …}` with its status.
+fn api(result: Result<impl serde::Serialize, Failure>) -> Response {
+    match result {
+        Ok(v) => json_response(
+            StatusCode::OK,
+            serde_json::to_string_pretty(&v).unwrap_or_default(),
+        ),
+        Err(Failure(s, m)) => api_error(s, m),
+    }
+}
+
 fn api_error(status: StatusCode, message: impl std::fmt::Display) -> Response {
     json_response(status, json!({"error": message.to_string()}).to_string())
 }
@@ -201,27 +212,13 @@ fn state_counts(node: &Node) -> Result<BTreeMap<String, Counts>, crate::node::No
             let mut c = Counts::default();
             for id in data.target_ids() {
                 if let Some(t) = data.latest(&id) {
-                    c = add(c, standing(&data, t, now));
+                    c.add(standing(&data, t, now));
                 }
             }
             out.insert(s.to_string(), c);
         }
     }
     Ok(out)
-}
-
-fn add(mut c: Counts, s: Standing) -> Counts {
-    c.targets += 1;
-    match s {
-        Standing::Achieved => c.achieved += 1,
-        Standing::InProgress => c.in_progress += 1,
-        Standing::NotAchieved => c.not_achieved += 1,
-        Standing::NoData => c.no_data += 1,
-        Standing::Withdrawn => c.withdrawn += 1,
-    }
-    let live = c.targets - c.withdrawn;
-    c.share_achieved = (live > 0).then(|| f64::from(c.achieved) / f64::from(live));
-    c
 }
 
 async fn states(State(engine): Shared) -> Result<Html<String>, Failure> {
@@ -329,27 +326,18 @@ async fn state(State(engine): Shared, Path(code): Path<String>) -> Result<Html<S
 }
 
 async fn api_states(State(engine): Shared) -> Response {
-    match engine.read(state_counts) {
-        Ok(c) => json_response(
-            StatusCode::OK,
-            serde_json::to_string_pretty(&c).unwrap_or_default(),
-        ),
-        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
+    api(engine.read(state_counts).map_err(internal))
 }
 
 async fn api_state(State(engine): Shared, Path(code): Path<String>) -> Response {
-    match engine.read(|n| state_json(n, &code)) {
-        Ok(Some(j)) => json_response(
-            StatusCode::OK,
-            serde_json::to_string_pretty(&j).unwrap_or_default(),
-        ),
-        Ok(None) => api_error(
-            StatusCode::NOT_FOUND,
-            format!("no published document of {code}"),
-        ),
-        Err(Failure(s, m)) => api_error(s, m),
-    }
+    api(engine.read(|n| state_json(n, &code)).and_then(|j| {
+        j.ok_or_else(|| {
+            Failure(
+                StatusCode::NOT_FOUND,
+                format!("no published document of {code}"),
+            )
+        })
+    }))
 }
 
 fn pools_json(node: &Node) -> Result<Vec<serde_json::Value>, Failure> {
@@ -466,23 +454,11 @@ async fn pool(State(engine): Shared, Path(id): Path<String>) -> Result<Html<Stri
 }
 
 async fn api_pools(State(engine): Shared) -> Response {
-    match engine.read(pools_json) {
-        Ok(p) => json_response(
-            StatusCode::OK,
-            serde_json::to_string_pretty(&p).unwrap_or_default(),
-        ),
-        Err(Failure(s, m)) => api_error(s, m),
-    }
+    api(engine.read(pools_json))
 }
 
 async fn api_pool(State(engine): Shared, Path(id): Path<String>) -> Response {
-    match engine.read(|n| pool_json(n, &id)) {
-        Ok(p) => json_response(
-            StatusCode::OK,
-            serde_json::to_string_pretty(&p).unwrap_or_default(),
-        ),
-        Err(Failure(s, m)) => api_error(s, m),
-    }
+    api(engine.read(|n| pool_json(n, &id)))
 }
 
 fn needs_json(node: &Node) -> Result<Vec<serde_json::Value>, Failure> {
@@ -551,13 +527,7 @@ async fn needs(State(engine): Shared) -> Result<Html<String>, Failure> {
 }
 
 async fn api_needs(State(engine): Shared) -> Response {
-    match engine.read(needs_json) {
-        Ok(n) => json_response(
-            StatusCode::OK,
-            serde_json::to_string_pretty(&n).unwrap_or_default(),
-        ),
-        Err(Failure(s, m)) => api_error(s, m),
-    }
+    api(engine.read(needs_json))
 }
 
 async fn not_found() -> Failure {

@@ -115,7 +115,8 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, s: Standing) {
+    /// Counts one more target of this standing.
+    pub fn add(&mut self, s: Standing) {
         self.targets += 1;
         match s {
             Standing::Achieved => self.achieved += 1,
