@@ -208,19 +208,26 @@ impl Engine {
         lock(&self.revealed).get(peer).cloned().unwrap_or_default()
     }
 
-    /// Parks changes that wait for dependencies, keeping at most [`MAX_PARKED`] per document
-    /// (the newest): a peer cannot make this node hold more, and what is let go is sent again by
-    /// the next session's repair.
+    /// Parks changes that wait for dependencies, keeping at most [`MAX_PARKED`] per document and
+    /// [`MAX_PARKED_TOTAL`] in all (the newest): peers cannot make this node hold more. What is
+    /// let go comes again on a later connection, whose sync session starts afresh.
     fn park(&self, doc: &DocId, from: NodeId, changes: Vec<Incoming>) {
         if changes.is_empty() {
             return;
         }
         let mut parked = lock(&self.parked);
+        let elsewhere: usize = parked
+            .iter()
+            .filter(|(d, _)| *d != doc)
+            .map(|(_, l)| l.len())
+            .sum();
         let list = parked.entry(doc.clone()).or_default();
-        list.retain(|(_, p)| changes.iter().all(|c| c.change.hash() != p.change.hash()));
+        let new: HashSet<ChangeHash> = changes.iter().map(|c| c.change.hash()).collect();
+        list.retain(|(_, p)| !new.contains(&p.change.hash()));
         list.extend(changes.into_iter().map(|c| (from, c)));
-        if list.len() > MAX_PARKED {
-            let excess = list.len() - MAX_PARKED;
+        let room = MAX_PARKED.min(MAX_PARKED_TOTAL.saturating_sub(elsewhere));
+        if list.len() > room {
+            let excess = list.len() - room;
             tracing::warn!(doc = %doc, dropped = excess, "too many changes waiting for dependencies");
             list.drain(..excess);
         }
@@ -331,6 +338,10 @@ impl Engine {
 
 /// The most changes a document may have waiting for their dependencies.
 pub const MAX_PARKED: usize = 10_000;
+
+/// The most changes that may wait for their dependencies, over all documents: peers cannot make
+/// a node hold more in memory, whatever documents they name.
+pub const MAX_PARKED_TOTAL: usize = 50_000;
 
 /// Which side opened the connection, and whether it runs one round or stays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1319,4 +1330,62 @@ async fn dial(
             .peer_outcome(&peer.node_id, now_secs(), Some(&e.to_string()));
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use poa_protocol::automerge::{ReadDoc, transaction::Transactable};
+
+    use super::*;
+    use crate::home::{Home, InitOptions};
+
+    /// `n` distinct changes (unsigned: parking does not look at signatures).
+    fn changes(n: usize) -> Vec<Incoming> {
+        let mut am = Automerge::new();
+        (0..n)
+            .map(|i| {
+                let mut tx = am.transaction();
+                tx.put(poa_protocol::automerge::ROOT, "k", i as i64)
+                    .expect("a put on a fresh map");
+                let hash = tx.commit().0.expect("a change");
+                Incoming {
+                    change: am.get_change_by_hash(&hash).expect("just made"),
+                    signature: None,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parked_changes_are_bounded_per_document_and_in_all() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let home = Home::init(
+            dir.path(),
+            &InitOptions::body(
+                "XRB".parse().expect("code"),
+                poa_protocol::BodyKind::Regional,
+                "test",
+            ),
+        )
+        .expect("init");
+        let engine = Engine::new(
+            Node::from_home(home).expect("node"),
+            EngineConfig::default(),
+        )
+        .expect("engine");
+        let peer = NodeId([7; 32]);
+        let all = changes(MAX_PARKED + 10);
+        let doc = |i: usize| DocId::Pool(format!("p{i}"));
+        engine.park(&doc(0), peer, all.clone());
+        assert_eq!(engine.parked(), MAX_PARKED, "the oldest ten were let go");
+        // Parking the same changes again from another peer replaces, never doubles.
+        engine.park(&doc(0), NodeId([8; 32]), all[..100].to_vec());
+        assert_eq!(engine.parked(), MAX_PARKED);
+        for i in 1..MAX_PARKED_TOTAL / MAX_PARKED + 2 {
+            engine.park(&doc(i), peer, all[..MAX_PARKED].to_vec());
+        }
+        assert_eq!(engine.parked(), MAX_PARKED_TOTAL);
+        assert_eq!(engine.unpark(&doc(0)).len(), MAX_PARKED);
+        assert!(engine.unpark(&doc(0)).is_empty());
+    }
 }
