@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use poa_protocol::assist::{
     self, Decision, Match, MatchRecord, NeedRef, OfferRef, Suggestion, match_key,
 };
+use poa_protocol::automerge::Automerge;
+use poa_protocol::automerge::transaction::Transaction;
 use poa_protocol::doc::{
     DocId, OffersData, StateData, delete_at, document_json, put_at, put_record, put_value,
 };
@@ -56,7 +58,50 @@ fn pool_doc(id: &str) -> Result<DocId, NodeError> {
     Ok(DocId::Pool(id.to_string()))
 }
 
+/// One change of a multi-document write: the document, and what to write in it.
+type Step<'a> = (
+    DocId,
+    Box<dyn FnOnce(&mut Transaction<'_>, &Automerge) -> Result<(), NodeError> + 'a>,
+);
+
 impl Node {
+    /// Makes several changes, possibly to several documents, in one SQLite transaction: all are
+    /// written, or none (joining a pool and sharing with it go together).
+    fn write_steps(&mut self, steps: Vec<Step<'_>>) -> Result<(), NodeError> {
+        let Node { home, store } = self;
+        let now = now_secs();
+        store.transact(|tx| {
+            for (doc, f) in steps {
+                write_in(tx, home, &doc, now, f)?;
+            }
+            Ok::<_, NodeError>(())
+        })
+    }
+
+    /// The join of this node for `state`, and the share of the State's document with the pool.
+    fn join_steps(&self, id: &str, state: StateCode) -> Result<Vec<Step<'static>>, NodeError> {
+        let proof = serde_json::Value::String(self.own_delegation(state)?);
+        let me = self.id().to_string();
+        let doc = pool_doc(id)?;
+        let reader = doc.to_string();
+        Ok(vec![
+            (
+                doc,
+                Box::new(move |t, _| {
+                    put_at(t, "members", &[state.as_str(), &me], &proof)?;
+                    Ok(())
+                }),
+            ),
+            (
+                DocId::State(state),
+                Box::new(move |t, _| {
+                    put_value(t, "readers", &reader, &serde_json::json!(true))?;
+                    Ok(())
+                }),
+            ),
+        ])
+    }
+
     /// A pool this node holds.
     pub fn pool(&self, id: &str) -> Result<PoolData, NodeError> {
         let doc = pool_doc(id)?;
@@ -115,26 +160,26 @@ impl Node {
             Some(s) => Some(self.invite_record(Invitee::State(s))?),
             None => None,
         };
-        self.write(&doc, |tx, before| {
-            let existing = PoolData::from_json(&document_json(before, None));
-            if !existing.owner.is_empty() {
-                return Err(NodeError::PoolExists(id.to_string(), "another node".into()));
-            }
-            put_value(
-                tx,
-                "charter",
-                "charter",
-                &serde_json::to_value(&charter).map_err(poa_protocol::doc::DocError::from)?,
-            )?;
-            if let Some(i) = &invite {
-                put_record(tx, "invites", i.state.as_str(), i)?;
-            }
-            Ok(())
-        })?;
-        if state.is_some() {
-            self.pool_join(id)?;
+        let mut steps: Vec<Step<'_>> = vec![(
+            doc,
+            Box::new(move |tx, before| {
+                let existing = PoolData::from_json(&document_json(before, None));
+                if !existing.owner.is_empty() {
+                    return Err(NodeError::PoolExists(id.to_string(), "another node".into()));
+                }
+                let charter =
+                    serde_json::to_value(&charter).map_err(poa_protocol::doc::DocError::from)?;
+                put_value(tx, "charter", "charter", &charter)?;
+                if let Some(i) = &invite {
+                    put_record(tx, "invites", i.state.as_str(), i)?;
+                }
+                Ok(())
+            }),
+        )];
+        if let Some(s) = state {
+            steps.extend(self.join_steps(id, s)?);
         }
-        Ok(())
+        self.write_steps(steps)
     }
 
     fn invite_record(&self, who: Invitee) -> Result<Invite, NodeError> {
@@ -241,24 +286,8 @@ impl Node {
         {
             return Err(NodeError::AlreadyMember(id.to_string(), state));
         }
-        let proof = serde_json::Value::String(self.own_delegation(state)?);
-        let me = self.id().to_string();
-        let doc = pool_doc(id)?;
-        let reader = doc.to_string();
-        let Node { home, store } = self;
-        let now = now_secs();
-        store.transact(|tx| {
-            write_in(tx, home, &doc, now, |t, _| {
-                put_at(t, "members", &[state.as_str(), &me], &proof)?;
-                Ok(())
-            })?;
-            write_in(tx, home, &DocId::State(state), now, |t, _| {
-                put_value(t, "readers", &reader, &serde_json::json!(true))?;
-                Ok(())
-            })?;
-            Ok::<_, NodeError>(())
-        })?;
-        Ok(())
+        let steps = self.join_steps(id, state)?;
+        self.write_steps(steps)
     }
 
     /// Leaves a pool: the State's membership ends, and its published document stops being
@@ -271,20 +300,22 @@ impl Node {
         }
         let doc = pool_doc(id)?;
         let reader = doc.to_string();
-        let Node { home, store } = self;
-        let now = now_secs();
-        store.transact(|tx| {
-            write_in(tx, home, &doc, now, |t, _| {
-                delete_at(t, "members", &[state.as_str()])?;
-                Ok(())
-            })?;
-            write_in(tx, home, &DocId::State(state), now, |t, _| {
-                delete_at(t, "readers", &[&reader])?;
-                Ok(())
-            })?;
-            Ok::<_, NodeError>(())
-        })?;
-        Ok(())
+        self.write_steps(vec![
+            (
+                doc,
+                Box::new(move |t, _| {
+                    delete_at(t, "members", &[state.as_str()])?;
+                    Ok(())
+                }),
+            ),
+            (
+                DocId::State(state),
+                Box::new(move |t, _| {
+                    delete_at(t, "readers", &[&reader])?;
+                    Ok(())
+                }),
+            ),
+        ])
     }
 
     /// Links one of the State's published targets into its section of the pool.

@@ -958,6 +958,18 @@ fn a_state_creates_a_pool_it_joins_and_defines_a_pooled_target() {
         as_array(xaa.json(&["needs", "--unmet", "--json"])),
         Vec::<Value>::new()
     );
+
+    // A ministry node not yet delegated cannot join for its State: creating a pool, which a
+    // State's node also joins, fails whole and leaves nothing behind.
+    let ministry = Node::init(&["--state", "XAA", "--name", "XAA Defence", "--ministry"]);
+    assert_no_problems(check_rejected(
+        &ministry,
+        &[bad(
+            "pool without a delegation",
+            &["pool", "create", "--id", "xanadu", "--name", "Xanadu"],
+            "State key",
+        )],
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -447,3 +447,29 @@ async fn a_state_does_not_join_a_pool_id_that_two_nodes_created() {
     let err = r.xaa.with_node(|n| n.pool_join("xanadu")).unwrap_err();
     assert!(err.to_string().contains("has 2 coordinator nodes"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_a_pool_that_the_node_cannot_join_writes_nothing() {
+    let homes = Homes::new();
+    let xaa = homes.state("xaa", "XAA").await;
+    // A second node of XAA that knows XAA's State key (from XAA's first node's hello) but holds
+    // no delegation: it may create a pool document, but cannot join it for XAA.
+    let ministry = homes.ministry("ministry", "XAA").await;
+    link(&xaa, &ministry, Some("XAA"), Some("XAA"));
+    wait_until(CONVERGE, || {
+        ministry.with_node(|n| n.store.trust().state_key(&code("XAA")).is_some())
+    })
+    .await
+    .expect("the ministry learns XAA's key");
+    let err = ministry
+        .with_node(|n| n.pool_create("xanadu", "Xanadu sub-region", None))
+        .unwrap_err();
+    assert!(err.to_string().contains("State key"), "{err}");
+    ministry.with_node(|n| {
+        assert!(n.pool("xanadu").is_err());
+        assert!(
+            n.store.heads(&pool()).unwrap().is_none(),
+            "a pool was half made"
+        );
+    });
+}
