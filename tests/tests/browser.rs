@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use poa_tests::{poa_node_at, poa_node_bin};
 
@@ -86,24 +86,25 @@ fn dump_dom(url: &str) -> String {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromium starts");
+    // The DOM is complete when Chromium closes its output, that is when it exits.
     let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let mut s = String::new();
         let _ = stdout.read_to_string(&mut s);
-        s
+        let _ = tx.send(s);
     });
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
+    match rx.recv_timeout(Duration::from_secs(90)) {
+        Ok(dom) => {
+            let _ = child.wait();
+            dom
         }
-        if Instant::now() > deadline {
+        Err(_) => {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("chromium did not finish loading {url} in 90 s");
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    reader.join().unwrap()
 }
 
 /// `poa-node serve --http` on the Secretariat's demo home; killed when dropped.
