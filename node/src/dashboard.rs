@@ -25,7 +25,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::node::{Node, today};
-use crate::report::{self, Format, chart_standings, esc, num, page, stocktake_body};
+use crate::report::{self, Format, chart_standings, esc, html_table, num, page, stocktake_body};
 use crate::sync::Engine;
 
 /// A running dashboard.
@@ -136,6 +136,32 @@ fn api_error(status: StatusCode, message: impl std::fmt::Display) -> Response {
 
 const NAV: &str = "<nav><a href=\"/\">Stocktake</a><a href=\"/states\">States</a><a href=\"/pools\">Pools</a><a href=\"/needs\">Unmet needs</a><a href=\"/report.html\">Printable report</a><a href=\"/api/stocktake\">JSON</a></nav>\n";
 
+/// A dashboard page: the common frame and navigation around `body`.
+fn dash_page(title: &str, subtitle: &str, body: &str) -> Html<String> {
+    Html(page(title, subtitle, NAV, body, None))
+}
+
+/// The text at `key` of a JSON record, escaped for HTML ("" when absent).
+fn text(v: &serde_json::Value, key: &str) -> String {
+    esc(v[key].as_str().unwrap_or_default())
+}
+
+/// The number at `key`, as people read it ("-" when absent).
+fn figure(v: &serde_json::Value, key: &str) -> String {
+    v[key].as_f64().map(num).unwrap_or_else(|| "-".into())
+}
+
+/// The strings of the list at `key`, joined and escaped.
+fn joined(v: &serde_json::Value, key: &str) -> String {
+    let items: Vec<&str> = v[key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.as_str())
+        .collect();
+    esc(&items.join(", "))
+}
+
 /// `?cycle=BMS9&as_of=2026-11-27`.
 #[derive(Debug, Deserialize)]
 struct ReportQuery {
@@ -175,16 +201,14 @@ async fn home(
         let _ = write!(cycles, "<a href=\"/?cycle={c}\">{c}</a> ");
     }
     cycles.push_str("</p>");
-    Ok(Html(page(
+    Ok(dash_page(
         &format!("Stocktake {}", st.cycle),
         &format!(
             "{}: statuses as of {} (read-only dashboard)",
             st.meeting, st.as_of
         ),
-        NAV,
         &format!("{cycles}{}", stocktake_body(&st)),
-        None,
-    )))
+    ))
 }
 
 async fn report_html(
@@ -245,7 +269,7 @@ async fn states(State(engine): Shared) -> Result<Html<String>, Failure> {
         ));
     }
     body.push_str("</section>");
-    Ok(Html(page("States", "Published targets", NAV, &body, None)))
+    Ok(dash_page("States", "Published targets", &body))
 }
 
 fn state_json(node: &Node, code: &str) -> Result<Option<serde_json::Value>, Failure> {
@@ -296,18 +320,22 @@ async fn state(State(engine): Shared, Path(code): Path<String>) -> Result<Html<S
         if reports.is_empty() {
             body.push_str("<p class=\"muted\">No progress report: no data.</p>");
         } else {
-            body.push_str("<table><thead><tr><th>as of</th><th class=\"n\">value</th><th>assessment</th><th>note</th></tr></thead><tbody>");
-            for p in reports {
-                let _ = write!(
-                    body,
-                    "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
-                    p["as_of"].as_str().map(esc).unwrap_or_default(),
-                    p["value"].as_f64().map(num).unwrap_or_else(|| "-".into()),
-                    p["assessment"].as_str().map(esc).unwrap_or_default(),
-                    p["note"].as_str().map(esc).unwrap_or_default()
-                );
-            }
-            body.push_str("</tbody></table>");
+            let rows: Vec<Vec<String>> = reports
+                .iter()
+                .map(|p| {
+                    vec![
+                        text(p, "as_of"),
+                        figure(p, "value"),
+                        text(p, "assessment"),
+                        text(p, "note"),
+                    ]
+                })
+                .collect();
+            body.push_str(&html_table(
+                &["as of", "value", "assessment", "note"],
+                &[1],
+                &rows,
+            ));
         }
     }
     body.push_str("</section>");
@@ -316,13 +344,7 @@ async fn state(State(engine): Shared, Path(code): Path<String>) -> Result<Html<S
         Some(name) if name != code => format!("{code} ({name})"),
         _ => code,
     };
-    Ok(Html(page(
-        &title,
-        "Published targets and progress",
-        NAV,
-        &body,
-        None,
-    )))
+    Ok(dash_page(&title, "Published targets and progress", &body))
 }
 
 async fn api_states(State(engine): Shared) -> Response {
@@ -388,7 +410,7 @@ async fn pools(State(engine): Shared) -> Result<Html<String>, Failure> {
         );
     }
     body.push_str("</ul></section>");
-    Ok(Html(page("Pools", "Sub-regional pools", NAV, &body, None)))
+    Ok(dash_page("Pools", "Sub-regional pools", &body))
 }
 
 async fn pool(State(engine): Shared, Path(id): Path<String>) -> Result<Html<String>, Failure> {
@@ -397,60 +419,48 @@ async fn pool(State(engine): Shared, Path(id): Path<String>) -> Result<Html<Stri
         "<section><h2>{}</h2><p>Coordinator {}; members {}; observers {}.</p></section>",
         esc(p["name"].as_str().unwrap_or(&id)),
         esc(p["coordinator"].as_str().unwrap_or("-")),
-        esc(&p["members"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| m.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")),
-        esc(&p["observers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| m.as_str())
-            .collect::<Vec<_>>()
-            .join(", "))
+        joined(&p, "members"),
+        joined(&p, "observers")
     );
     for r in p["pooled"].as_array().into_iter().flatten() {
-        let f = |k: &str| r[k].as_f64().map(num).unwrap_or_else(|| "-".into());
+        let mut rows: Vec<Vec<String>> = r["members_reporting"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| vec![text(m, "state"), figure(m, "value"), "counted".into()])
+            .collect();
+        rows.extend(
+            r["members_missing"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    vec![
+                        text(m, "state"),
+                        "-".into(),
+                        format!("not counted: {}", text(m, "reason")),
+                    ]
+                }),
+        );
         let _ = write!(
             body,
-            "<section><h2>{} {}</h2><p>{} of {}: baseline {}, goal {}, current {} {}</p><table><thead><tr><th>member</th><th class=\"n\">figure</th><th>note</th></tr></thead><tbody>",
-            esc(r["id"].as_str().unwrap_or_default()),
-            esc(r["title"].as_str().unwrap_or_default()),
-            esc(r["aggregate"].as_str().unwrap_or_default()),
-            esc(r["from"].as_str().unwrap_or_default()),
-            f("baseline"),
-            f("target"),
-            f("current"),
-            esc(r["unit"].as_str().unwrap_or_default())
+            "<section><h2>{} {}</h2><p>{} of {}: baseline {}, goal {}, current {} {}</p>{}</section>",
+            text(r, "id"),
+            text(r, "title"),
+            text(r, "aggregate"),
+            text(r, "from"),
+            figure(r, "baseline"),
+            figure(r, "target"),
+            figure(r, "current"),
+            text(r, "unit"),
+            html_table(&["member", "figure", "note"], &[1], &rows)
         );
-        for m in r["members_reporting"].as_array().into_iter().flatten() {
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td class=\"n\">{}</td><td>counted</td></tr>",
-                esc(m["state"].as_str().unwrap_or_default()),
-                m["value"].as_f64().map(num).unwrap_or_else(|| "-".into())
-            );
-        }
-        for m in r["members_missing"].as_array().into_iter().flatten() {
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td class=\"n\">-</td><td>not counted: {}</td></tr>",
-                esc(m["state"].as_str().unwrap_or_default()),
-                esc(m["reason"].as_str().unwrap_or_default())
-            );
-        }
-        body.push_str("</tbody></table></section>");
     }
-    Ok(Html(page(
+    Ok(dash_page(
         &format!("Pool {id}"),
         "Pooled targets, computed from members' own data",
-        NAV,
         &body,
-        None,
-    )))
+    ))
 }
 
 async fn api_pools(State(engine): Shared) -> Response {
@@ -485,45 +495,48 @@ async fn needs(State(engine): Shared) -> Result<Html<String>, Failure> {
     if all.is_empty() {
         body.push_str("<p>None.</p>");
     } else {
-        body.push_str("<table><thead><tr><th>request</th><th>area</th><th>kind</th><th>priority</th><th>title</th><th>matches under way</th></tr></thead><tbody>");
-        for n in &all {
-            let matches: Vec<String> = n["matches"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|m| {
-                    format!(
-                        "{} {}",
-                        m["offer"].as_str().unwrap_or_default(),
-                        m["status"].as_str().unwrap_or_default()
-                    )
-                })
-                .collect();
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(n["need"].as_str().unwrap_or_default()),
-                esc(n["area"].as_str().unwrap_or_default()),
-                esc(n["kind"].as_str().unwrap_or_default()),
-                esc(n["priority"].as_str().unwrap_or_default()),
-                esc(n["title"].as_str().unwrap_or_default()),
-                esc(&if matches.is_empty() {
-                    "none".into()
-                } else {
-                    matches.join(", ")
-                })
-            );
-        }
-        body.push_str("</tbody></table>");
+        let rows: Vec<Vec<String>> = all
+            .iter()
+            .map(|n| {
+                let matches: Vec<String> = n["matches"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|m| format!("{} {}", text(m, "offer"), text(m, "status")))
+                    .collect();
+                vec![
+                    text(n, "need"),
+                    text(n, "area"),
+                    text(n, "kind"),
+                    text(n, "priority"),
+                    text(n, "title"),
+                    if matches.is_empty() {
+                        "none".into()
+                    } else {
+                        matches.join(", ")
+                    },
+                ]
+            })
+            .collect();
+        body.push_str(&html_table(
+            &[
+                "request",
+                "area",
+                "kind",
+                "priority",
+                "title",
+                "matches under way",
+            ],
+            &[],
+            &rows,
+        ));
     }
     body.push_str("</section>");
-    Ok(Html(page(
+    Ok(dash_page(
         "Unmet needs",
         "Open requests for assistance",
-        NAV,
         &body,
-        None,
-    )))
+    ))
 }
 
 async fn api_needs(State(engine): Shared) -> Response {

@@ -999,7 +999,8 @@ fn figures(st: &Stocktake) -> String {
     o
 }
 
-fn html_table(header: &[&str], numeric: &[usize], rows: &[Vec<String>]) -> String {
+/// An HTML table: `rows` are cells of HTML (escape text first); `numeric` columns align right.
+pub fn html_table(header: &[&str], numeric: &[usize], rows: &[Vec<String>]) -> String {
     let mut o = String::from("<table><thead><tr>");
     for (i, h) in header.iter().enumerate() {
         let class = if numeric.contains(&i) {
