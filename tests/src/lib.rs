@@ -3,9 +3,6 @@
 
 pub mod rogue;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use poa_node::federation::{Member, wait_until};
@@ -181,66 +178,6 @@ pub async fn wait_delegated(first: &Member, other: &Member) {
     );
 }
 
-/// The `poa-node` binary of the profile these tests were built with, built on first use.
-///
-/// The test executable is `<target-dir>/<profile>/deps/<test>-<hash>`; the binary goes to
-/// `<target-dir>/<profile>/poa-node`. Building every time (rather than only when missing) keeps
-/// a stale binary from being tested after the sources changed.
-pub fn poa_node_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test executable has a path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test executable lives in <target-dir>/<profile>/deps");
-        let bin = profile_dir.join(format!("poa-node{}", std::env::consts::EXE_SUFFIX));
-        if let (Ok(cargo), Some(target_dir)) = (std::env::var("CARGO"), profile_dir.parent()) {
-            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") | None => "dev",
-                Some(other) => other,
-            };
-            let mut build = Command::new(cargo);
-            // Cargo gives this test process the variables it sets for a crate being built
-            // (CARGO_MANIFEST_DIR...). Passed on, they would reach build scripts that watch them
-            // (ring watches CARGO_MANIFEST_DIR) and rebuild half the dependency tree here, then
-            // again at the next plain `cargo build`.
-            for (name, _) in std::env::vars_os() {
-                let name = name.to_string_lossy().into_owned();
-                if name.starts_with("CARGO_PKG_")
-                    || [
-                        "CARGO_MANIFEST_DIR",
-                        "CARGO_MANIFEST_PATH",
-                        "CARGO_CRATE_NAME",
-                        "CARGO_PRIMARY_PACKAGE",
-                        "CARGO_TARGET_TMPDIR",
-                        "CARGO_RUSTC_CURRENT_DIR",
-                        "OUT_DIR",
-                    ]
-                    .contains(&name.as_str())
-                {
-                    build.env_remove(&name);
-                }
-            }
-            let status = build
-                .args(["build", "--quiet", "-p", "poa-node", "--bin", "poa-node"])
-                .args(["--profile", profile])
-                .arg("--target-dir")
-                .arg(target_dir)
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building poa-node failed: {status}");
-        }
-        assert!(
-            bin.is_file(),
-            "{} is missing: run `cargo build -p poa-node --bin poa-node`",
-            bin.display()
-        );
-        bin
-    })
-}
-
 /// Waits until `m` has recorded a rejection of `change` in its audit log, and returns the
 /// reason; fails the test if it never does.
 pub async fn rejected_by(m: &Member, change: &poa_protocol::automerge::Change) -> String {
@@ -297,42 +234,4 @@ pub fn craft_with(
     let change = am.get_change_by_hash(&hash).expect("just made");
     let sig = poa_protocol::sign::sign_change(key, doc, &hash).to_vec();
     (change, sig)
-}
-
-/// The homes of a finished demo federation (`poa-node demo --no-serve --keep`) in `dir`, made
-/// once per test binary (after removing what a previous run left there) and shared by its
-/// tests, which only read them. Give each test binary its own `dir` under
-/// `CARGO_TARGET_TMPDIR`.
-pub fn demo_homes(dir: &'static str) -> &'static Path {
-    static HOMES: OnceLock<PathBuf> = OnceLock::new();
-    HOMES.get_or_init(|| {
-        let dir = PathBuf::from(dir);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).expect("the previous run's demo homes can be removed");
-        }
-        let out = Command::new(poa_node_bin())
-            .env_remove("POA_HOME")
-            .args(["demo", "--no-serve", "--keep"])
-            .arg(&dir)
-            .output()
-            .expect("poa-node runs");
-        assert!(
-            out.status.success(),
-            "the demo failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
-}
-
-/// Runs `poa-node --home HOME ARGS...` and returns its output.
-pub fn poa_node_at(home: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(poa_node_bin())
-        .env_remove("POA_HOME")
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .output()
-        .expect("poa-node runs")
 }

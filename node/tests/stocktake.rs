@@ -4,11 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use poa_tests::poa_node_at;
+mod common;
+use common::poa_node_at;
 use serde_json::{Value, json};
 
 fn demo_homes() -> &'static std::path::Path {
-    poa_tests::demo_homes(concat!(env!("CARGO_TARGET_TMPDIR"), "/stocktake-demo"))
+    common::demo_homes(concat!(env!("CARGO_TARGET_TMPDIR"), "/stocktake-demo"))
 }
 
 /// Statuses are judged at a fixed date so the figures do not move with the calendar.

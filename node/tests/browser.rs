@@ -1,7 +1,7 @@
 //! The dashboard and the HTML report in a real browser: headless Chromium loads the pages a
 //! running node serves, and the report file, and the test checks that the charts and the key
 //! figures are on the page as the browser parsed it. Chromium is installed (Debian's package)
-//! when it is missing, as the README promises.
+//! when it is missing, once, however many tests or test processes ask for it at the same time.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use poa_tests::{poa_node_at, poa_node_bin};
+mod common;
+use common::{bin as poa_node_bin, poa_node_at};
 
 fn demo_homes() -> &'static Path {
-    poa_tests::demo_homes(concat!(env!("CARGO_TARGET_TMPDIR"), "/browser-demo"))
+    common::demo_homes(concat!(env!("CARGO_TARGET_TMPDIR"), "/browser-demo"))
 }
 
 fn find_chromium() -> Option<PathBuf> {
@@ -36,16 +37,42 @@ fn find_chromium() -> Option<PathBuf> {
 }
 
 /// Chromium, installed with apt-get (as root, or through `sudo -n`) if it is missing.
+///
+/// Tests run in parallel, and a test runner may start one process per test: the install happens
+/// once per process (a `OnceLock`), and processes take turns on a file lock, so a second test
+/// waits for the first install instead of racing it for dpkg's lock.
 fn chromium() -> PathBuf {
+    static CHROMIUM: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    match CHROMIUM.get_or_init(install_chromium) {
+        Ok(p) => p.clone(),
+        Err(why) => panic!("{why}"),
+    }
+}
+
+fn install_chromium() -> Result<PathBuf, String> {
     if let Some(p) = find_chromium() {
-        return p;
+        return Ok(p);
+    }
+    let lock_path = std::env::temp_dir().join("poa-node-tests-chromium-install.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+    // Blocks while another test process installs; released when `lock` is dropped.
+    lock.lock()
+        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    // Another process may have installed it while this one waited.
+    if let Some(p) = find_chromium() {
+        return Ok(p);
     }
     let root = Command::new("id")
         .arg("-u")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
-    let apt = |args: &[&str]| {
+    let apt = |args: &[&str]| -> Result<(), String> {
         let mut cmd = if root {
             Command::new("apt-get")
         } else {
@@ -53,18 +80,32 @@ fn chromium() -> PathBuf {
             c.args(["-n", "apt-get"]);
             c
         };
-        cmd.args(args)
+        let out = cmd
+            .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
+            .output()
+            .map_err(|e| format!("apt-get {}: {e}", args.join(" ")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "apt-get {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
     };
-    if Path::new("/usr/bin/apt-get").exists() && apt(&["update", "-qq"]) {
-        apt(&["install", "-y", "-qq", "chromium"]);
+    if !Path::new("/usr/bin/apt-get").exists() {
+        return Err(
+            "Chromium is missing and this is not a Debian-like system: install Chromium".into(),
+        );
     }
-    find_chromium().expect(
-        "Chromium is missing and could not be installed: install it (Debian: apt-get install chromium)",
-    )
+    apt(&["update", "-qq"])
+        .and_then(|()| apt(&["install", "-y", "-qq", "chromium"]))
+        .map_err(|e| {
+            format!("Chromium is missing and could not be installed ({e}): install it (Debian: apt-get install chromium)")
+        })?;
+    find_chromium().ok_or_else(|| "apt-get installed chromium, but it is not on PATH".into())
 }
 
 /// Loads `url` in headless Chromium and returns the DOM as the browser built it.

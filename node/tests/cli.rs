@@ -13,10 +13,10 @@
 //!   this includes a mistyped NodeId given to `peer add`, `peer remove` and `share`;
 //! - `--help` examples and the reference lists.
 //!
-//! The binary belongs to another package of the workspace, so Cargo does not build it for this
-//! crate's tests: [`poa_node_bin`] builds it once per test run (a no-op when it is up to date).
+//! The binary is the one Cargo builds for this package's tests (`CARGO_BIN_EXE_poa-node`).
 
-use poa_tests::poa_node_bin;
+mod common;
+use common::bin as poa_node_bin;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -2,12 +2,12 @@
 //! illustrative data set, and must show every published target at the Secretariat and no State
 //! document at the donor. With `--keep DIR` the homes stay behind for the CLI to read.
 //!
-//! The binary belongs to another package of the workspace, so Cargo does not build it for this
-//! crate's tests: [`poa_node_bin`] builds it once per test run (a no-op when it is up to date).
+//! The binary is the one Cargo builds for this package's tests (`CARGO_BIN_EXE_poa-node`).
 
 #![allow(clippy::unwrap_used)]
 
-use poa_tests::poa_node_bin;
+mod common;
+use common::bin as poa_node_bin;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
