@@ -1,32 +1,108 @@
-//! The document schema: which documents exist, their deterministic genesis, and how records are
-//! written into and read out of Automerge.
+//! The document schema: which documents exist, what each is bound to, their deterministic
+//! genesis, and how records are read out of a document's view.
 //!
-//! Every document starts from a **genesis change** that any node can recompute from the
-//! document's id alone (fixed actor, time 0, fixed content). All nodes therefore share the same
-//! top-level containers (`targets`, `progress`, ...), and two nodes that write into a document
-//! before they ever synced still merge cleanly, instead of each creating its own `targets` map
-//! and one silently hiding the other.
+//! Every document starts from a **genesis change** that any node can derive from the
+//! document's id alone (fixed actor, time 0, fixed content): the `schema` and `doc` entries and
+//! one map per container of its kind (`targets`, `progress`, ...). Every later change only puts
+//! JSON texts under keys of those maps, or deletes such entries (see [`crate::change`]), so the
+//! schema is flat: a container, a key, a value.
 //!
-//! Records are immutable maps of scalar fields keyed by a stable record key (`T1/2` for version 2
-//! of target T1). Nothing is edited in place, so concurrent writers never conflict on a field.
+//! Records are immutable: a key holds one record, written once (`targets/T1/2` is version 2 of
+//! target T1). A few containers hold entries that can be replaced (a match decision) or removed
+//! (a reader of the share list, a pool member); [`Policy`] says which.
+//!
+//! **Every document id is bound to a key** that no one else can claim: `state/XAA` and its draft
+//! to the State key of XAA, `offers/XZZ` to the body key of XZZ (both as this node trusts them),
+//! and `pool/<name>~<fingerprint>` to the node key whose fingerprint the id carries.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue};
+use automerge::{ActorId, ChangeHash};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 use crate::assist::MatchRecord;
-use crate::id::StateCode;
+use crate::id::{BodyCode, NodeId, Principal, StateCode};
 use crate::model::{Need, Offer, Progress, Target, check_id};
 
 /// The schema version written into every genesis.
-pub const SCHEMA: u64 = 1;
+pub const SCHEMA: u64 = 2;
+
+/// Bytes of a pool id's fingerprint of its creator's key.
+pub const POOL_FINGERPRINT: usize = 10;
+
+/// The id of a pool: a name its creator chose, and a fingerprint of the creator's node key, so
+/// that nobody else can create, claim or write as the coordinator of a pool by that id.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PoolId {
+    /// The name (`xanadu`).
+    pub name: String,
+    /// The first bytes of sha256 over the creator's key.
+    pub fingerprint: [u8; POOL_FINGERPRINT],
+}
+
+/// The fingerprint a pool id carries for a creator key.
+pub fn pool_fingerprint(creator: &NodeId) -> [u8; POOL_FINGERPRINT] {
+    let digest = Sha256::digest([b"poa/pool/v1\0".as_slice(), &creator.0].concat());
+    let mut fp = [0u8; POOL_FINGERPRINT];
+    fp.copy_from_slice(&digest[..POOL_FINGERPRINT]);
+    fp
+}
+
+impl PoolId {
+    /// The id of a pool named `name` created by the node `creator`.
+    pub fn new(name: &str, creator: &NodeId) -> PoolId {
+        PoolId {
+            name: name.to_string(),
+            fingerprint: pool_fingerprint(creator),
+        }
+    }
+
+    /// Whether `node` is the creator this id is bound to (the pool's coordinator).
+    pub fn is_creator(&self, node: &NodeId) -> bool {
+        pool_fingerprint(node) == self.fingerprint
+    }
+
+    fn fingerprint_text(&self) -> String {
+        data_encoding::BASE32_NOPAD
+            .encode(&self.fingerprint)
+            .to_ascii_lowercase()
+    }
+}
+
+impl fmt::Display for PoolId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}~{}", self.name, self.fingerprint_text())
+    }
+}
+
+impl fmt::Debug for PoolId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for PoolId {
+    type Err = DocIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || DocIdError(format!("pool/{s}"));
+        let (name, fp) = s.split_once('~').ok_or_else(err)?;
+        check_id(name).map_err(|_| err())?;
+        let bytes = data_encoding::BASE32_NOPAD
+            .decode(fp.to_ascii_uppercase().as_bytes())
+            .map_err(|_| err())?;
+        let fingerprint =
+            <[u8; POOL_FINGERPRINT]>::try_from(bytes.as_slice()).map_err(|_| err())?;
+        Ok(PoolId {
+            name: name.to_string(),
+            fingerprint,
+        })
+    }
+}
 
 /// The id of a document.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -35,18 +111,16 @@ pub enum DocId {
     State(StateCode),
     /// `state/XAA/draft`: a State's private working copy. Never leaves its own nodes.
     Draft(StateCode),
-    /// `offers/XZZ`: the offers and match responses of a provider.
+    /// `offers/XZZ`: the offers and match responses of a body (a donor, an organisation).
     Offers(String),
-    /// `pool/<id>`: a sub-regional pool.
-    Pool(String),
-    /// `secretariat/<name>`: calendars and stocktake records.
-    Secretariat(String),
+    /// `pool/<name>~<fingerprint>`: a sub-regional pool.
+    Pool(PoolId),
 }
 
 /// Why a text is not a document id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "'{0}' is not a document id: use state/XAA, state/XAA/draft, offers/XZZ, pool/<id> or secretariat/<name>"
+    "'{0}' is not a document id: use state/XAA, state/XAA/draft, offers/XZZ or pool/<name>~<fingerprint> (see `poa-node doc list`)"
 )]
 pub struct DocIdError(pub String);
 
@@ -55,42 +129,82 @@ pub struct DocIdError(pub String);
 pub enum DocKind {
     /// A State's published or draft document.
     State,
-    /// A provider's offers.
+    /// A body's offers.
     Offers,
     /// A pool.
     Pool,
-    /// A Secretariat document.
-    Secretariat,
+}
+
+/// How the entries of a container may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Written once, never replaced or deleted. Two different values written concurrently
+    /// under one key are a dispute: neither is shown.
+    Record,
+    /// Replaced by a later put that names the value it replaces (a decision that changes).
+    Slot,
+    /// Added and removed (a reader, a member).
+    Set,
+    /// Signed grants of the document's principal key, keyed by node and digest.
+    Grant,
 }
 
 impl DocKind {
-    /// The top-level maps every document of this kind has from its genesis on.
-    pub fn containers(&self) -> &'static [&'static str] {
+    /// The top-level maps every document of this kind has from its genesis on, in genesis
+    /// order, with how their entries may change. Append only: the list is part of the genesis.
+    pub fn container_policies(&self) -> &'static [(&'static str, Policy)] {
+        use Policy::*;
         match self {
             DocKind::State => &[
-                "targets",
-                "progress",
-                "withdrawn",
-                "needs",
-                "delegations",
-                "revocations",
-                "pools",
-                "matches",
-                "readers",
+                ("targets", Record),
+                ("progress", Record),
+                ("withdrawn", Record),
+                ("needs", Record),
+                ("delegations", Grant),
+                ("revocations", Grant),
+                ("pools", Record),
+                ("matches", Slot),
+                ("readers", Set),
+                ("rotations", Grant),
+                ("retracted", Record),
             ],
-            DocKind::Offers => &["owner", "offers", "matches", "readers"],
+            DocKind::Offers => &[
+                ("offers", Record),
+                ("matches", Slot),
+                ("readers", Set),
+                ("delegations", Grant),
+                ("revocations", Grant),
+                ("rotations", Grant),
+                ("retracted", Record),
+            ],
             DocKind::Pool => &[
-                "owner",
-                "charter",
-                "members",
-                "invites",
-                "observers",
-                "sections",
-                "pooled",
-                "readers",
+                ("charter", Record),
+                ("members", Set),
+                ("invites", Slot),
+                ("observers", Set),
+                ("sections", Set),
+                ("pooled", Record),
+                ("readers", Set),
             ],
-            DocKind::Secretariat => &["owner", "calendar", "records", "readers"],
         }
+    }
+
+    /// The names of the containers, in genesis order.
+    pub fn containers(&self) -> Vec<&'static str> {
+        self.container_policies().iter().map(|(n, _)| *n).collect()
+    }
+
+    /// The index of a container by name.
+    pub fn container(&self, name: &str) -> Option<u8> {
+        self.container_policies()
+            .iter()
+            .position(|(n, _)| *n == name)
+            .and_then(|i| u8::try_from(i).ok())
+    }
+
+    /// The name and policy of a container by index.
+    pub fn policy(&self, index: u8) -> Option<(&'static str, Policy)> {
+        self.container_policies().get(usize::from(index)).copied()
     }
 }
 
@@ -101,7 +215,6 @@ impl DocId {
             DocId::State(_) | DocId::Draft(_) => DocKind::State,
             DocId::Offers(_) => DocKind::Offers,
             DocId::Pool(_) => DocKind::Pool,
-            DocId::Secretariat(_) => DocKind::Secretariat,
         }
     }
 
@@ -117,6 +230,16 @@ impl DocId {
     pub fn is_draft(&self) -> bool {
         matches!(self, DocId::Draft(_))
     }
+
+    /// The principal whose trusted key this document is bound to; `None` for a pool, which is
+    /// bound to the key its id fingerprints.
+    pub fn principal(&self) -> Option<Principal> {
+        match self {
+            DocId::State(s) | DocId::Draft(s) => Some(Principal::State(*s)),
+            DocId::Offers(b) => b.parse::<BodyCode>().ok().map(Principal::Body),
+            DocId::Pool(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for DocId {
@@ -126,7 +249,6 @@ impl fmt::Display for DocId {
             DocId::Draft(s) => write!(f, "state/{s}/draft"),
             DocId::Offers(p) => write!(f, "offers/{p}"),
             DocId::Pool(p) => write!(f, "pool/{p}"),
-            DocId::Secretariat(n) => write!(f, "secretariat/{n}"),
         }
     }
 }
@@ -141,14 +263,17 @@ impl FromStr for DocId {
     type Err = DocIdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || DocIdError(s.to_string());
+        if s.len() > 128 {
+            return Err(err());
+        }
         let parts: Vec<&str> = s.split('/').collect();
-        let name_ok = |n: &str| check_id(n).is_ok();
         match parts.as_slice() {
             ["state", code] => Ok(DocId::State(code.parse().map_err(|_| err())?)),
             ["state", code, "draft"] => Ok(DocId::Draft(code.parse().map_err(|_| err())?)),
-            ["offers", p] if name_ok(p) => Ok(DocId::Offers(p.to_ascii_uppercase())),
-            ["pool", p] if name_ok(p) => Ok(DocId::Pool(p.to_string())),
-            ["secretariat", n] if name_ok(n) => Ok(DocId::Secretariat(n.to_string())),
+            ["offers", p] => Ok(DocId::Offers(
+                p.parse::<BodyCode>().map_err(|_| err())?.to_string(),
+            )),
+            ["pool", p] => Ok(DocId::Pool(p.parse().map_err(|_| err())?)),
             _ => Err(err()),
         }
     }
@@ -173,240 +298,50 @@ pub fn genesis_actor(doc: &DocId) -> ActorId {
     ActorId::from(&digest[..16])
 }
 
-/// The document as it is before anyone writes to it. Every node computes the same bytes.
-pub fn genesis(doc: &DocId) -> Automerge {
-    let mut am = Automerge::new().with_actor(genesis_actor(doc));
-    let mut tx = am.transaction();
-    // Writing to a fresh in-memory document cannot fail; errors here would be a bug in our
-    // schema, so they surface as an empty genesis that every node would still agree on.
-    let _ = tx.put(ROOT, "schema", SCHEMA);
-    let _ = tx.put(ROOT, "doc", doc.to_string());
-    for c in doc.kind().containers() {
-        let _ = tx.put_object(ROOT, *c, ObjType::Map);
-    }
-    tx.commit_with(
-        CommitOptions::default()
-            .with_time(0)
-            .with_message("genesis"),
-    );
-    am
+/// The genesis change of a document. Every node derives the same bytes.
+pub fn genesis(doc: &DocId) -> Option<automerge::Change> {
+    crate::change::genesis_change(doc, SCHEMA).ok()
 }
 
 /// The hash of a document's genesis change.
 pub fn genesis_hash(doc: &DocId) -> ChangeHash {
-    let am = genesis(doc);
-    am.get_heads()
-        .first()
-        .copied()
+    genesis(doc)
+        .map(|c| c.hash())
         .unwrap_or(ChangeHash([0; 32]))
 }
 
-/// Errors reading or writing records.
+/// Errors writing records.
 #[derive(Debug, thiserror::Error)]
 pub enum DocError {
-    /// The document lacks a container its genesis should have made.
-    #[error("document has no '{0}' map: it was not created from a poa genesis")]
-    NoContainer(String),
-    /// Automerge refused an operation.
-    #[error("automerge: {0}")]
-    Automerge(#[from] automerge::AutomergeError),
-    /// A record could not be turned into fields.
+    /// A record could not be turned into JSON.
     #[error("record encoding: {0}")]
     Encode(#[from] serde_json::Error),
     /// A record key is already taken.
     #[error("{0} already exists")]
     Exists(String),
+    /// A container this kind of document does not have.
+    #[error("documents of this kind have no '{0}' map")]
+    NoContainer(String),
+    /// The change would break a bound (too many operations, too large).
+    #[error("the change is too large: {0}")]
+    TooLarge(String),
 }
 
-fn container<R: ReadDoc>(doc: &R, name: &str) -> Result<ObjId, DocError> {
-    match doc.get(ROOT, name)? {
-        Some((automerge::Value::Object(ObjType::Map), id)) => Ok(id),
-        _ => Err(DocError::NoContainer(name.to_string())),
-    }
-}
-
-fn put_json<T: Transactable>(
-    tx: &mut T,
-    obj: &ObjId,
-    key: automerge::Prop,
-    value: &Json,
-    insert: bool,
-) -> Result<(), DocError> {
-    let scalar = |v: ScalarValue, tx: &mut T| -> Result<(), DocError> {
-        match &key {
-            automerge::Prop::Seq(i) if insert => tx.insert(obj, *i, v)?,
-            k => tx.put(obj, k.clone(), v)?,
-        }
-        Ok(())
-    };
-    let object = |t: ObjType, tx: &mut T| -> Result<ObjId, DocError> {
-        Ok(match &key {
-            automerge::Prop::Seq(i) if insert => tx.insert_object(obj, *i, t)?,
-            k => tx.put_object(obj, k.clone(), t)?,
-        })
-    };
-    match value {
-        Json::Null => scalar(ScalarValue::Null, tx),
-        Json::Bool(b) => scalar(ScalarValue::Boolean(*b), tx),
-        Json::Number(n) => {
-            let v = if let Some(i) = n.as_i64() {
-                ScalarValue::Int(i)
-            } else if let Some(u) = n.as_u64() {
-                ScalarValue::Uint(u)
-            } else {
-                ScalarValue::F64(n.as_f64().unwrap_or(f64::NAN))
-            };
-            scalar(v, tx)
-        }
-        Json::String(s) => scalar(ScalarValue::Str(s.as_str().into()), tx),
-        Json::Array(items) => {
-            let list = object(ObjType::List, tx)?;
-            for (i, item) in items.iter().enumerate() {
-                put_json(tx, &list, automerge::Prop::Seq(i), item, true)?;
-            }
-            Ok(())
-        }
-        Json::Object(fields) => {
-            let map = object(ObjType::Map, tx)?;
-            for (k, v) in fields {
-                put_json(tx, &map, automerge::Prop::Map(k.clone()), v, false)?;
-            }
-            Ok(())
-        }
-    }
-}
-
-/// Converts a hydrated Automerge value to JSON. Maps come out with sorted keys, so equal
-/// documents give byte-identical JSON.
-pub fn to_json(value: &automerge::hydrate::Value) -> Json {
-    use automerge::hydrate::Value as H;
-    match value {
-        H::Scalar(s) => match s {
-            ScalarValue::Str(s) => Json::String(s.to_string()),
-            ScalarValue::Int(i) => Json::from(*i),
-            ScalarValue::Uint(u) => Json::from(*u),
-            ScalarValue::F64(f) => serde_json::Number::from_f64(*f)
-                .map(Json::Number)
-                .unwrap_or(Json::Null),
-            ScalarValue::Boolean(b) => Json::Bool(*b),
-            ScalarValue::Counter(c) => Json::from(i64::from(c)),
-            ScalarValue::Timestamp(t) => Json::from(*t),
-            ScalarValue::Bytes(b) => Json::String(data_encoding::HEXLOWER.encode(b)),
-            ScalarValue::Unknown { .. } | ScalarValue::Null => Json::Null,
-        },
-        H::Map(m) => Json::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), to_json(&v.value)))
-                .collect(),
-        ),
-        H::List(l) => Json::Array(l.iter().map(|v| to_json(&v.value)).collect()),
-        H::Text(t) => Json::String(t.to_string()),
-    }
-}
-
-/// Writes a record into `container` under `key`. Fails if the key is taken: records are never
-/// overwritten.
-pub fn put_record<T: Transactable, R: Serialize>(
-    tx: &mut T,
-    container_name: &str,
-    key: &str,
-    record: &R,
-) -> Result<(), DocError> {
-    let obj = container(tx, container_name)?;
-    if tx.get(&obj, key)?.is_some() {
-        return Err(DocError::Exists(format!("{container_name}/{key}")));
-    }
-    let json = serde_json::to_value(record)?;
-    put_json(
-        tx,
-        &obj,
-        automerge::Prop::Map(key.to_string()),
-        &json,
-        false,
-    )
-}
-
-/// Sets a plain value (a flag, a date) in `container` under `key`, replacing what was there.
-pub fn put_value<T: Transactable>(
-    tx: &mut T,
-    container_name: &str,
-    key: &str,
-    value: &Json,
-) -> Result<(), DocError> {
-    let obj = container(tx, container_name)?;
-    put_json(
-        tx,
-        &obj,
-        automerge::Prop::Map(key.to_string()),
-        value,
-        false,
-    )
-}
-
-/// Sets `value` at `path` below a container, making the maps on the way that are not there yet
-/// (and reusing those that are, so concurrent writers under one map do not hide each other).
-pub fn put_at<T: Transactable>(
-    tx: &mut T,
-    container_name: &str,
-    path: &[&str],
-    value: &Json,
-) -> Result<(), DocError> {
-    let mut obj = container(tx, container_name)?;
-    let Some((last, parents)) = path.split_last() else {
-        return Err(DocError::Exists(container_name.to_string()));
-    };
-    for key in parents {
-        obj = match tx.get(&obj, *key)? {
-            Some((automerge::Value::Object(ObjType::Map), id)) => id,
-            _ => tx.put_object(&obj, *key, ObjType::Map)?,
-        };
-    }
-    put_json(
-        tx,
-        &obj,
-        automerge::Prop::Map(last.to_string()),
-        value,
-        false,
-    )
-}
-
-/// Deletes the entry at `path` below a container. Returns whether it was there.
-pub fn delete_at<T: Transactable>(
-    tx: &mut T,
-    container_name: &str,
-    path: &[&str],
-) -> Result<bool, DocError> {
-    let mut obj = container(tx, container_name)?;
-    let Some((last, parents)) = path.split_last() else {
-        return Ok(false);
-    };
-    for key in parents {
-        obj = match tx.get(&obj, *key)? {
-            Some((automerge::Value::Object(_), id)) => id,
-            _ => return Ok(false),
-        };
-    }
-    if tx.get(&obj, *last)?.is_none() {
-        return Ok(false);
-    }
-    tx.delete(&obj, *last)?;
-    Ok(true)
-}
-
-/// The NodeIds (text) a document's share list names; `*` stands for everyone.
-pub fn readers(doc: &Automerge) -> std::collections::BTreeSet<String> {
-    match container(doc, "readers") {
-        Ok(obj) => doc.keys(&obj).collect(),
-        Err(_) => Default::default(),
-    }
+/// The JSON text a record is stored as.
+pub fn record_text<R: Serialize>(record: &R) -> Result<String, DocError> {
+    Ok(serde_json::to_string(record)?)
 }
 
 /// The key of the share list that stands for everyone.
 pub const PUBLIC: &str = "*";
 
-/// The whole document as JSON at `heads` (all heads when `None`).
-pub fn document_json(doc: &Automerge, heads: Option<&[ChangeHash]>) -> Json {
-    to_json(&doc.hydrate(heads))
+/// The NodeIds (text) and `pool/...` entries of a document's share list, from its view; `*`
+/// stands for everyone.
+pub fn readers(view: &Json) -> std::collections::BTreeSet<String> {
+    view.get("readers")
+        .and_then(Json::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// A record that is in the document but does not parse as this version of the schema.
@@ -469,11 +404,6 @@ fn plain(root: &Json, name: &str) -> BTreeMap<String, Json> {
 }
 
 impl StateData {
-    /// Reads a State document at `heads`.
-    pub fn read(doc: &Automerge, heads: Option<&[ChangeHash]>) -> StateData {
-        Self::from_json(&document_json(doc, heads))
-    }
-
     /// Reads a State document from its JSON form.
     pub fn from_json(root: &Json) -> StateData {
         let mut data = StateData::default();
@@ -534,9 +464,9 @@ pub fn target_key(id: &str, version: u32) -> String {
     format!("{id}/{version}")
 }
 
-/// Offers of a provider's document.
-pub fn read_offers(doc: &Automerge) -> (BTreeMap<String, Offer>, Vec<Unreadable>) {
-    let data = OffersData::read(doc);
+/// Offers of a provider's document, from its view.
+pub fn read_offers(view: &Json) -> (BTreeMap<String, Offer>, Vec<Unreadable>) {
+    let data = OffersData::from_json(view);
     (data.offers, data.unreadable)
 }
 
@@ -547,45 +477,58 @@ pub struct OffersData {
     pub offers: BTreeMap<String, Offer>,
     /// The provider's decisions on matches, by match key.
     pub matches: BTreeMap<String, MatchRecord>,
-    /// The provider's node(s).
+    /// The provider's nodes: those its body key delegated, and did not revoke.
     pub owner: Vec<String>,
     /// Records that did not parse.
     pub unreadable: Vec<Unreadable>,
 }
 
 impl OffersData {
-    /// Reads an offers document.
-    pub fn read(doc: &Automerge) -> OffersData {
-        Self::read_at(doc, None)
-    }
-
-    /// Reads an offers document at `heads` (all heads when `None`).
-    pub fn read_at(doc: &Automerge, heads: Option<&[ChangeHash]>) -> OffersData {
-        let root = document_json(doc, heads);
+    /// Reads an offers document from its view.
+    pub fn from_json(root: &Json) -> OffersData {
         let mut data = OffersData::default();
-        data.offers = records(&root, "offers", &mut data.unreadable)
+        data.offers = records(root, "offers", &mut data.unreadable)
             .into_iter()
             .collect();
-        data.matches = records(&root, "matches", &mut data.unreadable)
+        data.matches = records(root, "matches", &mut data.unreadable)
             .into_iter()
             .collect();
-        data.owner = plain(&root, "owner").into_keys().collect();
+        data.owner = delegated_nodes(root);
         data
     }
+}
+
+/// The nodes a document's view shows delegated (and not revoked): its writers.
+pub fn delegated_nodes(root: &Json) -> Vec<String> {
+    let node_of = |k: &String| k.split('/').next().unwrap_or_default().to_string();
+    let revoked: std::collections::BTreeSet<String> =
+        plain(root, "revocations").keys().map(node_of).collect();
+    let mut out: Vec<String> = plain(root, "delegations")
+        .keys()
+        .map(node_of)
+        .filter(|n| !revoked.contains(n))
+        .collect();
+    out.dedup();
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn node(seed: u8) -> NodeId {
+        crate::sign::NodeKey::from_seed(&[seed; 32]).node_id()
+    }
+
     #[test]
     fn doc_ids_round_trip() {
+        let pool = PoolId::new("xanadu", &node(1));
+        let pool_text = format!("pool/{pool}");
         for s in [
             "state/XAA",
             "state/KEN/draft",
             "offers/XZZ",
-            "pool/xanadu",
-            "secretariat/calendar",
+            pool_text.as_str(),
         ] {
             assert_eq!(s.parse::<DocId>().unwrap().to_string(), s);
         }
@@ -593,8 +536,12 @@ mod tests {
             "state/QQQ",
             "state",
             "pool/",
-            "pool/a b",
+            "pool/xanadu",
+            "pool/a b~aaaa",
+            "pool/xanadu~notbase32!",
             "state/XAA/other",
+            "secretariat/calendar",
+            "offers/a b",
             "",
         ] {
             assert!(bad.parse::<DocId>().is_err(), "{bad}");
@@ -602,46 +549,39 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_id_is_bound_to_its_creator() {
+        let id = PoolId::new("xanadu", &node(1));
+        assert!(id.is_creator(&node(1)));
+        assert!(!id.is_creator(&node(2)));
+        assert_ne!(id, PoolId::new("xanadu", &node(2)));
+        assert_eq!(id.to_string().len(), "xanadu~".len() + 16);
+    }
+
+    #[test]
     fn genesis_is_deterministic_and_per_document() {
         let a: DocId = "state/XAA".parse().unwrap();
         let b: DocId = "state/XAB".parse().unwrap();
-        assert_eq!(genesis(&a).save(), genesis(&a).save());
+        assert_eq!(
+            genesis(&a).unwrap().raw_bytes(),
+            genesis(&a).unwrap().raw_bytes()
+        );
         assert_eq!(genesis_hash(&a), genesis_hash(&a));
         assert_ne!(genesis_hash(&a), genesis_hash(&b));
-        let json = document_json(&genesis(&a), None);
-        assert_eq!(json["doc"], "state/XAA");
-        assert!(json["targets"].is_object());
-    }
-
-    #[test]
-    fn records_round_trip_through_automerge() {
-        let id: DocId = "state/XAA".parse().unwrap();
-        let mut doc = genesis(&id);
-        let t = crate::model::tests::xaa_t1();
-        let mut tx = doc.transaction();
-        put_record(&mut tx, "targets", &target_key("T1", 1), &t).unwrap();
-        tx.commit();
-        let data = StateData::read(&doc, None);
-        assert_eq!(data.latest("T1"), Some(&t));
-        assert!(data.unreadable.is_empty());
-
-        let mut tx = doc.transaction();
-        assert!(matches!(
-            put_record(&mut tx, "targets", "T1/1", &t),
-            Err(DocError::Exists(_))
-        ));
-    }
-
-    #[test]
-    fn unreadable_records_are_listed_not_fatal() {
-        let id: DocId = "state/XAA".parse().unwrap();
-        let mut doc = genesis(&id);
-        let mut tx = doc.transaction();
-        put_value(&mut tx, "targets", "T9/1", &serde_json::json!({"id": 3})).unwrap();
-        tx.commit();
-        let data = StateData::read(&doc, None);
-        assert!(data.targets.is_empty());
-        assert_eq!(data.unreadable.len(), 1);
-        assert_eq!(data.unreadable[0].path, "targets/T9/1");
+        let mut am = automerge::Automerge::new();
+        am.apply_changes([genesis(&a).unwrap()]).unwrap();
+        use automerge::ReadDoc;
+        let (v, _) = am.get(automerge::ROOT, "doc").unwrap().unwrap();
+        assert_eq!(v.as_str(), Some("state/XAA"));
+        for (i, name) in DocKind::State.containers().iter().enumerate() {
+            let (_, id) = am.get(automerge::ROOT, *name).unwrap().unwrap();
+            assert_eq!(
+                id.to_string(),
+                format!(
+                    "{}@{}",
+                    crate::change::container_counter(i as u8),
+                    genesis_actor(&a)
+                ),
+            );
+        }
     }
 }

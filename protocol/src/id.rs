@@ -186,6 +186,9 @@ pub enum CodeError {
         "'{0}' is not a body code: use its usual acronym, 2 to 16 letters or digits (XRB, ECOWAS, UNODA)"
     )]
     Body(String),
+    /// Not `state:CODE` or `body:CODE`.
+    #[error("'{0}' names no State or body: use state:XAA or body:XRB")]
+    Principal(String),
 }
 
 impl StateCode {
@@ -367,6 +370,11 @@ pub enum Participant {
 }
 
 impl Participant {
+    /// Who owns this participant's documents and delegates its nodes.
+    pub fn principal(&self) -> Principal {
+        Principal::from(self)
+    }
+
     /// The code as text: a State code or a body acronym.
     pub fn code(&self) -> String {
         match self {
@@ -390,6 +398,83 @@ impl fmt::Display for Participant {
             Participant::State { code } => write!(f, "State {code}"),
             Participant::Body { code, kind } => write!(f, "{kind} body {code}"),
         }
+    }
+}
+
+/// Whoever owns documents and delegates nodes to write them: a State, or a body (regional body,
+/// donor, the Secretariat). Each has a key of its own, held by its first node, that signs
+/// delegations; its documents are bound to that key.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Principal {
+    /// A State.
+    State(StateCode),
+    /// A body.
+    Body(BodyCode),
+}
+
+impl Principal {
+    /// What a person calls the key of this principal.
+    pub fn key_name(&self) -> &'static str {
+        match self {
+            Principal::State(_) => "State key",
+            Principal::Body(_) => "body key",
+        }
+    }
+
+    /// The code alone.
+    pub fn code(&self) -> String {
+        match self {
+            Principal::State(s) => s.to_string(),
+            Principal::Body(b) => b.to_string(),
+        }
+    }
+}
+
+impl From<&Participant> for Principal {
+    fn from(p: &Participant) -> Principal {
+        match p {
+            Participant::State { code } => Principal::State(*code),
+            Participant::Body { code, .. } => Principal::Body(code.clone()),
+        }
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Principal::State(s) => write!(f, "state:{s}"),
+            Principal::Body(b) => write!(f, "body:{b}"),
+        }
+    }
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for Principal {
+    type Err = CodeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            Some(("state", code)) => Ok(Principal::State(code.parse()?)),
+            Some(("body", code)) => Ok(Principal::Body(code.parse()?)),
+            _ => Err(CodeError::Principal(s.to_string())),
+        }
+    }
+}
+
+impl Serialize for Principal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Principal {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The sans-IO core of poa-node.
 //!
-//! Identities and keys, the domain model, the Automerge document schema, change signatures, the
-//! rule every change passes before it is applied, and (later) wire messages and the stocktake.
+//! Identities and keys, the domain model, the document schema and the explicit change format,
+//! change signatures, the gate every change passes (the ledger), the read rules, wire messages,
+//! the sans-IO sync session, and the stocktake.
 //!
 //! **Architecture invariant:** this crate does no I/O. It opens no sockets or files, reads no
 //! clock and draws no randomness: time, randomness and bytes are arguments, decisions and bytes
@@ -9,12 +10,15 @@
 
 pub mod assist;
 pub mod authority;
+pub mod change;
 pub mod date;
 pub mod doc;
 pub mod id;
+pub mod ledger;
 pub mod model;
 pub mod pool;
 pub mod rules;
+pub mod session;
 pub mod sign;
 pub mod stocktake;
 pub mod view;
@@ -23,4 +27,4 @@ pub mod wire;
 pub use automerge;
 pub use date::Date;
 pub use doc::DocId;
-pub use id::{BodyCode, BodyKind, NodeId, Participant, StateCode};
+pub use id::{BodyCode, BodyKind, NodeId, Participant, Principal, StateCode};

@@ -1,14 +1,18 @@
 //! Sub-regional pools: who is in them, what each member contributes, and the pooled targets
 //! computed from members' own targets and progress.
 //!
-//! A pool document (`pool/<id>`) is written by three kinds of author, each on its own paths
-//! (enforced by [`crate::authority::authorize`]):
-//! - its coordinator (the first writer, named under `owner/`): `charter`, `invites`, `observers`,
+//! A pool document (`pool/<name>~<fingerprint>`) is written by three kinds of author, each on
+//! its own keys (enforced by [`crate::ledger`]):
+//! - its coordinator, the node whose key the id fingerprints: `charter`, `invites`, `observers`,
 //!   `pooled`;
 //! - an invited State's node, joining for itself: `members/<STATE>/<NODEID>`, holding the
-//!   delegation by which that State's key lets the node act for it; the State's nodes leave by
-//!   deleting `members/<STATE>`;
+//!   delegation by which the key the invitation names lets the node act for the State; the
+//!   State's member nodes leave by deleting their State's entries;
 //! - a member: its own section, `sections/<STATE>/<TARGET>`, linking its targets to the pool.
+//!
+//! Whether the key an invitation names is really the State's is for each reader to say: a
+//! member whose delegation is not signed by the State key this node trusts is listed apart
+//! ([`PoolData::unverified`]) and counts for nothing, not in roll-ups, not in the audience.
 //!
 //! Values are never copied into the pool: a roll-up reads the members' own published documents,
 //! so a member's figure is always the one it signed.
@@ -20,9 +24,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
+use crate::authority::{SignedGrant, Trust};
 use crate::date::Date;
-use crate::doc::{StateData, Unreadable};
-use crate::id::{NodeId, StateCode};
+use crate::doc::{PoolId, StateData, Unreadable};
+use crate::id::{NodeId, Principal, StateCode};
 use crate::model::{Area, Direction, ModelError, check_finite, check_id, check_text};
 use crate::view::is_achieved;
 
@@ -31,6 +36,8 @@ use crate::view::is_achieved;
 pub struct Charter {
     /// Its name ("Xanadu sub-region").
     pub name: String,
+    /// The coordinator's node (the one the pool id fingerprints).
+    pub node: NodeId,
     /// The regional framework it serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub framework: Option<String>,
@@ -276,8 +283,11 @@ impl PooledTarget {
 /// A pool document, read into typed records.
 #[derive(Clone, Debug, Default)]
 pub struct PoolData {
-    /// The coordinator's node(s).
+    /// The coordinator's node, once the charter names it.
     pub owner: BTreeSet<NodeId>,
+    /// Members whose delegation is not signed by the State key this node trusts (or whose
+    /// State's key it does not know): by State, with the reason. They count for nothing.
+    pub unverified: BTreeMap<StateCode, String>,
     /// The charter, once written.
     pub charter: Option<Charter>,
     /// Invitations by State.
@@ -319,16 +329,18 @@ fn parse<T: serde::de::DeserializeOwned>(
 }
 
 impl PoolData {
-    /// Reads a pool document from its JSON form ([`crate::doc::document_json`]).
-    pub fn from_json(root: &Json) -> PoolData {
+    /// Reads a pool document from its view. `id` is the pool's id (which binds its
+    /// coordinator); `trust` says which State keys this node trusts, against which every
+    /// member's delegation is checked.
+    pub fn from_json(root: &Json, id: &PoolId, trust: &Trust) -> PoolData {
         let mut p = PoolData::default();
         let u = &mut p.unreadable;
-        p.owner = map_of(root, "owner")
-            .filter_map(|(k, _)| k.parse().ok())
-            .collect();
         if let Some(c) = root.get("charter").and_then(|c| c.get("charter"))
-            && let Some(c) = parse("charter/charter".into(), c, u)
+            && let Some(c) = parse::<Charter>("charter/charter".into(), c, u)
         {
+            if id.is_creator(&c.node) {
+                p.owner.insert(c.node);
+            }
             p.charter = Some(c);
         }
         for (k, v) in map_of(root, "invites") {
@@ -339,17 +351,31 @@ impl PoolData {
             }
         }
         for (k, v) in map_of(root, "members") {
-            let Ok(state) = k.parse::<StateCode>() else {
+            let Some((state, node)) = k.split_once('/') else {
                 continue;
             };
-            let nodes: BTreeMap<NodeId, String> = v
-                .as_object()
-                .into_iter()
-                .flat_map(|m| m.iter())
-                .filter_map(|(n, proof)| Some((n.parse().ok()?, proof.as_str()?.to_string())))
-                .collect();
-            if !nodes.is_empty() {
-                p.members.insert(state, nodes);
+            let (Ok(state), Ok(node)) = (state.parse::<StateCode>(), node.parse::<NodeId>()) else {
+                continue;
+            };
+            let grant = SignedGrant::from_value(v).ok();
+            let key = grant.as_ref().map(|g| g.grant.key);
+            match (trust.key(&Principal::State(state)), key) {
+                (Some(trusted), Some(k)) if *trusted == k => {
+                    let proof = grant.map(|g| g.to_text()).unwrap_or_default();
+                    p.members.entry(state).or_default().insert(node, proof);
+                }
+                (Some(_), _) => {
+                    p.unverified.insert(
+                        state,
+                        format!("its delegation is not signed by the State key this node trusts for {state}"),
+                    );
+                }
+                (None, _) => {
+                    p.unverified.insert(
+                        state,
+                        format!("no State key of {state} is known here: pin one of its nodes or run `poa-node trust {state} --state-key KEY`"),
+                    );
+                }
             }
         }
         for (k, v) in map_of(root, "observers") {
@@ -358,18 +384,20 @@ impl PoolData {
             }
         }
         for (k, v) in map_of(root, "sections") {
-            let Ok(state) = k.parse::<StateCode>() else {
+            let Some((state, t)) = k.split_once('/') else {
                 continue;
             };
-            let mut mine = BTreeMap::new();
-            for (t, c) in v.as_object().into_iter().flat_map(|m| m.iter()) {
-                if let Some(c) = parse::<Contribution>(format!("sections/{k}/{t}"), c, u)
-                    && c.target == *t
-                {
-                    mine.insert(t.clone(), c);
-                }
+            let Ok(state) = state.parse::<StateCode>() else {
+                continue;
+            };
+            if let Some(c) = parse::<Contribution>(format!("sections/{k}"), v, u)
+                && c.target == t
+            {
+                p.contributions
+                    .entry(state)
+                    .or_default()
+                    .insert(t.to_string(), c);
             }
-            p.contributions.insert(state, mine);
         }
         for (k, v) in map_of(root, "pooled") {
             if let Some(t) = parse::<PooledTarget>(format!("pooled/{k}"), v, u)
@@ -378,6 +406,8 @@ impl PoolData {
                 p.pooled.insert(k.clone(), t);
             }
         }
+        // A State's part counts only while it is a verified member.
+        p.contributions.retain(|s, _| p.members.contains_key(s));
         p
     }
 

@@ -605,7 +605,7 @@ pub fn stocktake(input: &Input, cycle: Cycle, as_of: Date) -> Stocktake {
     }
     for (p, src) in &input.pools {
         sources.push(Cited {
-            doc: DocId::Pool(p.clone()).to_string(),
+            doc: format!("pool/{p}"),
             heads: hex_heads(&src.heads),
         });
     }

@@ -1,0 +1,1836 @@
+//! The gate: one document's changes, which of them stand, and what the document shows.
+//!
+//! Every path into a document goes through a [`Ledger`]: a local write, a change from a peer or
+//! a relay, a stored row read back from disk. It works in two steps, and the split is the point:
+//!
+//! 1. **Admission** ([`Ledger::admit`]) decides whether a change is held at all. It checks what
+//!    is a property of the change alone or of its dependencies' own metadata, so the verdict is
+//!    the same on every node: bounds and shape ([`ChangeData::check`]), the signature of the
+//!    author its actor id names, that its sequence number continues its actor's chain and its
+//!    first operation counter follows its dependencies' highest. It also screens out authors who
+//!    could not be writers at all (no delegation of the document's key anywhere, not a pool's
+//!    coordinator or member), so a stranger cannot make a node store its changes.
+//! 2. **Standing** ([`Ledger::settle`]) decides, over the whole set held, which changes count.
+//!    It is a pure function of (the set of changes, the document's key): the order they arrived
+//!    in, who relayed them, and what their authors claim about time or dependencies cannot move
+//!    it. A change stands if its author was allowed to make it *as of the standing changes in
+//!    its causal past* (delegation and scope, pool membership, records never edited in place),
+//!    and nothing voids it: a **revocation cut-off** of its author (signed by the document's key,
+//!    found anywhere in the set, whatever the revoked change's dependencies say), an
+//!    **equivocation** (two changes signed at one actor and sequence number: both void, with
+//!    everything after them by that actor), or an author using more actor ids than any honest
+//!    node needs. Grants (delegations and revocations) are self-certifying: a change holding
+//!    only grants signed by the document's key stands whoever placed it.
+//!
+//! What the document shows ([`Settled::view`]) is materialised from the standing changes only.
+//! Voided changes stay stored, listed with the reason, and are never shown. Two records written
+//! concurrently under one key with different content are a *dispute*: neither is shown, both
+//! are listed ([`Settled::disputed`]). What a node offers its peers ([`Settled::heads`]) is the
+//! standing changes with their causal past, and the evidence of any equivocation, so honest
+//! nodes converge on the same set and reach the same verdicts.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use automerge::ChangeHash;
+use serde_json::{Value as Json, json};
+
+use crate::authority::{BadGrant, Denied, GrantKind, Scope, SignedGrant};
+use crate::change::{ChangeData, FlatAction, FlatOp, Malformed, OpRef, SignedChange, parse_value};
+use crate::date::Date;
+use crate::doc::{DocId, DocKind, Policy, PoolId, SCHEMA, genesis};
+use crate::id::{NodeId, Principal, StateCode};
+use crate::model::Area;
+use crate::pool::Invite;
+use crate::sign::{ACTOR_LEN, Signature, change_signing_bytes, verify};
+
+/// The most actor ids one author may write with in one document before all its changes there
+/// are void: an honest node uses one per store (a restore from backup starts another).
+pub const MAX_ACTORS_PER_AUTHOR: usize = 8;
+/// The most actors a document may have in all.
+pub const MAX_ACTORS: usize = 4096;
+/// The most changes held at one actor and sequence number. Two prove an equivocation; more are
+/// kept (up to this bound) because honest nodes may have built on any of them.
+pub const MAX_TWINS: usize = 32;
+
+/// Why a change is not admitted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// Its shape breaks a bound.
+    #[error("change is malformed: {0}")]
+    Malformed(Malformed),
+    /// The actor id does not name a valid key.
+    #[error("change names an actor that is not a node's key")]
+    ForeignActor,
+    /// No signature, or one of the wrong length.
+    #[error("change {hash} has no signature")]
+    Unsigned {
+        /// The change.
+        hash: String,
+    },
+    /// The signature does not verify against the author the actor id names.
+    #[error("change {hash} by node {author} rejected: its signature does not verify")]
+    BadSignature {
+        /// The change.
+        hash: String,
+        /// Who it claims to be from.
+        author: NodeId,
+    },
+    /// The sequence number does not continue the actor's chain in the change's causal past.
+    #[error("change {hash} by node {author} has sequence number {got}, not {expected}")]
+    SeqGap {
+        /// The change.
+        hash: String,
+        /// Its author.
+        author: NodeId,
+        /// What its past implies.
+        expected: u64,
+        /// What it says.
+        got: u64,
+    },
+    /// The first operation counter does not follow the highest in its causal past.
+    #[error("change {hash} by node {author} starts at operation {got}, not {expected}")]
+    StartOp {
+        /// The change.
+        hash: String,
+        /// Its author.
+        author: NodeId,
+        /// What its past implies.
+        expected: u64,
+        /// What it says.
+        got: u64,
+    },
+    /// An operation names a predecessor its causal past does not hold on that key.
+    #[error("change {hash} replaces or deletes an operation its past does not hold at {key}")]
+    BadPred {
+        /// The change.
+        hash: String,
+        /// The key.
+        key: String,
+    },
+    /// A third change at one actor and sequence number: the equivocation is proven already.
+    #[error("change {hash}: its author already equivocated at this position")]
+    TooManyTwins {
+        /// The change.
+        hash: String,
+    },
+    /// A new actor beyond what any honest author needs.
+    #[error("change {hash}: too many actor ids in this document")]
+    TooManyActors {
+        /// The change.
+        hash: String,
+    },
+    /// The document's key is not trusted here, so nothing of it can be judged.
+    #[error("{0}")]
+    NoKey(Denied),
+    /// The author could not be a writer of this document at all.
+    #[error("change {hash} by node {author} refused: {why}")]
+    NotAWriter {
+        /// The change.
+        hash: String,
+        /// Its author.
+        author: NodeId,
+        /// Why.
+        why: String,
+    },
+    /// It depends on a change that was rejected for good.
+    #[error("change {hash} depends on rejected change {dep}")]
+    DependsOnRejected {
+        /// The change.
+        hash: String,
+        /// The rejected ancestor.
+        dep: String,
+    },
+}
+
+impl Rejection {
+    /// Whether every node, whatever else it holds, reaches the same verdict on this change:
+    /// such a rejection can be remembered for good. The others depend on what is held (or
+    /// trusted) at the time, and the change may be taken later.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Rejection::Malformed(_)
+                | Rejection::ForeignActor
+                | Rejection::Unsigned { .. }
+                | Rejection::BadSignature { .. }
+                | Rejection::SeqGap { .. }
+                | Rejection::StartOp { .. }
+                | Rejection::DependsOnRejected { .. }
+        )
+    }
+}
+
+/// What [`Ledger::admit`] did with a change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admitted {
+    /// Newly held.
+    New(ChangeHash),
+    /// Already held.
+    Known(ChangeHash),
+    /// Some dependencies are not held yet: keep it and try again when they arrive.
+    Waiting(ChangeHash, Vec<ChangeHash>),
+    /// Not held.
+    Refused(Option<ChangeHash>, Rejection),
+}
+
+/// Who wrote a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Author {
+    /// The deterministic genesis every node derives.
+    Genesis,
+    /// A node, proven by its signature.
+    Node(NodeId),
+}
+
+/// The verdict on a held change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// It counts.
+    Stands,
+    /// It is held (stored, listed in the audit) but does not count, and why.
+    Void(Denied),
+    /// Outside the set being judged (a view at given heads).
+    Excluded,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct OpAt {
+    entry: u32,
+    op: u16,
+}
+
+#[derive(Clone, Debug)]
+struct Actor {
+    bytes: Vec<u8>,
+    author: Option<NodeId>,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    hash: ChangeHash,
+    actor: u32,
+    seq: u32,
+    max_op: u64,
+    deps: Vec<u32>,
+    /// For each actor index, the highest sequence number in this change's causal past,
+    /// itself included. Missing entries are zero.
+    clock: Vec<u32>,
+    /// `None` for the genesis.
+    data: Option<ChangeData>,
+    signature: Option<Signature>,
+    grant_only: bool,
+    new_actor: bool,
+}
+
+/// A record key with more than one concurrent value: neither is shown.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Disputed {
+    /// `targets/T1/1`.
+    pub path: String,
+    /// The changes that wrote the values.
+    pub changes: Vec<String>,
+}
+
+/// What a settled ledger says.
+#[derive(Clone, Debug)]
+pub struct Settled {
+    /// The verdict on every held change, by position.
+    verdicts: Vec<Verdict>,
+    /// Whether each held change may be sent to peers: standing, an ancestor of one, or the
+    /// evidence of an equivocation.
+    exported: Vec<bool>,
+    /// The heads of the standing changes and their causal past: what this node offers and
+    /// summarises. Evidence is sent along but does not count here, so nodes holding different
+    /// evidence of one equivocation still agree on their heads.
+    pub heads: Vec<ChangeHash>,
+    /// The document as the standing changes make it: `{schema, doc, container: {key: value}}`.
+    pub view: Json,
+    /// Keys with concurrent, different records.
+    pub disputed: Vec<Disputed>,
+    /// Authors found misbehaving (equivocation, too many actors), with the reason.
+    pub flagged: Vec<(NodeId, String)>,
+}
+
+/// One document's verified changes.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    doc: DocId,
+    kind: DocKind,
+    entries: Vec<Entry>,
+    by_hash: HashMap<ChangeHash, u32>,
+    actors: Vec<Actor>,
+    actor_ix: HashMap<Vec<u8>, u32>,
+    author_actors: HashMap<NodeId, Vec<u32>>,
+    by_actor_seq: HashMap<(u32, u32), Vec<u32>>,
+    keys: BTreeMap<(u8, String), Vec<OpAt>>,
+    op_at: HashMap<(u64, u32), Vec<OpAt>>,
+    settled: Option<Settled>,
+}
+
+fn short(hash: &ChangeHash) -> String {
+    hash.to_string()[..12].to_string()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(bytes)
+}
+
+impl Ledger {
+    /// A ledger holding only the document's genesis.
+    pub fn new(doc: &DocId) -> Ledger {
+        let mut l = Ledger {
+            doc: doc.clone(),
+            kind: doc.kind(),
+            entries: Vec::new(),
+            by_hash: HashMap::new(),
+            actors: Vec::new(),
+            actor_ix: HashMap::new(),
+            author_actors: HashMap::new(),
+            by_actor_seq: HashMap::new(),
+            keys: BTreeMap::new(),
+            op_at: HashMap::new(),
+            settled: None,
+        };
+        if let Some(g) = genesis(doc) {
+            let actor = g.actor_id().to_bytes().to_vec();
+            l.actor_ix.insert(actor.clone(), 0);
+            l.actors.push(Actor {
+                bytes: actor,
+                author: None,
+            });
+            l.by_hash.insert(g.hash(), 0);
+            l.by_actor_seq.insert((0, 1), vec![0]);
+            l.entries.push(Entry {
+                hash: g.hash(),
+                actor: 0,
+                seq: 1,
+                max_op: g.max_op(),
+                deps: Vec::new(),
+                clock: vec![1],
+                data: None,
+                signature: None,
+                grant_only: false,
+                new_actor: true,
+            });
+        }
+        l
+    }
+
+    /// The document.
+    pub fn doc(&self) -> &DocId {
+        &self.doc
+    }
+
+    /// How many changes are held, the genesis included.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether only the genesis is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.len() <= 1
+    }
+
+    /// Whether the change is held.
+    pub fn has(&self, hash: &ChangeHash) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// The hash of the genesis.
+    pub fn genesis_hash(&self) -> Option<ChangeHash> {
+        self.entries.first().map(|e| e.hash)
+    }
+
+    /// Every held change in the order it was admitted (which is a causal order), with its
+    /// signature, the genesis left out (every node derives it).
+    pub fn signed_changes(&self) -> impl Iterator<Item = (ChangeHash, SignedChange)> + '_ {
+        self.entries.iter().filter_map(|e| {
+            Some((
+                e.hash,
+                SignedChange {
+                    data: e.data.clone()?,
+                    signature: e.signature.map(|s| s.to_vec()).unwrap_or_default(),
+                },
+            ))
+        })
+    }
+
+    /// One held change with its signature.
+    pub fn signed(&self, hash: &ChangeHash) -> Option<SignedChange> {
+        let e = &self.entries[*self.by_hash.get(hash)? as usize];
+        Some(SignedChange {
+            data: e.data.clone()?,
+            signature: e.signature.map(|s| s.to_vec()).unwrap_or_default(),
+        })
+    }
+
+    /// The author of a held change.
+    pub fn author(&self, hash: &ChangeHash) -> Option<Author> {
+        let e = &self.entries[*self.by_hash.get(hash)? as usize];
+        Some(match self.actors[e.actor as usize].author {
+            Some(n) => Author::Node(n),
+            None => Author::Genesis,
+        })
+    }
+
+    /// The dependencies of a held change.
+    pub fn deps(&self, hash: &ChangeHash) -> Vec<ChangeHash> {
+        match self.by_hash.get(hash) {
+            Some(i) => self.entries[*i as usize]
+                .deps
+                .iter()
+                .map(|d| self.entries[*d as usize].hash)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    fn merged_clock(&self, deps: &[u32]) -> Vec<u32> {
+        let mut clock: Vec<u32> = Vec::new();
+        for d in deps {
+            let c = &self.entries[*d as usize].clock;
+            if clock.len() < c.len() {
+                clock.resize(c.len(), 0);
+            }
+            for (i, s) in c.iter().enumerate() {
+                clock[i] = clock[i].max(*s);
+            }
+        }
+        clock
+    }
+
+    /// Whether entry `x` is in the causal past of a change whose own actor is `actor` and
+    /// whose clock is `clock` (the clock of its dependencies, or its own).
+    fn in_past_clock(&self, x: u32, clock: &[u32], actor: u32, seq: u32) -> bool {
+        let e = &self.entries[x as usize];
+        if e.actor == actor {
+            return e.seq < seq;
+        }
+        clock.get(e.actor as usize).copied().unwrap_or(0) >= e.seq
+    }
+
+    /// Whether entry `x` is strictly in the causal past of entry `at`.
+    fn in_past(&self, x: u32, at: u32) -> bool {
+        if x == at {
+            return false;
+        }
+        let a = &self.entries[at as usize];
+        self.in_past_clock(x, &a.clock, a.actor, a.seq)
+    }
+
+    /// Admits a change if it holds up (see the module documentation). `key` is the trusted key
+    /// of the document's principal (ignored for pools, which are bound to their id).
+    pub fn admit(&mut self, change: &SignedChange, key: Option<&NodeId>) -> Admitted {
+        let data = &change.data;
+        let containers = self.kind.container_policies().len();
+        if let Err(m) = data.check(containers) {
+            return Admitted::Refused(None, Rejection::Malformed(m));
+        }
+        let am = match data.to_automerge(&self.doc) {
+            Ok(c) => c,
+            Err(m) => return Admitted::Refused(None, Rejection::Malformed(m)),
+        };
+        let hash = am.hash();
+        if self.by_hash.contains_key(&hash) {
+            return Admitted::Known(hash);
+        }
+        let refuse = |r: Rejection| Admitted::Refused(Some(hash), r);
+        let mut key_bytes = [0u8; 32];
+        key_bytes.copy_from_slice(&data.actor[..32]);
+        let Ok(author) = NodeId::from_key_bytes(key_bytes) else {
+            return refuse(Rejection::ForeignActor);
+        };
+        let Some(signature) = change.signature() else {
+            return refuse(Rejection::Unsigned { hash: short(&hash) });
+        };
+        if !verify(&author, &change_signing_bytes(&self.doc, &hash), &signature) {
+            return refuse(Rejection::BadSignature {
+                hash: short(&hash),
+                author,
+            });
+        }
+        let deps: Vec<ChangeHash> = data.deps.iter().map(|d| ChangeHash(*d)).collect();
+        let missing: Vec<ChangeHash> = deps.iter().filter(|d| !self.has(d)).copied().collect();
+        if !missing.is_empty() {
+            return Admitted::Waiting(hash, missing);
+        }
+        let dep_ix: Vec<u32> = deps.iter().map(|d| self.by_hash[d]).collect();
+        let dclock = self.merged_clock(&dep_ix);
+        let existing_actor = self.actor_ix.get(&data.actor).copied();
+        let own = existing_actor
+            .and_then(|a| dclock.get(a as usize).copied())
+            .unwrap_or(0);
+        let expected_seq = u64::from(own) + 1;
+        if data.seq != expected_seq {
+            return refuse(Rejection::SeqGap {
+                hash: short(&hash),
+                author,
+                expected: expected_seq,
+                got: data.seq,
+            });
+        }
+        let expected_start = dep_ix
+            .iter()
+            .map(|d| self.entries[*d as usize].max_op)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        if data.start_op != expected_start {
+            return refuse(Rejection::StartOp {
+                hash: short(&hash),
+                author,
+                expected: expected_start,
+                got: data.start_op,
+            });
+        }
+        let seq = data.seq as u32;
+        if let Some(a) = existing_actor
+            && self
+                .by_actor_seq
+                .get(&(a, seq))
+                .is_some_and(|t| t.len() >= MAX_TWINS)
+        {
+            return refuse(Rejection::TooManyTwins { hash: short(&hash) });
+        }
+        if existing_actor.is_none() {
+            let mine = self.author_actors.get(&author).map_or(0, Vec::len);
+            if mine > MAX_ACTORS_PER_AUTHOR || self.actors.len() >= MAX_ACTORS {
+                return refuse(Rejection::TooManyActors { hash: short(&hash) });
+            }
+        }
+        // A predecessor must be an operation on the same key in the change's causal past.
+        for op in &data.ops {
+            for p in op.preds() {
+                let found = self.actor_ix.get(&p.actor).is_some_and(|pa| {
+                    self.op_at.get(&(p.counter, *pa)).is_some_and(|ats| {
+                        ats.iter().any(|at| {
+                            let e = &self.entries[at.entry as usize];
+                            let target = e.data.as_ref().map(|d| &d.ops[at.op as usize]);
+                            target.is_some_and(|t| {
+                                t.container == op.container
+                                    && t.key == op.key
+                                    && matches!(t.action, FlatAction::Put { .. })
+                            }) && self.in_past_clock(
+                                at.entry,
+                                &dclock,
+                                existing_actor.unwrap_or(u32::MAX),
+                                seq,
+                            )
+                        })
+                    })
+                });
+                if !found {
+                    return refuse(Rejection::BadPred {
+                        hash: short(&hash),
+                        key: op.key.clone(),
+                    });
+                }
+            }
+        }
+        let grant_only = data.ops.iter().all(|op| {
+            matches!(self.kind.policy(op.container), Some((_, Policy::Grant)))
+                && matches!(op.action, FlatAction::Put { .. })
+        });
+        if let Err(why) = self.screen(&author, data, grant_only, key) {
+            return refuse(match why {
+                Screen::NoKey(d) => Rejection::NoKey(d),
+                Screen::NotAWriter(why) => Rejection::NotAWriter {
+                    hash: short(&hash),
+                    author,
+                    why,
+                },
+            });
+        }
+        self.insert(
+            hash,
+            author,
+            data,
+            signature,
+            dep_ix,
+            dclock,
+            grant_only,
+            am.max_op(),
+        );
+        Admitted::New(hash)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert(
+        &mut self,
+        hash: ChangeHash,
+        author: NodeId,
+        data: &ChangeData,
+        signature: Signature,
+        deps: Vec<u32>,
+        mut clock: Vec<u32>,
+        grant_only: bool,
+        max_op: u64,
+    ) {
+        let ix = self.entries.len() as u32;
+        let (actor, new_actor) = match self.actor_ix.get(&data.actor) {
+            Some(a) => (*a, false),
+            None => {
+                let a = self.actors.len() as u32;
+                self.actors.push(Actor {
+                    bytes: data.actor.clone(),
+                    author: Some(author),
+                });
+                self.actor_ix.insert(data.actor.clone(), a);
+                self.author_actors.entry(author).or_default().push(a);
+                (a, true)
+            }
+        };
+        let seq = data.seq as u32;
+        if clock.len() <= actor as usize {
+            clock.resize(actor as usize + 1, 0);
+        }
+        clock[actor as usize] = seq;
+        for (i, op) in data.ops.iter().enumerate() {
+            let at = OpAt {
+                entry: ix,
+                op: i as u16,
+            };
+            self.keys
+                .entry((op.container, op.key.clone()))
+                .or_default()
+                .push(at);
+            self.op_at
+                .entry((data.start_op + i as u64, actor))
+                .or_default()
+                .push(at);
+        }
+        self.by_hash.insert(hash, ix);
+        self.by_actor_seq.entry((actor, seq)).or_default().push(ix);
+        self.entries.push(Entry {
+            hash,
+            actor,
+            seq,
+            max_op,
+            deps,
+            clock,
+            data: Some(data.clone()),
+            signature: Some(signature),
+            grant_only,
+            new_actor,
+        });
+        self.settled = None;
+    }
+
+    /// Forgets every change admitted after the first `len`: undoes a tentative batch.
+    pub fn truncate(&mut self, len: usize) {
+        while self.entries.len() > len.max(1) {
+            let Some(e) = self.entries.pop() else { break };
+            let ix = self.entries.len() as u32;
+            self.by_hash.remove(&e.hash);
+            if let Some(v) = self.by_actor_seq.get_mut(&(e.actor, e.seq)) {
+                v.retain(|x| *x != ix);
+                if v.is_empty() {
+                    self.by_actor_seq.remove(&(e.actor, e.seq));
+                }
+            }
+            if let Some(data) = &e.data {
+                for (i, op) in data.ops.iter().enumerate() {
+                    let k = (op.container, op.key.clone());
+                    if let Some(v) = self.keys.get_mut(&k) {
+                        v.retain(|at| at.entry != ix);
+                        if v.is_empty() {
+                            self.keys.remove(&k);
+                        }
+                    }
+                    let k = (data.start_op + i as u64, e.actor);
+                    if let Some(v) = self.op_at.get_mut(&k) {
+                        v.retain(|at| at.entry != ix);
+                        if v.is_empty() {
+                            self.op_at.remove(&k);
+                        }
+                    }
+                }
+            }
+            if e.new_actor
+                && let Some(a) = self.actors.pop()
+            {
+                self.actor_ix.remove(&a.bytes);
+                if let Some(author) = a.author
+                    && let Some(v) = self.author_actors.get_mut(&author)
+                {
+                    v.retain(|x| *x != e.actor);
+                    if v.is_empty() {
+                        self.author_actors.remove(&author);
+                    }
+                }
+            }
+            self.settled = None;
+        }
+    }
+
+    /// Whether `author` could be a writer of this document at all: the cheap screen that keeps
+    /// strangers' changes from being stored. It does not decide standing.
+    fn screen(
+        &self,
+        author: &NodeId,
+        data: &ChangeData,
+        grant_only: bool,
+        key: Option<&NodeId>,
+    ) -> Result<(), Screen> {
+        match &self.doc {
+            DocId::Pool(id) => {
+                if id.is_creator(author) {
+                    return Ok(());
+                }
+                let me = format!("/{author}");
+                let members = self.kind.container("members");
+                let joining = data
+                    .ops
+                    .iter()
+                    .any(|op| Some(op.container) == members && op.key.ends_with(&me));
+                let member = members.is_some_and(|c| {
+                    self.keys
+                        .range((c, String::new())..(c + 1, String::new()))
+                        .any(|((_, k), _)| k.ends_with(&me))
+                });
+                if joining || member {
+                    Ok(())
+                } else {
+                    Err(Screen::NotAWriter(format!(
+                        "it is neither the coordinator of {} nor a node joining it or a member of it",
+                        self.doc
+                    )))
+                }
+            }
+            _ => {
+                let Some(principal) = self.doc.principal() else {
+                    return Err(Screen::NotAWriter("the document has no owner".into()));
+                };
+                let Some(key) = key else {
+                    return Err(Screen::NoKey(no_key(&principal)));
+                };
+                let own_grants = grant_only
+                    && data.ops.iter().all(|op| {
+                        op.value()
+                            .and_then(|t| SignedGrant::parse(t).ok())
+                            .is_some_and(|g| g.grant.node == *author && g.grant.key == *key)
+                    });
+                if own_grants || self.has_any_delegation(author, &principal, key) {
+                    Ok(())
+                } else {
+                    Err(Screen::NotAWriter(format!(
+                        "no delegation of {}'s {} names it",
+                        principal.code(),
+                        principal.key_name()
+                    )))
+                }
+            }
+        }
+    }
+
+    fn has_any_delegation(&self, author: &NodeId, principal: &Principal, key: &NodeId) -> bool {
+        let Some(c) = self.kind.container("delegations") else {
+            return false;
+        };
+        let prefix = format!("{author}/");
+        self.keys
+            .range((c, prefix.clone())..)
+            .take_while(|((cc, k), _)| *cc == c && k.starts_with(&prefix))
+            .any(|((_, k), ats)| {
+                ats.iter().any(|at| {
+                    self.op(*at).value().is_some_and(|text| {
+                        SignedGrant::parse_at(text, k, GrantKind::Delegation, principal, key)
+                            .is_ok()
+                    })
+                })
+            })
+    }
+
+    fn op(&self, at: OpAt) -> &FlatOp {
+        // Only entries with data have operations indexed.
+        &self.entries[at.entry as usize]
+            .data
+            .as_ref()
+            .map(|d| &d.ops[at.op as usize])
+            .unwrap_or_else(|| unreachable_op())
+    }
+
+    /// Settles the ledger against the document's key: judges every held change, materialises
+    /// what stands, and computes what to offer peers. Cached until the next admission.
+    pub fn settle(&mut self, key: Option<&NodeId>) -> &Settled {
+        if self.settled.is_none() {
+            self.settled = Some(self.judge(None, key));
+        }
+        self.settled.get_or_insert_with(|| unreachable_settled())
+    }
+
+    /// The settled state, if [`Ledger::settle`] ran since the last admission.
+    pub fn settled(&self) -> Option<&Settled> {
+        self.settled.as_ref()
+    }
+
+    /// The document as it stands at `heads`: every change outside their causal past left out,
+    /// revocations and equivocations included only if they are inside it. `None` if a head is
+    /// not held.
+    pub fn view_at(&self, heads: &[ChangeHash], key: Option<&NodeId>) -> Option<Settled> {
+        let mut mask = vec![false; self.entries.len()];
+        let mut stack: Vec<u32> = Vec::new();
+        for h in heads {
+            stack.push(*self.by_hash.get(h)?);
+        }
+        while let Some(i) = stack.pop() {
+            if !mask[i as usize] {
+                mask[i as usize] = true;
+                stack.extend(self.entries[i as usize].deps.iter().copied());
+            }
+        }
+        Some(self.judge(Some(&mask), key))
+    }
+
+    fn judge(&self, mask: Option<&[bool]>, key: Option<&NodeId>) -> Settled {
+        let n = self.entries.len();
+        let inside = |i: usize| mask.is_none_or(|m| m[i]);
+        let principal = self.doc.principal();
+
+        // Voids that do not depend on causal position: equivocations, too many actors,
+        // revocation cut-offs.
+        let mut void_from: HashMap<u32, u32> = HashMap::new();
+        let mut evidence = vec![false; n];
+        let mut flagged: BTreeMap<NodeId, String> = BTreeMap::new();
+        for ((actor, seq), twins) in &self.by_actor_seq {
+            let held: Vec<u32> = twins
+                .iter()
+                .copied()
+                .filter(|t| inside(*t as usize))
+                .collect();
+            if held.len() >= 2 {
+                let f = void_from.entry(*actor).or_insert(*seq);
+                *f = (*f).min(*seq);
+                for t in held {
+                    evidence[t as usize] = true;
+                }
+                if let Some(a) = self.actors[*actor as usize].author {
+                    flagged.insert(
+                        a,
+                        "signed two different changes at one position (equivocation)".into(),
+                    );
+                }
+            }
+        }
+        let mut too_many: HashSet<NodeId> = HashSet::new();
+        for (author, actors) in &self.author_actors {
+            let held: Vec<u32> = actors
+                .iter()
+                .copied()
+                .filter(|a| self.first_of_actor(*a).is_some_and(|i| inside(i as usize)))
+                .collect();
+            if held.len() > MAX_ACTORS_PER_AUTHOR {
+                too_many.insert(*author);
+                flagged.insert(
+                    *author,
+                    "wrote with more actor ids than a node needs".into(),
+                );
+                for a in held {
+                    if let Some(i) = self.first_of_actor(a) {
+                        evidence[i as usize] = true;
+                    }
+                }
+            }
+        }
+        // Revocations are grants: valid wherever they are held.
+        let mut cutoffs: HashMap<NodeId, HashMap<String, u64>> = HashMap::new();
+        if let (Some(principal), Some(key), Some(c)) =
+            (&principal, key, self.kind.container("revocations"))
+        {
+            for ((cc, k), ats) in self.keys.range((c, String::new())..(c + 1, String::new())) {
+                debug_assert_eq!(*cc, c);
+                for at in ats {
+                    if !inside(at.entry as usize) || !self.entries[at.entry as usize].grant_only {
+                        continue;
+                    }
+                    let Some(text) = self.op(*at).value() else {
+                        continue;
+                    };
+                    let Ok(g) =
+                        SignedGrant::parse_at(text, k, GrantKind::Revocation, principal, key)
+                    else {
+                        continue;
+                    };
+                    let mine: HashMap<String, u64> = g
+                        .grant
+                        .cutoff
+                        .iter()
+                        .filter(|c| c.doc == self.doc)
+                        .map(|c| (c.actor.clone(), c.seq))
+                        .collect();
+                    match cutoffs.get_mut(&g.grant.node) {
+                        // Two revocations of one node: the stricter cut-off of each actor.
+                        Some(existing) => {
+                            existing.retain(|a, _| mine.contains_key(a));
+                            for (a, s) in existing.iter_mut() {
+                                *s = (*s).min(mine[a]);
+                            }
+                        }
+                        None => {
+                            cutoffs.insert(g.grant.node, mine);
+                        }
+                    }
+                }
+            }
+        }
+
+        let mut verdicts: Vec<Verdict> = Vec::with_capacity(n);
+        for i in 0..n {
+            if !inside(i) {
+                verdicts.push(Verdict::Excluded);
+                continue;
+            }
+            let e = &self.entries[i];
+            let Some(data) = &e.data else {
+                verdicts.push(Verdict::Stands);
+                continue;
+            };
+            let Some(author) = self.actors[e.actor as usize].author else {
+                verdicts.push(Verdict::Void(Denied::Forbidden {
+                    path: String::new(),
+                    why: "an actor with no author".into(),
+                }));
+                continue;
+            };
+            let verdict = if e.grant_only {
+                self.judge_grants(i as u32, data, principal.as_ref(), key, &verdicts)
+            } else if void_from.get(&e.actor).is_some_and(|s| e.seq >= *s) {
+                Err(Denied::Equivocation(author))
+            } else if too_many.contains(&author) {
+                Err(Denied::TooManyActors(author))
+            } else if let Some(cut) = cutoffs.get(&author)
+                && cut
+                    .get(&hex(&self.actors[e.actor as usize].bytes))
+                    .is_none_or(|last| u64::from(e.seq) > *last)
+            {
+                Err(Denied::Revoked(
+                    principal.as_ref().map(|p| p.code()).unwrap_or_default(),
+                ))
+            } else {
+                self.authorize(i as u32, &author, data, principal.as_ref(), key, &verdicts)
+            };
+            verdicts.push(match verdict {
+                Ok(()) => Verdict::Stands,
+                Err(d) => Verdict::Void(d),
+            });
+        }
+
+        // What is offered: the standing changes and their causal past (whose heads are
+        // summarised), and the evidence of equivocations with its past (sent along).
+        let closure = |seed: &dyn Fn(usize) -> bool| {
+            let mut mark = vec![false; n];
+            for i in (0..n).rev() {
+                if seed(i) {
+                    mark[i] = true;
+                }
+                if mark[i] {
+                    for d in &self.entries[i].deps {
+                        mark[*d as usize] = true;
+                    }
+                }
+            }
+            mark
+        };
+        let standing = closure(&|i| matches!(verdicts[i], Verdict::Stands));
+        let exported = closure(&|i| standing[i] || evidence[i]);
+        let mut has_child = vec![false; n];
+        for (i, e) in self.entries.iter().enumerate() {
+            if standing[i] {
+                for d in &e.deps {
+                    has_child[*d as usize] = true;
+                }
+            }
+        }
+        let mut heads: Vec<ChangeHash> = (0..n)
+            .filter(|i| standing[*i] && !has_child[*i])
+            .map(|i| self.entries[i].hash)
+            .collect();
+        heads.sort();
+
+        let (view, disputed) = self.materialise(&verdicts);
+        Settled {
+            verdicts,
+            exported,
+            heads,
+            view,
+            disputed,
+            flagged: flagged.into_iter().collect(),
+        }
+    }
+
+    fn first_of_actor(&self, actor: u32) -> Option<u32> {
+        self.by_actor_seq
+            .get(&(actor, 1))
+            .and_then(|v| v.iter().min().copied())
+    }
+
+    /// The operations on `(container, key)` that are live: put by a standing change and not
+    /// replaced or deleted by another. With `at`, only changes in `at`'s causal past count.
+    fn live(&self, container: u8, key: &str, at: Option<u32>, verdicts: &[Verdict]) -> Vec<OpAt> {
+        let Some(ops) = self.keys.get(&(container, key.to_string())) else {
+            return Vec::new();
+        };
+        let counts = |o: &OpAt| {
+            let i = o.entry as usize;
+            i < verdicts.len()
+                && matches!(verdicts[i], Verdict::Stands)
+                && at.is_none_or(|a| self.in_past(o.entry, a))
+        };
+        let visible: Vec<OpAt> = ops.iter().copied().filter(counts).collect();
+        let mut replaced: HashSet<(u64, Vec<u8>)> = HashSet::new();
+        for o in &visible {
+            for p in self.op(*o).preds() {
+                replaced.insert((p.counter, p.actor.clone()));
+            }
+        }
+        visible
+            .into_iter()
+            .filter(|o| {
+                let op = self.op(*o);
+                let e = &self.entries[o.entry as usize];
+                let counter = e.data.as_ref().map_or(0, |d| d.start_op) + u64::from(o.op);
+                matches!(op.action, FlatAction::Put { .. })
+                    && !replaced.contains(&(counter, self.actors[e.actor as usize].bytes.clone()))
+            })
+            .collect()
+    }
+
+    fn live_values(&self, container: &str, key: &str, at: Option<u32>, v: &[Verdict]) -> Vec<&str> {
+        let Some(c) = self.kind.container(container) else {
+            return Vec::new();
+        };
+        let mut out: Vec<&str> = self
+            .live(c, key, at, v)
+            .into_iter()
+            .filter_map(|o| self.op(o).value())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn live_keys_with_prefix(
+        &self,
+        container: &str,
+        prefix: &str,
+        at: Option<u32>,
+        v: &[Verdict],
+    ) -> Vec<String> {
+        let Some(c) = self.kind.container(container) else {
+            return Vec::new();
+        };
+        self.keys
+            .range((c, prefix.to_string())..)
+            .take_while(|((cc, k), _)| *cc == c && k.starts_with(prefix))
+            .filter(|((_, k), _)| !self.live(c, k, at, v).is_empty())
+            .map(|((_, k), _)| k.clone())
+            .collect()
+    }
+
+    fn judge_grants(
+        &self,
+        i: u32,
+        data: &ChangeData,
+        principal: Option<&Principal>,
+        key: Option<&NodeId>,
+        verdicts: &[Verdict],
+    ) -> Result<(), Denied> {
+        let (Some(principal), Some(key)) = (principal, key) else {
+            return Err(Denied::Forbidden {
+                path: String::new(),
+                why: "grants belong only in a State's or a body's documents".into(),
+            });
+        };
+        // Grants are placed by the node they are about (bootstrapping its own delegation) or
+        // by a node the key delegated: a stranger cannot fill a document with them.
+        let author = self.actors[self.entries[i as usize].actor as usize].author;
+        let own = data.ops.iter().all(|op| {
+            op.value()
+                .and_then(|t| SignedGrant::parse(t).ok())
+                .is_some_and(|g| Some(g.grant.node) == author)
+        });
+        if !own
+            && author.is_none_or(|a| {
+                self.delegation_at(&a, principal, key, i, verdicts)
+                    .is_none()
+            })
+        {
+            return Err(Denied::NotDelegated(principal.code()));
+        }
+        for op in &data.ops {
+            let Some((container, _)) = self.kind.policy(op.container) else {
+                continue;
+            };
+            let path = format!("{container}/{}", op.key);
+            let kind = match container {
+                "delegations" => GrantKind::Delegation,
+                "revocations" => GrantKind::Revocation,
+                _ => {
+                    return Err(Denied::Forbidden {
+                        path,
+                        why: "key rotations are not supported by this version".into(),
+                    });
+                }
+            };
+            let FlatAction::Put { value, preds } = &op.action else {
+                return Err(Denied::Forbidden {
+                    path,
+                    why: "grants are never removed".into(),
+                });
+            };
+            if !preds.is_empty()
+                || !self
+                    .live(op.container, &op.key, Some(i), verdicts)
+                    .is_empty()
+            {
+                return Err(Denied::Forbidden {
+                    path,
+                    why: "grants are never edited or stored twice".into(),
+                });
+            }
+            SignedGrant::parse_at(value, &op.key, kind, principal, key)
+                .map_err(|why| Denied::BadGrant { path, why })?;
+        }
+        Ok(())
+    }
+
+    /// The latest delegation of `author` standing in `at`'s causal past.
+    fn delegation_at(
+        &self,
+        author: &NodeId,
+        principal: &Principal,
+        key: &NodeId,
+        at: u32,
+        verdicts: &[Verdict],
+    ) -> Option<SignedGrant> {
+        let prefix = format!("{author}/");
+        let mut best: Option<SignedGrant> = None;
+        for k in self.live_keys_with_prefix("delegations", &prefix, Some(at), verdicts) {
+            for text in self.live_values("delegations", &k, Some(at), verdicts) {
+                if let Ok(g) =
+                    SignedGrant::parse_at(text, &k, GrantKind::Delegation, principal, key)
+                {
+                    let newer = best.as_ref().is_none_or(|b| {
+                        (g.grant.issued, g.storage_key()) > (b.grant.issued, b.storage_key())
+                    });
+                    if newer {
+                        best = Some(g);
+                    }
+                }
+            }
+        }
+        best
+    }
+
+    /// The areas of every live version of target `id` in `at`'s past, and those this change
+    /// itself writes.
+    fn target_areas(&self, id: &str, at: u32, data: &ChangeData, v: &[Verdict]) -> Vec<Area> {
+        let mut out = Vec::new();
+        let prefix = format!("{id}/");
+        let mut texts: Vec<String> = Vec::new();
+        for k in self.live_keys_with_prefix("targets", &prefix, Some(at), v) {
+            texts.extend(
+                self.live_values("targets", &k, Some(at), v)
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
+        }
+        let targets = self.kind.container("targets");
+        for op in &data.ops {
+            if Some(op.container) == targets
+                && op.key.starts_with(&prefix)
+                && let Some(t) = op.value()
+            {
+                texts.push(t.to_string());
+            }
+        }
+        for t in texts {
+            if let Some(a) = area_of_value(&t) {
+                out.push(a);
+            }
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn authorize(
+        &self,
+        i: u32,
+        author: &NodeId,
+        data: &ChangeData,
+        principal: Option<&Principal>,
+        key: Option<&NodeId>,
+        verdicts: &[Verdict],
+    ) -> Result<(), Denied> {
+        let time = Date::from_unix_seconds(data.time);
+        if let DocId::Pool(id) = &self.doc {
+            return self.authorize_pool(i, author, data, id, time, verdicts);
+        }
+        let (Some(principal), Some(key)) = (principal, key) else {
+            return Err(match principal {
+                Some(p) => no_key(p),
+                None => Denied::Forbidden {
+                    path: String::new(),
+                    why: "the document has no owner".into(),
+                },
+            });
+        };
+        let grant = self
+            .delegation_at(author, principal, key, i, verdicts)
+            .ok_or_else(|| Denied::NotDelegated(principal.code()))?;
+        if let Some(expires) = grant.grant.expires
+            && time > expires
+        {
+            return Err(Denied::Expired {
+                principal: principal.code(),
+                expires,
+            });
+        }
+        let scope = grant.grant.scope.clone().unwrap_or(Scope::ALL);
+        for op in &data.ops {
+            let (container, policy) = self
+                .kind
+                .policy(op.container)
+                .unwrap_or(("?", Policy::Record));
+            let path = format!("{container}/{}", op.key);
+            if policy == Policy::Grant {
+                return Err(Denied::Forbidden {
+                    path,
+                    why: "grants go in a change of their own".into(),
+                });
+            }
+            self.check_policy(i, op, policy, &path, verdicts)?;
+            if scope.is_all() {
+                continue;
+            }
+            let areas: Vec<Area> = match container {
+                "targets" => {
+                    let id = op.key.split('/').next().unwrap_or_default();
+                    let mut a = self.target_areas(id, i, data, verdicts);
+                    if let Some(v) = op.value().and_then(area_of_value) {
+                        a.push(v);
+                    }
+                    a
+                }
+                "progress" => op
+                    .value()
+                    .and_then(parse_value)
+                    .and_then(|v| v.get("target").and_then(Json::as_str).map(str::to_string))
+                    .map(|t| self.target_areas(&t, i, data, verdicts))
+                    .unwrap_or_default(),
+                "withdrawn" => self.target_areas(&op.key, i, data, verdicts),
+                "needs" => op.value().and_then(area_of_value).into_iter().collect(),
+                _ => Vec::new(),
+            };
+            let needs_all = areas.is_empty();
+            if needs_all {
+                return Err(Denied::OutOfScope {
+                    scope: scope.to_string(),
+                    touched: format!("{path} (needs scope all)"),
+                });
+            }
+            if let Some(a) = areas.iter().find(|a| !scope.covers(**a)) {
+                return Err(Denied::OutOfScope {
+                    scope: scope.to_string(),
+                    touched: format!("{path} ({})", a.slug()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Records are written once; slots are replaced only by a put naming what it replaces;
+    /// set entries are added once and deleted by naming them.
+    fn check_policy(
+        &self,
+        i: u32,
+        op: &FlatOp,
+        policy: Policy,
+        path: &str,
+        verdicts: &[Verdict],
+    ) -> Result<(), Denied> {
+        let forbidden = |why: &str| Denied::Forbidden {
+            path: path.to_string(),
+            why: why.into(),
+        };
+        let live = self.live(op.container, &op.key, Some(i), verdicts);
+        let live_refs: HashSet<(u64, Vec<u8>)> = live
+            .iter()
+            .map(|o| {
+                let e = &self.entries[o.entry as usize];
+                (
+                    e.data.as_ref().map_or(0, |d| d.start_op) + u64::from(o.op),
+                    self.actors[e.actor as usize].bytes.clone(),
+                )
+            })
+            .collect();
+        let names_live = |preds: &[OpRef]| {
+            preds
+                .iter()
+                .all(|p| live_refs.contains(&(p.counter, p.actor.clone())))
+        };
+        match (&op.action, policy) {
+            (FlatAction::Put { preds, .. }, Policy::Record | Policy::Set) => {
+                if !preds.is_empty() || !live.is_empty() {
+                    return Err(forbidden(
+                        "records are never edited in place: write a new version, or withdraw",
+                    ));
+                }
+            }
+            (FlatAction::Put { preds, .. }, Policy::Slot) => {
+                if !names_live(preds) || preds.len() != live.len() {
+                    return Err(forbidden("a decision replaces exactly the one it follows"));
+                }
+            }
+            (FlatAction::Delete { preds }, Policy::Set | Policy::Slot) => {
+                if !names_live(preds) {
+                    return Err(forbidden("it deletes what is not there"));
+                }
+            }
+            (FlatAction::Delete { .. }, _) => {
+                return Err(forbidden("records are never deleted: withdraw them"));
+            }
+            (_, Policy::Grant) => return Err(forbidden("grants go in a change of their own")),
+        }
+        Ok(())
+    }
+
+    fn authorize_pool(
+        &self,
+        i: u32,
+        author: &NodeId,
+        data: &ChangeData,
+        id: &PoolId,
+        time: Date,
+        verdicts: &[Verdict],
+    ) -> Result<(), Denied> {
+        let coordinator = id.is_creator(author);
+        let me = author.to_string();
+        for op in &data.ops {
+            let (container, policy) = self
+                .kind
+                .policy(op.container)
+                .unwrap_or(("?", Policy::Record));
+            let path = format!("{container}/{}", op.key);
+            self.check_policy(i, op, policy, &path, verdicts)?;
+            let forbidden = |why: &str| Denied::Forbidden {
+                path: path.clone(),
+                why: why.into(),
+            };
+            match container {
+                "members" => {
+                    let (state, node) = op
+                        .key
+                        .split_once('/')
+                        .ok_or_else(|| forbidden("members are keyed STATE/NODEID"))?;
+                    let state: StateCode = state
+                        .parse()
+                        .map_err(|_| forbidden("members are keyed STATE/NODEID"))?;
+                    match &op.action {
+                        FlatAction::Put { value, .. } => {
+                            if node != me {
+                                return Err(forbidden("a node joins a pool only for itself"));
+                            }
+                            self.check_join(i, author, state, value, time, &path, verdicts)?;
+                        }
+                        FlatAction::Delete { .. } => {
+                            let member = !self
+                                .live_keys_with_prefix(
+                                    "members",
+                                    &format!("{state}/{me}"),
+                                    Some(i),
+                                    verdicts,
+                                )
+                                .is_empty();
+                            if node != me && !member {
+                                return Err(Denied::NotMember(state.to_string()));
+                            }
+                        }
+                    }
+                }
+                "sections" => {
+                    let state = op.key.split('/').next().unwrap_or_default();
+                    let key = format!("{state}/{me}");
+                    let member = !self
+                        .live_keys_with_prefix("members", &key, Some(i), verdicts)
+                        .is_empty()
+                        || data.ops.iter().any(|o| {
+                            Some(o.container) == self.kind.container("members")
+                                && o.key == key
+                                && o.value().is_some()
+                        });
+                    if !member {
+                        return Err(Denied::NotMember(state.to_string()));
+                    }
+                }
+                _ => {
+                    if !coordinator {
+                        return Err(Denied::NotCoordinator(self.doc.to_string()));
+                    }
+                    // The charter names the coordinator's node, so readers know who it is.
+                    if container == "charter"
+                        && op
+                            .value()
+                            .and_then(parse_value)
+                            .and_then(|v| v.get("node").and_then(Json::as_str).map(str::to_string))
+                            != Some(me.clone())
+                    {
+                        return Err(forbidden("the charter names its coordinator's node"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A join: the node presents the delegation by which the key the coordinator's invitation
+    /// names lets it act for the State, with scope all. Whether that key is the State's key is
+    /// for each reader of the pool to say ([`crate::pool::PoolData`] checks it against trust).
+    #[allow(clippy::too_many_arguments)]
+    fn check_join(
+        &self,
+        i: u32,
+        author: &NodeId,
+        state: StateCode,
+        value: &str,
+        time: Date,
+        path: &str,
+        verdicts: &[Verdict],
+    ) -> Result<(), Denied> {
+        let bad = |why: BadGrant| Denied::BadGrant {
+            path: path.to_string(),
+            why,
+        };
+        let invites = self.live_values("invites", state.as_str(), Some(i), verdicts);
+        let [invite] = invites.as_slice() else {
+            return Err(Denied::NotInvited(state.to_string()));
+        };
+        let invite: Invite = parse_value(invite)
+            .and_then(|v| serde_json::from_value(v).ok())
+            .ok_or_else(|| Denied::NotInvited(state.to_string()))?;
+        if invite.state != state {
+            return Err(Denied::NotInvited(state.to_string()));
+        }
+        if invite.node.is_some_and(|n| n != *author) {
+            return Err(Denied::NotInvited(format!("this node of {state}")));
+        }
+        let principal = Principal::State(state);
+        let g = SignedGrant::parse(value).map_err(bad)?;
+        if g.grant.kind != GrantKind::Delegation
+            || g.grant.principal != principal
+            || g.grant.node != *author
+        {
+            return Err(bad(BadGrant::Misplaced(
+                "it is not a delegation of this node by this State".into(),
+            )));
+        }
+        if g.grant.key != invite.state_key {
+            return Err(bad(BadGrant::WrongKey(
+                g.grant.key,
+                "the State key the invitation names".into(),
+            )));
+        }
+        if !g.grant.scope.clone().unwrap_or(Scope::ALL).is_all() {
+            return Err(Denied::OutOfScope {
+                scope: g.grant.scope.map(|s| s.to_string()).unwrap_or_default(),
+                touched: "pool membership (needs scope all)".into(),
+            });
+        }
+        if let Some(expires) = g.grant.expires
+            && time > expires
+        {
+            return Err(Denied::Expired {
+                principal: state.to_string(),
+                expires,
+            });
+        }
+        Ok(())
+    }
+
+    fn materialise(&self, verdicts: &[Verdict]) -> (Json, Vec<Disputed>) {
+        let mut root = serde_json::Map::new();
+        root.insert("schema".into(), json!(SCHEMA));
+        root.insert("doc".into(), json!(self.doc.to_string()));
+        let mut containers: Vec<serde_json::Map<String, Json>> = self
+            .kind
+            .container_policies()
+            .iter()
+            .map(|_| serde_json::Map::new())
+            .collect();
+        let mut disputed = Vec::new();
+        for ((c, key), _) in &self.keys {
+            let Some((name, policy)) = self.kind.policy(*c) else {
+                continue;
+            };
+            let live = self.live(*c, key, None, verdicts);
+            let mut values: Vec<(&str, ChangeHash)> = live
+                .iter()
+                .filter_map(|o| Some((self.op(*o).value()?, self.entries[o.entry as usize].hash)))
+                .collect();
+            if values.is_empty() {
+                continue;
+            }
+            values.sort();
+            let distinct: BTreeSet<&str> = values.iter().map(|(v, _)| *v).collect();
+            let chosen = if distinct.len() > 1 && policy == Policy::Record {
+                disputed.push(Disputed {
+                    path: format!("{name}/{key}"),
+                    changes: values.iter().map(|(_, h)| h.to_string()).collect(),
+                });
+                continue;
+            } else {
+                // Slots and sets: the greatest text, a rule no arrival order moves.
+                distinct.iter().next_back().copied()
+            };
+            if let Some(text) = chosen
+                && let Some(v) = parse_value(text)
+            {
+                containers[*c as usize].insert(key.clone(), v);
+            }
+        }
+        for ((name, _), map) in self.kind.container_policies().iter().zip(containers) {
+            root.insert((*name).into(), Json::Object(map));
+        }
+        (Json::Object(root), disputed)
+    }
+
+    /// Builds this node's next change: on top of the heads it offers (and of its own actor's
+    /// latest change, so it never signs two changes at one position), with the sequence number
+    /// and first operation counter that follow. The caller signs it and admits it.
+    pub fn next_change(&self, actor: &[u8], time: i64, ops: Vec<FlatOp>) -> ChangeData {
+        let mut deps: Vec<u32> = match &self.settled {
+            Some(s) => s
+                .heads
+                .iter()
+                .filter_map(|h| self.by_hash.get(h).copied())
+                .collect(),
+            None => self.all_heads_ix(),
+        };
+        if deps.is_empty() {
+            deps.push(0);
+        }
+        if let Some(a) = self.actor_ix.get(actor) {
+            let latest = self
+                .by_actor_seq
+                .iter()
+                .filter(|((aa, _), _)| aa == a)
+                .max_by_key(|((_, s), _)| *s)
+                .and_then(|(_, v)| v.first().copied());
+            if let Some(l) = latest {
+                let clock = self.merged_clock(&deps);
+                let e = &self.entries[l as usize];
+                if clock.get(*a as usize).copied().unwrap_or(0) < e.seq {
+                    deps.push(l);
+                }
+            }
+        }
+        let hashes: Vec<ChangeHash> = deps
+            .iter()
+            .map(|d| self.entries[*d as usize].hash)
+            .collect();
+        self.change_at(&hashes, actor, time, ops)
+    }
+
+    /// A change on top of exactly `deps` (those held), with the sequence number and first
+    /// operation counter they imply: what an author building on that state would sign. The
+    /// tests and the simulator use it to build on old states, as a hostile author would.
+    pub fn change_at(
+        &self,
+        deps: &[ChangeHash],
+        actor: &[u8],
+        time: i64,
+        ops: Vec<FlatOp>,
+    ) -> ChangeData {
+        let deps: Vec<u32> = deps
+            .iter()
+            .filter_map(|h| self.by_hash.get(h).copied())
+            .collect();
+        // Drop deps that are in the past of other deps.
+        let mut minimal: Vec<u32> = Vec::new();
+        for d in &deps {
+            if !deps.iter().any(|o| o != d && self.in_past(*d, *o)) && !minimal.contains(d) {
+                minimal.push(*d);
+            }
+        }
+        let clock = self.merged_clock(&minimal);
+        let seq = self
+            .actor_ix
+            .get(actor)
+            .and_then(|a| clock.get(*a as usize).copied())
+            .unwrap_or(0) as u64
+            + 1;
+        let start_op = minimal
+            .iter()
+            .map(|d| self.entries[*d as usize].max_op)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let mut dep_hashes: Vec<[u8; 32]> = minimal
+            .iter()
+            .map(|d| self.entries[*d as usize].hash.0)
+            .collect();
+        dep_hashes.sort();
+        ChangeData {
+            actor: actor.to_vec(),
+            seq,
+            start_op,
+            time,
+            message: None,
+            deps: dep_hashes,
+            ops,
+        }
+    }
+
+    fn all_heads_ix(&self) -> Vec<u32> {
+        let mut has_child = vec![false; self.entries.len()];
+        for e in &self.entries {
+            for d in &e.deps {
+                has_child[*d as usize] = true;
+            }
+        }
+        (0..self.entries.len() as u32)
+            .filter(|i| !has_child[*i as usize])
+            .collect()
+    }
+
+    /// The live operations on a key as the document now stands: what a delete or a
+    /// replacing put names. Call after [`Ledger::settle`].
+    pub fn live_refs(&self, container: &str, key: &str) -> Vec<OpRef> {
+        let (Some(c), Some(s)) = (self.kind.container(container), &self.settled) else {
+            return Vec::new();
+        };
+        let mut out: Vec<OpRef> = self
+            .live(c, key, None, &s.verdicts)
+            .into_iter()
+            .map(|o| {
+                let e = &self.entries[o.entry as usize];
+                OpRef {
+                    counter: e.data.as_ref().map_or(0, |d| d.start_op) + u64::from(o.op),
+                    actor: self.actors[e.actor as usize].bytes.clone(),
+                }
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The verdict on a held change, once settled.
+    pub fn verdict(&self, hash: &ChangeHash) -> Option<&Verdict> {
+        let i = *self.by_hash.get(hash)? as usize;
+        self.settled.as_ref()?.verdicts.get(i)
+    }
+
+    /// Every held change that does not stand, with the reason, once settled.
+    pub fn voided(&self) -> Vec<(ChangeHash, Denied)> {
+        let Some(s) = &self.settled else {
+            return Vec::new();
+        };
+        self.entries
+            .iter()
+            .zip(&s.verdicts)
+            .filter_map(|(e, v)| match v {
+                Verdict::Void(d) => Some((e.hash, d.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether a held change is offered to peers, once settled.
+    pub fn is_exported(&self, hash: &ChangeHash) -> bool {
+        match (self.by_hash.get(hash), &self.settled) {
+            (Some(i), Some(s)) => s.exported[*i as usize],
+            _ => false,
+        }
+    }
+
+    /// The last sequence number held of each actor of `node`: the cut-off a revocation of
+    /// that node issued now would carry for this document.
+    pub fn cutoff_for(&self, node: &NodeId) -> Vec<crate::authority::Cutoff> {
+        let mut out = Vec::new();
+        for a in self.author_actors.get(node).into_iter().flatten() {
+            let last = self
+                .by_actor_seq
+                .keys()
+                .filter(|(aa, _)| aa == a)
+                .map(|(_, s)| *s)
+                .max()
+                .unwrap_or(0);
+            out.push(crate::authority::Cutoff {
+                doc: self.doc.clone(),
+                actor: hex(&self.actors[*a as usize].bytes),
+                seq: u64::from(last),
+            });
+        }
+        out.sort();
+        out
+    }
+
+    /// The exported changes not in the causal past of `known` (hashes the peer is known to
+    /// hold; those not held here are ignored), in causal order.
+    pub fn exported_since(&self, known: &[ChangeHash]) -> Vec<ChangeHash> {
+        let Some(s) = &self.settled else {
+            return Vec::new();
+        };
+        let ix: Vec<u32> = known
+            .iter()
+            .filter_map(|h| self.by_hash.get(h).copied())
+            .collect();
+        let clock = self.merged_clock(&ix);
+        let known_set: HashSet<u32> = ix.iter().copied().collect();
+        (1..self.entries.len() as u32)
+            .filter(|i| s.exported[*i as usize])
+            .filter(|i| {
+                let e = &self.entries[*i as usize];
+                !(known_set.contains(i)
+                    || clock.get(e.actor as usize).copied().unwrap_or(0) >= e.seq)
+            })
+            .map(|i| self.entries[i as usize].hash)
+            .collect()
+    }
+
+    /// The exported descendants of `roots` (themselves included), in causal order.
+    pub fn exported_descendants(&self, roots: &HashSet<ChangeHash>) -> Vec<ChangeHash> {
+        let Some(s) = &self.settled else {
+            return Vec::new();
+        };
+        let mut mark = vec![false; self.entries.len()];
+        let mut out = Vec::new();
+        for (i, e) in self.entries.iter().enumerate() {
+            if !s.exported[i] {
+                continue;
+            }
+            if roots.contains(&e.hash) || e.deps.iter().any(|d| mark[*d as usize]) {
+                mark[i] = true;
+                if i > 0 {
+                    out.push(e.hash);
+                }
+            }
+        }
+        out
+    }
+
+    /// Heads of the set of changes in the causal past of both `a` and what this ledger holds:
+    /// those of `a` that are held here, reduced to the ones not in another's past.
+    pub fn held_heads_of(&self, a: &[ChangeHash]) -> Vec<ChangeHash> {
+        let ix: Vec<u32> = a
+            .iter()
+            .filter_map(|h| self.by_hash.get(h).copied())
+            .collect();
+        let mut out: Vec<ChangeHash> = ix
+            .iter()
+            .filter(|i| !ix.iter().any(|o| o != *i && self.in_past(**i, *o)))
+            .map(|i| self.entries[*i as usize].hash)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The author and verdict of every held change, for the audit.
+    pub fn audit_rows(&self) -> Vec<(ChangeHash, Author, Verdict)> {
+        let Some(s) = &self.settled else {
+            return Vec::new();
+        };
+        self.entries
+            .iter()
+            .zip(&s.verdicts)
+            .map(|(e, v)| {
+                let a = match self.actors[e.actor as usize].author {
+                    Some(n) => Author::Node(n),
+                    None => Author::Genesis,
+                };
+                (e.hash, a, v.clone())
+            })
+            .collect()
+    }
+
+    /// The Automerge changes of the exported set, in causal order, for an export any Automerge
+    /// implementation loads. Of twins, only the first held can go in (Automerge holds one
+    /// change per actor and position), and so only what depends on it.
+    pub fn automerge_changes(&self) -> Vec<automerge::Change> {
+        let Some(s) = &self.settled else {
+            return Vec::new();
+        };
+        let mut taken: HashSet<(u32, u32)> = HashSet::new();
+        let mut skipped = vec![false; self.entries.len()];
+        let mut out = Vec::new();
+        for (i, e) in self.entries.iter().enumerate() {
+            if !s.exported[i] {
+                skipped[i] = true;
+                continue;
+            }
+            if !taken.insert((e.actor, e.seq)) || e.deps.iter().any(|d| skipped[*d as usize]) {
+                skipped[i] = true;
+                continue;
+            }
+            let change = match &e.data {
+                Some(d) => d.to_automerge(&self.doc).ok(),
+                None => genesis(&self.doc),
+            };
+            match change {
+                Some(c) => out.push(c),
+                None => skipped[i] = true,
+            }
+        }
+        out
+    }
+}
+
+enum Screen {
+    NoKey(Denied),
+    NotAWriter(String),
+}
+
+fn no_key(p: &Principal) -> Denied {
+    Denied::NoKey {
+        code: p.code(),
+        key_name: p.key_name(),
+        kind: match p {
+            Principal::State(_) => "state",
+            Principal::Body(_) => "body",
+        },
+    }
+}
+
+fn area_of_value(text: &str) -> Option<Area> {
+    parse_value(text)?
+        .get("area")
+        .and_then(Json::as_str)
+        .and_then(|a| a.parse().ok())
+}
+
+#[cold]
+fn unreachable_op() -> &'static FlatOp {
+    // Operations are indexed only for entries that carry data; reaching here would be a bug in
+    // the index. A static empty operation keeps the caller total.
+    static EMPTY: std::sync::OnceLock<FlatOp> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| FlatOp {
+        container: u8::MAX,
+        key: String::new(),
+        action: FlatAction::Delete { preds: Vec::new() },
+    })
+}
+
+#[cold]
+fn unreachable_settled() -> Settled {
+    Settled {
+        verdicts: Vec::new(),
+        exported: Vec::new(),
+        heads: Vec::new(),
+        view: Json::Null,
+        disputed: Vec::new(),
+        flagged: Vec::new(),
+    }
+}
+
+/// The bytes of a node's actor id.
+pub fn actor_bytes(node: &NodeId, suffix: &[u8; ACTOR_LEN - 32]) -> Vec<u8> {
+    let mut v = node.0.to_vec();
+    v.extend_from_slice(suffix);
+    v
+}
+
+#[cfg(test)]
+#[path = "ledger_tests.rs"]
+mod tests;

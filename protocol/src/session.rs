@@ -1,0 +1,843 @@
+//! The sync session with one peer, as a state machine with no I/O (in the style of
+//! quinn-proto): the caller feeds it messages and the time, and takes from it the messages to
+//! send, events, and when it next wants to be woken. Storage sits behind [`Host`], which the
+//! node implements over SQLite and the simulator over in-memory stores.
+//!
+//! One ordered stream carries every message of a connection:
+//!
+//! 1. each side sends `Hello` and a `Summary` (a digest of the documents it offers the other and
+//!    their heads). A side whose expectation matches answers `SummaryOk`: peers already in sync
+//!    learn it in one round trip, however many documents they share;
+//! 2. otherwise it asks for the list (`ListRequest` → `Offers`) and syncs each document whose
+//!    heads differ, or that it does not hold and would take from this peer. Each `Sync` carries
+//!    the sender's heads, the heads it knows both hold, a Bloom filter of its changes since, the
+//!    hashes it lacks, and changes the receiver lacks; each is answered by a `Sync` or a
+//!    `SyncIdle`. When the documents of a listing are done, the side says `SummaryOk`;
+//! 3. while connected, a document that changed here is pushed at once, and a periodic `Summary`
+//!    repairs what pushes missed.
+//!
+//! **Egress and ingress follow the read rule.** Every message that names a document passes
+//! [`Session`]'s one send path, which checks [`Host::may_read`]. Changes of a document are taken
+//! only from a peer that may read it (judged on the document with the changes, see
+//! [`Host::apply`]), or that was asked for a document not held here. A `Sync` about a document
+//! the peer may not read here, or that this node neither holds nor asked for, gets `SyncIdle`,
+//! the same answer either way, so the reply does not tell whether the node holds it.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+
+use automerge::ChangeHash;
+use serde::Serialize;
+
+use crate::change::SignedChange;
+use crate::doc::DocId;
+use crate::id::NodeId;
+use crate::ledger::Ledger;
+use crate::wire::{
+    Bloom, DocHeads, DocSync, Hello, MAX_HEADS, MAX_NEED, Message, PROTOCOL_VERSION,
+};
+
+/// Which side this is and how long it stays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One round, then goodbye (`poa-node sync`).
+    OneShot,
+    /// Stay connected: push changes, repair periodically.
+    Stay,
+}
+
+/// Limits and periods of a session.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Milliseconds between anti-entropy summaries on an idle connection.
+    pub anti_entropy_ms: u64,
+    /// Rejected changes one connection may bring before it is closed.
+    pub max_rejected: usize,
+    /// Messages one document's sync may take on one connection before it stops for now.
+    pub max_doc_rounds: u32,
+    /// Documents not held here that one listing may have this node ask for.
+    pub max_asked: usize,
+    /// Bytes of changes one sync message carries at most (the rest follow in later turns).
+    pub batch_bytes: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            anti_entropy_ms: 60_000,
+            max_rejected: 256,
+            max_doc_rounds: 64,
+            max_asked: 10_000,
+            batch_bytes: 4 << 20,
+        }
+    }
+}
+
+/// What applying a peer's changes did.
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    /// Changes newly held.
+    pub accepted: usize,
+    /// Changes refused, with the reason.
+    pub rejected: Vec<String>,
+    /// Changes kept waiting for their dependencies.
+    pub waiting: usize,
+    /// Whether the peer may read the document (with the changes): if not, nothing was applied.
+    pub allowed: bool,
+    /// A bound the peer broke: the connection closes with this reason.
+    pub fatal: Option<String>,
+}
+
+/// What the session needs from the node: its documents, what it knows of the peer, and the
+/// gated, durable application of changes.
+pub trait Host {
+    /// Checks a peer's hello against what this node knows of it (pins, claimed keys).
+    fn hello(&mut self, peer: &NodeId, hello: &Hello) -> Result<(), String>;
+    /// The documents this node offers the peer, with their heads.
+    fn offered(&mut self, peer: &NodeId) -> Vec<(DocId, Vec<ChangeHash>)>;
+    /// The documents (held here) the peer offered at its last listing, and a digest of the
+    /// ones it offered that are not held here.
+    fn expected(&mut self, peer: &NodeId) -> (Vec<DocId>, ([u8; 32], u32));
+    /// Remembers the peer's listing.
+    fn set_expected(&mut self, peer: &NodeId, held: &[DocId], unheld: ([u8; 32], u32));
+    /// Whether the peer may read the document as this node holds it.
+    fn may_read(&mut self, peer: &NodeId, doc: &DocId) -> bool;
+    /// Whether this node would take a document it does not hold from this peer.
+    fn takeable(&mut self, peer: &NodeId, doc: &DocId) -> bool;
+    /// A held document, settled; `None` if not held.
+    fn ledger(&mut self, doc: &DocId) -> Option<&Ledger>;
+    /// The heads this node knows it and the peer both hold.
+    fn shared(&mut self, peer: &NodeId, doc: &DocId) -> Vec<ChangeHash>;
+    /// Remembers them (only for held documents).
+    fn set_shared(&mut self, peer: &NodeId, doc: &DocId, shared: &[ChangeHash]);
+    /// Passes the peer's changes through the gate and stores what holds up, in one
+    /// transaction, if the peer may read the document with them (or was asked for it).
+    fn apply(
+        &mut self,
+        peer: &NodeId,
+        doc: &DocId,
+        changes: Vec<SignedChange>,
+        asked: bool,
+    ) -> Applied;
+}
+
+/// What happened, for the node to act on (push to other peers, log, count).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Changes were accepted into a document.
+    Accepted {
+        /// The document.
+        doc: DocId,
+        /// How many.
+        count: usize,
+    },
+    /// Changes were refused.
+    Rejected {
+        /// The document.
+        doc: DocId,
+        /// How many.
+        count: usize,
+        /// The first reason.
+        reason: String,
+    },
+    /// The peer said goodbye.
+    Closed(String),
+    /// A one-shot round is complete.
+    RoundComplete,
+    /// This node refused to send a message naming a document the peer may not read (a bug
+    /// elsewhere if it ever happens).
+    EgressRefused(DocId),
+}
+
+/// Why a session ends with an error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The peer broke the protocol.
+    #[error("peer broke the protocol: {0}")]
+    Protocol(String),
+    /// The peer is not who this node accepts.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// What one connection exchanged.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SyncReport {
+    /// The peer.
+    pub peer: String,
+    /// Changes accepted per document.
+    pub accepted: BTreeMap<String, usize>,
+    /// Changes rejected per document, with the first reason.
+    pub rejected: BTreeMap<String, (usize, String)>,
+    /// Changes sent per document.
+    pub sent: BTreeMap<String, usize>,
+    /// Bytes written on the stream (the I/O layer fills it in).
+    pub bytes_sent: u64,
+    /// Bytes read from the stream (the I/O layer fills it in).
+    pub bytes_received: u64,
+    /// Messages written.
+    pub messages_sent: u64,
+    /// Messages read.
+    pub messages_received: u64,
+    /// Times this side waited for the other: round trips, for the side that dialled.
+    pub round_trips: u64,
+    /// Milliseconds from connection to the end of the round (the I/O layer fills it in).
+    pub millis: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    AwaitHello,
+    Open,
+    Closed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Theirs {
+    /// No summary from the peer yet.
+    Waiting,
+    /// Its last summary is answered.
+    Answered,
+    /// Its summary did not match: listing requested, and once the offers arrive, the documents
+    /// they started are being synced.
+    Listing { root: [u8; 32], offers: bool },
+}
+
+#[derive(Debug, Default)]
+struct DocState {
+    awaiting: bool,
+    sent: HashSet<ChangeHash>,
+    last: Option<(Vec<[u8; 32]>, Vec<[u8; 32]>)>,
+    rounds: u32,
+}
+
+/// The peer's side of a document, from its last `Sync`.
+struct Their {
+    heads: Vec<ChangeHash>,
+    shared: Vec<ChangeHash>,
+    have: Bloom,
+    need: Vec<ChangeHash>,
+}
+
+/// The sans-IO sync session with one peer.
+#[derive(Debug)]
+pub struct Session {
+    peer: NodeId,
+    me: Hello,
+    mode: Mode,
+    config: SessionConfig,
+    phase: Phase,
+    peer_hello: Option<Hello>,
+    out: VecDeque<Message>,
+    events: VecDeque<Event>,
+    docs: BTreeMap<DocId, DocState>,
+    last_sent_root: Option<[u8; 32]>,
+    acked: bool,
+    theirs: Theirs,
+    processed: VecDeque<[u8; 32]>,
+    dirty: bool,
+    next_anti_entropy: Option<u64>,
+    asked: HashSet<DocId>,
+    rejected: usize,
+    awaiting: bool,
+    revealed: BTreeSet<DocId>,
+    report: SyncReport,
+    done_reported: bool,
+}
+
+fn hashes(v: &[[u8; 32]]) -> Vec<ChangeHash> {
+    v.iter().map(|h| ChangeHash(*h)).collect()
+}
+
+fn raw(v: &[ChangeHash]) -> Vec<[u8; 32]> {
+    v.iter().map(|h| h.0).collect()
+}
+
+/// The summary digest of documents with their heads: the XOR of one digest per document, and
+/// the count, hashed. Being a XOR, a node can combine the part it can compute (documents it
+/// holds, with its own heads) with a remembered part (documents it does not hold, with the
+/// heads the peer listed), and keep one row per peer for the latter.
+pub fn summary_part<'a>(
+    entries: impl IntoIterator<Item = (&'a DocId, &'a [ChangeHash])>,
+) -> ([u8; 32], u32) {
+    use sha2::Digest;
+    let mut acc = [0u8; 32];
+    let mut n = 0u32;
+    for (doc, heads) in entries {
+        let mut heads = heads.to_vec();
+        heads.sort();
+        let mut h = sha2::Sha256::new();
+        h.update(b"poa/summary-doc/v2\0");
+        h.update(doc.to_string().as_bytes());
+        h.update([0]);
+        for x in heads {
+            h.update(x.0);
+        }
+        let d: [u8; 32] = h.finalize().into();
+        for (a, b) in acc.iter_mut().zip(d) {
+            *a ^= b;
+        }
+        n = n.wrapping_add(1);
+    }
+    (acc, n)
+}
+
+/// Combines summary parts into a root.
+pub fn summary_root(parts: &[([u8; 32], u32)]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut acc = [0u8; 32];
+    let mut n = 0u32;
+    for (p, c) in parts {
+        for (a, b) in acc.iter_mut().zip(p) {
+            *a ^= b;
+        }
+        n = n.wrapping_add(*c);
+    }
+    let mut h = sha2::Sha256::new();
+    h.update(b"poa/summary/v2\0");
+    h.update(acc);
+    h.update(n.to_be_bytes());
+    h.finalize().into()
+}
+
+fn heads_of(host: &mut impl Host, doc: &DocId) -> Vec<ChangeHash> {
+    host.ledger(doc)
+        .and_then(|l| l.settled().map(|s| s.heads.clone()))
+        .unwrap_or_default()
+}
+
+fn approx_size(c: &SignedChange) -> usize {
+    200 + c
+        .data
+        .ops
+        .iter()
+        .map(|o| o.key.len() + o.value().map_or(0, str::len) + 16)
+        .sum::<usize>()
+}
+
+impl Session {
+    /// A session with `peer` (the key its TLS handshake proved), introducing this node with
+    /// `me`.
+    pub fn new(peer: NodeId, me: Hello, mode: Mode, config: SessionConfig) -> Session {
+        Session {
+            peer,
+            me,
+            mode,
+            config,
+            phase: Phase::AwaitHello,
+            peer_hello: None,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            docs: BTreeMap::new(),
+            last_sent_root: None,
+            acked: false,
+            theirs: Theirs::Waiting,
+            processed: VecDeque::new(),
+            dirty: true,
+            next_anti_entropy: None,
+            asked: HashSet::new(),
+            rejected: 0,
+            awaiting: false,
+            revealed: BTreeSet::new(),
+            report: SyncReport {
+                peer: peer.to_string(),
+                ..SyncReport::default()
+            },
+            done_reported: false,
+        }
+    }
+
+    /// The peer.
+    pub fn peer(&self) -> &NodeId {
+        &self.peer
+    }
+
+    /// The peer's hello, once received.
+    pub fn peer_hello(&self) -> Option<&Hello> {
+        self.peer_hello.as_ref()
+    }
+
+    /// What was exchanged so far.
+    pub fn report(&self) -> &SyncReport {
+        &self.report
+    }
+
+    /// The documents this session named to the peer.
+    pub fn revealed(&self) -> &BTreeSet<DocId> {
+        &self.revealed
+    }
+
+    /// Sends the hello and the first summary together: peers already in sync need no more than
+    /// this one flight and its answer.
+    pub fn start(&mut self, host: &mut impl Host, now: u64) {
+        self.queue(Message::Hello(self.me.clone()));
+        self.next_anti_entropy = Some(now + self.config.anti_entropy_ms);
+        self.after(host);
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Message> {
+        self.out.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When the session next wants [`Session::handle_timeout`] (milliseconds, the caller's clock).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        match (self.mode, &self.phase) {
+            (Mode::Stay, Phase::Open | Phase::AwaitHello) => self.next_anti_entropy,
+            _ => None,
+        }
+    }
+
+    /// Whether the session has ended (goodbye sent or received).
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Whether a one-shot round is complete: both summaries answered, nothing in flight.
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Open
+            && self.peer_hello.is_some()
+            && self.last_sent_root.is_some()
+            && self.acked
+            && self.theirs == Theirs::Answered
+            && self.docs.values().all(|d| !d.awaiting)
+    }
+
+    /// Says goodbye with a reason and stops.
+    pub fn close(&mut self, reason: &str) {
+        if self.phase != Phase::Closed {
+            self.queue(Message::Goodbye {
+                reason: reason.chars().take(crate::wire::MAX_TEXT / 4).collect(),
+            });
+            self.phase = Phase::Closed;
+        }
+    }
+
+    /// The periodic repair: restate what this node offers, so the peer catches what pushes
+    /// missed.
+    pub fn handle_timeout(&mut self, host: &mut impl Host, now: u64) {
+        let Some(at) = self.next_anti_entropy else {
+            return;
+        };
+        if now < at || self.mode != Mode::Stay {
+            return;
+        }
+        self.next_anti_entropy = Some(now + self.config.anti_entropy_ms);
+        if self.phase != Phase::Open || self.docs.values().any(|d| d.awaiting) {
+            return;
+        }
+        self.last_sent_root = None;
+        self.dirty = true;
+        self.after(host);
+    }
+
+    /// A document changed here: push it now if the peer may read it, and restate the summary
+    /// once the exchange settles.
+    pub fn push(&mut self, host: &mut impl Host, doc: &DocId) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        self.dirty = true;
+        if !self.docs.get(doc).is_some_and(|d| d.awaiting) && host.may_read(&self.peer, doc) {
+            self.begin(host, doc);
+        }
+        self.after(host);
+    }
+
+    /// What the peer may read may have changed (a pool changed): restate the summary.
+    pub fn refresh(&mut self, host: &mut impl Host) {
+        self.dirty = true;
+        self.after(host);
+    }
+
+    fn queue(&mut self, msg: Message) {
+        self.report.messages_sent += 1;
+        if matches!(
+            msg,
+            Message::Hello(_) | Message::Summary { .. } | Message::ListRequest | Message::Sync(_)
+        ) {
+            self.awaiting = true;
+        }
+        if let Message::Sync(s) = &msg
+            && !s.changes.is_empty()
+        {
+            *self.report.sent.entry(s.doc.to_string()).or_default() += s.changes.len();
+        }
+        self.revealed.extend(msg.docs().into_iter().cloned());
+        self.out.push_back(msg);
+    }
+
+    /// The one send path for messages that name documents: a document the peer may not read
+    /// is never named, unless the peer named it first in the message being answered, or it is
+    /// one this node asked the peer for.
+    fn send(&mut self, host: &mut impl Host, msg: Message, answering: Option<&DocId>) {
+        for doc in msg.docs() {
+            let ok = answering == Some(doc)
+                || self.asked.contains(doc)
+                || host.may_read(&self.peer, doc);
+            if !ok {
+                self.events.push_back(Event::EgressRefused(doc.clone()));
+                return;
+            }
+        }
+        self.queue(msg);
+    }
+
+    /// Handles one message from the peer.
+    pub fn handle(&mut self, host: &mut impl Host, msg: Message) -> Result<(), SessionError> {
+        self.report.messages_received += 1;
+        if self.awaiting {
+            self.report.round_trips += 1;
+            self.awaiting = false;
+        }
+        if self.phase == Phase::Closed {
+            return Ok(());
+        }
+        if self.phase == Phase::AwaitHello
+            && !matches!(msg, Message::Hello(_) | Message::Goodbye { .. })
+        {
+            return Err(SessionError::Protocol(format!(
+                "{} before hello",
+                msg.kind()
+            )));
+        }
+        match msg {
+            Message::Hello(h) => self.on_hello(host, h)?,
+            Message::Summary { root, .. } => {
+                let (held, unheld) = host.expected(&self.peer);
+                let heads: Vec<(DocId, Vec<ChangeHash>)> = held
+                    .into_iter()
+                    .map(|d| {
+                        let h = heads_of(host, &d);
+                        (d, h)
+                    })
+                    .collect();
+                let part = summary_part(heads.iter().map(|(d, h)| (d, h.as_slice())));
+                let mine = summary_root(&[part, unheld]);
+                if mine == root || self.processed.contains(&root) {
+                    self.theirs = Theirs::Answered;
+                    self.queue(Message::SummaryOk { root });
+                } else {
+                    self.theirs = Theirs::Listing {
+                        root,
+                        offers: false,
+                    };
+                    self.queue(Message::ListRequest);
+                }
+            }
+            Message::SummaryOk { root } => {
+                if Some(root) == self.last_sent_root {
+                    self.acked = true;
+                }
+            }
+            Message::ListRequest => {
+                let docs: Vec<DocHeads> = host
+                    .offered(&self.peer)
+                    .into_iter()
+                    .map(|(doc, heads)| DocHeads {
+                        doc,
+                        heads: raw(&heads),
+                    })
+                    .collect();
+                self.send(host, Message::Offers { docs }, None);
+            }
+            Message::Offers { docs } => self.on_offers(host, docs),
+            Message::Sync(s) => self.on_sync(host, s)?,
+            Message::SyncIdle { doc } => {
+                self.docs.remove(&doc);
+            }
+            Message::Goodbye { reason } => {
+                self.events.push_back(Event::Closed(reason));
+                self.phase = Phase::Closed;
+                return Ok(());
+            }
+        }
+        self.after(host);
+        Ok(())
+    }
+
+    fn on_hello(&mut self, host: &mut impl Host, h: Hello) -> Result<(), SessionError> {
+        if h.version != PROTOCOL_VERSION {
+            return Err(SessionError::Protocol(format!(
+                "peer speaks protocol version {}, this node speaks {PROTOCOL_VERSION}",
+                h.version
+            )));
+        }
+        if h.node != self.peer {
+            return Err(SessionError::Protocol(format!(
+                "hello names node {} but TLS proved {}",
+                h.node, self.peer
+            )));
+        }
+        if self.peer_hello.is_some() {
+            return Err(SessionError::Protocol("second hello".into()));
+        }
+        host.hello(&self.peer, &h).map_err(SessionError::Refused)?;
+        self.peer_hello = Some(h);
+        self.phase = Phase::Open;
+        Ok(())
+    }
+
+    fn on_offers(&mut self, host: &mut impl Host, docs: Vec<DocHeads>) {
+        let mut held = Vec::new();
+        let mut unheld: Vec<(DocId, Vec<ChangeHash>)> = Vec::new();
+        let mut start = Vec::new();
+        for d in docs {
+            let theirs = hashes(&d.heads);
+            let is_held = host.ledger(&d.doc).is_some();
+            if is_held {
+                held.push(d.doc.clone());
+                let mut ours = heads_of(host, &d.doc);
+                let mut t = theirs.clone();
+                ours.sort();
+                t.sort();
+                if ours != t && host.may_read(&self.peer, &d.doc) {
+                    start.push(d.doc);
+                }
+            } else {
+                if self.asked.len() < self.config.max_asked && host.takeable(&self.peer, &d.doc) {
+                    self.asked.insert(d.doc.clone());
+                    start.push(d.doc.clone());
+                }
+                unheld.push((d.doc, theirs));
+            }
+        }
+        let digest = summary_part(unheld.iter().map(|(d, h)| (d, h.as_slice())));
+        host.set_expected(&self.peer, &held, digest);
+        if let Theirs::Listing { root, .. } = self.theirs {
+            self.theirs = Theirs::Listing { root, offers: true };
+        }
+        for doc in start {
+            if !self.docs.get(&doc).is_some_and(|d| d.awaiting) {
+                self.begin(host, &doc);
+            }
+        }
+    }
+
+    /// Starts (or restarts) syncing a document with the first message of a session.
+    fn begin(&mut self, host: &mut impl Host, doc: &DocId) {
+        if let Some(msg) = self.generate(host, doc, None) {
+            let st = self.docs.entry(doc.clone()).or_default();
+            st.awaiting = true;
+            self.send(host, Message::Sync(msg), None);
+        }
+    }
+
+    fn on_sync(&mut self, host: &mut impl Host, s: DocSync) -> Result<(), SessionError> {
+        let doc = s.doc.clone();
+        let asked = self.asked.contains(&doc);
+        let held = host.ledger(&doc).is_some();
+        let mut accepted = 0;
+        let allowed = if s.changes.is_empty() {
+            (held && host.may_read(&self.peer, &doc)) || asked
+        } else if held || asked {
+            let applied = host.apply(&self.peer, &doc, s.changes.clone(), asked);
+            if let Some(why) = applied.fatal {
+                return Err(SessionError::Protocol(why));
+            }
+            accepted = applied.accepted;
+            if applied.accepted > 0 {
+                *self.report.accepted.entry(doc.to_string()).or_default() += applied.accepted;
+                self.events.push_back(Event::Accepted {
+                    doc: doc.clone(),
+                    count: applied.accepted,
+                });
+                self.dirty = true;
+            }
+            if let Some(first) = applied.rejected.first() {
+                let n = applied.rejected.len();
+                let e = self
+                    .report
+                    .rejected
+                    .entry(doc.to_string())
+                    .or_insert((0, first.clone()));
+                e.0 += n;
+                self.events.push_back(Event::Rejected {
+                    doc: doc.clone(),
+                    count: n,
+                    reason: first.clone(),
+                });
+                self.rejected += n;
+                if self.rejected > self.config.max_rejected {
+                    return Err(SessionError::Protocol(format!(
+                        "{} rejected changes on one connection (the last: {first})",
+                        self.rejected
+                    )));
+                }
+            }
+            applied.allowed
+        } else {
+            false
+        };
+        if !allowed {
+            self.docs.remove(&doc);
+            self.send(host, Message::SyncIdle { doc: doc.clone() }, Some(&doc));
+            return Ok(());
+        }
+        let their = Their {
+            heads: hashes(&s.heads),
+            shared: hashes(&s.shared),
+            have: s.have,
+            need: hashes(&s.need),
+        };
+        if host.ledger(&doc).is_some() {
+            let mut known = host.shared(&self.peer, &doc);
+            known.extend(their.heads.iter().copied());
+            let shared = host
+                .ledger(&doc)
+                .map(|l| l.held_heads_of(&known))
+                .unwrap_or_default();
+            host.set_shared(&self.peer, &doc, &shared);
+        }
+        let reply = self.generate(host, &doc, Some((&their, accepted)));
+        match reply {
+            Some(msg) => {
+                self.docs.entry(doc.clone()).or_default().awaiting = true;
+                self.send(host, Message::Sync(msg), Some(&doc));
+            }
+            None => {
+                self.docs.remove(&doc);
+                self.send(host, Message::SyncIdle { doc: doc.clone() }, Some(&doc));
+            }
+        }
+        Ok(())
+    }
+
+    /// The next sync message for `doc`, or `None` when there is nothing more to say.
+    fn generate(
+        &mut self,
+        host: &mut impl Host,
+        doc: &DocId,
+        their: Option<(&Their, usize)>,
+    ) -> Option<DocSync> {
+        let shared = if host.ledger(doc).is_some() {
+            host.shared(&self.peer, doc)
+        } else {
+            Vec::new()
+        };
+        let batch = self.config.batch_bytes;
+        let max_rounds = self.config.max_doc_rounds;
+        let st = self.docs.entry(doc.clone()).or_default();
+        let (mut heads, have, need, changes) = match host.ledger(doc) {
+            Some(l) => {
+                let heads = l.settled().map(|s| s.heads.clone()).unwrap_or_default();
+                let mine = l.exported_since(&shared);
+                let have = Bloom::new(mine.iter());
+                let mut need: Vec<ChangeHash> = Vec::new();
+                let mut to_send: Vec<ChangeHash> = Vec::new();
+                match their {
+                    Some((t, _)) => {
+                        need = t.heads.iter().filter(|h| !l.has(h)).copied().collect();
+                        let mut known = t.shared.clone();
+                        known.extend(t.heads.iter().copied());
+                        let missing: HashSet<ChangeHash> = l
+                            .exported_since(&known)
+                            .into_iter()
+                            .filter(|h| !t.have.contains(h))
+                            .collect();
+                        let mut set: Vec<ChangeHash> = l.exported_descendants(&missing);
+                        for h in &t.need {
+                            if l.is_exported(h) && !set.contains(h) {
+                                set.push(*h);
+                            }
+                        }
+                        to_send = set;
+                    }
+                    None if !shared.is_empty() => {
+                        // A push to a peer this node synced with before: send what it likely
+                        // lacks at once.
+                        to_send = mine.clone();
+                    }
+                    None => {}
+                }
+                let mut changes = Vec::new();
+                let mut bytes = 0;
+                for h in to_send {
+                    if st.sent.contains(&h) {
+                        continue;
+                    }
+                    let Some(c) = l.signed(&h) else { continue };
+                    bytes += approx_size(&c);
+                    if bytes > batch && !changes.is_empty() {
+                        break;
+                    }
+                    st.sent.insert(h);
+                    changes.push(c);
+                }
+                (heads, have, need, changes)
+            }
+            None => (Vec::new(), Bloom::default(), Vec::new(), Vec::new()),
+        };
+        heads.truncate(MAX_HEADS);
+        let mut need = need;
+        need.truncate(MAX_NEED);
+        if let Some((t, accepted)) = their {
+            let mut mine = heads.clone();
+            mine.sort();
+            let mut theirs = t.heads.clone();
+            theirs.sort();
+            if changes.is_empty() && need.is_empty() && mine == theirs {
+                return None;
+            }
+            let same_as_last = st.last.as_ref() == Some(&(raw(&heads), raw(&need)));
+            if changes.is_empty() && accepted == 0 && same_as_last {
+                // No progress either way: stop for now; the next summary tries again.
+                return None;
+            }
+        }
+        st.rounds += 1;
+        if st.rounds > max_rounds {
+            return None;
+        }
+        st.last = Some((raw(&heads), raw(&need)));
+        Some(DocSync {
+            doc: doc.clone(),
+            heads: raw(&heads),
+            shared: raw(&shared).into_iter().take(MAX_HEADS).collect(),
+            have,
+            need: raw(&need),
+            changes,
+        })
+    }
+
+    /// Once no document is in flight: finish a listing, and tell the peer if what this node
+    /// offers changed.
+    fn after(&mut self, host: &mut impl Host) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if self.docs.values().any(|d| d.awaiting) {
+            return;
+        }
+        if let Theirs::Listing { root, offers: true } = self.theirs {
+            self.processed.push_back(root);
+            if self.processed.len() > 64 {
+                self.processed.pop_front();
+            }
+            self.theirs = Theirs::Answered;
+            self.queue(Message::SummaryOk { root });
+        }
+        if self.dirty || self.last_sent_root.is_none() {
+            self.dirty = false;
+            let offered = host.offered(&self.peer);
+            let part = summary_part(offered.iter().map(|(d, h)| (d, h.as_slice())));
+            let root = summary_root(&[part]);
+            if Some(root) != self.last_sent_root {
+                self.last_sent_root = Some(root);
+                self.acked = false;
+                self.queue(Message::Summary {
+                    root,
+                    docs: offered.len() as u32,
+                });
+            }
+        }
+        if self.mode == Mode::OneShot && self.is_done() && !self.done_reported {
+            self.done_reported = true;
+            self.events.push_back(Event::RoundComplete);
+        }
+    }
+}
