@@ -199,6 +199,28 @@ checks it, whoever relays the delegate's changes.")]
         #[arg(long)]
         json: bool,
     },
+    /// Trust the key of a State or body (given over a channel you trust: read it back in its
+    /// checksummed groups), or list the keys this node trusts and how it learnt each.
+    #[command(after_help = "Examples:\n  \
+poa-node trust XAB --state-key ABCDEFG-HIJKLMN-...\n  \
+poa-node trust XZZ --body-key ABCDEFG-HIJKLMN-...\n  \
+poa-node trust list\n\n\
+A key is trusted only from a source you chose: this command, or a node you pinned as a node\n\
+of that State or body. Documents of a State or body whose key is not trusted here are not\n\
+taken from peers, and are fetched again once the key is trusted.")]
+    Trust {
+        /// `list`, or the code of the State or body.
+        code: String,
+        /// The State key.
+        #[arg(long, value_parser = parse_node_id, conflicts_with = "body_key")]
+        state_key: Option<NodeId>,
+        /// The body key.
+        #[arg(long, value_parser = parse_node_id)]
+        body_key: Option<NodeId>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// What was accepted and rejected, oldest first. The log is append-only.
     Audit {
         /// Only entries on or after this date (YYYY-MM-DD).
@@ -260,9 +282,9 @@ pub struct InitArgs {
     /// A display name, such as "XAA Ministry of Interior".
     #[arg(long)]
     pub name: String,
-    /// This is not the State's first node: do not create a State key (a ministry node that the
-    /// State's first node will delegate to).
-    #[arg(long, requires = "state")]
+    /// This is not the first node of its State or body: do not create its key (a ministry
+    /// node, or another node of a body, that the first node will delegate).
+    #[arg(long, alias = "joining")]
     pub ministry: bool,
 }
 
@@ -538,18 +560,27 @@ pub enum PeerCmd {
     /// Pin a peer's key, with the address where it listens.
     #[command(after_help = "Examples:\n  \
 poa-node peer add ABCDEFG-HIJKLMN-...@192.0.2.10:4433 --name \"XRB\"\n  \
-poa-node peer add ABCDEFG-HIJKLMN-...@xaa-defence.example:4433 --name \"XAA Defence\" --state XAA\n\n\
-Without @HOST:PORT the peer may connect here but is never dialled.")]
+poa-node peer add ABCDEFG-HIJKLMN-...@xaa-defence.example:4433 --name \"XAA Defence\" --state XAA\n  \
+poa-node peer add ABCDEFG-HIJKLMN-... --name \"XZZ Development Agency\" --body XZZ\n\n\
+Without @HOST:PORT the peer may connect here but is never dialled. With --state or --body,\n\
+this node trusts the key of that State or body that the peer presents, the first time.")]
     Add {
         /// NODEID@HOST:PORT, or just NODEID.
         peer: String,
         /// A display name.
         #[arg(long)]
         name: Option<String>,
-        /// The State this peer is a node of (its drafts and published data are shared with it
-        /// as with this State's own nodes).
-        #[arg(long)]
+        /// The State this peer is a node of: this node learns the State key from it, and
+        /// shares that State's documents with it as with the State's own nodes.
+        #[arg(long, conflicts_with = "body")]
         state: Option<StateCode>,
+        /// The body this peer is a node of: this node learns the body key from it.
+        #[arg(long)]
+        body: Option<BodyCode>,
+        /// Trust the State and body keys this peer trusts first-hand (a regional body for its
+        /// member States, say). Choose introducers as carefully as the keys themselves.
+        #[arg(long)]
+        introducer: bool,
     },
     /// List pinned peers.
     List {
@@ -821,21 +852,30 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let dir = home::resolve(cli.home)?;
             let opts = match (args.state, args.body, args.kind) {
                 (Some(state), None, None) => InitOptions {
-                    create_state_key: !args.ministry,
+                    create_principal_key: !args.ministry,
                     ..InitOptions::state(state, &args.name)
                 },
-                (None, Some(body), Some(kind)) => InitOptions::body(body, kind, &args.name),
+                (None, Some(body), Some(kind)) => InitOptions {
+                    create_principal_key: !args.ministry,
+                    ..InitOptions::body(body, kind, &args.name)
+                },
                 _ => bail!("give either --state CODE, or --body CODE with --kind"),
             };
             let home = Home::init(&dir, &opts)?;
             println!("Initialised {} in {}", opts.participant, dir.display());
             println!("NodeId: {}", home.key.node_id());
-            if let Some(k) = &home.state_key {
+            if let Some(k) = &home.principal_key {
+                let p = opts.participant.principal();
+                let file = match p {
+                    poa_protocol::Principal::State(_) => "state.key",
+                    poa_protocol::Principal::Body(_) => "body.key",
+                };
                 println!(
-                    "State key for {}: {} (keep {} safe)",
-                    opts.participant.code(),
+                    "{} for {}: {} (keep {} safe)",
+                    p.key_name(),
+                    p.code(),
                     k.node_id(),
-                    dir.join("state.key").display()
+                    dir.join(file).display()
                 );
             }
             println!("Give your NodeId to peers; they pin it with `poa-node peer add`.");
@@ -849,7 +889,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     "node_id": id.to_string(),
                     "name": home.config.name,
                     "participant": home.config.participant,
-                    "state_key": home.state_key.as_ref().map(|k| k.node_id().to_string()),
+                    "principal_key": home.principal_key.as_ref().map(|k| k.node_id().to_string()),
                 }))?;
             } else {
                 println!("{id}");
@@ -1022,7 +1062,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                                 "id": d.id,
                                 "heads": d.heads.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
                                 "changes": d.changes,
-                                "updated": d.updated,
+                                "void": d.void,
                             })
                         })
                         .collect(),
@@ -1049,8 +1089,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Doc(DocCmd::Export { doc, out }) => {
             let node = open(cli.home)?;
-            let am = node.document(&doc)?;
-            let bytes = am.save();
+            let bytes = node.export_automerge(&doc)?;
             // Write a temporary file beside the target and rename it, so a failure never leaves
             // half a file, nor touches any other file.
             let dir = match out.parent() {
@@ -1126,15 +1165,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Delegations { state, json } => {
             let node = open(cli.home)?;
-            let state = match state {
-                Some(s) => s,
-                None => node.own_state()?,
+            let (who, grants) = match state {
+                Some(s) => (s.to_string(), node.grants_in(&DocId::State(s))?),
+                None => (node.home.config.participant.code(), node.grants()?),
             };
-            let grants = node.grants(state)?;
-            let keys = node.store.state_keys()?;
+            let keys = node.store.trusted_keys()?;
             if json {
                 print_json(&json!({
-                    "state": state,
+                    "principal": who,
                     "grants": grants.iter().map(|(g, ok)| {
                         let mut v = serde_json::to_value(g).unwrap_or_default();
                         if let Some(m) = v.as_object_mut() {
@@ -1142,7 +1180,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                         }
                         v
                     }).collect::<Vec<_>>(),
-                    "trusted_state_keys": keys.iter().map(|(s, k, src)| json!({"state": s, "key": k.to_string(), "source": src})).collect::<Vec<_>>(),
+                    "trusted_keys": keys.iter().map(|(p, k, src)| json!({"principal": p.to_string(), "key": k.to_string(), "source": src})).collect::<Vec<_>>(),
                 }))?;
             } else {
                 let rows: Vec<Vec<String>> = grants
@@ -1159,25 +1197,75 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                                 .map(|d| d.to_string())
                                 .unwrap_or_else(|| "-".into()),
                             g.issued.to_string(),
-                            if *ok {
-                                "yes"
-                            } else {
-                                "NO: not the trusted State key"
-                            }
-                            .into(),
+                            if *ok { "yes" } else { "NO: not the trusted key" }.into(),
                         ]
                     })
                     .collect();
                 if rows.is_empty() {
-                    println!("{state} has no delegations in the documents this node holds.");
+                    println!("{who} has no delegations in the documents this node holds.");
                 } else {
                     table(
                         &["KIND", "NODE", "SCOPE", "EXPIRES", "ISSUED", "VERIFIED"],
                         &rows,
                     );
                 }
-                for (s, k, src) in keys {
-                    println!("Trusted State key of {s}: {k} ({src})");
+                for (p, k, src) in keys {
+                    println!("Trusted {} of {}: {k} ({src})", p.key_name(), p.code());
+                }
+            }
+        }
+        Command::Trust {
+            code,
+            state_key,
+            body_key,
+            json,
+        } => {
+            let node = open(cli.home)?;
+            if code != "list" {
+                let (principal, key) = match (state_key, body_key) {
+                    (Some(k), None) => (poa_protocol::Principal::State(code.parse()?), k),
+                    (None, Some(k)) => (poa_protocol::Principal::Body(code.parse()?), k),
+                    _ => bail!("give the key: --state-key KEY for a State, --body-key KEY for a body"),
+                };
+                match node.store.learn_key(
+                    &principal,
+                    &key,
+                    &poa_protocol::authority::TrustSource::Operator,
+                    crate::node::now_secs(),
+                )? {
+                    crate::store::Learned::New => {
+                        node.store.audit_event(
+                            crate::node::now_secs(),
+                            "trust",
+                            None,
+                            None,
+                            &format!("the operator trusted {key} as {}'s {}", principal.code(), principal.key_name()),
+                        )?;
+                        println!("Trusting {key} as the {} of {}.", principal.key_name(), principal.code());
+                    }
+                    crate::store::Learned::Known => {
+                        println!("{key} is already trusted as the {} of {}.", principal.key_name(), principal.code());
+                    }
+                    crate::store::Learned::Conflict { trusted, source } => bail!(
+                        "{} already has a trusted {}: {trusted} ({source}); a different key is refused",
+                        principal.code(),
+                        principal.key_name()
+                    ),
+                }
+            }
+            let keys = node.store.trusted_keys()?;
+            if json {
+                print_json(&serde_json::Value::Array(
+                    keys.iter()
+                        .map(|(p, k, src)| json!({"principal": p.to_string(), "key": k.to_string(), "source": src}))
+                        .collect(),
+                ))?;
+            } else if code == "list" {
+                if keys.is_empty() {
+                    println!("No keys trusted yet. Pin a node with `poa-node peer add … --state CODE`, or run `poa-node trust CODE --state-key KEY`.");
+                }
+                for (p, k, src) in keys {
+                    println!("{:<14} {k}  ({src})", p.to_string());
                 }
             }
         }
@@ -1394,7 +1482,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn peer(home: Option<PathBuf>, cmd: PeerCmd) -> anyhow::Result<()> {
     let mut node = open(home)?;
     match cmd {
-        PeerCmd::Add { peer, name, state } => {
+        PeerCmd::Add {
+            peer,
+            name,
+            state,
+            body,
+            introducer,
+        } => {
             let (id_text, addr) = match peer.split_once('@') {
                 Some((id, addr)) => (id, Some(addr)),
                 None => (peer.as_str(), None),
@@ -1416,13 +1510,19 @@ fn peer(home: Option<PathBuf>, cmd: PeerCmd) -> anyhow::Result<()> {
                 }
             }
             let name = name.unwrap_or_else(|| id.short());
+            let pinned_as = match (state, body) {
+                (Some(s), _) => Some(poa_protocol::Principal::State(s)),
+                (None, Some(b)) => Some(poa_protocol::Principal::Body(b)),
+                (None, None) => None,
+            };
             node.store.add_peer(
                 &id,
                 &name,
                 addr,
-                state.map(|s| s.to_string()).as_deref(),
+                pinned_as.as_ref(),
                 crate::node::now_secs(),
             )?;
+            node.store.set_introducer(&id, introducer)?;
             println!(
                 "Pinned {name} ({id}){}.",
                 addr.map(|a| format!(" at {a}")).unwrap_or_default()
@@ -1439,7 +1539,9 @@ fn peer(home: Option<PathBuf>, cmd: PeerCmd) -> anyhow::Result<()> {
                                 "node_id": p.node_id.to_string(),
                                 "name": p.name,
                                 "addr": p.addr,
-                                "state": p.state,
+                                "pinned_as": p.pinned_as.as_ref().map(|x| x.to_string()),
+                                "flagged": p.flagged,
+                                "introducer": p.introducer,
                                 "added": p.added,
                                 "last_seen": p.last_seen,
                                 "last_error": p.last_error,
@@ -1458,7 +1560,10 @@ fn peer(home: Option<PathBuf>, cmd: PeerCmd) -> anyhow::Result<()> {
                             p.name.clone(),
                             p.node_id.short(),
                             p.addr.clone().unwrap_or_else(|| "-".into()),
-                            p.state.clone().unwrap_or_else(|| "-".into()),
+                            p.pinned_as
+                                .as_ref()
+                                .map(|x| x.code())
+                                .unwrap_or_else(|| "-".into()),
                             p.last_seen
                                 .map(|t| Date::from_unix_seconds(t).to_string())
                                 .unwrap_or_else(|| "never".into()),
@@ -1472,7 +1577,7 @@ fn peer(home: Option<PathBuf>, cmd: PeerCmd) -> anyhow::Result<()> {
                         "NAME",
                         "NODE",
                         "ADDRESS",
-                        "STATE",
+                        "NODE OF",
                         "LAST SEEN",
                         "INVALID",
                         "LAST ERROR",

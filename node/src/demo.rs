@@ -1002,15 +1002,18 @@ async fn play(fed: &Federation, data: &Dataset) -> Result<(), DemoError> {
     );
     // Every key first, then the addresses: a node that dialled a peer which had not pinned it
     // yet would be refused and back off, and the timings below would measure the back-off.
+    let donor_body = Some(poa_protocol::Principal::Body(data.donor.code.clone()));
     for (s, m) in data.states.iter().zip(&fed.states) {
         m.accept_from(xrb, None)?;
+        m.trust_introductions_from(xrb)?;
         xrb.accept_from(m, Some(s.code))?;
     }
     xrb.accept_from(un, None)?;
     un.accept_from(xrb, None)?;
+    un.trust_introductions_from(xrb)?;
     // XRB and the Secretariat accept the donor's connections but never dial it.
-    xrb.accept_from(donor, None)?;
-    un.accept_from(donor, None)?;
+    xrb.accept_from_as(donor, donor_body.clone())?;
+    un.accept_from_as(donor, donor_body)?;
     for (s, m) in data.states.iter().zip(&fed.states) {
         m.pin(xrb, None)?;
         xrb.pin(m, Some(s.code))?;
@@ -1023,6 +1026,7 @@ async fn play(fed: &Federation, data: &Dataset) -> Result<(), DemoError> {
     un.pin(xrb, None)?;
     println!("   {:<12} <-> Secretariat", "XRB");
     donor.pin(xrb, None)?;
+    donor.trust_introductions_from(xrb)?;
     donor.pin(un, None)?;
     println!(
         "   {:<12}  -> XRB, Secretariat (they accept it and never dial it)",
@@ -1030,6 +1034,15 @@ async fn play(fed: &Federation, data: &Dataset) -> Result<(), DemoError> {
     );
     println!(
         "   The States are not peers of the Secretariat: what they publish reaches it through XRB."
+    );
+    println!(
+        "   Keys: XRB learns each State's key from the node it pinned for that State, and the"
+    );
+    println!(
+        "   donor's body key likewise; the States, the donor and the Secretariat chose XRB as an"
+    );
+    println!(
+        "   introducer. No node takes a key from a document's content, nor from an unchosen peer."
     );
 
     let mut pairs: Vec<(&Member, &Member)> = fed.states.iter().map(|m| (m, xrb)).collect();
@@ -1416,7 +1429,7 @@ async fn form_pool(
     );
     step += 1;
     let since = Instant::now();
-    xrb.with_node(|n| n.pool_create(pool.id, pool.name, Some(pool.framework.into())))?;
+    let doc = xrb.with_node(|n| n.pool_create(pool.id, pool.name, Some(pool.framework.into())))?;
     entered(
         "XRB",
         &format!("pool create --id {}", pool.id),
@@ -1451,8 +1464,7 @@ async fn form_pool(
             ),
         );
     }
-    let doc = DocId::Pool(pool.id.into());
-    println!("   {doc} reached (ms after its creation):");
+    println!("   {doc} reached (ms after its creation; its id carries XRB's key fingerprint):");
     let mut audience: Vec<&Member> = fed.states.iter().collect();
     audience.push(un);
     track(fed, &doc, xrb, &audience, since, deadline).await?;

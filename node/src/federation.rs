@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use poa_protocol::{NodeId, StateCode};
+use poa_protocol::{NodeId, Principal, StateCode};
 
 use crate::home::{Home, InitOptions};
 use crate::node::{Node, now_secs};
@@ -73,32 +73,44 @@ impl Member {
     /// Pins `other` here, with its address so this node dials it. `state` marks it as a node of
     /// that State.
     pub fn pin(&self, other: &Member, state: Option<StateCode>) -> Result<(), SyncError> {
+        self.pin_as(other, state.map(Principal::State))
+    }
+
+    /// Pins `other` here, with its address, as a node of `principal` (a State or a body).
+    pub fn pin_as(&self, other: &Member, principal: Option<Principal>) -> Result<(), SyncError> {
         let addr = other.addr().to_string();
         let (id, label) = (other.id(), other.label.clone());
         self.with_node(|n| {
-            n.store.add_peer(
-                &id,
-                &label,
-                Some(&addr),
-                state.map(|s| s.to_string()).as_deref(),
-                now_secs(),
-            )
+            n.store
+                .add_peer(&id, &label, Some(&addr), principal.as_ref(), now_secs())
         })?;
         Ok(())
     }
 
     /// Pins `other` here without an address: it may connect, but is never dialled from here.
     pub fn accept_from(&self, other: &Member, state: Option<StateCode>) -> Result<(), SyncError> {
+        self.accept_from_as(other, state.map(Principal::State))
+    }
+
+    /// Like [`Member::accept_from`], as a node of `principal` (a State or a body).
+    pub fn accept_from_as(
+        &self,
+        other: &Member,
+        principal: Option<Principal>,
+    ) -> Result<(), SyncError> {
         let (id, label) = (other.id(), other.label.clone());
         self.with_node(|n| {
-            n.store.add_peer(
-                &id,
-                &label,
-                None,
-                state.map(|s| s.to_string()).as_deref(),
-                now_secs(),
-            )
+            n.store
+                .add_peer(&id, &label, None, principal.as_ref(), now_secs())
         })?;
+        Ok(())
+    }
+
+    /// Makes `other` (pinned here) an introducer: the keys it trusts first-hand are trusted
+    /// here too.
+    pub fn trust_introductions_from(&self, other: &Member) -> Result<(), SyncError> {
+        let id = other.id();
+        self.with_node(|n| n.store.set_introducer(&id, true))?;
         Ok(())
     }
 

@@ -1,12 +1,15 @@
 //! The node's home folder: its keys, its configuration and its database.
 //!
 //! ```text
-//! HOME/
-//!   node.key      the node's ed25519 seed (hex), readable only by its owner
-//!   state.key     the State key, on the State's first node only
+//! HOME/           readable only by its owner (0700)
+//!   node.key      the node's ed25519 seed (hex), readable only by its owner (0600)
+//!   state.key     the State key, on a State's first node only (0600)
+//!   body.key      the body key, on a body's first node only (0600)
 //!   config.toml   who this node is and how it runs
-//!   poa.db        the SQLite database
+//!   poa.db        the SQLite database (0600)
 //! ```
+//!
+//! A key file that others can read is refused: whoever reads it can write as this node.
 
 use std::fs;
 use std::io::Write;
@@ -20,6 +23,7 @@ use crate::store::{Store, StoreError};
 
 const NODE_KEY: &str = "node.key";
 const STATE_KEY: &str = "state.key";
+const BODY_KEY: &str = "body.key";
 const CONFIG: &str = "config.toml";
 const DATABASE: &str = "poa.db";
 
@@ -45,6 +49,11 @@ pub enum HomeError {
     /// A key file is malformed.
     #[error("{0} is not a poa key file (64 hex characters)")]
     BadKey(PathBuf),
+    /// A key file others can read.
+    #[error(
+        "{0} can be read by other users of this machine: whoever reads it can write as this node; run `chmod 600 {0}`"
+    )]
+    KeyPermissions(PathBuf),
     /// The configuration is malformed or invalid.
     #[error("{path}: {reason}")]
     Config {
@@ -138,8 +147,8 @@ pub struct InitOptions {
     pub name: String,
     /// State or body.
     pub participant: Participant,
-    /// Whether this node creates the State key (the State's first node does).
-    pub create_state_key: bool,
+    /// Whether this node creates the key of its State or body (the first node does).
+    pub create_principal_key: bool,
 }
 
 impl InitOptions {
@@ -148,16 +157,16 @@ impl InitOptions {
         InitOptions {
             name: name.into(),
             participant: Participant::State { code },
-            create_state_key: true,
+            create_principal_key: true,
         }
     }
 
-    /// A body's node.
+    /// A body's first node, which creates the body key.
     pub fn body(code: BodyCode, kind: BodyKind, name: &str) -> Self {
         InitOptions {
             name: name.into(),
             participant: Participant::Body { code, kind },
-            create_state_key: false,
+            create_principal_key: true,
         }
     }
 }
@@ -170,8 +179,8 @@ pub struct Home {
     pub config: Config,
     /// The node key.
     pub key: NodeKey,
-    /// The State key, on the State's first node.
-    pub state_key: Option<NodeKey>,
+    /// The key of the State or body this node acts for, on its first node.
+    pub principal_key: Option<NodeKey>,
     /// The suffix of this store's actor ids.
     pub actor_suffix: [u8; ACTOR_SUFFIX_LEN],
 }
@@ -210,6 +219,14 @@ fn write_key(path: &Path, key: &NodeKey) -> Result<(), HomeError> {
 }
 
 fn read_key(path: &Path) -> Result<NodeKey, HomeError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path).map_err(io(path))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(HomeError::KeyPermissions(path.to_path_buf()));
+        }
+    }
     let text = fs::read_to_string(path).map_err(io(path))?;
     let text = text.trim();
     let bad = || HomeError::BadKey(path.to_path_buf());
@@ -223,18 +240,26 @@ fn read_key(path: &Path) -> Result<NodeKey, HomeError> {
     Ok(NodeKey::from_seed(&seed))
 }
 
-/// The holder of a State key trusts it for its own State. Idempotent; a conflict here means
-/// `state.key` was swapped under the database, and every write will say so.
-fn trust_own_state_key(
+/// The file the key of a participant's State or body lives in.
+fn principal_key_file(p: &Participant) -> &'static str {
+    match p {
+        Participant::State { .. } => STATE_KEY,
+        Participant::Body { .. } => BODY_KEY,
+    }
+}
+
+/// The holder of a State's or body's key trusts it for its own documents. Idempotent; a
+/// conflict here means the key file was swapped under the database, and every write says so.
+fn trust_own_key(
     store: &Store,
-    state_key: Option<&NodeKey>,
+    key: Option<&NodeKey>,
     participant: &Participant,
 ) -> Result<(), HomeError> {
-    if let (Some(k), Some(state)) = (state_key, participant.state()) {
-        store.learn_state_key(
-            &state,
+    if let Some(k) = key {
+        store.learn_key(
+            &participant.principal(),
             &k.node_id(),
-            "this node holds the State key",
+            &poa_protocol::authority::TrustSource::OwnKey,
             crate::node::now_secs(),
         )?;
     }
@@ -257,9 +282,14 @@ impl Home {
         }
         let existed = dir.exists();
         fs::create_dir_all(dir).map_err(io(dir))?;
+        #[cfg(unix)]
+        if !existed {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+        }
         let result = Self::init_files(dir, opts, &config);
         if result.is_err() {
-            for f in [NODE_KEY, STATE_KEY, CONFIG, DATABASE] {
+            for f in [NODE_KEY, STATE_KEY, BODY_KEY, CONFIG, DATABASE] {
                 let _ = fs::remove_file(dir.join(f));
             }
             for f in ["poa.db-wal", "poa.db-shm"] {
@@ -275,9 +305,9 @@ impl Home {
     fn init_files(dir: &Path, opts: &InitOptions, config: &Config) -> Result<Home, HomeError> {
         let key = NodeKey::from_seed(&random::<32>()?);
         write_key(&dir.join(NODE_KEY), &key)?;
-        let state_key = if opts.create_state_key && opts.participant.state().is_some() {
+        let principal_key = if opts.create_principal_key {
             let k = NodeKey::from_seed(&random::<32>()?);
-            write_key(&dir.join(STATE_KEY), &k)?;
+            write_key(&dir.join(principal_key_file(&opts.participant)), &k)?;
             Some(k)
         } else {
             None
@@ -285,7 +315,7 @@ impl Home {
         let store = Store::open(&dir.join(DATABASE))?;
         let actor_suffix = random::<ACTOR_SUFFIX_LEN>()?;
         store.set_meta("actor_suffix", &actor_suffix)?;
-        trust_own_state_key(&store, state_key.as_ref(), &opts.participant)?;
+        trust_own_key(&store, principal_key.as_ref(), &opts.participant)?;
         let text = format!(
             "# poa-node configuration. See config.example.toml in the source for every setting.\n{}",
             toml::to_string_pretty(config).map_err(|e| HomeError::Config {
@@ -299,7 +329,7 @@ impl Home {
             dir: dir.to_path_buf(),
             config: config.clone(),
             key,
-            state_key,
+            principal_key,
             actor_suffix,
         })
     }
@@ -322,14 +352,14 @@ impl Home {
             .validate()
             .map_err(|reason| HomeError::Config { path, reason })?;
         let key = read_key(&dir.join(NODE_KEY))?;
-        let state_path = dir.join(STATE_KEY);
-        let state_key = if state_path.exists() {
-            Some(read_key(&state_path)?)
+        let principal_path = dir.join(principal_key_file(&config.participant));
+        let principal_key = if principal_path.exists() {
+            Some(read_key(&principal_path)?)
         } else {
             None
         };
         let store = Store::open(&dir.join(DATABASE))?;
-        trust_own_state_key(&store, state_key.as_ref(), &config.participant)?;
+        trust_own_key(&store, principal_key.as_ref(), &config.participant)?;
         let actor_suffix = store
             .meta("actor_suffix")?
             .and_then(|v| <[u8; ACTOR_SUFFIX_LEN]>::try_from(v.as_slice()).ok())
@@ -342,7 +372,7 @@ impl Home {
             dir: dir.to_path_buf(),
             config,
             key,
-            state_key,
+            principal_key,
             actor_suffix,
         })
     }
@@ -371,7 +401,7 @@ mod tests {
         let opened = Home::open(&home).unwrap();
         assert_eq!(created.key.node_id(), opened.key.node_id());
         assert_eq!(created.actor_suffix, opened.actor_suffix);
-        assert!(opened.state_key.is_some());
+        assert!(opened.principal_key.is_some());
         assert_eq!(opened.config.participant, opts.participant);
         #[cfg(unix)]
         {

@@ -1,21 +1,21 @@
 //! A node's own data: the write paths that the CLI, the demo and the tests share, and the reads
-//! behind listings. Each write is one signed Automerge change in one document, passed through
-//! the same gate as a change from a peer, and committed in one SQLite transaction.
+//! behind listings. Each write is one signed change in one document, passed through the same
+//! gate as a change from a peer, and committed in one SQLite transaction; a write the gate
+//! would not let stand is refused and nothing is written.
 
-use poa_protocol::authority::{Grant, GrantKind, Scope, SignedGrant};
-use poa_protocol::automerge::transaction::{CommitOptions, Transaction};
-use poa_protocol::automerge::{Automerge, ChangeHash, ReadDoc};
-use poa_protocol::doc::{
-    DocError, DocId, StateData, put_record, put_value, read_offers, target_key,
-};
+use poa_protocol::authority::{Denied, Grant, GrantKind, Scope, SignedGrant};
+use poa_protocol::automerge::ChangeHash;
+use poa_protocol::change::{FlatAction, FlatOp, SignedChange};
+use poa_protocol::doc::{DocError, DocId, StateData, read_offers, record_text, target_key};
+use poa_protocol::ledger::{Ledger, Rejection, Verdict, actor_bytes};
 use poa_protocol::model::{ModelError, Need, Offer, Progress, Target};
-use poa_protocol::rules::{Incoming, Rejection};
-use poa_protocol::sign::{actor_id, sign_change};
+use poa_protocol::sign::sign_change;
 use poa_protocol::view::{TargetView, target_view, target_views};
-use poa_protocol::{Date, NodeId, Participant, StateCode};
+use poa_protocol::{Date, NodeId, Participant, Principal, StateCode};
+use serde_json::Value as Json;
 
 use crate::home::{Home, HomeError};
-use crate::store::{Source, Store, StoreError, StoreTx, StoredDoc};
+use crate::store::{Source, Store, StoreError, StoreTx};
 
 /// Errors of a node operation, each worded for the person who asked for it.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,11 @@ pub enum NodeError {
     /// The node acts for a body, and the operation is a State's.
     #[error("this node acts for {0}; only a State's node keeps targets, progress and requests")]
     NotAState(Participant),
+    /// The node acts for a State, and the operation is a body's.
+    #[error(
+        "this node acts for {0}; offers are made by a body's node (a donor agency, an organisation): init one with --body"
+    )]
+    NotABody(Participant),
     /// No such target.
     #[error("{state} has no target {id}; see `poa-node target list`")]
     NoTarget {
@@ -71,14 +76,14 @@ pub enum NodeError {
     /// Only a document's owner shares it.
     #[error("{0} is not this node's own document: only its owner decides who reads it")]
     NotOwn(DocId),
-    /// Only the State key's holder signs grants.
+    /// Only the key's holder signs grants.
     #[error(
-        "this node does not hold {0}'s State key (state.key): run this on the State's first node"
+        "this node does not hold {0}'s key ({1}): run this on the first node of {0}"
     )]
-    NoStateKey(StateCode),
-    /// A node already holds this kind of grant: grants are never edited.
+    NoPrincipalKey(String, &'static str),
+    /// A node already holds this kind of grant.
     #[error(
-        "{node} already has a {kind:?} from this State; grants are never edited (revoke it, and delegate a new node key for a new scope)"
+        "{node} already has a {kind:?} from this key; a revoked node key stays revoked (delegate a new node key)"
     )]
     AlreadyGranted {
         /// The node.
@@ -87,24 +92,22 @@ pub enum NodeError {
         kind: GrantKind,
     },
     /// Revoking a node that holds no delegation.
-    #[error("{0} holds no delegation from this State; see `poa-node delegations`")]
+    #[error("{0} holds no delegation here; see `poa-node delegations`")]
     NotDelegated(NodeId),
     /// Only a pool's coordinator does this.
     #[error("only the coordinator of pool {0} does this; see `poa-node pool show {0}`")]
     NotCoordinator(String),
     /// The pool id is taken.
-    #[error("pool {0} already exists (coordinated by {1}); choose another --id")]
-    PoolExists(String, String),
+    #[error("this node already coordinates a pool named {0}; choose another --id")]
+    PoolExists(String),
     /// The node holds no such pool.
     #[error(
         "this node holds no pool {0}: it arrives once its coordinator invites this State and the nodes sync; see `poa-node pool list`"
     )]
     NoPool(String),
-    /// A pool that two nodes created under one id.
-    #[error(
-        "pool {0} has {1} coordinator nodes: two nodes created it under one id, and joining would share this State's data with both; ask its coordinator (see `poa-node pool show {0} --json`)"
-    )]
-    DisputedPool(String, usize),
+    /// A pool name that several pools held here have.
+    #[error("{1} pools held here are named {0}: give the full id, one of {2}")]
+    AmbiguousPool(String, usize, String),
     /// Joining without an invitation.
     #[error(
         "{1} is not invited to pool {0}: ask its coordinator to run `poa-node pool invite {0} {1}`"
@@ -118,7 +121,7 @@ pub enum NodeError {
     AlreadyMember(String, StateCode),
     /// Inviting a State whose key this node does not know.
     #[error(
-        "no State key is known here for {0}: pin one of its nodes with `poa-node peer add NODEID@HOST:PORT --state {0}`, then invite"
+        "no State key is known here for {0}: pin one of its nodes with `poa-node peer add NODEID@HOST:PORT --state {0}` or run `poa-node trust {0} --state-key KEY`, then invite"
     )]
     UnknownStateKey(StateCode),
     /// Inviting a node pinned as no State's.
@@ -143,9 +146,12 @@ pub enum NodeError {
     /// Accepting what nobody proposed.
     #[error("nothing to accept: {0} has not proposed this match; use `poa-node match propose`")]
     NothingToAccept(String),
-    /// The node's own gate refused its own change: a bug or a misconfigured key.
+    /// The gate refused the node's own change outright.
     #[error("the change was refused: {0}")]
     Rejected(Box<Rejection>),
+    /// The gate would not let the node's own change stand: this node may not write it.
+    #[error("this node may not write that: {0}")]
+    Denied(Box<Denied>),
 }
 
 /// What `publish` did.
@@ -168,99 +174,202 @@ pub struct Node {
     pub store: Store,
 }
 
+/// The operations of one change being written, with the document as it stands to check them
+/// against: records are added under keys not yet taken, replaced only where the document's
+/// schema allows, and deleted by naming what they delete.
+#[derive(Debug)]
+pub struct Writer<'a> {
+    doc: &'a DocId,
+    ledger: &'a Ledger,
+    ops: Vec<FlatOp>,
+}
+
+impl Writer<'_> {
+    fn container(&self, name: &str) -> Result<u8, NodeError> {
+        self.doc
+            .kind()
+            .container(name)
+            .ok_or_else(|| DocError::NoContainer(name.into()).into())
+    }
+
+    /// Adds a record under a key not yet taken.
+    pub fn put<R: serde::Serialize>(
+        &mut self,
+        container: &str,
+        key: &str,
+        record: &R,
+    ) -> Result<(), NodeError> {
+        self.put_text(container, key, record_text(record)?)
+    }
+
+    /// Adds a JSON text under a key not yet taken.
+    pub fn put_text(&mut self, container: &str, key: &str, value: String) -> Result<(), NodeError> {
+        let c = self.container(container)?;
+        if !self.ledger.live_refs(container, key).is_empty() {
+            return Err(DocError::Exists(format!("{container}/{key}")).into());
+        }
+        self.ops.retain(|o| !(o.container == c && o.key == key));
+        self.ops.push(FlatOp {
+            container: c,
+            key: key.to_string(),
+            action: FlatAction::Put {
+                value,
+                preds: Vec::new(),
+            },
+        });
+        Ok(())
+    }
+
+    /// Sets a value that replaces the one there (a decision that changes, an invitation).
+    pub fn replace<R: serde::Serialize>(
+        &mut self,
+        container: &str,
+        key: &str,
+        record: &R,
+    ) -> Result<(), NodeError> {
+        let c = self.container(container)?;
+        let preds = self.ledger.live_refs(container, key);
+        self.ops.retain(|o| !(o.container == c && o.key == key));
+        self.ops.push(FlatOp {
+            container: c,
+            key: key.to_string(),
+            action: FlatAction::Put {
+                value: record_text(record)?,
+                preds,
+            },
+        });
+        Ok(())
+    }
+
+    /// Deletes the entry at a key. Returns whether there was one.
+    pub fn delete(&mut self, container: &str, key: &str) -> Result<bool, NodeError> {
+        let c = self.container(container)?;
+        let preds = self.ledger.live_refs(container, key);
+        if preds.is_empty() {
+            return Ok(false);
+        }
+        self.ops.retain(|o| !(o.container == c && o.key == key));
+        self.ops.push(FlatOp {
+            container: c,
+            key: key.to_string(),
+            action: FlatAction::Delete { preds },
+        });
+        Ok(true)
+    }
+}
+
+/// The document as a change's author sees it before writing: its view.
+fn view_of(l: &Ledger) -> Json {
+    l.settled().map(|s| s.view.clone()).unwrap_or(Json::Null)
+}
+
 /// Makes one signed change to `doc_id` inside an open store transaction (see [`Node::write`]).
 ///
-/// Two bootstrapping steps happen here, each as its own earlier change so the data change can
-/// rely on it in its causal past: the holder of the State key delegates itself before its first
-/// write to a State document, and the first writer of any other document claims it.
+/// The holder of a State's or body's key delegates its own node before its first write to
+/// that principal's documents: a change of its own, so the data change has the delegation in
+/// its causal past.
 pub(crate) fn write_in<T>(
     tx: &mut StoreTx<'_>,
     home: &Home,
     doc_id: &DocId,
     now: i64,
-    f: impl FnOnce(&mut Transaction<'_>, &Automerge) -> Result<T, NodeError>,
+    f: impl FnOnce(&mut Writer<'_>, &Json) -> Result<T, NodeError>,
 ) -> Result<(T, Option<ChangeHash>), NodeError> {
     let me = home.key.node_id();
-    let mut stored = tx.load_or_create(doc_id, now)?;
-    let before = poa_protocol::doc::document_json(&stored.doc, None);
-    let own_state = home.config.participant.state();
-    if let (Some(state_key), Some(state)) = (&home.state_key, doc_id.state())
-        && Some(state) == own_state
-        && before["delegations"].get(me.to_string()).is_none()
+    let own = home.config.participant.principal();
+    if let Some(key) = &home.principal_key
+        && doc_id.principal().as_ref() == Some(&own)
     {
-        let grant = self_delegation(state_key, state, me, Date::from_unix_seconds(now));
-        let text = serde_json::Value::String(grant.to_text());
-        commit_one(tx, home, doc_id, &mut stored, now, |t, _| {
-            put_value(t, "delegations", &me.to_string(), &text)?;
-            Ok(())
-        })?;
-    }
-    let claim =
-        doc_id.state().is_none() && before["owner"].as_object().is_none_or(|o| o.is_empty());
-    commit_one(tx, home, doc_id, &mut stored, now, |t, before| {
-        if claim {
-            put_value(t, "owner", &me.to_string(), &serde_json::json!(true))?;
+        let delegated = tx.with_ledger(doc_id, |l| own_delegation_in(&view_of(l), &me).is_some())?;
+        if !delegated {
+            let grant = self_delegation(key, own, me, Date::from_unix_seconds(now));
+            commit_one(tx, home, doc_id, now, |w, _| {
+                w.put_text(GrantKind::Delegation.container(), &grant.storage_key(), grant.to_text())
+            })?;
         }
-        f(t, before)
-    })
+    }
+    commit_one(tx, home, doc_id, now, f)
 }
 
-/// The delegation, of scope all, by which the holder of a State key lets its own node write.
+/// This node's delegation text in a document's view, if it holds one.
+pub(crate) fn own_delegation_in(view: &Json, me: &NodeId) -> Option<String> {
+    let prefix = format!("{me}/");
+    view.get("delegations")?
+        .as_object()?
+        .iter()
+        .filter(|(k, _)| k.starts_with(&prefix))
+        .filter_map(|(_, v)| SignedGrant::from_value(v).ok())
+        .max_by_key(|g| (g.grant.issued, g.storage_key()))
+        .map(|g| g.to_text())
+}
+
+/// The delegation, of scope all, by which the holder of a principal key lets its own node
+/// write.
 pub(crate) fn self_delegation(
-    state_key: &poa_protocol::sign::NodeKey,
-    state: StateCode,
+    key: &poa_protocol::sign::NodeKey,
+    principal: Principal,
     node: NodeId,
     issued: Date,
 ) -> SignedGrant {
     SignedGrant::sign(
-        state_key,
+        key,
         Grant {
             kind: GrantKind::Delegation,
-            state,
+            principal,
             node,
             scope: Some(Scope::ALL),
             expires: None,
             issued,
-            state_key: state_key.node_id(),
+            key: key.node_id(),
+            cutoff: Vec::new(),
         },
     )
 }
 
-/// Makes one change on `stored`, signs it and passes it through the gate.
+/// Makes one change on the document as the transaction sees it, signs it, and passes it
+/// through the gate; refuses it (and so the whole transaction) unless it stands.
 fn commit_one<T>(
     tx: &mut StoreTx<'_>,
     home: &Home,
     doc_id: &DocId,
-    stored: &mut StoredDoc,
     now: i64,
-    f: impl FnOnce(&mut Transaction<'_>, &Automerge) -> Result<T, NodeError>,
+    f: impl FnOnce(&mut Writer<'_>, &Json) -> Result<T, NodeError>,
 ) -> Result<(T, Option<ChangeHash>), NodeError> {
-    let mut scratch = stored.doc.clone();
-    scratch.set_actor(actor_id(&home.key.node_id(), &home.actor_suffix));
-    let mut am_tx = scratch.transaction();
-    let out = f(&mut am_tx, &stored.doc)?;
-    let (hash, _) = am_tx.commit_with(CommitOptions::default().with_time(now));
-    let Some(hash) = hash else {
+    let actor = actor_bytes(&home.key.node_id(), &home.actor_suffix);
+    let (out, data) = tx.with_ledger(doc_id, |l| -> Result<_, NodeError> {
+        let view = view_of(l);
+        let mut w = Writer {
+            doc: doc_id,
+            ledger: l,
+            ops: Vec::new(),
+        };
+        let out = f(&mut w, &view)?;
+        let data = (!w.ops.is_empty()).then(|| l.next_change(&actor, now, w.ops));
+        Ok((out, data))
+    })??;
+    let Some(data) = data else {
         return Ok((out, None));
     };
-    let change = scratch
-        .get_change_by_hash(&hash)
-        .ok_or_else(|| StoreError::Corrupt {
-            doc: doc_id.to_string(),
-            reason: "a change just made is missing".into(),
-        })?;
-    let signature = Some(sign_change(&home.key, doc_id, &hash));
-    let applied = tx.apply(
-        doc_id,
-        stored,
-        vec![Incoming { change, signature }],
-        Source::Local,
-        now,
-    )?;
-    if let Some((_, r)) = applied.rejected.into_iter().next() {
+    data.check(doc_id.kind().container_policies().len())
+        .map_err(|m| DocError::TooLarge(m.to_string()))?;
+    let hash = data
+        .to_automerge(doc_id)
+        .map_err(|m| DocError::TooLarge(m.to_string()))?
+        .hash();
+    let signature = sign_change(&home.key, doc_id, &hash).to_vec();
+    let outcome = tx.apply(doc_id, vec![SignedChange { data, signature }], Source::Local, now)?;
+    if let Some((_, r)) = outcome.rejected.into_iter().next() {
         return Err(NodeError::Rejected(Box::new(r)));
     }
-    Ok((out, Some(hash)))
+    match tx.with_ledger(doc_id, |l| l.verdict(&hash).cloned())? {
+        Some(Verdict::Stands) => Ok((out, Some(hash))),
+        Some(Verdict::Void(d)) => Err(NodeError::Denied(Box::new(d))),
+        _ => Err(NodeError::Rejected(Box::new(Rejection::NotAWriter {
+            hash: hash.to_string(),
+            author: home.key.node_id(),
+            why: "the change did not reach the document".into(),
+        }))),
+    }
 }
 
 /// Seconds since the Unix epoch, from the system clock.
@@ -304,21 +413,30 @@ impl Node {
             .ok_or_else(|| NodeError::NotAState(self.home.config.participant.clone()))
     }
 
-    /// Makes one signed change to `doc_id`: `f` writes through the Automerge transaction after
-    /// reading the document as it was. The change passes the gate and is committed in one SQLite
-    /// transaction; if `f` or anything after it fails, nothing is written.
+    /// The documents of this node's own State or body that grants are stored in.
+    fn own_grant_docs(&self) -> Vec<DocId> {
+        match &self.home.config.participant {
+            Participant::State { code } => vec![DocId::State(*code), DocId::Draft(*code)],
+            Participant::Body { code, .. } => vec![DocId::Offers(code.to_string())],
+        }
+    }
+
+    /// Makes one signed change to `doc_id`: `f` adds operations through the writer after
+    /// reading the document's view. The change passes the gate and is committed in one SQLite
+    /// transaction; if `f` or anything after it fails, or the change would not stand, nothing
+    /// is written.
     pub fn write<T>(
         &mut self,
         doc_id: &DocId,
-        f: impl FnOnce(&mut Transaction<'_>, &Automerge) -> Result<T, NodeError>,
+        f: impl FnOnce(&mut Writer<'_>, &Json) -> Result<T, NodeError>,
     ) -> Result<(T, Option<ChangeHash>), NodeError> {
         let Node { home, store } = self;
         store.transact(|tx| write_in(tx, home, doc_id, now_secs(), f))
     }
 
-    /// Signs a delegation with the State key, letting `node` write this State's documents
-    /// within `scope` until `expires`. Stored in the published document and the draft, in one
-    /// transaction.
+    /// Signs a delegation with this node's State or body key, letting `node` write its
+    /// documents within `scope` until `expires`. Stored in every document of the principal
+    /// that holds grants, in one transaction.
     pub fn delegate(
         &mut self,
         node: NodeId,
@@ -328,12 +446,12 @@ impl Node {
         self.grant(node, GrantKind::Delegation, Some(scope), expires)
     }
 
-    /// Signs a revocation with the State key: `node`'s changes made after it saw the revocation
-    /// are refused everywhere; its earlier changes stand.
+    /// Signs a revocation: `node`'s changes up to what this node holds of them now stand; any
+    /// other change it made, or makes, in this principal's documents is void everywhere,
+    /// whatever its dependencies or date say.
     pub fn revoke(&mut self, node: NodeId) -> Result<SignedGrant, NodeError> {
-        let state = self.own_state()?;
         let known = self
-            .grants(state)?
+            .grants()?
             .iter()
             .any(|(g, _)| g.kind == GrantKind::Delegation && g.node == node);
         if !known {
@@ -349,40 +467,41 @@ impl Node {
         scope: Option<Scope>,
         expires: Option<Date>,
     ) -> Result<SignedGrant, NodeError> {
-        let state = self.own_state()?;
-        let Some(state_key) = self.home.state_key.as_ref() else {
-            return Err(NodeError::NoStateKey(state));
+        let principal = self.home.config.participant.principal();
+        let Some(key) = self.home.principal_key.as_ref() else {
+            return Err(NodeError::NoPrincipalKey(principal.code(), principal.key_name()));
         };
+        let docs = self.own_grant_docs();
+        let mut cutoff = Vec::new();
+        if kind == GrantKind::Revocation {
+            for d in &docs {
+                if let Some(c) = self.store.with_ledger(d, |l| l.cutoff_for(&node))? {
+                    cutoff.extend(c);
+                }
+            }
+        }
+        if self.grants()?.iter().any(|(g, _)| g.node == node && g.kind == kind && kind == GrantKind::Revocation) {
+            return Err(NodeError::AlreadyGranted { node, kind });
+        }
         let signed = SignedGrant::sign(
-            state_key,
+            key,
             Grant {
                 kind,
-                state,
+                principal,
                 node,
                 scope,
                 expires,
                 issued: today(),
-                state_key: state_key.node_id(),
+                key: key.node_id(),
+                cutoff,
             },
         );
-        let container = match kind {
-            GrantKind::Delegation => "delegations",
-            GrantKind::Revocation => "revocations",
-        };
-        let text = serde_json::Value::String(signed.to_text());
         let Node { home, store } = self;
         let now = now_secs();
         store.transact(|tx| {
-            for doc in [DocId::State(state), DocId::Draft(state)] {
-                write_in(tx, home, &doc, now, |t, before| {
-                    if poa_protocol::doc::document_json(before, None)[container]
-                        .get(node.to_string())
-                        .is_some()
-                    {
-                        return Err(NodeError::AlreadyGranted { node, kind });
-                    }
-                    put_value(t, container, &node.to_string(), &text)?;
-                    Ok(())
+            for doc in &docs {
+                write_in(tx, home, doc, now, |w, _| {
+                    w.put_text(kind.container(), &signed.storage_key(), signed.to_text())
                 })?;
             }
             Ok::<_, NodeError>(())
@@ -390,20 +509,25 @@ impl Node {
         Ok(signed)
     }
 
-    /// The grants (delegations and revocations) in a State's published document, each with
-    /// whether it verifies against the trusted State key.
-    pub fn grants(&self, state: StateCode) -> Result<Vec<(Grant, bool)>, NodeError> {
-        let trusted = self.store.trust().state_key(&state).copied();
-        let json = match self.store.load(&DocId::State(state))? {
-            Some(d) => poa_protocol::doc::document_json(&d.doc, None),
-            None => return Ok(Vec::new()),
+    /// The grants (delegations and revocations) of this node's State or body, each with
+    /// whether it is signed by the key this node trusts for it.
+    pub fn grants(&self) -> Result<Vec<(Grant, bool)>, NodeError> {
+        let doc = self.own_grant_docs().remove(0);
+        self.grants_in(&doc)
+    }
+
+    /// The grants in a held document's view.
+    pub fn grants_in(&self, doc: &DocId) -> Result<Vec<(Grant, bool)>, NodeError> {
+        let trusted = self.store.trust().key_for_doc(doc).copied();
+        let Some(view) = self.store.view(doc)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
-        for container in ["delegations", "revocations"] {
-            if let Some(map) = json[container].as_object() {
+        for kind in [GrantKind::Delegation, GrantKind::Revocation] {
+            if let Some(map) = view[kind.container()].as_object() {
                 for v in map.values() {
-                    if let Some(g) = v.as_str().and_then(|t| SignedGrant::parse(t).ok()) {
-                        let ok = Some(g.grant.state_key) == trusted;
+                    if let Ok(g) = SignedGrant::from_value(v) {
+                        let ok = Some(g.grant.key) == trusted;
                         out.push((g.grant, ok));
                     }
                 }
@@ -414,8 +538,8 @@ impl Node {
 
     /// Reads a State document (draft or published); empty if the node holds none.
     pub fn state_data(&self, doc: &DocId) -> Result<StateData, NodeError> {
-        Ok(match self.store.load(doc)? {
-            Some(d) => StateData::read(&d.doc, None),
+        Ok(match self.store.view(doc)? {
+            Some(v) => StateData::from_json(&v),
             None => StateData::default(),
         })
     }
@@ -465,16 +589,15 @@ impl Node {
         target.version = 1;
         target.supersedes = None;
         target.validate()?;
-        let (_, hash) = self.write(&DocId::Draft(state), |tx, before| {
-            let data = StateData::read(before, None);
+        let (_, hash) = self.write(&DocId::Draft(state), |w, before| {
+            let data = StateData::from_json(before);
             if data.latest(&target.id).is_some() {
                 return Err(NodeError::TargetExists {
                     state,
                     id: target.id.clone(),
                 });
             }
-            put_record(tx, "targets", &target_key(&target.id, 1), &target)?;
-            Ok(())
+            w.put("targets", &target_key(&target.id, 1), &target)
         })?;
         hash.ok_or_else(|| NodeError::Exists(target.id.clone()))
     }
@@ -487,8 +610,8 @@ impl Node {
         edit: impl FnOnce(&mut Target) -> Result<(), NodeError>,
     ) -> Result<u32, NodeError> {
         let state = self.own_state()?;
-        let (version, _) = self.write(&DocId::Draft(state), |tx, before| {
-            let data = StateData::read(before, None);
+        let (version, _) = self.write(&DocId::Draft(state), |w, before| {
+            let data = StateData::from_json(before);
             let current = data.latest(id).ok_or_else(|| NodeError::NoTarget {
                 state,
                 id: id.to_string(),
@@ -508,7 +631,7 @@ impl Node {
             next.version = current.version + 1;
             next.supersedes = Some(current.version);
             next.validate()?;
-            put_record(tx, "targets", &target_key(id, next.version), &next)?;
+            w.put("targets", &target_key(id, next.version), &next)?;
             Ok(next.version)
         })?;
         Ok(version)
@@ -517,8 +640,8 @@ impl Node {
     /// Marks a target withdrawn in the draft.
     pub fn withdraw_target(&mut self, id: &str, on: Date) -> Result<(), NodeError> {
         let state = self.own_state()?;
-        self.write(&DocId::Draft(state), |tx, before| {
-            let data = StateData::read(before, None);
+        self.write(&DocId::Draft(state), |w, before| {
+            let data = StateData::from_json(before);
             if data.latest(id).is_none() {
                 return Err(NodeError::NoTarget {
                     state,
@@ -528,8 +651,7 @@ impl Node {
             if data.withdrawn.contains_key(id) {
                 return Err(NodeError::Withdrawn(id.to_string()));
             }
-            put_value(tx, "withdrawn", id, &serde_json::json!(on.to_string()))?;
-            Ok(())
+            w.put("withdrawn", id, &on.to_string())
         })?;
         Ok(())
     }
@@ -538,8 +660,8 @@ impl Node {
     /// `-3`... if the State reports twice for the same date.
     pub fn add_progress(&mut self, mut report: Progress) -> Result<String, NodeError> {
         let state = self.own_state()?;
-        let (id, _) = self.write(&DocId::Draft(state), |tx, before| {
-            let data = StateData::read(before, None);
+        let (id, _) = self.write(&DocId::Draft(state), |w, before| {
+            let data = StateData::from_json(before);
             let target = data
                 .latest(&report.target)
                 .ok_or_else(|| NodeError::NoTarget {
@@ -559,7 +681,7 @@ impl Node {
             }
             report.id = id.clone();
             report.validate(target)?;
-            put_record(tx, "progress", &id, &report)?;
+            w.put("progress", &id, &report)?;
             Ok(id)
         })?;
         Ok(id)
@@ -576,8 +698,8 @@ impl Node {
                 id: id.to_string(),
             });
         }
-        let (published, _) = self.write(&DocId::State(state), |tx, before| {
-            let public = StateData::read(before, None);
+        let (published, _) = self.write(&DocId::State(state), |w, before| {
+            let public = StateData::from_json(before);
             let mut out = Published {
                 versions: Vec::new(),
                 progress: Vec::new(),
@@ -585,20 +707,20 @@ impl Node {
             };
             for t in draft.versions(id) {
                 if !public.targets.contains_key(&(t.id.clone(), t.version)) {
-                    put_record(tx, "targets", &target_key(id, t.version), t)?;
+                    w.put("targets", &target_key(id, t.version), t)?;
                     out.versions.push(t.version);
                 }
             }
             for p in draft.progress_of(id) {
                 if !public.progress.contains_key(&p.id) {
-                    put_record(tx, "progress", &p.id, p)?;
+                    w.put("progress", &p.id, p)?;
                     out.progress.push(p.id.clone());
                 }
             }
-            if let Some(w) = draft.withdrawn.get(id)
+            if let Some(wd) = draft.withdrawn.get(id)
                 && !public.withdrawn.contains_key(id)
             {
-                put_value(tx, "withdrawn", id, w)?;
+                w.put("withdrawn", id, wd)?;
                 out.withdrawal = true;
             }
             Ok(out)
@@ -612,13 +734,12 @@ impl Node {
         let state = self.own_state()?;
         need.state = state;
         need.validate()?;
-        self.write(&DocId::State(state), |tx, before| {
-            let data = StateData::read(before, None);
+        self.write(&DocId::State(state), |w, before| {
+            let data = StateData::from_json(before);
             if data.needs.contains_key(&need.id) {
                 return Err(NodeError::Exists(format!("request {}", need.id)));
             }
-            put_record(tx, "needs", &need.id, &need)?;
-            Ok(())
+            w.put("needs", &need.id, &need)
         })?;
         Ok(())
     }
@@ -636,23 +757,25 @@ impl Node {
             .collect())
     }
 
-    /// The document that holds this node's offers: `offers/<code>`.
+    /// The document that holds this node's offers: `offers/<code>`, for a body's node.
     pub fn offers_doc(&self) -> DocId {
         DocId::Offers(self.home.config.participant.code())
     }
 
-    /// Adds an offer of assistance to this node's offers document.
+    /// Adds an offer of assistance to this body's offers document.
     pub fn add_offer(&mut self, mut offer: Offer) -> Result<(), NodeError> {
+        if self.home.config.participant.state().is_some() {
+            return Err(NodeError::NotABody(self.home.config.participant.clone()));
+        }
         offer.provider = self.home.config.participant.code();
         offer.validate()?;
         let doc = self.offers_doc();
-        self.write(&doc, |tx, before| {
+        self.write(&doc, |w, before| {
             let (offers, _) = read_offers(before);
             if offers.contains_key(&offer.id) {
                 return Err(NodeError::Exists(format!("offer {}", offer.id)));
             }
-            put_record(tx, "offers", &offer.id, &offer)?;
-            Ok(())
+            w.put("offers", &offer.id, &offer)
         })?;
         Ok(())
     }
@@ -662,38 +785,39 @@ impl Node {
         let mut out = Vec::new();
         for id in self.store.doc_ids()? {
             if let DocId::Offers(_) = id
-                && let Some(d) = self.store.load(&id)?
+                && let Some(v) = self.store.view(&id)?
             {
-                out.extend(read_offers(&d.doc).0.into_values());
+                out.extend(read_offers(&v).0.into_values());
             }
         }
         Ok(out)
     }
 
     /// Adds readers to the share list of one of this node's own documents (its State's published
-    /// document or its offers), or makes it public. The list lives in the document, signed, so
-    /// every relay enforces it.
+    /// document or its body's offers), or makes it public. The list lives in the document,
+    /// signed, so every relay enforces it.
     pub fn share(&mut self, doc: &DocId, with: &[NodeId], public: bool) -> Result<(), NodeError> {
         let own = match doc {
             DocId::State(s) => self.home.config.participant.state() == Some(*s),
-            DocId::Offers(p) => *p == self.home.config.participant.code(),
+            DocId::Offers(p) => {
+                self.home.config.participant.state().is_none()
+                    && *p == self.home.config.participant.code()
+            }
             DocId::Draft(_) => return Err(NodeError::DraftNotShareable(doc.clone())),
             _ => false,
         };
         if !own {
             return Err(NodeError::NotOwn(doc.clone()));
         }
-        self.write(doc, |tx, _| {
+        self.write(doc, |w, before| {
+            let already = poa_protocol::doc::readers(before);
             for id in with {
-                put_value(tx, "readers", &id.to_string(), &serde_json::json!(true))?;
+                if !already.contains(&id.to_string()) {
+                    w.put("readers", &id.to_string(), &true)?;
+                }
             }
-            if public {
-                put_value(
-                    tx,
-                    "readers",
-                    poa_protocol::doc::PUBLIC,
-                    &serde_json::json!(true),
-                )?;
+            if public && !already.contains(poa_protocol::doc::PUBLIC) {
+                w.put("readers", poa_protocol::doc::PUBLIC, &true)?;
             }
             Ok(())
         })?;
@@ -703,15 +827,32 @@ impl Node {
     /// The share list of a document this node holds.
     pub fn readers(&self, doc: &DocId) -> Result<std::collections::BTreeSet<String>, NodeError> {
         self.store
-            .with_doc(doc, poa_protocol::doc::readers)?
+            .view(doc)?
+            .map(|v| poa_protocol::doc::readers(&v))
             .ok_or_else(|| NodeError::NoDocument(doc.clone()))
     }
 
-    /// Loads a document this node holds.
-    pub fn document(&self, id: &DocId) -> Result<Automerge, NodeError> {
+    /// The view of a document this node holds.
+    pub fn view(&self, id: &DocId) -> Result<Json, NodeError> {
         self.store
-            .load(id)?
-            .map(|d| d.doc)
+            .view(id)?
             .ok_or_else(|| NodeError::NoDocument(id.clone()))
+    }
+
+    /// A held document as a standard saved Automerge file, with what stands and its causal
+    /// past (of twins of an equivocation, only the first held: Automerge keeps one per actor and
+    /// position).
+    pub fn export_automerge(&self, id: &DocId) -> Result<Vec<u8>, NodeError> {
+        let changes = self
+            .store
+            .with_ledger(id, |l| l.automerge_changes())?
+            .ok_or_else(|| NodeError::NoDocument(id.clone()))?;
+        let saved = poa_protocol::change::contain(move || {
+            let mut am = poa_protocol::automerge::Automerge::new();
+            am.apply_changes(changes).map(|()| am.save())
+        })
+        .map_err(|e| DocError::TooLarge(e))?
+        .map_err(|e| DocError::TooLarge(e.to_string()))?;
+        Ok(saved)
     }
 }

@@ -7,18 +7,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use poa_protocol::assist::{
     self, Decision, Match, MatchRecord, NeedRef, OfferRef, Suggestion, match_key,
 };
-use poa_protocol::automerge::Automerge;
-use poa_protocol::automerge::transaction::Transaction;
-use poa_protocol::doc::{
-    DocId, OffersData, StateData, delete_at, document_json, put_at, put_record, put_value,
-};
+use poa_protocol::doc::{DocId, OffersData, PoolId, StateData};
 use poa_protocol::model::{Need, Offer, check_id};
 use poa_protocol::pool::{
     Charter, Contribution, Invite, Observer, PoolData, PooledTarget, Rollup, rollup,
 };
 use poa_protocol::{NodeId, StateCode};
 
-use crate::node::{Node, NodeError, now_secs, self_delegation, today, write_in};
+use crate::node::{Node, NodeError, Writer, now_secs, own_delegation_in, self_delegation, today, write_in};
 
 /// Whom `pool invite` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,7 +41,7 @@ impl std::str::FromStr for Invitee {
 /// A pool as `pool show` presents it.
 #[derive(Clone, Debug)]
 pub struct PoolReport {
-    /// `pool/<id>`.
+    /// `pool/<name>~<fingerprint>`.
     pub doc: DocId,
     /// The records.
     pub data: PoolData,
@@ -53,15 +49,10 @@ pub struct PoolReport {
     pub rollups: Vec<Rollup>,
 }
 
-fn pool_doc(id: &str) -> Result<DocId, NodeError> {
-    check_id(id)?;
-    Ok(DocId::Pool(id.to_string()))
-}
-
 /// One change of a multi-document write: the document, and what to write in it.
 type Step<'a> = (
     DocId,
-    Box<dyn FnOnce(&mut Transaction<'_>, &Automerge) -> Result<(), NodeError> + 'a>,
+    Box<dyn FnOnce(&mut Writer<'_>, &serde_json::Value) -> Result<(), NodeError> + 'a>,
 );
 
 impl Node {
@@ -78,79 +69,118 @@ impl Node {
         })
     }
 
+    /// The pool a user names: its full id (`name~fingerprint`), or a name that exactly one
+    /// pool held here has.
+    pub fn pool_doc(&self, name: &str) -> Result<DocId, NodeError> {
+        if name.contains('~') {
+            return name
+                .parse::<PoolId>()
+                .map(DocId::Pool)
+                .map_err(|_| NodeError::NoPool(name.to_string()));
+        }
+        check_id(name)?;
+        let found: Vec<DocId> = self
+            .store
+            .doc_ids()?
+            .into_iter()
+            .filter(|d| matches!(d, DocId::Pool(p) if p.name == name))
+            .collect();
+        match found.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(NodeError::NoPool(name.to_string())),
+            many => Err(NodeError::AmbiguousPool(
+                name.to_string(),
+                many.len(),
+                many.iter()
+                    .map(|d| d.to_string().trim_start_matches("pool/").to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+        }
+    }
+
     /// The join of this node for `state`, and the share of the State's document with the pool.
-    fn join_steps(&self, id: &str, state: StateCode) -> Result<Vec<Step<'static>>, NodeError> {
-        let proof = serde_json::Value::String(self.own_delegation(state)?);
-        let me = self.id().to_string();
-        let doc = pool_doc(id)?;
+    fn join_steps(&self, doc: &DocId, state: StateCode) -> Result<Vec<Step<'static>>, NodeError> {
+        let proof = self.own_delegation(state)?;
+        let key = format!("{state}/{}", self.id());
         let reader = doc.to_string();
         Ok(vec![
             (
-                doc,
-                Box::new(move |t, _| {
-                    put_at(t, "members", &[state.as_str(), &me], &proof)?;
-                    Ok(())
-                }),
+                doc.clone(),
+                Box::new(move |w, _| w.put_text("members", &key, proof)),
             ),
             (
                 DocId::State(state),
-                Box::new(move |t, _| {
-                    put_value(t, "readers", &reader, &serde_json::json!(true))?;
+                Box::new(move |w, before| {
+                    if !poa_protocol::doc::readers(before).contains(&reader) {
+                        w.put("readers", &reader, &true)?;
+                    }
                     Ok(())
                 }),
             ),
         ])
     }
 
-    /// A pool this node holds.
-    pub fn pool(&self, id: &str) -> Result<PoolData, NodeError> {
-        let doc = pool_doc(id)?;
-        self.store
-            .with_doc(&doc, |d| PoolData::from_json(&document_json(d, None)))?
-            .filter(|p| !p.owner.is_empty())
-            .ok_or_else(|| NodeError::NoPool(id.to_string()))
+    fn pool_data(&self, doc: &DocId) -> Result<Option<PoolData>, NodeError> {
+        let DocId::Pool(id) = doc else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .view(doc)?
+            .map(|v| PoolData::from_json(&v, id, &self.store.trust())))
     }
 
-    /// Every pool this node holds.
+    /// A pool this node holds, by name or full id.
+    pub fn pool(&self, name: &str) -> Result<PoolData, NodeError> {
+        let doc = self.pool_doc(name)?;
+        self.pool_data(&doc)?
+            .filter(|p| p.charter.is_some())
+            .ok_or_else(|| NodeError::NoPool(name.to_string()))
+    }
+
+    /// Every pool this node holds, by full id.
     pub fn pools(&self) -> Result<Vec<(String, PoolData)>, NodeError> {
         let mut out = Vec::new();
         for doc in self.store.doc_ids()? {
             if let DocId::Pool(id) = &doc
-                && let Ok(p) = self.pool(id)
+                && let Some(p) = self.pool_data(&doc)?
+                && p.charter.is_some()
             {
-                out.push((id.clone(), p));
+                out.push((id.to_string(), p));
             }
         }
         Ok(out)
     }
 
-    fn coordinating(&self, id: &str) -> Result<PoolData, NodeError> {
-        let pool = self.pool(id)?;
-        if !pool.owner.contains(&self.id()) {
-            return Err(NodeError::NotCoordinator(id.to_string()));
+    fn coordinating(&self, name: &str) -> Result<(DocId, PoolData), NodeError> {
+        let doc = self.pool_doc(name)?;
+        let pool = self.pool(name)?;
+        if !matches!(&doc, DocId::Pool(id) if id.is_creator(&self.id())) {
+            return Err(NodeError::NotCoordinator(name.to_string()));
         }
-        Ok(pool)
+        Ok((doc, pool))
     }
 
-    /// Creates a pool that this node coordinates. A State's node also invites its own State and
-    /// joins it, so the coordinator State is a member like the others.
+    /// Creates a pool that this node coordinates: its id carries a fingerprint of this node's
+    /// key, so no other node can create, claim or coordinate it. A State's node also invites
+    /// its own State and joins it, so the coordinator State is a member like the others.
+    /// Returns the pool's id.
     pub fn pool_create(
         &mut self,
-        id: &str,
         name: &str,
+        title: &str,
         framework: Option<String>,
-    ) -> Result<(), NodeError> {
-        let doc = pool_doc(id)?;
-        poa_protocol::model::check_text("the pool's --name", name)?;
-        if let Ok(existing) = self.pool(id) {
-            let by = existing
-                .charter
-                .map(|c| c.coordinator)
-                .unwrap_or_else(|| "another node".into());
-            return Err(NodeError::PoolExists(id.to_string(), by));
+    ) -> Result<DocId, NodeError> {
+        check_id(name)?;
+        poa_protocol::model::check_text("the pool's --name", title)?;
+        let doc = DocId::Pool(PoolId::new(name, &self.id()));
+        if self.pool_data(&doc)?.is_some_and(|p| p.charter.is_some()) {
+            return Err(NodeError::PoolExists(name.to_string()));
         }
         let charter = Charter {
-            name: name.trim().to_string(),
+            name: title.trim().to_string(),
+            node: self.id(),
             framework,
             coordinator: self.home.config.participant.code(),
             created: today(),
@@ -161,25 +191,20 @@ impl Node {
             None => None,
         };
         let mut steps: Vec<Step<'_>> = vec![(
-            doc,
-            Box::new(move |tx, before| {
-                let existing = PoolData::from_json(&document_json(before, None));
-                if !existing.owner.is_empty() {
-                    return Err(NodeError::PoolExists(id.to_string(), "another node".into()));
-                }
-                let charter =
-                    serde_json::to_value(&charter).map_err(poa_protocol::doc::DocError::from)?;
-                put_value(tx, "charter", "charter", &charter)?;
+            doc.clone(),
+            Box::new(move |w, _| {
+                w.put("charter", "charter", &charter)?;
                 if let Some(i) = &invite {
-                    put_record(tx, "invites", i.state.as_str(), i)?;
+                    w.put("invites", i.state.as_str(), i)?;
                 }
                 Ok(())
             }),
         )];
         if let Some(s) = state {
-            steps.extend(self.join_steps(id, s)?);
+            steps.extend(self.join_steps(&doc, s)?);
         }
-        self.write_steps(steps)
+        self.write_steps(steps)?;
+        Ok(doc)
     }
 
     fn invite_record(&self, who: Invitee) -> Result<Invite, NodeError> {
@@ -188,8 +213,11 @@ impl Node {
             Invitee::Node(n) => {
                 let s = self
                     .store
-                    .peer_state(&n)?
-                    .and_then(|s| s.parse().ok())
+                    .peer(&n)?
+                    .and_then(|p| match p.pinned_as {
+                        Some(poa_protocol::Principal::State(s)) => Some(s),
+                        _ => None,
+                    })
                     .or_else(|| {
                         (n == self.id())
                             .then(|| self.home.config.participant.state())
@@ -202,7 +230,7 @@ impl Node {
         let state_key = *self
             .store
             .trust()
-            .state_key(&state)
+            .key(&poa_protocol::Principal::State(state))
             .ok_or(NodeError::UnknownStateKey(state))?;
         Ok(Invite {
             state,
@@ -216,27 +244,19 @@ impl Node {
     /// invitation names the State key the coordinator trusts for it; joining takes a
     /// delegation signed by that key.
     pub fn pool_invite(&mut self, id: &str, who: Invitee) -> Result<Invite, NodeError> {
-        let pool = self.coordinating(id)?;
+        let (doc, pool) = self.coordinating(id)?;
         let invite = self.invite_record(who)?;
         if pool.is_member(invite.state) {
             return Err(NodeError::AlreadyMember(id.to_string(), invite.state));
         }
-        self.write(&pool_doc(id)?, |tx, _| {
-            put_value(
-                tx,
-                "invites",
-                invite.state.as_str(),
-                &serde_json::to_value(&invite).map_err(poa_protocol::doc::DocError::from)?,
-            )?;
-            Ok(())
-        })?;
+        self.write(&doc, |w, _| w.replace("invites", invite.state.as_str(), &invite))?;
         Ok(invite)
     }
 
     /// Admits an observer: a node that reads the pool and what members share with it, and
     /// writes nothing.
     pub fn pool_observe(&mut self, id: &str, node: NodeId, name: &str) -> Result<(), NodeError> {
-        let pool = self.coordinating(id)?;
+        let (doc, pool) = self.coordinating(id)?;
         if pool.observers.contains_key(&node) {
             return Err(NodeError::Exists(format!("observer {node} of pool {id}")));
         }
@@ -244,40 +264,33 @@ impl Node {
             name: name.to_string(),
             added: today(),
         };
-        self.write(&pool_doc(id)?, |tx, _| {
-            put_record(tx, "observers", &node.to_string(), &o)?;
-            Ok(())
-        })?;
+        self.write(&doc, |w, _| w.put("observers", &node.to_string(), &o))?;
         Ok(())
     }
 
-    /// This node's delegation from its State, as signed text: the one in the State's
+    /// This node's delegation from its State, as its signed text: the one in the State's
     /// document, or, on the node holding the State key, a fresh self-delegation.
     fn own_delegation(&self, state: StateCode) -> Result<String, NodeError> {
         let me = self.id();
-        let json = match self.store.load(&DocId::State(state))? {
-            Some(d) => document_json(&d.doc, None),
-            None => serde_json::Value::Null,
-        };
-        if let Some(text) = json["delegations"][me.to_string()].as_str() {
-            return Ok(text.to_string());
+        if let Some(v) = self.store.view(&DocId::State(state))?
+            && let Some(text) = own_delegation_in(&v, &me)
+        {
+            return Ok(text);
         }
-        let Some(key) = &self.home.state_key else {
-            return Err(NodeError::NoStateKey(state));
+        let Some(key) = &self.home.principal_key else {
+            return Err(NodeError::NoPrincipalKey(state.to_string(), "State key"));
         };
-        Ok(self_delegation(key, state, me, today()).to_text())
+        Ok(self_delegation(key, poa_protocol::Principal::State(state), me, today()).to_text())
     }
 
     /// Joins a pool this node's State was invited to, and shares the State's published
     /// document with the pool's audience (coordinator, members, observers), in one transaction.
     pub fn pool_join(&mut self, id: &str) -> Result<(), NodeError> {
         let state = self.own_state()?;
+        let doc = self.pool_doc(id)?;
         let pool = self.pool(id)?;
         if !pool.invites.contains_key(&state) {
             return Err(NodeError::NotInvited(id.to_string(), state));
-        }
-        if pool.owner.len() > 1 {
-            return Err(NodeError::DisputedPool(id.to_string(), pool.owner.len()));
         }
         if pool
             .members
@@ -286,7 +299,7 @@ impl Node {
         {
             return Err(NodeError::AlreadyMember(id.to_string(), state));
         }
-        let steps = self.join_steps(id, state)?;
+        let steps = self.join_steps(&doc, state)?;
         self.write_steps(steps)
     }
 
@@ -294,24 +307,31 @@ impl Node {
     /// shared with the pool. What the others already received stays with them.
     pub fn pool_leave(&mut self, id: &str) -> Result<(), NodeError> {
         let state = self.own_state()?;
+        let doc = self.pool_doc(id)?;
         let pool = self.pool(id)?;
         if !pool.is_member(state) {
             return Err(NodeError::NotMember(id.to_string(), state));
         }
-        let doc = pool_doc(id)?;
+        let keys: Vec<String> = pool
+            .members
+            .get(&state)
+            .map(|m| m.keys().map(|n| format!("{state}/{n}")).collect())
+            .unwrap_or_default();
         let reader = doc.to_string();
         self.write_steps(vec![
             (
                 doc,
-                Box::new(move |t, _| {
-                    delete_at(t, "members", &[state.as_str()])?;
+                Box::new(move |w, _| {
+                    for k in &keys {
+                        w.delete("members", k)?;
+                    }
                     Ok(())
                 }),
             ),
             (
                 DocId::State(state),
-                Box::new(move |t, _| {
-                    delete_at(t, "readers", &[&reader])?;
+                Box::new(move |w, _| {
+                    w.delete("readers", &reader)?;
                     Ok(())
                 }),
             ),
@@ -350,28 +370,22 @@ impl Node {
             target: target.to_string(),
             contributed: today(),
         };
-        let value = serde_json::to_value(&c).map_err(poa_protocol::doc::DocError::from)?;
-        self.write(&pool_doc(id)?, |tx, _| {
-            put_at(tx, "sections", &[state.as_str(), target], &value)?;
-            Ok(())
-        })?;
+        let doc = self.pool_doc(id)?;
+        self.write(&doc, |w, _| w.put("sections", &format!("{state}/{target}"), &c))?;
         Ok(())
     }
 
     /// Adds a pooled target to a pool this node coordinates.
     pub fn pool_target_add(&mut self, id: &str, target: PooledTarget) -> Result<(), NodeError> {
         target.validate()?;
-        let pool = self.coordinating(id)?;
+        let (doc, pool) = self.coordinating(id)?;
         if pool.pooled.contains_key(&target.id) {
             return Err(NodeError::Exists(format!(
                 "pooled target {} in pool {id}",
                 target.id
             )));
         }
-        self.write(&pool_doc(id)?, |tx, _| {
-            put_record(tx, "pooled", &target.id, &target)?;
-            Ok(())
-        })?;
+        self.write(&doc, |w, _| w.put("pooled", &target.id, &target))?;
         Ok(())
     }
 
@@ -380,13 +394,13 @@ impl Node {
         let data = self.pool(id)?;
         let mut states = BTreeMap::new();
         for s in data.members.keys() {
-            if let Some(d) = self.store.load(&DocId::State(*s))? {
-                states.insert(*s, StateData::read(&d.doc, None));
+            if let Some(v) = self.store.view(&DocId::State(*s))? {
+                states.insert(*s, StateData::from_json(&v));
             }
         }
         let rollups = rollup(&data, &states);
         Ok(PoolReport {
-            doc: pool_doc(id)?,
+            doc: self.pool_doc(id)?,
             data,
             rollups,
         })
@@ -410,9 +424,9 @@ impl Node {
         let mut out = Vec::new();
         for doc in self.store.doc_ids()? {
             if let DocId::Offers(p) = &doc
-                && let Some(d) = self.store.with_doc(&doc, OffersData::read)?
+                && let Some(v) = self.store.view(&doc)?
             {
-                out.push((p.clone(), d));
+                out.push((p.clone(), OffersData::from_json(&v)));
             }
         }
         Ok(out)
@@ -503,7 +517,8 @@ impl Node {
         let doc = DocId::Offers(r.provider.clone());
         let data = self
             .store
-            .with_doc(&doc, OffersData::read)?
+            .view(&doc)?
+            .map(|v| OffersData::from_json(&v))
             .ok_or_else(|| NodeError::NoOffer(r.to_string()))?;
         let offer = data
             .offers
@@ -549,11 +564,14 @@ impl Node {
             }
             let providers: Vec<NodeId> =
                 offers.owner.iter().filter_map(|o| o.parse().ok()).collect();
-            self.write(&DocId::State(need.state), |tx, _| {
-                put_value(tx, "matches", &key, &value)?;
+            self.write(&DocId::State(need.state), |w, before| {
+                w.replace("matches", &key, &value)?;
                 if decision != Decision::Declined {
+                    let already = poa_protocol::doc::readers(before);
                     for p in &providers {
-                        put_value(tx, "readers", &p.to_string(), &serde_json::json!(true))?;
+                        if !already.contains(&p.to_string()) {
+                            w.put("readers", &p.to_string(), &true)?;
+                        }
                     }
                 }
                 Ok(())
@@ -566,9 +584,8 @@ impl Node {
             {
                 return Err(NodeError::NothingToAccept(need.state.to_string()));
             }
-            self.write(&DocId::Offers(offer.provider.clone()), |tx, _| {
-                put_value(tx, "matches", &key, &value)?;
-                Ok(())
+            self.write(&DocId::Offers(offer.provider.clone()), |w, _| {
+                w.replace("matches", &key, &value)
             })?;
         } else {
             return Err(NodeError::NotAParty(

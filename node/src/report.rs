@@ -8,8 +8,9 @@
 use std::fmt::Write as _;
 use std::str::FromStr;
 
-use poa_protocol::automerge::{Automerge, ChangeHash, ReadDoc};
-use poa_protocol::doc::{DocId, OffersData, StateData, document_json};
+use poa_protocol::automerge::ChangeHash;
+use poa_protocol::doc::{DocId, OffersData, StateData};
+use serde_json::Value as Json;
 use poa_protocol::model::{Cycle, ModelError};
 use poa_protocol::pool::PoolData;
 use poa_protocol::stocktake::{
@@ -111,25 +112,24 @@ fn parse_heads(doc: &str, heads: &[String]) -> Result<Vec<ChangeHash>, ReportErr
         .collect()
 }
 
-/// Reads a document at `heads`: `None` if the node lacks the document or any of the heads.
+/// Reads a document's view at `heads` (as its changes in their causal past make it), or as it
+/// stands now: `None` if the node lacks the document or any of the heads.
 fn at_heads<T>(
     node: &Node,
     doc: &DocId,
     heads: Option<&[ChangeHash]>,
-    read: impl FnOnce(&Automerge, Option<&[ChangeHash]>) -> T,
+    read: impl FnOnce(&Json) -> T,
 ) -> Result<Option<(Vec<ChangeHash>, T)>, ReportError> {
+    let key = node.store.trust().key_for_doc(doc).copied();
     let out = node
         .store
-        .with_doc(doc, |am| {
-            let heads: Vec<ChangeHash> = match heads {
-                Some(h) => h.to_vec(),
-                None => am.get_heads(),
+        .with_ledger(doc, |l| {
+            let settled = match heads {
+                Some(h) => l.view_at(h, key.as_ref())?,
+                None => l.settled()?.clone(),
             };
-            if !am.get_missing_deps(&heads).is_empty() {
-                return None;
-            }
-            let data = read(am, Some(&heads));
-            Some((heads, data))
+            let data = read(&settled.view);
+            Some((settled.heads, data))
         })
         .map_err(NodeError::from)?;
     Ok(out.flatten())
@@ -154,7 +154,7 @@ pub fn input(node: &Node, cited: Option<&[Cited]>) -> Result<Input, ReportError>
             .doc_ids()
             .map_err(NodeError::from)?
             .into_iter()
-            .filter(|d| !d.is_draft() && !matches!(d, DocId::Secretariat(_)))
+            .filter(|d| !d.is_draft())
             .map(|d| (d, None))
             .collect(),
     };
@@ -163,7 +163,7 @@ pub fn input(node: &Node, cited: Option<&[Cited]>) -> Result<Input, ReportError>
         let missing = || ReportError::Missing(doc.to_string());
         let strict = heads.is_some();
         match &doc {
-            DocId::State(s) => match at_heads(node, &doc, heads.as_deref(), StateData::read)? {
+            DocId::State(s) => match at_heads(node, &doc, heads.as_deref(), StateData::from_json)? {
                 Some((heads, data)) => {
                     input.states.insert(*s, Source { heads, data });
                 }
@@ -171,11 +171,12 @@ pub fn input(node: &Node, cited: Option<&[Cited]>) -> Result<Input, ReportError>
                 None => {}
             },
             DocId::Pool(id) => {
-                match at_heads(node, &doc, heads.as_deref(), |am, h| {
-                    PoolData::from_json(&document_json(am, h))
+                let trust = node.store.trust();
+                match at_heads(node, &doc, heads.as_deref(), |v| {
+                    PoolData::from_json(v, id, &trust)
                 })? {
                     Some((heads, data)) if !data.owner.is_empty() || strict => {
-                        input.pools.insert(id.clone(), Source { heads, data });
+                        input.pools.insert(id.to_string(), Source { heads, data });
                     }
                     Some(_) => {}
                     None if strict => return Err(missing()),
@@ -183,7 +184,7 @@ pub fn input(node: &Node, cited: Option<&[Cited]>) -> Result<Input, ReportError>
                 }
             }
             DocId::Offers(p) => {
-                match at_heads(node, &doc, heads.as_deref(), OffersData::read_at)? {
+                match at_heads(node, &doc, heads.as_deref(), OffersData::from_json)? {
                     Some((heads, data)) => {
                         input.offers.insert(p.clone(), Source { heads, data });
                     }

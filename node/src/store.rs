@@ -1,22 +1,30 @@
-//! The node's SQLite database: documents as a compacted snapshot plus signed incremental changes,
-//! the quarantine of rejected changes, and the append-only audit log.
+//! The node's SQLite database: every document as the signed changes it holds, what the node
+//! trusts and whom it pins, per-peer sync bookkeeping, and the append-only audit log.
 //!
-//! Every write is one SQLite transaction. A change is reported as written only after its
-//! transaction commits; on any error nothing is written.
+//! A document is stored as its changes in the order they were admitted (a causal order), and
+//! read back through the same gate ([`Ledger`]) as a change from a peer: every signature and
+//! every structural check runs again on load, so a tampered row stops the document from loading
+//! instead of showing. Verified ledgers are cached and valid while the database records the
+//! same version of the document.
+//!
+//! Every write is one SQLite transaction ([`Store::transact`]). A change is reported as written
+//! only after its transaction commits; on any error nothing is written, and the cached ledgers
+//! it touched are dropped so they are read again.
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use poa_protocol::authority::Trust;
-use poa_protocol::automerge::{Automerge, Change, ChangeHash};
-use poa_protocol::doc::{DocId, genesis};
-use poa_protocol::rules::{Applied, Author, Incoming, apply_checked, verify_document};
-use poa_protocol::sign::Signature;
-use poa_protocol::{NodeId, StateCode, rules::Rejection};
+use poa_protocol::authority::{Trust, TrustSource};
+use poa_protocol::automerge::ChangeHash;
+use poa_protocol::change::{ChangeData, SignedChange};
+use poa_protocol::doc::DocId;
+use poa_protocol::ledger::{Admitted, Author, Ledger, Rejection, Verdict};
+use poa_protocol::{NodeId, Principal};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-/// Changes kept outside the snapshot before a write folds them in.
-const COMPACT_AFTER: i64 = 64;
+/// Rows of permanently rejected changes kept per peer; beyond, rejections are only counted.
+const MAX_REJECTED_ROWS: i64 = 1000;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -24,21 +32,13 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
-    /// A stored document does not load.
-    #[error("document {doc} in the database does not load: {reason}")]
-    Corrupt {
+    /// A stored change fails verification.
+    #[error("document {doc} in the database holds a change that fails verification: {reason}")]
+    Unverified {
         /// The document.
         doc: String,
         /// Why.
         reason: String,
-    },
-    /// A stored change fails verification.
-    #[error("document {doc} holds a change that fails verification: {rejection}")]
-    Unverified {
-        /// The document.
-        doc: String,
-        /// The verdict (boxed: it is large and rare).
-        rejection: Box<Rejection>,
     },
     /// The database was written by a newer poa-node.
     #[error(
@@ -50,6 +50,11 @@ pub enum StoreError {
         /// Known here.
         known: i64,
     },
+    /// The database holds documents in the format of poa-node 0.1.
+    #[error(
+        "this database holds documents in the format of poa-node 0.1, which this version cannot read: keep the old binary to read them, and make a new home with `poa-node init`"
+    )]
+    OldFormat,
 }
 
 /// Append-only migrations, applied in order by `PRAGMA user_version`. Never edit one that has
@@ -138,49 +143,80 @@ const MIGRATIONS: &[&str] = &[
         learned INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 4: documents as explicit signed changes judged by the ledger; trust in State and body
+    // keys with its source; the heads each peer is known to hold; peers pinned as a body's.
+    // (Format 1 documents cannot be converted: `migrate` refuses a database that holds any.)
+    r#"
+    DROP INDEX changes_pending;
+    DROP TABLE changes;
+    DROP TABLE docs;
+    DROP TABLE quarantine;
+    DROP TABLE sync_states;
+    CREATE TABLE documents (
+        id      TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        created INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE doc_changes (
+        pos       INTEGER PRIMARY KEY AUTOINCREMENT,
+        doc       TEXT NOT NULL REFERENCES documents(id),
+        hash      BLOB NOT NULL,
+        data      BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        source    BLOB,
+        received  INTEGER NOT NULL,
+        UNIQUE (doc, hash)
+    ) STRICT;
+    CREATE INDEX doc_changes_by_doc ON doc_changes (doc, pos);
+    CREATE TABLE rejected (
+        doc    TEXT NOT NULL,
+        hash   BLOB NOT NULL,
+        peer   BLOB,
+        reason TEXT NOT NULL,
+        at     INTEGER NOT NULL,
+        PRIMARY KEY (doc, hash)
+    ) STRICT;
+    CREATE TABLE shared_heads (
+        peer  BLOB NOT NULL,
+        doc   TEXT NOT NULL,
+        heads BLOB NOT NULL,
+        PRIMARY KEY (peer, doc)
+    ) STRICT;
+    CREATE TABLE peer_unheld (
+        peer   BLOB PRIMARY KEY,
+        digest BLOB NOT NULL,
+        count  INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE trusted_keys (
+        principal TEXT PRIMARY KEY,
+        key       BLOB NOT NULL,
+        source    TEXT NOT NULL,
+        learned   INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO trusted_keys (principal, key, source, learned)
+        SELECT 'state:' || state, key, '"operator"', learned FROM state_keys;
+    DROP TABLE state_keys;
+    DELETE FROM peer_offers;
+    ALTER TABLE peers ADD COLUMN body TEXT;
+    ALTER TABLE peers ADD COLUMN flagged TEXT;
+    ALTER TABLE peers ADD COLUMN introducer INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
-/// What learning a State key did.
+/// What learning a principal's key did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Learned {
-    /// The key is now trusted for the State.
+    /// The key is now trusted for the principal.
     New,
     /// The same key was already trusted.
     Known,
-    /// Another key is trusted for the State: the new claim is refused.
+    /// Another key is trusted for the principal: the new claim is refused.
     Conflict {
         /// The key already trusted.
         trusted: NodeId,
         /// How it was learnt.
         source: String,
     },
-}
-
-/// An event of the audit log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuditEvent {
-    /// A change was accepted into a document.
-    Accepted,
-    /// A change was refused and quarantined.
-    Rejected,
-}
-
-impl AuditEvent {
-    fn as_str(&self) -> &'static str {
-        match self {
-            AuditEvent::Accepted => "accepted",
-            AuditEvent::Rejected => "rejected",
-        }
-    }
-}
-
-/// A document read from the store, verified.
-#[derive(Debug)]
-pub struct StoredDoc {
-    /// The document.
-    pub doc: Automerge,
-    /// Changes not yet folded into the snapshot.
-    pub pending: i64,
 }
 
 /// Summary of a held document.
@@ -190,36 +226,15 @@ pub struct DocSummary {
     pub id: String,
     /// Its heads.
     pub heads: Vec<ChangeHash>,
-    /// How many changes it has.
-    pub changes: i64,
-    /// Unix seconds of the last write.
-    pub updated: i64,
+    /// How many changes it holds, the genesis included.
+    pub changes: usize,
+    /// How many of them do not stand.
+    pub void: usize,
 }
 
-/// A verified document kept in memory, valid while the database still records the same heads.
 struct Cached {
-    heads: Vec<u8>,
-    doc: Automerge,
-    pending: i64,
-}
-
-type Cache = std::cell::RefCell<HashMap<String, Cached>>;
-
-/// The database.
-pub struct Store {
-    conn: Connection,
-    /// Documents verified once and kept, so a busy node does not re-check every signature on
-    /// every message. An entry is used only while `docs.heads` still matches it, so writes by
-    /// another process (the CLI while `serve` runs) are seen.
-    cache: Cache,
-    /// The State keys this node trusts, mirrored from `state_keys`.
-    trust: std::cell::RefCell<Trust>,
-}
-
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").finish_non_exhaustive()
-    }
+    version: i64,
+    ledger: Ledger,
 }
 
 /// A pinned peer.
@@ -231,8 +246,8 @@ pub struct Peer {
     pub name: String,
     /// Where to reach it, if it listens.
     pub addr: Option<String>,
-    /// The State it was pinned as a node of, if any.
-    pub state: Option<String>,
+    /// The State or body it was pinned as a node of, if any.
+    pub pinned_as: Option<Principal>,
     /// Unix seconds when pinned.
     pub added: i64,
     /// Unix seconds of the last completed exchange.
@@ -241,6 +256,42 @@ pub struct Peer {
     pub last_error: Option<String>,
     /// How many changes it sent that were rejected.
     pub invalid_changes: i64,
+    /// Misbehaviour found in what it signed or sent (equivocation...), if any.
+    pub flagged: Option<String>,
+    /// Whether the operator chose it as an introducer: the keys it trusts first-hand are
+    /// trusted here too.
+    pub introducer: bool,
+}
+
+/// Where a change came from.
+#[derive(Clone, Copy, Debug)]
+pub enum Source {
+    /// Written on this node.
+    Local,
+    /// Received from a peer.
+    Peer(NodeId),
+}
+
+impl Source {
+    fn peer_blob(&self) -> Option<Vec<u8>> {
+        match self {
+            Source::Local => None,
+            Source::Peer(id) => Some(id.0.to_vec()),
+        }
+    }
+}
+
+/// What [`StoreTx::apply`] did with a batch.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Newly held, in the order admitted.
+    pub accepted: Vec<ChangeHash>,
+    /// Refused, with the reason.
+    pub rejected: Vec<(Option<ChangeHash>, Rejection)>,
+    /// Waiting for dependencies not held: the change and what it lacks.
+    pub waiting: Vec<(SignedChange, Vec<ChangeHash>)>,
+    /// Held changes that stood before and are now void, with why.
+    pub voided: Vec<(ChangeHash, String)>,
 }
 
 fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
@@ -254,13 +305,63 @@ fn decode_heads(bytes: &[u8]) -> Vec<ChangeHash> {
         .collect()
 }
 
-fn sig_from_blob(blob: Option<Vec<u8>>) -> Option<Signature> {
-    blob.and_then(|b| <[u8; 64]>::try_from(b.as_slice()).ok())
+fn node_of(b: &[u8]) -> Option<NodeId> {
+    <[u8; 32]>::try_from(b).ok().map(NodeId)
+}
+
+/// The database.
+pub struct Store {
+    conn: Connection,
+    cache: RefCell<HashMap<DocId, Cached>>,
+    trust: RefCell<Trust>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+/// Loads a document's rows into a ledger, checking every one again.
+fn load_ledger(conn: &Connection, doc: &DocId, key: Option<&NodeId>) -> Result<Ledger, StoreError> {
+    let id = doc.to_string();
+    let bad = |reason: String| StoreError::Unverified {
+        doc: id.clone(),
+        reason,
+    };
+    let mut stmt =
+        conn.prepare_cached("SELECT data, signature FROM doc_changes WHERE doc = ?1 ORDER BY pos")?;
+    let rows = stmt.query_map([&id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut ledger = Ledger::new(doc);
+    for row in rows {
+        let (data, signature) = row?;
+        let data = ChangeData::from_bytes(&data).map_err(|e| bad(e.to_string()))?;
+        match ledger.admit_stored(&SignedChange { data, signature }, key) {
+            Admitted::New(_) | Admitted::Known(_) => {}
+            Admitted::Waiting(h, _) => {
+                return Err(bad(format!("change {h} is stored before its dependencies")));
+            }
+            Admitted::Refused(_, r) => return Err(bad(r.to_string())),
+        }
+    }
+    ledger.settle(key);
+    Ok(ledger)
 }
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    /// A new database file is made readable by its owner only.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        #[cfg(unix)]
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            // SQLite gives its -wal and -shm files the permissions of the database file.
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
+        }
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -268,8 +369,8 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let mut store = Store {
             conn,
-            cache: Cache::default(),
-            trust: Default::default(),
+            cache: RefCell::new(HashMap::new()),
+            trust: RefCell::new(Trust::default()),
         };
         store.migrate()?;
         store.reload_trust()?;
@@ -285,6 +386,12 @@ impl Store {
                 found: version,
                 known,
             });
+        }
+        if (1..4).contains(&version) {
+            let docs: i64 = tx.query_row("SELECT COUNT(*) FROM docs", [], |r| r.get(0))?;
+            if docs > 0 {
+                return Err(StoreError::OldFormat);
+            }
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(sql)?;
@@ -319,38 +426,35 @@ impl Store {
         Ok(())
     }
 
-    /// Loads and verifies a document; `None` if this node holds none by that id.
-    pub fn load(&self, doc: &DocId) -> Result<Option<StoredDoc>, StoreError> {
-        load_cached(&self.conn, &self.cache, &self.trust.borrow(), doc)
-    }
+    // ------------------------------------------------------------------------------------
+    // Trust
+    // ------------------------------------------------------------------------------------
 
     fn reload_trust(&self) -> Result<(), StoreError> {
-        let mut stmt = self.conn.prepare("SELECT state, key FROM state_keys")?;
+        let mut stmt = self.conn.prepare("SELECT principal, key FROM trusted_keys")?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })?
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
         let mut trust = Trust::default();
-        for (state, key) in rows {
-            if let (Ok(state), Ok(key)) = (state.parse(), <[u8; 32]>::try_from(key.as_slice())) {
-                trust.state_keys.insert(state, NodeId(key));
+        for (p, key) in rows {
+            if let (Ok(p), Some(key)) = (p.parse::<Principal>(), node_of(&key)) {
+                trust.keys.insert(p, key);
             }
         }
         *self.trust.borrow_mut() = trust;
         Ok(())
     }
 
-    /// The State keys this node trusts.
+    /// The principal keys this node trusts.
     pub fn trust(&self) -> Trust {
         self.trust.borrow().clone()
     }
 
-    /// Every trusted State key with how it was learnt.
-    pub fn state_keys(&self) -> Result<Vec<(String, NodeId, String)>, StoreError> {
+    /// Every trusted key with how it was learnt.
+    pub fn trusted_keys(&self) -> Result<Vec<(Principal, NodeId, String)>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT state, key, source FROM state_keys ORDER BY state")?;
+            .prepare("SELECT principal, key, source FROM trusted_keys ORDER BY principal")?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((
@@ -362,39 +466,49 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows
             .into_iter()
-            .filter_map(|(s, k, src)| {
-                Some((s, NodeId(<[u8; 32]>::try_from(k.as_slice()).ok()?), src))
+            .filter_map(|(p, k, src)| {
+                let source = serde_json::from_str::<TrustSource>(&src)
+                    .map(|s| s.to_string())
+                    .unwrap_or(src);
+                Some((p.parse().ok()?, node_of(&k)?, source))
             })
             .collect())
     }
 
-    /// Trusts `key` for `state`, unless another key is already trusted for it: the first key
-    /// learnt for a State wins, and a different one later is a conflict to report, loudly.
-    pub fn learn_state_key(
+    /// Trusts `key` for `principal`, unless another key is trusted for it already: the first
+    /// key from a source the operator chose wins, and a different one later is a conflict.
+    pub fn learn_key(
         &self,
-        state: &StateCode,
+        principal: &Principal,
         key: &NodeId,
-        source: &str,
+        source: &TrustSource,
         now: i64,
     ) -> Result<Learned, StoreError> {
         let existing: Option<(Vec<u8>, String)> = self
             .conn
             .query_row(
-                "SELECT key, source FROM state_keys WHERE state = ?1",
-                [state.to_string()],
+                "SELECT key, source FROM trusted_keys WHERE principal = ?1",
+                [principal.to_string()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
         match existing {
             Some((k, _)) if k == key.0 => Ok(Learned::Known),
             Some((k, source)) => Ok(Learned::Conflict {
-                trusted: NodeId(<[u8; 32]>::try_from(k.as_slice()).unwrap_or([0; 32])),
-                source,
+                trusted: node_of(&k).unwrap_or(NodeId([0; 32])),
+                source: serde_json::from_str::<TrustSource>(&source)
+                    .map(|s| s.to_string())
+                    .unwrap_or(source),
             }),
             None => {
                 self.conn.execute(
-                    "INSERT INTO state_keys (state, key, source, learned) VALUES (?1, ?2, ?3, ?4)",
-                    params![state.to_string(), key.0.to_vec(), source, now],
+                    "INSERT INTO trusted_keys (principal, key, source, learned) VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        principal.to_string(),
+                        key.0.to_vec(),
+                        serde_json::to_string(source).unwrap_or_default(),
+                        now
+                    ],
                 )?;
                 self.reload_trust()?;
                 Ok(Learned::New)
@@ -402,62 +516,104 @@ impl Store {
         }
     }
 
-    /// Appends a line to the audit log outside any document write (trust decisions, conflicts,
-    /// what was sent and received).
-    pub fn audit_event(
-        &self,
-        now: i64,
-        event: &str,
-        doc: Option<&DocId>,
-        peer: Option<&NodeId>,
-        detail: &str,
-    ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO audit (at, event, doc, change, peer, detail) VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
-            params![now, event, doc.map(|d| d.to_string()), peer.map(|p| p.0.to_vec()), detail],
-        )?;
-        Ok(())
+    // ------------------------------------------------------------------------------------
+    // Documents
+    // ------------------------------------------------------------------------------------
+
+    fn version(conn: &Connection, doc: &DocId) -> Result<Option<i64>, StoreError> {
+        Ok(conn
+            .prepare_cached("SELECT version FROM documents WHERE id = ?1")?
+            .query_row([doc.to_string()], |r| r.get(0))
+            .optional()?)
     }
 
-    /// Runs `f` on a verified document without copying it; `None` if the node holds none.
-    pub fn with_doc<T>(
+    /// Makes sure the cache holds a fresh, verified and settled ledger of `doc`. False if the
+    /// node holds no such document.
+    fn ensure(&self, conn: &Connection, doc: &DocId) -> Result<bool, StoreError> {
+        let Some(version) = Self::version(conn, doc)? else {
+            self.cache.borrow_mut().remove(doc);
+            return Ok(false);
+        };
+        let key = self.trust.borrow().key_for_doc(doc).copied();
+        let mut cache = self.cache.borrow_mut();
+        match cache.get_mut(doc) {
+            Some(c) if c.version == version => {
+                c.ledger.settle(key.as_ref());
+            }
+            _ => {
+                let ledger = load_ledger(conn, doc, key.as_ref())?;
+                cache.insert(doc.clone(), Cached { version, ledger });
+            }
+        }
+        Ok(true)
+    }
+
+    /// Runs `f` on a held document's settled ledger; `None` if the node holds none.
+    pub fn with_ledger<T>(
         &self,
         doc: &DocId,
-        f: impl FnOnce(&Automerge) -> T,
+        f: impl FnOnce(&Ledger) -> T,
     ) -> Result<Option<T>, StoreError> {
-        if !ensure_cached(&self.conn, &self.cache, &self.trust.borrow(), doc)? {
+        if !self.ensure(&self.conn, doc)? {
             return Ok(None);
         }
-        Ok(self.cache.borrow().get(&doc.to_string()).map(|c| f(&c.doc)))
+        Ok(self.cache.borrow().get(doc).map(|c| f(&c.ledger)))
     }
 
-    /// The heads the database records for a document, without loading it.
+    /// A held document's view (what its standing changes make of it).
+    pub fn view(&self, doc: &DocId) -> Result<Option<serde_json::Value>, StoreError> {
+        self.with_ledger(doc, |l| l.settled().map(|s| s.view.clone()).unwrap_or_default())
+    }
+
+    /// The heads a held document offers peers.
     pub fn heads(&self, doc: &DocId) -> Result<Option<Vec<ChangeHash>>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT heads FROM docs WHERE id = ?1",
-                [doc.to_string()],
-                |r| r.get::<_, Vec<u8>>(0),
-            )
-            .optional()?
-            .map(|b| decode_heads(&b)))
+        self.with_ledger(doc, |l| l.settled().map(|s| s.heads.clone()).unwrap_or_default())
     }
 
-    /// Every document's recorded heads.
-    pub fn all_heads(&self) -> Result<Vec<(DocId, Vec<ChangeHash>)>, StoreError> {
+    /// Every held document's id and version: cheap, to notice writes by other processes.
+    pub fn versions(&self) -> Result<Vec<(DocId, i64)>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, heads FROM docs ORDER BY id")?;
+            .prepare_cached("SELECT id, version FROM documents ORDER BY id")?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })?
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows
             .into_iter()
-            .filter_map(|(id, h)| Some((id.parse().ok()?, decode_heads(&h))))
+            .filter_map(|(id, v)| Some((id.parse().ok()?, v)))
             .collect())
+    }
+
+    /// The ids of all documents held, sorted.
+    pub fn doc_ids(&self) -> Result<Vec<DocId>, StoreError> {
+        Ok(self.versions()?.into_iter().map(|(d, _)| d).collect())
+    }
+
+    /// Every held document's heads.
+    pub fn all_heads(&self) -> Result<Vec<(DocId, Vec<ChangeHash>)>, StoreError> {
+        let mut out = Vec::new();
+        for doc in self.doc_ids()? {
+            if let Some(h) = self.heads(&doc)? {
+                out.push((doc, h));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Summaries of all documents held.
+    pub fn summaries(&self) -> Result<Vec<DocSummary>, StoreError> {
+        let mut out = Vec::new();
+        for doc in self.doc_ids()? {
+            if let Some(s) = self.with_ledger(&doc, |l| DocSummary {
+                id: doc.to_string(),
+                heads: l.settled().map(|s| s.heads.clone()).unwrap_or_default(),
+                changes: l.len(),
+                void: l.voided().len(),
+            })? {
+                out.push(s);
+            }
+        }
+        Ok(out)
     }
 
     /// SQLite's data version: changes when another connection commits.
@@ -467,22 +623,84 @@ impl Store {
             .pragma_query_value(None, "data_version", |r| r.get(0))?)
     }
 
-    /// Pins a peer, or updates its name, address and State.
+    /// Whether a change of `doc` was rejected for good before.
+    pub fn is_rejected(&self, doc: &DocId, hash: &ChangeHash) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM rejected WHERE doc = ?1 AND hash = ?2")?
+            .query_row(params![doc.to_string(), hash.0.to_vec()], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Peers
+    // ------------------------------------------------------------------------------------
+
+    /// Pins a peer, or updates its name, address and what it was pinned as.
     pub fn add_peer(
         &self,
         id: &NodeId,
         name: &str,
         addr: Option<&str>,
-        state: Option<&str>,
+        pinned_as: Option<&Principal>,
         now: i64,
     ) -> Result<(), StoreError> {
+        let (state, body) = match pinned_as {
+            Some(Principal::State(s)) => (Some(s.to_string()), None),
+            Some(Principal::Body(b)) => (None, Some(b.to_string())),
+            None => (None, None),
+        };
         self.conn.execute(
-            "INSERT INTO peers (node_id, name, addr, state, added) VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO peers (node_id, name, addr, state, body, added) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (node_id) DO UPDATE SET name = excluded.name, addr = excluded.addr,
-                 state = excluded.state",
-            params![id.0.to_vec(), name, addr, state, now],
+                 state = excluded.state, body = excluded.body",
+            params![id.0.to_vec(), name, addr, state, body, now],
         )?;
         Ok(())
+    }
+
+    /// Makes a pinned peer an introducer, or no longer one. Returns whether it is pinned.
+    pub fn set_introducer(&self, id: &NodeId, introducer: bool) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE peers SET introducer = ?2 WHERE node_id = ?1",
+            params![id.0.to_vec(), introducer],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// The keys this node trusts first-hand (not through an introducer): what it may vouch
+    /// for.
+    pub fn first_hand_keys(&self) -> Result<Vec<(Principal, NodeId)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT principal, key, source FROM trusted_keys ORDER BY principal")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, _, src)| {
+                !matches!(
+                    serde_json::from_str::<TrustSource>(src),
+                    Ok(TrustSource::Introducer(_))
+                )
+            })
+            .filter_map(|(p, k, _)| Some((p.parse().ok()?, node_of(&k)?)))
+            .collect())
+    }
+
+    /// Reads the trusted keys again (another process may have added one).
+    pub fn refresh_trust(&self) -> Result<bool, StoreError> {
+        let before = self.trust.borrow().clone();
+        self.reload_trust()?;
+        Ok(*self.trust.borrow() != before)
     }
 
     /// Unpins a peer and forgets what was exchanged with it. Returns whether it was pinned.
@@ -490,52 +708,63 @@ impl Store {
         let tx = self.conn.transaction()?;
         let key = id.0.to_vec();
         let n = tx.execute("DELETE FROM peers WHERE node_id = ?1", [&key])?;
-        tx.execute("DELETE FROM sync_states WHERE peer = ?1", [&key])?;
+        tx.execute("DELETE FROM shared_heads WHERE peer = ?1", [&key])?;
         tx.execute("DELETE FROM peer_offers WHERE peer = ?1", [&key])?;
+        tx.execute("DELETE FROM peer_unheld WHERE peer = ?1", [&key])?;
         tx.commit()?;
         Ok(n > 0)
     }
 
     /// Every pinned peer.
     pub fn peers(&self) -> Result<Vec<Peer>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT node_id, name, addr, state, added, last_seen, last_error, invalid_changes
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT node_id, name, addr, state, body, added, last_seen, last_error, invalid_changes, flagged, introducer
              FROM peers ORDER BY name, node_id",
         )?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((
                     r.get::<_, Vec<u8>>(0)?,
-                    Peer {
-                        node_id: NodeId([0; 32]),
-                        name: r.get(1)?,
-                        addr: r.get(2)?,
-                        state: r.get(3)?,
-                        added: r.get(4)?,
-                        last_seen: r.get(5)?,
-                        last_error: r.get(6)?,
-                        invalid_changes: r.get(7)?,
-                    },
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, i64>(8)?,
+                    r.get::<_, Option<String>>(9)?,
+                    r.get::<_, bool>(10)?,
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows
             .into_iter()
-            .filter_map(|(key, mut p)| {
-                p.node_id = NodeId(<[u8; 32]>::try_from(key.as_slice()).ok()?);
-                Some(p)
+            .filter_map(|(k, name, addr, state, body, added, seen, err, invalid, flagged, introducer)| {
+                let pinned_as = match (state, body) {
+                    (Some(s), _) => s.parse().ok().map(Principal::State),
+                    (None, Some(b)) => b.parse().ok().map(Principal::Body),
+                    _ => None,
+                };
+                Some(Peer {
+                    node_id: node_of(&k)?,
+                    name,
+                    addr,
+                    pinned_as,
+                    added,
+                    last_seen: seen,
+                    last_error: err,
+                    invalid_changes: invalid,
+                    flagged,
+                    introducer,
+                })
             })
             .collect())
     }
 
-    /// The State a pinned peer was pinned as a node of, if any.
-    pub fn peer_state(&self, id: &NodeId) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT state FROM peers WHERE node_id = ?1")?
-            .query_row([id.0.to_vec()], |r| r.get::<_, Option<String>>(0))
-            .optional()?
-            .flatten())
+    /// A pinned peer.
+    pub fn peer(&self, id: &NodeId) -> Result<Option<Peer>, StoreError> {
+        Ok(self.peers()?.into_iter().find(|p| p.node_id == *id))
     }
 
     /// Records a completed exchange with a peer, or the error that ended one.
@@ -567,125 +796,107 @@ impl Store {
         Ok(())
     }
 
-    /// The persisted Automerge sync state with a peer for a document.
-    pub fn sync_state(&self, peer: &NodeId, doc: &DocId) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT state FROM sync_states WHERE peer = ?1 AND doc = ?2")?
-            .query_row(params![peer.0.to_vec(), doc.to_string()], |r| r.get(0))
-            .optional()?)
-    }
-
-    /// Persists the Automerge sync state with a peer for a document.
-    pub fn set_sync_state(
-        &self,
-        peer: &NodeId,
-        doc: &DocId,
-        state: &[u8],
-    ) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO sync_states (peer, doc, state) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (peer, doc) DO UPDATE SET state = excluded.state",
-            )?
-            .execute(params![peer.0.to_vec(), doc.to_string(), state])?;
-        Ok(())
-    }
-
-    /// The documents a peer offered at the last full listing.
-    pub fn peer_offers(&self, peer: &NodeId) -> Result<Vec<DocId>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT doc FROM peer_offers WHERE peer = ?1 ORDER BY doc")?;
-        let rows = stmt
-            .query_map([peer.0.to_vec()], |r| r.get::<_, String>(0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows.iter().filter_map(|s| s.parse().ok()).collect())
-    }
-
-    /// Adds a document to those a peer is expected to offer.
-    pub fn add_peer_offer(&self, peer: &NodeId, doc: &DocId) -> Result<(), StoreError> {
+    /// Records misbehaviour proven against a pinned peer's key.
+    pub fn flag_peer(&self, id: &NodeId, why: &str) -> Result<(), StoreError> {
         self.conn.execute(
-            "INSERT OR IGNORE INTO peer_offers (peer, doc) VALUES (?1, ?2)",
-            params![peer.0.to_vec(), doc.to_string()],
+            "UPDATE peers SET flagged = ?2 WHERE node_id = ?1",
+            params![id.0.to_vec(), why],
         )?;
         Ok(())
     }
 
-    /// Replaces the list of documents a peer offers.
-    pub fn set_peer_offers(&mut self, peer: &NodeId, docs: &[DocId]) -> Result<(), StoreError> {
+    /// The heads this node knows it and `peer` both hold of `doc`.
+    pub fn shared_heads(&self, peer: &NodeId, doc: &DocId) -> Result<Vec<ChangeHash>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT heads FROM shared_heads WHERE peer = ?1 AND doc = ?2")?
+            .query_row(params![peer.0.to_vec(), doc.to_string()], |r| r.get::<_, Vec<u8>>(0))
+            .optional()?
+            .map(|b| decode_heads(&b))
+            .unwrap_or_default())
+    }
+
+    /// Remembers them; only for a document held here.
+    pub fn set_shared_heads(
+        &self,
+        peer: &NodeId,
+        doc: &DocId,
+        heads: &[ChangeHash],
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO shared_heads (peer, doc, heads)
+                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM documents WHERE id = ?2)
+                 ON CONFLICT (peer, doc) DO UPDATE SET heads = excluded.heads",
+            )?
+            .execute(params![peer.0.to_vec(), doc.to_string(), encode_heads(heads)])?;
+        Ok(())
+    }
+
+    /// The documents held here that a peer offered at its last listing, and the digest of the
+    /// ones it offered that are not held here.
+    pub fn peer_offers(&self, peer: &NodeId) -> Result<(Vec<DocId>, ([u8; 32], u32)), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT doc FROM peer_offers WHERE peer = ?1 ORDER BY doc")?;
+        let docs = stmt
+            .query_map([peer.0.to_vec()], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let unheld: Option<(Vec<u8>, i64)> = self
+            .conn
+            .prepare_cached("SELECT digest, count FROM peer_unheld WHERE peer = ?1")?
+            .query_row([peer.0.to_vec()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let unheld = unheld
+            .and_then(|(d, c)| Some((<[u8; 32]>::try_from(d.as_slice()).ok()?, c as u32)))
+            .unwrap_or(([0; 32], 0));
+        Ok((docs.iter().filter_map(|s| s.parse().ok()).collect(), unheld))
+    }
+
+    /// Replaces what a peer offers: rows only for documents held here, and one digest for
+    /// the rest, so a peer naming invented documents makes this node keep nothing for them.
+    pub fn set_peer_offers(
+        &mut self,
+        peer: &NodeId,
+        held: &[DocId],
+        unheld: ([u8; 32], u32),
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM peer_offers WHERE peer = ?1", [peer.0.to_vec()])?;
-        for d in docs {
+        for d in held {
             tx.execute(
-                "INSERT OR IGNORE INTO peer_offers (peer, doc) VALUES (?1, ?2)",
+                "INSERT OR IGNORE INTO peer_offers (peer, doc)
+                 SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM documents WHERE id = ?2)",
                 params![peer.0.to_vec(), d.to_string()],
             )?;
         }
+        tx.execute(
+            "INSERT INTO peer_unheld (peer, digest, count) VALUES (?1, ?2, ?3)
+             ON CONFLICT (peer) DO UPDATE SET digest = excluded.digest, count = excluded.count",
+            params![peer.0.to_vec(), unheld.0.to_vec(), unheld.1],
+        )?;
         tx.commit()?;
         Ok(())
     }
 
-    /// The ids of all documents held, sorted.
-    pub fn doc_ids(&self) -> Result<Vec<DocId>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT id FROM docs ORDER BY id")?;
-        let ids = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(ids.iter().filter_map(|s| s.parse().ok()).collect())
-    }
+    // ------------------------------------------------------------------------------------
+    // Audit
+    // ------------------------------------------------------------------------------------
 
-    /// Summaries of all documents held.
-    pub fn summaries(&self) -> Result<Vec<DocSummary>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT d.id, d.heads, d.updated, (SELECT COUNT(*) FROM changes c WHERE c.doc = d.id)
-             FROM docs d ORDER BY d.id",
+    /// Appends a line to the audit log outside any document write.
+    pub fn audit_event(
+        &self,
+        now: i64,
+        event: &str,
+        doc: Option<&DocId>,
+        peer: Option<&NodeId>,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO audit (at, event, doc, change, peer, detail) VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
+            params![now, event, doc.map(|d| d.to_string()), peer.map(|p| p.0.to_vec()), detail],
         )?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(DocSummary {
-                    id: r.get(0)?,
-                    heads: decode_heads(&r.get::<_, Vec<u8>>(1)?),
-                    updated: r.get(2)?,
-                    changes: r.get(3)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
-    }
-
-    /// Runs `f` in one SQLite transaction: it commits if `f` succeeds, and nothing is written if
-    /// it fails.
-    pub fn transact<T, E: From<StoreError>>(
-        &mut self,
-        f: impl FnOnce(&mut StoreTx<'_>) -> Result<T, E>,
-    ) -> Result<T, E> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
-        let trust = self.trust.borrow().clone();
-        let mut stx = StoreTx {
-            tx,
-            cache: &self.cache,
-            trust,
-            written: Vec::new(),
-        };
-        let out = f(&mut stx)?;
-        let StoreTx { tx, written, .. } = stx;
-        tx.commit().map_err(StoreError::from)?;
-        let mut cache = self.cache.borrow_mut();
-        for (id, heads, doc, pending) in written {
-            cache.insert(
-                id,
-                Cached {
-                    heads,
-                    doc,
-                    pending,
-                },
-            );
-        }
-        Ok(out)
+        Ok(())
     }
 
     /// Audit rows, oldest first, from `since` (unix seconds).
@@ -701,7 +912,10 @@ impl Store {
                     event: r.get(2)?,
                     doc: r.get(3)?,
                     change: r.get::<_, Option<Vec<u8>>>(4)?.map(|b| hex(&b)),
-                    peer: r.get::<_, Option<Vec<u8>>>(5)?.and_then(node_id_of),
+                    peer: r
+                        .get::<_, Option<Vec<u8>>>(5)?
+                        .and_then(|b| node_of(&b))
+                        .map(|n| n.to_string()),
                     detail: r.get(6)?,
                 })
             })?
@@ -709,9 +923,35 @@ impl Store {
         Ok(rows)
     }
 
-    /// The stored signature of every change of a document, by change hash.
-    pub fn signatures(&self, doc: &DocId) -> Result<HashMap<ChangeHash, Signature>, StoreError> {
-        signatures_in(&self.conn, doc)
+    /// Runs `f` in one SQLite transaction: it commits if `f` succeeds, and nothing is written if
+    /// it fails (the ledgers it touched are read again next time).
+    pub fn transact<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&mut StoreTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let mut stx = StoreTx {
+            tx,
+            cache: &self.cache,
+            trust: &self.trust,
+            touched: BTreeSet::new(),
+        };
+        let out = f(&mut stx);
+        let StoreTx { tx, touched, .. } = stx;
+        let committed = match out {
+            Ok(v) => tx.commit().map(|()| v).map_err(|e| E::from(StoreError::from(e))),
+            Err(e) => Err(e),
+        };
+        if committed.is_err() {
+            let mut cache = self.cache.borrow_mut();
+            for d in touched {
+                cache.remove(&d);
+            }
+        }
+        committed
     }
 }
 
@@ -722,7 +962,7 @@ pub struct AuditRow {
     pub seq: i64,
     /// Unix seconds.
     pub at: i64,
-    /// accepted, rejected, sent, received...
+    /// accepted, rejected, voided, sent, received, trust, conflict...
     pub event: String,
     /// The document.
     pub doc: Option<String>,
@@ -738,138 +978,12 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn node_id_of(b: Vec<u8>) -> Option<String> {
-    <[u8; 32]>::try_from(b.as_slice())
-        .ok()
-        .map(|k| NodeId(k).to_string())
-}
-
-fn signatures_in(
-    conn: &Connection,
-    doc: &DocId,
-) -> Result<HashMap<ChangeHash, Signature>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT hash, signature FROM changes WHERE doc = ?1")?;
-    let rows = stmt.query_map([doc.to_string()], |r| {
-        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
-    })?;
-    let mut out = HashMap::new();
-    for row in rows {
-        let (hash, sig) = row?;
-        if let (Ok(hash), Some(sig)) = (<[u8; 32]>::try_from(hash.as_slice()), sig_from_blob(sig)) {
-            out.insert(ChangeHash(hash), sig);
-        }
-    }
-    Ok(out)
-}
-
-/// Makes sure the cache holds a fresh, verified copy of `doc`. Returns false if the database
-/// holds no such document.
-fn ensure_cached(
-    conn: &Connection,
-    cache: &Cache,
-    trust: &Trust,
-    doc: &DocId,
-) -> Result<bool, StoreError> {
-    let id = doc.to_string();
-    let heads: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT heads FROM docs WHERE id = ?1")?
-        .query_row([&id], |r| r.get(0))
-        .optional()?;
-    let Some(heads) = heads else {
-        return Ok(false);
-    };
-    if cache.borrow().get(&id).is_some_and(|c| c.heads == heads) {
-        return Ok(true);
-    }
-    let Some(loaded) = load_in(conn, trust, doc)? else {
-        return Ok(false);
-    };
-    cache.borrow_mut().insert(
-        id,
-        Cached {
-            heads,
-            doc: loaded.doc,
-            pending: loaded.pending,
-        },
-    );
-    Ok(true)
-}
-
-fn load_cached(
-    conn: &Connection,
-    cache: &Cache,
-    trust: &Trust,
-    doc: &DocId,
-) -> Result<Option<StoredDoc>, StoreError> {
-    if !ensure_cached(conn, cache, trust, doc)? {
-        return Ok(None);
-    }
-    Ok(cache.borrow().get(&doc.to_string()).map(|c| StoredDoc {
-        doc: c.doc.clone(),
-        pending: c.pending,
-    }))
-}
-
-fn load_in(conn: &Connection, trust: &Trust, doc: &DocId) -> Result<Option<StoredDoc>, StoreError> {
-    let id = doc.to_string();
-    let corrupt = |reason: String| StoreError::Corrupt {
-        doc: id.clone(),
-        reason,
-    };
-    let snapshot: Option<Option<Vec<u8>>> = conn
-        .query_row("SELECT snapshot FROM docs WHERE id = ?1", [&id], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    let Some(snapshot) = snapshot else {
-        return Ok(None);
-    };
-    let mut am = match snapshot {
-        Some(bytes) => Automerge::load(&bytes).map_err(|e| corrupt(e.to_string()))?,
-        None => Automerge::new(),
-    };
-    let mut stmt = conn
-        .prepare("SELECT bytes, signature, in_snapshot FROM changes WHERE doc = ?1 ORDER BY seq")?;
-    let rows = stmt.query_map([&id], |r| {
-        Ok((
-            r.get::<_, Vec<u8>>(0)?,
-            r.get::<_, Option<Vec<u8>>>(1)?,
-            r.get::<_, bool>(2)?,
-        ))
-    })?;
-    let mut stored = Vec::new();
-    let mut pending = Vec::new();
-    for row in rows {
-        let (bytes, signature, in_snapshot) = row?;
-        let change = Change::from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
-        if !in_snapshot {
-            pending.push(change.clone());
-        }
-        stored.push(Incoming {
-            change,
-            signature: sig_from_blob(signature),
-        });
-    }
-    let pending_count = pending.len() as i64;
-    am.apply_changes(pending)
-        .map_err(|e| corrupt(e.to_string()))?;
-    verify_document(trust, doc, &am, &stored).map_err(|rejection| StoreError::Unverified {
-        doc: id.clone(),
-        rejection: Box::new(rejection),
-    })?;
-    Ok(Some(StoredDoc {
-        doc: am,
-        pending: pending_count,
-    }))
-}
-
 /// A write transaction on the store.
 pub struct StoreTx<'a> {
     tx: Transaction<'a>,
-    cache: &'a Cache,
-    trust: Trust,
-    /// Documents saved in this transaction, cached once it commits.
-    written: Vec<(String, Vec<u8>, Automerge, i64)>,
+    cache: &'a RefCell<HashMap<DocId, Cached>>,
+    trust: &'a RefCell<Trust>,
+    touched: BTreeSet<DocId>,
 }
 
 impl std::fmt::Debug for StoreTx<'_> {
@@ -878,76 +992,249 @@ impl std::fmt::Debug for StoreTx<'_> {
     }
 }
 
-/// Where a change came from.
-#[derive(Clone, Copy, Debug)]
-pub enum Source {
-    /// Written on this node.
-    Local,
-    /// Received from a peer.
-    Peer(NodeId),
-}
-
-impl Source {
-    fn peer_blob(&self) -> Option<Vec<u8>> {
-        match self {
-            Source::Local => None,
-            Source::Peer(id) => Some(id.0.to_vec()),
-        }
-    }
-}
-
 impl StoreTx<'_> {
-    /// Loads and verifies a document inside this transaction.
-    pub fn load(&self, doc: &DocId) -> Result<Option<StoredDoc>, StoreError> {
-        load_cached(&self.tx, self.cache, &self.trust, doc)
+    fn key(&self, doc: &DocId) -> Option<NodeId> {
+        self.trust.borrow().key_for_doc(doc).copied()
     }
 
-    /// Loads a document, or creates it from its genesis.
-    pub fn load_or_create(&mut self, doc: &DocId, now: i64) -> Result<StoredDoc, StoreError> {
-        if let Some(d) = self.load(doc)? {
-            return Ok(d);
+    /// Makes sure the cache holds the document's ledger as this transaction sees it; a
+    /// document not held starts from its genesis (and is created when a change is accepted).
+    fn ensure(&mut self, doc: &DocId) -> Result<bool, StoreError> {
+        let key = self.key(doc);
+        let version = Store::version(&self.tx, doc)?;
+        let mut cache = self.cache.borrow_mut();
+        let fresh = match (cache.get(doc), version) {
+            (Some(c), Some(v)) => c.version == v,
+            (Some(c), None) => c.version == 0 && self.touched.contains(doc),
+            (None, _) => false,
+        };
+        if !fresh {
+            let ledger = match version {
+                Some(_) => load_ledger(&self.tx, doc, key.as_ref())?,
+                None => Ledger::new(doc),
+            };
+            cache.insert(
+                doc.clone(),
+                Cached {
+                    version: version.unwrap_or(0),
+                    ledger,
+                },
+            );
         }
-        let am = genesis(doc);
-        self.tx.execute(
-            "INSERT INTO docs (id, snapshot, heads, updated) VALUES (?1, NULL, ?2, ?3)",
-            params![doc.to_string(), encode_heads(&am.get_heads()), now],
-        )?;
-        for change in am.get_changes(&[]) {
-            self.insert_change(doc, &change, Author::Genesis, None, Source::Local, now)?;
+        if let Some(c) = cache.get_mut(doc) {
+            c.ledger.settle(key.as_ref());
         }
-        Ok(StoredDoc {
-            doc: am,
-            pending: 1,
-        })
+        Ok(version.is_some())
     }
 
-    fn insert_change(
+    /// Runs `f` on the document's settled ledger as this transaction sees it (with the
+    /// changes admitted so far in it), or on its bare genesis if not held.
+    pub fn with_ledger<T>(
         &mut self,
         doc: &DocId,
-        change: &Change,
-        author: Author,
-        signature: Option<&Signature>,
+        f: impl FnOnce(&Ledger) -> T,
+    ) -> Result<T, StoreError> {
+        self.ensure(doc)?;
+        let cache = self.cache.borrow();
+        let c = cache.get(doc).ok_or_else(|| StoreError::Unverified {
+            doc: doc.to_string(),
+            reason: "missing from the cache".into(),
+        })?;
+        Ok(f(&c.ledger))
+    }
+
+    /// Whether the document is held (as this transaction sees it).
+    pub fn holds(&mut self, doc: &DocId) -> Result<bool, StoreError> {
+        Ok(Store::version(&self.tx, doc)?.is_some())
+    }
+
+    /// Passes `changes` through the gate into `doc`, and stores what is admitted: the changes,
+    /// their audit lines, permanent rejections (bounded per peer), and the audit of changes
+    /// that stood and are now void. Changes waiting for dependencies are returned, not kept.
+    /// Nothing is kept of a document that had no change admitted.
+    pub fn apply(
+        &mut self,
+        doc: &DocId,
+        changes: Vec<SignedChange>,
         source: Source,
         now: i64,
-    ) -> Result<(), StoreError> {
-        let author_blob = match author {
-            Author::Genesis => None,
-            Author::Node(id) => Some(id.0.to_vec()),
+    ) -> Result<Outcome, StoreError> {
+        let held = self.ensure(doc)?;
+        self.touched.insert(doc.clone());
+        let key = self.key(doc);
+        let mut out = Outcome::default();
+        let standing_before: Vec<ChangeHash> = {
+            let cache = self.cache.borrow();
+            cache
+                .get(doc)
+                .map(|c| {
+                    c.ledger
+                        .audit_rows()
+                        .into_iter()
+                        .filter(|(_, _, v)| *v == Verdict::Stands)
+                        .map(|(h, _, _)| h)
+                        .collect()
+                })
+                .unwrap_or_default()
         };
-        self.tx.execute(
-            "INSERT OR IGNORE INTO changes (doc, hash, author, signature, bytes, source, received)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                doc.to_string(),
-                change.hash().0.to_vec(),
-                author_blob,
-                signature.map(|s| s.to_vec()),
-                change.raw_bytes(),
-                source.peer_blob(),
-                now
-            ],
-        )?;
-        Ok(())
+        let mut pending = changes;
+        let mut admitted: Vec<SignedChange> = Vec::new();
+        loop {
+            let mut progressed = false;
+            let mut still = Vec::new();
+            for c in pending {
+                let verdict = {
+                    let mut cache = self.cache.borrow_mut();
+                    let Some(entry) = cache.get_mut(doc) else {
+                        break;
+                    };
+                    entry.ledger.admit(&c, key.as_ref())
+                };
+                match verdict {
+                    Admitted::New(h) => {
+                        out.accepted.push(h);
+                        admitted.push(c);
+                        progressed = true;
+                    }
+                    Admitted::Known(_) => {}
+                    Admitted::Waiting(h, missing) => {
+                        let mut dead = None;
+                        for m in &missing {
+                            if self.rejected(doc, m)? {
+                                dead = Some(*m);
+                                break;
+                            }
+                        }
+                        match dead {
+                            Some(dep) => out.rejected.push((
+                                Some(h),
+                                Rejection::DependsOnRejected {
+                                    hash: h.to_string()[..12].to_string(),
+                                    dep: dep.to_string()[..12].to_string(),
+                                },
+                            )),
+                            None => still.push((c, missing)),
+                        }
+                    }
+                    Admitted::Refused(h, r) => out.rejected.push((h, r)),
+                }
+            }
+            if !progressed || still.is_empty() {
+                out.waiting = still;
+                break;
+            }
+            pending = still.into_iter().map(|(c, _)| c).collect();
+        }
+        // Record what was admitted.
+        if !out.accepted.is_empty() {
+            if !held {
+                self.tx.execute(
+                    "INSERT INTO documents (id, version, created) VALUES (?1, 0, ?2)",
+                    params![doc.to_string(), now],
+                )?;
+            }
+            for (h, c) in out.accepted.iter().zip(&admitted) {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO doc_changes (doc, hash, data, signature, source, received)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
+                        doc.to_string(),
+                        h.0.to_vec(),
+                        c.data.to_bytes(),
+                        c.signature,
+                        source.peer_blob(),
+                        now
+                    ])?;
+            }
+            let version: i64 = self.tx.query_row(
+                "UPDATE documents SET version = version + 1 WHERE id = ?1 RETURNING version",
+                [doc.to_string()],
+                |r| r.get(0),
+            )?;
+            let mut cache = self.cache.borrow_mut();
+            if let Some(c) = cache.get_mut(doc) {
+                c.version = version;
+                c.ledger.settle(key.as_ref());
+            }
+        }
+        // Permanent rejections, bounded per peer.
+        let peer = source.peer_blob();
+        for (h, r) in &out.rejected {
+            if let (Some(h), true) = (h, r.is_permanent()) {
+                let rows: i64 = self.tx.query_row(
+                    "SELECT COUNT(*) FROM rejected WHERE peer IS ?1",
+                    params![peer],
+                    |x| x.get(0),
+                )?;
+                if rows < MAX_REJECTED_ROWS {
+                    self.tx.execute(
+                        "INSERT OR IGNORE INTO rejected (doc, hash, peer, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![doc.to_string(), h.0.to_vec(), peer, r.to_string(), now],
+                    )?;
+                }
+            }
+        }
+        // The audit: each accepted change with its verdict, refusals summed up per batch (a
+        // peer cannot make the log grow by more than a line per message), and changes that
+        // stood and no longer do.
+        let (rows, voided) = {
+            let cache = self.cache.borrow();
+            let Some(c) = cache.get(doc) else {
+                return Ok(out);
+            };
+            let rows: Vec<(ChangeHash, String)> = out
+                .accepted
+                .iter()
+                .map(|h| {
+                    let who = match c.ledger.author(h) {
+                        Some(Author::Node(n)) => format!("by node {}", n.short()),
+                        _ => "genesis".into(),
+                    };
+                    let v = match c.ledger.verdict(h) {
+                        Some(Verdict::Void(d)) => format!("{who}; held but void: {d}"),
+                        _ => who,
+                    };
+                    (*h, v)
+                })
+                .collect();
+            let voided: Vec<(ChangeHash, String)> = standing_before
+                .iter()
+                .filter_map(|h| match c.ledger.verdict(h) {
+                    Some(Verdict::Void(d)) => Some((*h, d.to_string())),
+                    _ => None,
+                })
+                .collect();
+            (rows, voided)
+        };
+        for (h, detail) in &rows {
+            self.audit(now, "accepted", Some(doc), Some(h), source_peer(&source).as_ref(), detail)?;
+        }
+        if let Some((_, first)) = out.rejected.first() {
+            self.audit(
+                now,
+                "rejected",
+                Some(doc),
+                out.rejected.first().and_then(|(h, _)| h.as_ref()),
+                source_peer(&source).as_ref(),
+                &format!("{} change(s) refused; the first: {first}", out.rejected.len()),
+            )?;
+        }
+        for (h, why) in &voided {
+            self.audit(now, "voided", Some(doc), Some(h), None, why)?;
+        }
+        out.voided = voided;
+        Ok(out)
+    }
+
+    fn rejected(&self, doc: &DocId, hash: &ChangeHash) -> Result<bool, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT 1 FROM rejected WHERE doc = ?1 AND hash = ?2")?
+            .query_row(params![doc.to_string(), hash.0.to_vec()], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     /// Appends a line to the audit log.
@@ -960,246 +1247,136 @@ impl StoreTx<'_> {
         peer: Option<&NodeId>,
         detail: &str,
     ) -> Result<(), StoreError> {
-        self.tx.execute(
-            "INSERT INTO audit (at, event, doc, change, peer, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
+        self.tx
+            .prepare_cached(
+                "INSERT INTO audit (at, event, doc, change, peer, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
                 now,
                 event,
                 doc.map(|d| d.to_string()),
                 change.map(|h| h.0.to_vec()),
                 peer.map(|p| p.0.to_vec()),
                 detail
-            ],
-        )?;
+            ])?;
         Ok(())
     }
+}
 
-    /// The hashes of changes of `doc` that were rejected before.
-    pub fn quarantined(&self, doc: &DocId) -> Result<HashSet<ChangeHash>, StoreError> {
-        let mut stmt = self
-            .tx
-            .prepare("SELECT hash FROM quarantine WHERE doc = ?1")?;
-        let rows = stmt.query_map([doc.to_string()], |r| r.get::<_, Vec<u8>>(0))?;
-        let mut out = HashSet::new();
-        for row in rows {
-            if let Ok(h) = <[u8; 32]>::try_from(row?.as_slice()) {
-                out.insert(ChangeHash(h));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Passes `incoming` through the gate onto `stored`, and records the outcome: accepted
-    /// changes with their signatures, rejected ones in quarantine, both in the audit log.
-    /// The caller commits the transaction.
-    pub fn apply(
-        &mut self,
-        doc_id: &DocId,
-        stored: &mut StoredDoc,
-        incoming: Vec<Incoming>,
-        source: Source,
-        now: i64,
-    ) -> Result<Applied, StoreError> {
-        let known_bad = self.quarantined(doc_id)?;
-        let by_hash: HashMap<ChangeHash, Incoming> = incoming
-            .iter()
-            .map(|i| (i.change.hash(), i.clone()))
-            .collect();
-        let applied = apply_checked(&self.trust, doc_id, &mut stored.doc, incoming, &known_bad);
-        let peer = match source {
-            Source::Local => None,
-            Source::Peer(p) => Some(p),
-        };
-        if !applied.accepted.is_empty() {
-            // A document first received from a peer gets its row here.
-            self.tx.execute(
-                "INSERT OR IGNORE INTO docs (id, snapshot, heads, updated) VALUES (?1, NULL, X'', ?2)",
-                params![doc_id.to_string(), now],
-            )?;
-        }
-        for (hash, author) in &applied.accepted {
-            let Some(inc) = by_hash.get(hash) else {
-                continue;
-            };
-            self.insert_change(
-                doc_id,
-                &inc.change,
-                *author,
-                inc.signature.as_ref(),
-                source,
-                now,
-            )?;
-            let who = match author {
-                Author::Genesis => "genesis".to_string(),
-                Author::Node(n) => format!("by node {}", n.short()),
-            };
-            self.audit(
-                now,
-                AuditEvent::Accepted.as_str(),
-                Some(doc_id),
-                Some(hash),
-                peer.as_ref(),
-                &who,
-            )?;
-            stored.pending += 1;
-        }
-        for (hash, rejection) in &applied.rejected {
-            let Some(inc) = by_hash.get(hash) else {
-                continue;
-            };
-            let reason = rejection.to_string();
-            self.tx.execute(
-                "INSERT OR IGNORE INTO quarantine (doc, hash, author, signature, bytes, peer, reason, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    doc_id.to_string(),
-                    hash.0.to_vec(),
-                    poa_protocol::sign::claimed_author(inc.change.actor_id()).map(|a| a.0.to_vec()),
-                    inc.signature.map(|s| s.to_vec()),
-                    inc.change.raw_bytes(),
-                    source.peer_blob(),
-                    reason,
-                    now
-                ],
-            )?;
-            self.audit(
-                now,
-                AuditEvent::Rejected.as_str(),
-                Some(doc_id),
-                Some(hash),
-                peer.as_ref(),
-                &reason,
-            )?;
-        }
-        if !applied.accepted.is_empty() {
-            self.save(doc_id, stored, now)?;
-        }
-        Ok(applied)
-    }
-
-    /// Records a document's new heads, folding changes into the snapshot when enough piled up.
-    fn save(&mut self, doc: &DocId, stored: &mut StoredDoc, now: i64) -> Result<(), StoreError> {
-        let heads = encode_heads(&stored.doc.get_heads());
-        if stored.pending >= COMPACT_AFTER {
-            self.tx.execute(
-                "UPDATE docs SET snapshot = ?2, heads = ?3, updated = ?4 WHERE id = ?1",
-                params![doc.to_string(), stored.doc.save(), heads, now],
-            )?;
-            self.tx.execute(
-                "UPDATE changes SET in_snapshot = 1 WHERE doc = ?1 AND in_snapshot = 0",
-                [doc.to_string()],
-            )?;
-            stored.pending = 0;
-        } else {
-            self.tx.execute(
-                "UPDATE docs SET heads = ?2, updated = ?3 WHERE id = ?1",
-                params![doc.to_string(), heads, now],
-            )?;
-        }
-        self.written.retain(|(id, ..)| *id != doc.to_string());
-        self.written
-            .push((doc.to_string(), heads, stored.doc.clone(), stored.pending));
-        Ok(())
+fn source_peer(s: &Source) -> Option<NodeId> {
+    match s {
+        Source::Local => None,
+        Source::Peer(p) => Some(*p),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use poa_protocol::automerge::ReadDoc;
-    use poa_protocol::doc::{put_record, target_key};
-    use poa_protocol::sign::{NodeKey, actor_id, sign_change};
+    use poa_protocol::change::{FlatAction, FlatOp};
+    use poa_protocol::doc::PoolId;
+    use poa_protocol::ledger::actor_bytes;
+    use poa_protocol::sign::{NodeKey, sign_change};
 
-    fn write(
-        store: &mut Store,
-        key: &NodeKey,
-        doc: &DocId,
-        id: &str,
-    ) -> Result<Applied, StoreError> {
-        store.transact(|tx| {
-            let mut stored = tx.load_or_create(doc, 1)?;
-            let mut scratch = stored.doc.clone();
-            scratch.set_actor(actor_id(&key.node_id(), &[9; 8]));
-            let owned = !poa_protocol::doc::document_json(&stored.doc, None)["owner"]
-                .as_object()
-                .is_none_or(|o| o.is_empty());
-            let mut t = scratch.transaction();
-            let err = |e: poa_protocol::doc::DocError| StoreError::Corrupt {
-                doc: doc.to_string(),
-                reason: e.to_string(),
-            };
-            if !owned {
-                // The first writer of a pool claims it.
-                poa_protocol::doc::put_value(
-                    &mut t,
-                    "owner",
-                    &key.node_id().to_string(),
-                    &serde_json::json!(true),
-                )
-                .map_err(err)?;
-            }
-            put_record(
-                &mut t,
-                "pooled",
-                &target_key(id, 1),
-                &serde_json::json!({"x": 1}),
-            )
-            .map_err(err)?;
-            let (hash, _) = t.commit();
-            let hash = hash.expect("a change");
-            let change = scratch.get_change_by_hash(&hash).expect("stored");
-            let signature = Some(sign_change(key, doc, &hash));
-            tx.apply(
-                doc,
-                &mut stored,
-                vec![Incoming { change, signature }],
-                Source::Local,
-                1,
-            )
-        })
+    fn write(store: &mut Store, key: &NodeKey, doc: &DocId, id: &str) -> Outcome {
+        store
+            .transact(|tx| {
+                let data = tx.with_ledger(doc, |l| {
+                    l.next_change(
+                        &actor_bytes(&key.node_id(), &[9; 8]),
+                        1,
+                        vec![FlatOp {
+                            container: doc.kind().container("pooled").unwrap_or(0),
+                            key: id.into(),
+                            action: FlatAction::Put {
+                                value: "{}".into(),
+                                preds: vec![],
+                            },
+                        }],
+                    )
+                })?;
+                let hash = data.to_automerge(doc).expect("encodes").hash();
+                let c = SignedChange {
+                    signature: sign_change(key, doc, &hash).to_vec(),
+                    data,
+                };
+                tx.apply(doc, vec![c], Source::Local, 1)
+            })
+            .expect("writes")
     }
 
     #[test]
-    fn writes_survive_reopen_and_compaction() {
+    fn writes_survive_reopen_and_are_verified_again() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("poa.db");
         let key = NodeKey::from_seed(&[5; 32]);
-        let doc: DocId = "pool/p1".parse().unwrap();
+        let doc = DocId::Pool(PoolId::new("p1", &key.node_id()));
         let mut store = Store::open(&path).unwrap();
-        for i in 0..(COMPACT_AFTER + 5) {
-            let out = write(&mut store, &key, &doc, &format!("R{i}")).unwrap();
-            assert_eq!(out.accepted.len(), 1);
+        for i in 0..70 {
+            let out = write(&mut store, &key, &doc, &format!("R{i}"));
+            assert_eq!(out.accepted.len(), 1, "{:?}", out.rejected);
         }
         drop(store);
         let store = Store::open(&path).unwrap();
-        let loaded = store.load(&doc).unwrap().unwrap();
-        assert_eq!(loaded.doc.get_changes(&[]).len() as i64, COMPACT_AFTER + 6);
-        assert!(loaded.pending < COMPACT_AFTER);
+        assert_eq!(store.with_ledger(&doc, |l| l.len()).unwrap(), Some(71));
         assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "the database is readable by others: {mode:o}");
+        }
     }
 
     #[test]
-    fn a_tampered_signature_on_disk_stops_the_load() {
+    fn a_tampered_row_stops_the_load() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("poa.db");
         let key = NodeKey::from_seed(&[5; 32]);
-        let doc: DocId = "pool/p1".parse().unwrap();
+        let doc = DocId::Pool(PoolId::new("p1", &key.node_id()));
         let mut store = Store::open(&path).unwrap();
-        write(&mut store, &key, &doc, "R1").unwrap();
+        write(&mut store, &key, &doc, "R1");
         store
             .conn
-            .execute(
-                "UPDATE changes SET signature = zeroblob(64) WHERE author IS NOT NULL",
-                [],
-            )
+            .execute("UPDATE doc_changes SET signature = zeroblob(64)", [])
             .unwrap();
-        // A fresh open (no cache) reads the tampered rows from disk.
         drop(store);
         let store = Store::open(&path).unwrap();
-        assert!(matches!(
-            store.load(&doc),
-            Err(StoreError::Unverified { .. })
-        ));
+        assert!(matches!(store.view(&doc), Err(StoreError::Unverified { .. })));
+    }
+
+    #[test]
+    fn a_failed_transaction_leaves_no_trace_in_the_database_or_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = NodeKey::from_seed(&[5; 32]);
+        let doc = DocId::Pool(PoolId::new("p1", &key.node_id()));
+        let mut store = Store::open(&dir.path().join("poa.db")).unwrap();
+        write(&mut store, &key, &doc, "R1");
+        let r: Result<(), StoreError> = store.transact(|tx| {
+            let data = tx.with_ledger(&doc, |l| {
+                l.next_change(
+                    &actor_bytes(&key.node_id(), &[9; 8]),
+                    1,
+                    vec![FlatOp {
+                        container: 5,
+                        key: "R2".into(),
+                        action: FlatAction::Put {
+                            value: "{}".into(),
+                            preds: vec![],
+                        },
+                    }],
+                )
+            })?;
+            let hash = data.to_automerge(&doc).unwrap().hash();
+            let c = SignedChange {
+                signature: sign_change(&key, &doc, &hash).to_vec(),
+                data,
+            };
+            tx.apply(&doc, vec![c], Source::Local, 1)?;
+            Err(StoreError::OldFormat)
+        });
+        assert!(r.is_err());
+        assert_eq!(store.with_ledger(&doc, |l| l.len()).unwrap(), Some(2));
     }
 
     #[test]

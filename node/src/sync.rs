@@ -1,40 +1,37 @@
-//! The sync engine: drives the wire protocol over QUIC connections to pinned peers.
+//! The sync engine: the I/O around [`poa_protocol::session::Session`]. It owns the sockets,
+//! tasks and timers; every decision about what to send and what to take is the session's, and
+//! every change passes the gate in the store.
 //!
-//! One bidirectional stream per connection carries every message, in order:
-//!
-//! 1. each side sends `Hello` and a `Summary` (a digest of the documents it offers the other and
-//!    their heads). A side whose expectation matches answers `SummaryOk`: peers already in sync
-//!    learn it in one round trip and a few dozen bytes, however many documents they share;
-//! 2. otherwise it asks for the list (`ListRequest` → `Offers`) and runs an Automerge sync
-//!    session for each document whose heads differ. Each `Sync` envelope carries the signatures
-//!    of the changes inside; every change passes the gate before it is applied. Each `Sync` is
-//!    answered by a `Sync` or a `SyncIdle`, so both sides know when a session is over;
-//! 3. while serving, a change accepted here (written locally or received from any peer) is pushed
-//!    at once to every connected peer allowed to read it, and a periodic `Summary` repairs what
-//!    pushes missed. Relaying falls out: every document is synced with every peer that may read it.
-//!
-//! A node never names a document to a peer outside its share list: every outgoing message passes
-//! through [`Conn::send`], which refuses and records it.
+//! Per connection, one task reads frames (growing a buffer only as bytes arrive, with a
+//! deadline for each frame), one writes them, and the connection's loop feeds the session the
+//! messages, the changes this node makes or receives from other peers (so they are pushed at
+//! once), and its timer. Resources a peer can make this node hold are bounded per peer:
+//! connections, bytes of a frame in progress, changes waiting for their dependencies.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use poa_protocol::automerge::sync::{self, SyncDoc};
-use poa_protocol::automerge::{Automerge, ChangeHash};
-use poa_protocol::doc::{DocId, document_json, readers};
+use poa_protocol::automerge::ChangeHash;
+use poa_protocol::authority::TrustSource;
+use poa_protocol::change::SignedChange;
+use poa_protocol::doc::DocId;
+use poa_protocol::ledger::Ledger;
 use poa_protocol::pool::PoolData;
-use poa_protocol::rules::{Incoming, may_read};
+use poa_protocol::rules::{Reader, may_read};
+use poa_protocol::session::{self, Applied, Event, Host, Mode, Session, SessionConfig};
 use poa_protocol::sign::NodeKey;
 use poa_protocol::wire::{
-    self, Claim, DocHeads, Hello, Message, PROTOCOL_VERSION, SyncEnvelope, WireError,
+    self, Claim, FrameBuffer, Hello, MAX_FRAME, Message, PROTOCOL_VERSION, Vouch,
 };
-use poa_protocol::{NodeId, Participant, StateCode};
+use poa_protocol::{NodeId, Participant, Principal};
 use tokio::sync::{broadcast, mpsc, watch};
 
+pub use poa_protocol::session::SyncReport;
+
 use crate::node::{Node, NodeError, now_secs};
-use crate::store::{Learned, Peer, Source, StoreError, StoredDoc};
+use crate::store::{Learned, Peer, Source, StoreError};
 use crate::transport::{self, Pins, TransportError};
 
 /// Errors of a sync connection.
@@ -55,7 +52,10 @@ pub enum SyncError {
     /// Dialling failed.
     #[error("connect: {0}")]
     Connect(#[from] quinn::ConnectError),
-    /// The peer broke the protocol.
+    /// The peer broke the protocol, or this node refused it.
+    #[error("{0}")]
+    Session(#[from] session::SessionError),
+    /// The peer's bytes are not frames of this protocol.
     #[error("peer broke the protocol: {0}")]
     Protocol(String),
     /// The peer said goodbye with a reason before the round completed.
@@ -66,46 +66,17 @@ pub enum SyncError {
     Timeout(Duration),
 }
 
-impl From<WireError> for SyncError {
-    fn from(e: WireError) -> Self {
-        SyncError::Protocol(e.to_string())
-    }
-}
-
-/// What one connection exchanged.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct SyncReport {
-    /// The peer.
-    pub peer: String,
-    /// Changes accepted per document.
-    pub accepted: BTreeMap<String, usize>,
-    /// Changes rejected per document, with the first reason.
-    pub rejected: BTreeMap<String, (usize, String)>,
-    /// Changes sent per document.
-    pub sent: BTreeMap<String, usize>,
-    /// Bytes written on the stream.
-    pub bytes_sent: u64,
-    /// Bytes read from the stream.
-    pub bytes_received: u64,
-    /// Messages written.
-    pub messages_sent: u64,
-    /// Messages read.
-    pub messages_received: u64,
-    /// Times this side waited for the other: round trips, for the side that dialled.
-    pub round_trips: u64,
-    /// Milliseconds from connection to the end of the round.
-    pub millis: u64,
-}
-
 /// Settings of the engine.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
-    /// Seconds between anti-entropy summaries on an idle connection.
+    /// Time between anti-entropy summaries on an idle connection.
     pub anti_entropy: Duration,
     /// How often to look for writes made by other processes (the CLI while serving).
     pub poll: Duration,
     /// Longest wait for a peer during a one-shot round.
     pub round_timeout: Duration,
+    /// Longest time one frame may take to arrive once it has begun.
+    pub frame_deadline: Duration,
 }
 
 impl Default for EngineConfig {
@@ -114,8 +85,43 @@ impl Default for EngineConfig {
             anti_entropy: Duration::from_secs(60),
             poll: Duration::from_millis(250),
             round_timeout: Duration::from_secs(120),
+            frame_deadline: Duration::from_secs(30),
         }
     }
+}
+
+/// The most connections one peer may have open at once.
+pub const MAX_CONNECTIONS_PER_PEER: usize = 4;
+/// The most bytes of changes one peer may have waiting here for their dependencies.
+pub const MAX_PARKED_BYTES_PER_PEER: usize = 16 << 20;
+/// The most changes one peer may have waiting here for their dependencies.
+pub const MAX_PARKED_PER_PEER: usize = 20_000;
+
+/// What connection tasks are told about the node.
+#[derive(Clone, Debug)]
+enum Notice {
+    /// A document changed here.
+    Doc(DocId),
+    /// The keys this node trusts changed.
+    Trust,
+}
+
+#[derive(Debug, Default)]
+struct Parked {
+    by_doc: BTreeMap<DocId, Vec<(NodeId, SignedChange)>>,
+    bytes: HashMap<NodeId, usize>,
+    count: HashMap<NodeId, usize>,
+}
+
+fn change_bytes(c: &SignedChange) -> usize {
+    64 + c.data.actor.len()
+        + c.data.deps.len() * 32
+        + c
+            .data
+            .ops
+            .iter()
+            .map(|o| o.key.len() + o.value().map_or(0, str::len) + 16)
+            .sum::<usize>()
 }
 
 /// The engine: a node, shared by every connection task.
@@ -123,16 +129,12 @@ pub struct Engine {
     node: Mutex<Node>,
     key: NodeKey,
     hello: Hello,
-    own_state: Option<StateCode>,
     pins: Pins,
-    changed: broadcast::Sender<DocId>,
-    heads: Mutex<HashMap<DocId, Vec<ChangeHash>>>,
+    changed: broadcast::Sender<Notice>,
+    versions: Mutex<HashMap<DocId, i64>>,
     revealed: Mutex<HashMap<NodeId, BTreeSet<DocId>>>,
-    /// Live connections per peer (both sides may dial, and a one-shot round may run beside
-    /// a served connection).
     connected: Mutex<HashMap<NodeId, usize>>,
-    /// Changes received before their dependencies, by document, until those arrive.
-    parked: Mutex<HashMap<DocId, Vec<(NodeId, Incoming)>>>,
+    parked: Mutex<Parked>,
     config: EngineConfig,
 }
 
@@ -159,22 +161,20 @@ impl Engine {
             node: key.node_id(),
             name: node.home.config.name.clone(),
             claims: Claim::from(&node.home.config.participant),
-            state_key: None,
+            key: None,
         };
-        let own_state = node.home.config.participant.state();
-        let heads = node.store.all_heads()?.into_iter().collect();
+        let versions = node.store.versions()?.into_iter().collect();
         let (changed, _) = broadcast::channel(1024);
         let engine = Engine {
             node: Mutex::new(node),
             key,
             hello,
-            own_state,
             pins: Pins::default(),
             changed,
-            heads: Mutex::new(heads),
+            versions: Mutex::new(versions),
             revealed: Mutex::new(HashMap::new()),
             connected: Mutex::new(HashMap::new()),
-            parked: Mutex::new(HashMap::new()),
+            parked: Mutex::new(Parked::default()),
             config,
         };
         engine.refresh_pins()?;
@@ -208,38 +208,9 @@ impl Engine {
         lock(&self.revealed).get(peer).cloned().unwrap_or_default()
     }
 
-    /// Parks changes that wait for dependencies, keeping at most [`MAX_PARKED`] per document and
-    /// [`MAX_PARKED_TOTAL`] in all (the newest): peers cannot make this node hold more. What is
-    /// let go comes again on a later connection, whose sync session starts afresh.
-    fn park(&self, doc: &DocId, from: NodeId, changes: Vec<Incoming>) {
-        if changes.is_empty() {
-            return;
-        }
-        let mut parked = lock(&self.parked);
-        let elsewhere: usize = parked
-            .iter()
-            .filter(|(d, _)| *d != doc)
-            .map(|(_, l)| l.len())
-            .sum();
-        let list = parked.entry(doc.clone()).or_default();
-        let new: HashSet<ChangeHash> = changes.iter().map(|c| c.change.hash()).collect();
-        list.retain(|(_, p)| !new.contains(&p.change.hash()));
-        list.extend(changes.into_iter().map(|c| (from, c)));
-        let room = MAX_PARKED.min(MAX_PARKED_TOTAL.saturating_sub(elsewhere));
-        if list.len() > room {
-            let excess = list.len() - room;
-            tracing::warn!(doc = %doc, dropped = excess, "too many changes waiting for dependencies");
-            list.drain(..excess);
-        }
-    }
-
-    fn unpark(&self, doc: &DocId) -> Vec<(NodeId, Incoming)> {
-        lock(&self.parked).remove(doc).unwrap_or_default()
-    }
-
     /// How many changes wait for dependencies, over all documents.
     pub fn parked(&self) -> usize {
-        lock(&self.parked).values().map(Vec::len).sum()
+        lock(&self.parked).by_doc.values().map(Vec::len).sum()
     }
 
     /// Peers with a live connection.
@@ -260,695 +231,566 @@ impl Engine {
         Ok(())
     }
 
-    /// Broadcasts every document whose heads moved since last looked at.
+    /// Broadcasts every document whose version moved since last looked at.
     fn notify_changes(&self, node: &Node) -> Result<(), StoreError> {
-        let now = node.store.all_heads()?;
-        let mut known = lock(&self.heads);
-        for (doc, heads) in now {
-            if known.get(&doc) != Some(&heads) {
-                known.insert(doc.clone(), heads);
-                let _ = self.changed.send(doc);
+        if node.store.refresh_trust()? {
+            let _ = self.changed.send(Notice::Trust);
+        }
+        let now = node.store.versions()?;
+        let mut known = lock(&self.versions);
+        for (doc, v) in now {
+            if known.get(&doc) != Some(&v) {
+                known.insert(doc.clone(), v);
+                let _ = self.changed.send(Notice::Doc(doc));
             }
         }
         Ok(())
     }
 
-    fn note_changed(&self, doc: &DocId, heads: Vec<ChangeHash>) {
-        lock(&self.heads).insert(doc.clone(), heads);
-        let _ = self.changed.send(doc.clone());
+    /// The hello this node sends now: with the key of its State or body as it trusts it.
+    fn hello_now(&self, node: &Node) -> Hello {
+        let mut h = self.hello.clone();
+        h.key = node
+            .store
+            .trust()
+            .key(&node.home.config.participant.principal())
+            .copied();
+        h
     }
 
-    fn peer_row(node: &Node, peer: &NodeId) -> Result<Option<Peer>, StoreError> {
-        Ok(node.store.peers()?.into_iter().find(|p| p.node_id == *peer))
-    }
-
-    fn peer_state(node: &Node, peer: &NodeId) -> Result<Option<StateCode>, StoreError> {
-        Ok(node.store.peer_state(peer)?.and_then(|s| s.parse().ok()))
-    }
-
-    fn can_read(&self, node: &Node, peer: &NodeId, doc: &DocId) -> Result<bool, StoreError> {
-        let peer_state = Self::peer_state(node, peer)?;
-        // A draft never leaves its own State's nodes, and only this State's nodes hold one.
-        if doc.is_draft() && doc.state() != self.own_state {
-            return Ok(false);
-        }
-        if let DocId::Pool(_) = doc
-            && Self::pool(node, doc)?.is_some_and(|p| p.may_read(peer, peer_state))
-        {
-            return Ok(true);
-        }
-        let readers = node.store.with_doc(doc, readers)?.unwrap_or_default();
-        if may_read(doc, &readers, peer, peer_state) {
-            return Ok(true);
-        }
-        // A State shares its published document with a pool it is a member of: the pool's
-        // audience reads it for as long as the State stays a member.
-        for r in readers.iter().filter(|r| r.starts_with("pool/")) {
-            if let (Ok(pool_id), Some(state)) = (r.parse::<DocId>(), doc.state())
-                && let Some(pool) = Self::pool(node, &pool_id)?
-                && pool.is_member(state)
-                && pool.audience().contains(peer)
-            {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
-    fn pool(node: &Node, doc: &DocId) -> Result<Option<PoolData>, StoreError> {
-        node.store
-            .with_doc(doc, |d| PoolData::from_json(&document_json(d, None)))
-    }
-
-    /// The documents this node offers `peer`, with their heads.
-    fn offered(
-        &self,
-        node: &Node,
-        peer: &NodeId,
-    ) -> Result<Vec<(DocId, Vec<ChangeHash>)>, StoreError> {
-        let mut out = Vec::new();
-        for (doc, heads) in node.store.all_heads()? {
-            if self.can_read(node, peer, &doc)? {
-                out.push((doc, heads));
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// The most changes a document may have waiting for their dependencies.
-pub const MAX_PARKED: usize = 10_000;
-
-/// The most changes that may wait for their dependencies, over all documents: peers cannot make
-/// a node hold more in memory, whatever documents they name.
-pub const MAX_PARKED_TOTAL: usize = 50_000;
-
-/// Which side opened the connection, and whether it runs one round or stays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    /// Dialled for `poa-node sync`: one round, then goodbye.
-    OneShot,
-    /// Serving: stay connected, push changes, repair periodically.
-    Stay,
-}
-
-/// The state of one connection.
-struct Conn {
-    peer: NodeId,
-    out: mpsc::UnboundedSender<Message>,
-    hello: Option<Hello>,
-    states: HashMap<DocId, sync::State>,
-    inflight: HashSet<DocId>,
-    last_sent_root: Option<[u8; 32]>,
-    acked_root: Option<[u8; 32]>,
-    peer_root_done: bool,
-    listing: Option<[u8; 32]>,
-    listing_answered: bool,
-    processed: HashSet<[u8; 32]>,
-    dirty: bool,
-    report: SyncReport,
-    awaiting: bool,
-    named_by_peer: HashSet<DocId>,
-    closing: Option<String>,
-}
-
-impl Conn {
-    fn new(peer: NodeId, out: mpsc::UnboundedSender<Message>) -> Conn {
-        Conn {
-            peer,
-            out,
-            hello: None,
-            states: HashMap::new(),
-            inflight: HashSet::new(),
-            last_sent_root: None,
-            acked_root: None,
-            peer_root_done: false,
-            listing: None,
-            listing_answered: false,
-            processed: HashSet::new(),
-            dirty: true,
-            report: SyncReport {
-                peer: peer.to_string(),
-                ..SyncReport::default()
-            },
-            awaiting: false,
-            named_by_peer: HashSet::new(),
-            closing: None,
-        }
-    }
-
-    /// Sends a message, refusing (and logging) any that would name a document the peer may not
-    /// read. Every outgoing message passes here.
-    fn send(&mut self, engine: &Engine, node: &Node, msg: Message) -> Result<(), SyncError> {
-        let docs: Vec<DocId> = msg.docs().into_iter().cloned().collect();
-        for doc in &docs {
-            // Naming back a document the peer named first reveals nothing; content is gated
-            // where sync messages are generated.
-            if !self.named_by_peer.contains(doc) && !engine.can_read(node, &self.peer, doc)? {
-                tracing::error!(peer = %self.peer.short(), doc = %doc, kind = msg.kind(), "refused to send a document the peer may not read");
-                return Ok(());
-            }
-        }
-        if !docs.is_empty() {
-            lock(&engine.revealed)
-                .entry(self.peer)
-                .or_default()
-                .extend(docs);
-        }
-        self.sent(&msg);
-        let _ = self.out.send(msg);
-        Ok(())
-    }
-
-    /// Counts a message going out. Messages that ask for an answer start a wait: the next
-    /// message received ends it, and counts as one round trip.
-    fn sent(&mut self, msg: &Message) {
-        self.report.messages_sent += 1;
-        if matches!(
-            msg,
-            Message::Hello(_) | Message::Summary { .. } | Message::ListRequest | Message::Sync(_)
-        ) {
-            self.awaiting = true;
-        }
-    }
-
-    fn done(&self) -> bool {
-        self.hello.is_some()
-            && self.last_sent_root.is_some()
-            && self.acked_root == self.last_sent_root
-            && self.peer_root_done
-            && self.inflight.is_empty()
-            && self.listing.is_none()
-    }
-
-    fn state_for(&mut self, node: &Node, doc: &DocId) -> Result<&mut sync::State, StoreError> {
-        if !self.states.contains_key(doc) {
-            let state = node
-                .store
-                .sync_state(&self.peer, doc)?
-                .and_then(|b| sync::State::decode(&b).ok())
-                .unwrap_or_default();
-            self.states.insert(doc.clone(), state);
-        }
-        Ok(self.states.entry(doc.clone()).or_default())
-    }
-
-    /// Generates the next sync message for `doc`, if there is anything to say, wrapped with the
-    /// signatures of the changes it carries.
-    fn generate(
-        &mut self,
-        node: &Node,
-        doc: &DocId,
-        am: Option<&Automerge>,
-    ) -> Result<Option<SyncEnvelope>, SyncError> {
-        let peer = self.peer;
-        let state = self.state_for(node, doc)?;
-        let msg = match am {
-            Some(am) => am.generate_sync_message(state),
-            None => node
-                .store
-                .with_doc(doc, |am| am.generate_sync_message(state))?
-                .unwrap_or_else(|| Automerge::new().generate_sync_message(state)),
-        };
-        let Some(msg) = msg else {
-            return Ok(None);
-        };
-        let encoded_state = state.encode();
-        node.store.set_sync_state(&peer, doc, &encoded_state)?;
-        let changes = wire::message_changes(&msg)?;
-        let signatures = if changes.is_empty() {
-            Vec::new()
-        } else {
-            let sigs = node.store.signatures(doc)?;
-            changes
-                .iter()
-                .map(|c| sigs.get(&c.hash()).map(|s| s.to_vec()).unwrap_or_default())
-                .collect()
-        };
-        if !changes.is_empty() {
-            *self.report.sent.entry(doc.to_string()).or_default() += changes.len();
-            node.store.audit_event(
-                now_secs(),
-                "sent",
-                Some(doc),
-                Some(&peer),
-                &format!("{} change(s)", changes.len()),
-            )?;
-        }
-        Ok(Some(SyncEnvelope {
-            doc: doc.clone(),
-            message: msg.encode(),
-            signatures,
-        }))
-    }
-
-    /// Starts (or continues) a session for `doc` if there is anything to send. A node that holds
-    /// nothing of a document the peer offered starts from an empty history to take the peer's
-    /// (a relay's first copy); otherwise only a peer that may read the document gets a session.
-    fn push(&mut self, engine: &Engine, node: &Node, doc: &DocId) -> Result<(), SyncError> {
-        if self.inflight.contains(doc) {
+    /// Parks changes that wait for their dependencies, within the peer's bounds. Their
+    /// signatures were checked before they got here. Returns an error when the peer would
+    /// exceed them: it is disconnected.
+    fn park(&self, doc: &DocId, from: NodeId, changes: Vec<SignedChange>) -> Result<(), String> {
+        if changes.is_empty() {
             return Ok(());
         }
-        let holds_nothing = node.store.heads(doc)?.is_none();
-        if !holds_nothing && !engine.can_read(node, &self.peer, doc)? {
-            return Ok(());
+        let mut p = lock(&self.parked);
+        let list = p.by_doc.entry(doc.clone()).or_default();
+        let mut added_bytes = 0;
+        let mut added = 0;
+        for c in changes {
+            if list.iter().any(|(_, x)| x.data == c.data) {
+                continue;
+            }
+            added_bytes += change_bytes(&c);
+            added += 1;
+            list.push((from, c));
         }
-        if let Some(env) = self.generate(node, doc, None)? {
-            self.inflight.insert(doc.clone());
-            self.send(engine, node, Message::Sync(env))?;
-        }
-        Ok(())
-    }
-
-    fn handle(&mut self, engine: &Engine, msg: Message) -> Result<(), SyncError> {
-        self.report.messages_received += 1;
-        if self.awaiting {
-            self.report.round_trips += 1;
-            self.awaiting = false;
-        }
-        if self.hello.is_none() && !matches!(msg, Message::Hello(_) | Message::Goodbye { .. }) {
-            return Err(SyncError::Protocol(format!("{} before hello", msg.kind())));
-        }
-        self.dispatch(engine, msg)?;
-        self.after(engine)
-    }
-
-    fn dispatch(&mut self, engine: &Engine, msg: Message) -> Result<(), SyncError> {
-        let node = lock(&engine.node);
-        match msg {
-            Message::Hello(h) => {
-                if h.version != PROTOCOL_VERSION {
-                    return Err(WireError::Version(h.version).into());
-                }
-                if h.node != self.peer {
-                    return Err(SyncError::Protocol(format!(
-                        "hello names node {} but TLS proved {}",
-                        h.node, self.peer
-                    )));
-                }
-                if self.hello.is_some() {
-                    return Err(SyncError::Protocol("second hello".into()));
-                }
-                self.check_claims(&node, &h)?;
-                self.hello = Some(h);
+        let bytes = p.bytes.entry(from).or_default();
+        *bytes += added_bytes;
+        let over_bytes = *bytes > MAX_PARKED_BYTES_PER_PEER;
+        let count = p.count.entry(from).or_default();
+        *count += added;
+        if over_bytes || *count > MAX_PARKED_PER_PEER {
+            // Let go of everything this peer parked: what it sent comes again on a later
+            // connection, whose sessions start afresh.
+            for l in p.by_doc.values_mut() {
+                l.retain(|(f, _)| *f != from);
             }
-            Message::Summary { root, .. } => {
-                let mut expected: Vec<(DocId, Vec<ChangeHash>)> = Vec::new();
-                for d in node.store.peer_offers(&self.peer)? {
-                    let heads = node.store.heads(&d)?.unwrap_or_default();
-                    expected.push((d, heads));
-                }
-                let mine = wire::summary_root(expected.iter().map(|(d, h)| (d, h.as_slice())));
-                if mine == root || self.processed.contains(&root) {
-                    self.peer_root_done = true;
-                    self.send(engine, &node, Message::SummaryOk { root })?;
-                } else {
-                    self.peer_root_done = false;
-                    self.listing = Some(root);
-                    self.listing_answered = false;
-                    self.send(engine, &node, Message::ListRequest)?;
-                }
-            }
-            Message::SummaryOk { root } => {
-                if Some(root) == self.last_sent_root {
-                    self.acked_root = Some(root);
-                }
-            }
-            Message::ListRequest => {
-                let docs = engine
-                    .offered(&node, &self.peer)?
-                    .into_iter()
-                    .map(|(doc, heads)| DocHeads {
-                        doc,
-                        heads: heads.iter().map(|h| h.0).collect(),
-                    })
-                    .collect();
-                self.send(engine, &node, Message::Offers { docs })?;
-            }
-            Message::Offers { docs } => {
-                self.named_by_peer
-                    .extend(docs.iter().map(|d| d.doc.clone()));
-                drop(node);
-                let mut node = lock(&engine.node);
-                let ids: Vec<DocId> = docs.iter().map(|d| d.doc.clone()).collect();
-                node.store.set_peer_offers(&self.peer, &ids)?;
-                self.listing_answered = true;
-                for d in docs {
-                    let theirs: Vec<ChangeHash> = d.heads.iter().map(|h| ChangeHash(*h)).collect();
-                    let mut ours = node.store.heads(&d.doc)?.unwrap_or_default();
-                    let mut theirs_sorted = theirs.clone();
-                    ours.sort();
-                    theirs_sorted.sort();
-                    if ours != theirs_sorted {
-                        self.push(engine, &node, &d.doc)?;
-                    }
-                }
-            }
-            Message::Sync(env) => {
-                drop(node);
-                self.on_sync(engine, env)?;
-            }
-            Message::SyncIdle { doc } => {
-                self.inflight.remove(&doc);
-                self.push(engine, &node, &doc)?;
-            }
-            Message::Goodbye { reason } => {
-                self.closing = Some(reason);
-            }
-            other => {
-                return Err(SyncError::Protocol(format!(
-                    "unexpected {} message",
-                    other.kind()
-                )));
-            }
+            p.by_doc.retain(|_, l| !l.is_empty());
+            p.bytes.remove(&from);
+            p.count.remove(&from);
+            return Err(format!(
+                "more than {} MiB or {MAX_PARKED_PER_PEER} changes waiting for dependencies it never sent",
+                MAX_PARKED_BYTES_PER_PEER >> 20
+            ));
         }
         Ok(())
     }
 
-    /// Checks what a peer's hello claims against what this node knows, and learns a State's
-    /// key from the first pinned node of that State. A second, different key claiming the same
-    /// State is refused and reported.
-    fn check_claims(&self, node: &Node, h: &Hello) -> Result<(), SyncError> {
+    fn unpark(&self, doc: &DocId) -> Vec<(NodeId, SignedChange)> {
+        let mut p = lock(&self.parked);
+        let list = p.by_doc.remove(doc).unwrap_or_default();
+        for (from, c) in &list {
+            if let Some(b) = p.bytes.get_mut(from) {
+                *b = b.saturating_sub(change_bytes(c));
+            }
+            if let Some(n) = p.count.get_mut(from) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        list
+    }
+}
+
+/// What a node knows of a peer, to judge what it may read.
+fn pinned_as(node: &Node, peer: &NodeId) -> Option<Principal> {
+    node.store.peer(peer).ok().flatten().and_then(|p| p.pinned_as)
+}
+
+fn pool_data(node: &Node, doc: &DocId) -> Option<PoolData> {
+    let DocId::Pool(id) = doc else { return None };
+    let view = node.store.view(doc).ok()??;
+    Some(PoolData::from_json(&view, id, &node.store.trust()))
+}
+
+/// Whether `peer` may read `doc` as this node holds it (false if not held).
+pub fn can_read(node: &Node, peer: &NodeId, doc: &DocId) -> bool {
+    let own = node.home.config.participant.principal();
+    // A draft never leaves its own State's nodes, and only this State's nodes hold one.
+    if doc.is_draft() && doc.principal().as_ref() != Some(&own) {
+        return false;
+    }
+    let Ok(Some(view)) = node.store.view(doc) else {
+        return false;
+    };
+    let pinned = pinned_as(node, peer);
+    may_read(
+        doc,
+        &view,
+        Reader {
+            node: peer,
+            pinned_as: pinned.as_ref(),
+        },
+        |d| pool_data(node, d),
+    )
+}
+
+/// The session's view of the node, for the length of one message.
+struct EngineHost<'a> {
+    engine: &'a Engine,
+    node: &'a mut Node,
+}
+
+enum ApplyError {
+    Store(StoreError),
+    NotReader,
+}
+
+impl From<StoreError> for ApplyError {
+    fn from(e: StoreError) -> Self {
+        ApplyError::Store(e)
+    }
+}
+
+impl Host for EngineHost<'_> {
+    fn hello(&mut self, peer: &NodeId, h: &Hello) -> Result<(), String> {
         let now = now_secs();
-        let row = Engine::peer_row(node, &self.peer)?;
-        let pinned_state: Option<StateCode> = row
+        let row = self.node.store.peer(peer).map_err(|e| e.to_string())?;
+        let name = row
             .as_ref()
-            .and_then(|p| p.state.as_ref())
-            .and_then(|s| s.parse().ok());
-        let name = row.map(|p| p.name).unwrap_or_else(|| self.peer.short());
-        let claimed = match &h.claims {
-            Claim::State(s) => Some(*s),
-            Claim::Body(..) => None,
-        };
-        if let Some(pinned) = pinned_state
-            && claimed != Some(pinned)
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| peer.short());
+        let claimed = Participant::from(&h.claims).principal();
+        let pinned = row.and_then(|p| p.pinned_as);
+        if let Some(p) = &pinned
+            && *p != claimed
         {
-            return Err(SyncError::Protocol(format!(
-                "pinned as a node of {pinned}, but it says it acts for {}",
+            return Err(format!(
+                "pinned as a node of {}, but it says it acts for {}",
+                p.code(),
                 Participant::from(&h.claims)
-            )));
+            ));
         }
-        let (Some(state), Some(key)) = (claimed, h.state_key) else {
+        // A key is learnt only from a node the operator pinned as a node of that State or
+        // body; whatever anyone else says about keys is ignored.
+        let (Some(p), Some(key)) = (pinned, h.key) else {
             return Ok(());
         };
-        let learned = if pinned_state == Some(state) {
-            node.store.learn_state_key(
-                &state,
-                &key,
-                &format!("first hello of pinned {state} node {name}"),
-                now,
-            )?
-        } else {
-            match node.store.trust().state_key(&state) {
-                Some(k) if *k != key => Learned::Conflict {
-                    trusted: *k,
-                    source: "already trusted".into(),
-                },
-                _ => Learned::Known,
-            }
-        };
+        let learned = self
+            .node
+            .store
+            .learn_key(&p, &key, &TrustSource::PinnedNode(*peer), now)
+            .map_err(|e| e.to_string())?;
         match learned {
             Learned::New => {
-                node.store.audit_event(
+                let _ = self.node.store.audit_event(
                     now,
                     "trust",
                     None,
-                    Some(&self.peer),
-                    &format!("learnt {state}'s State key {key} from pinned node {name}"),
-                )?;
+                    Some(peer),
+                    &format!("learnt {}'s {} {key} from pinned node {name}", p.code(), p.key_name()),
+                );
+                let _ = self.engine.changed.send(Notice::Trust);
                 Ok(())
             }
             Learned::Known => Ok(()),
             Learned::Conflict { trusted, source } => {
                 let why = format!(
-                    "node {} claims to act for {state} under State key {key}, but {state}'s State key is {trusted} ({source}); refusing it",
-                    self.peer
+                    "node {peer} presents {key} as {}'s {}, but the key trusted here is {trusted} ({source}); refusing it",
+                    p.code(),
+                    p.key_name()
                 );
-                tracing::error!(peer = %self.peer.short(), "{why}");
-                node.store
-                    .audit_event(now, "conflict", None, Some(&self.peer), &why)?;
-                Err(SyncError::Protocol(why))
+                tracing::error!(peer = %peer.short(), "{why}");
+                let _ = self
+                    .node
+                    .store
+                    .audit_event(now, "conflict", None, Some(peer), &why);
+                Err(why)
             }
         }
     }
 
-    /// Learns a State's key from the first copy of its document, when this node pinned none of
-    /// its nodes (a relay's or the Secretariat's case): the key every grant in the copy names,
-    /// if they name exactly one.
-    fn learn_from_document(
-        &self,
-        node: &Node,
-        doc: &DocId,
-        changes: &[poa_protocol::automerge::Change],
-    ) -> Result<(), SyncError> {
-        let Some(state) = doc.state() else {
-            return Ok(());
-        };
-        if node.store.trust().state_key(&state).is_some() {
-            return Ok(());
-        }
-        let keys = poa_protocol::authority::grant_keys(changes);
-        let now = now_secs();
-        match keys.as_slice() {
-            [] => {}
-            [key] => {
-                node.store.learn_state_key(
-                    &state,
-                    key,
-                    &format!("first copy of {doc}, from node {}", self.peer.short()),
-                    now,
-                )?;
-                node.store.audit_event(
-                    now,
-                    "trust",
-                    Some(doc),
-                    Some(&self.peer),
-                    &format!("learnt {state}'s State key {key} from the first copy of {doc}"),
-                )?;
-            }
-            many => {
-                let why = format!(
-                    "the first copy of {doc} names {} different State keys for {state}; trusting none: pin a node of {state} with `peer add … --state {state}`",
-                    many.len()
-                );
-                tracing::error!(peer = %self.peer.short(), "{why}");
-                node.store
-                    .audit_event(now, "conflict", Some(doc), Some(&self.peer), &why)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn on_sync(&mut self, engine: &Engine, env: SyncEnvelope) -> Result<(), SyncError> {
-        let doc = env.doc.clone();
-        self.named_by_peer.insert(doc.clone());
-        {
-            // The peer syncs this document with us, so it will likely offer it to us from now
-            // on: expect it in its next summary. A wrong guess costs one list exchange.
-            let node = lock(&engine.node);
-            node.store.add_peer_offer(&self.peer, &doc)?;
-        }
-        let msg = sync::Message::decode(&env.message)
-            .map_err(|e| SyncError::Protocol(format!("sync message for {doc}: {e}")))?;
-        let changes = wire::message_changes(&msg)?;
-        // Signatures pair with the changes by position; a missing one leaves the change
-        // unsigned, and the gate refuses it.
-        let incoming: Vec<Incoming> = changes
+    fn vouches(&mut self) -> Vec<Vouch> {
+        self.node
+            .store
+            .first_hand_keys()
+            .unwrap_or_default()
             .into_iter()
-            .enumerate()
-            .map(|(i, change)| Incoming {
-                signature: env
-                    .signatures
-                    .get(i)
-                    .and_then(|s| wire::signature_from_wire(s)),
-                change,
-            })
-            .collect();
-        let mut node = lock(&engine.node);
+            .map(|(principal, key)| Vouch { principal, key })
+            .collect()
+    }
+
+    fn introduced(&mut self, peer: &NodeId, keys: Vec<Vouch>) -> bool {
+        let is_introducer = self
+            .node
+            .store
+            .peer(peer)
+            .ok()
+            .flatten()
+            .is_some_and(|p| p.introducer);
+        if !is_introducer {
+            return false;
+        }
         let now = now_secs();
-        let peer = self.peer;
-        if !incoming.is_empty() {
-            let changes: Vec<_> = incoming.iter().map(|i| i.change.clone()).collect();
-            self.learn_from_document(&node, &doc, &changes)?;
-            node.store.audit_event(
-                now,
-                "received",
-                Some(&doc),
-                Some(&peer),
-                &format!("{} change(s)", incoming.len()),
-            )?;
-        }
-        // Changes that came before their dependencies (over a second connection to the same
-        // peer, say) wait in memory, each with the peer that sent it, and are tried again when
-        // more of the document arrives: dropping them would lose them, as the sender's sync
-        // session counts them as sent. Batches are applied per sender, so the audit log and the
-        // count of invalid changes name the peer that actually sent each change.
-        let (outcomes, mut stored) = if incoming.is_empty() {
-            let stored = node.store.load(&doc)?.unwrap_or(StoredDoc {
-                doc: Automerge::new(),
-                pending: 0,
-            });
-            (Vec::new(), stored)
-        } else {
-            let mut batches: Vec<(NodeId, Vec<Incoming>)> = vec![(peer, incoming)];
-            for (from, change) in engine.unpark(&doc) {
-                match batches.iter_mut().find(|(p, _)| *p == from) {
-                    Some((_, b)) => b.push(change),
-                    None => batches.push((from, vec![change])),
+        let mut learnt = false;
+        for v in keys {
+            match self
+                .node
+                .store
+                .learn_key(&v.principal, &v.key, &TrustSource::Introducer(*peer), now)
+            {
+                Ok(Learned::New) => {
+                    learnt = true;
+                    let _ = self.node.store.audit_event(
+                        now,
+                        "trust",
+                        None,
+                        Some(peer),
+                        &format!(
+                            "learnt {}'s {} {} from introducer {}",
+                            v.principal.code(),
+                            v.principal.key_name(),
+                            v.key,
+                            peer.short()
+                        ),
+                    );
                 }
-            }
-            node.store.transact(|tx| -> Result<_, StoreError> {
-                let mut stored = tx.load(&doc)?.unwrap_or(StoredDoc {
-                    doc: Automerge::new(),
-                    pending: 0,
-                });
-                let mut outcomes = Vec::new();
-                loop {
-                    let mut progress = false;
-                    let mut still = Vec::new();
-                    for (from, batch) in batches {
-                        let by_hash: HashMap<ChangeHash, Incoming> =
-                            batch.iter().map(|i| (i.change.hash(), i.clone())).collect();
-                        let applied =
-                            tx.apply(&doc, &mut stored, batch, Source::Peer(from), now)?;
-                        progress |= !applied.accepted.is_empty();
-                        let waiting: Vec<Incoming> = applied
-                            .waiting
-                            .iter()
-                            .filter_map(|h| by_hash.get(h).cloned())
-                            .collect();
-                        if !waiting.is_empty() {
-                            still.push((from, waiting));
-                        }
-                        outcomes.push((from, applied));
-                    }
-                    batches = still;
-                    if !progress || batches.is_empty() {
-                        break;
-                    }
+                Ok(Learned::Conflict { trusted, source }) => {
+                    let _ = self.node.store.audit_event(
+                        now,
+                        "conflict",
+                        None,
+                        Some(peer),
+                        &format!(
+                            "introducer {} vouches for {} as {}'s {}, but {trusted} is trusted here ({source}); ignored",
+                            peer.short(),
+                            v.key,
+                            v.principal.code(),
+                            v.principal.key_name()
+                        ),
+                    );
                 }
-                for (from, waiting) in batches {
-                    engine.park(&doc, from, waiting);
-                }
-                Ok((outcomes, stored))
-            })?
-        };
-        let accepted: usize = outcomes.iter().map(|(_, a)| a.accepted.len()).sum();
-        if accepted > 0 {
-            *self.report.accepted.entry(doc.to_string()).or_default() += accepted;
-            self.dirty = true;
-            engine.note_changed(&doc, stored.doc.get_heads());
-        }
-        for (from, applied) in &outcomes {
-            if let Some((_, first)) = applied.rejected.first() {
-                if *from == peer {
-                    let entry = self
-                        .report
-                        .rejected
-                        .entry(doc.to_string())
-                        .or_insert((0, first.to_string()));
-                    entry.0 += applied.rejected.len();
-                }
-                node.store.add_invalid(from, applied.rejected.len())?;
-                tracing::warn!(peer = %from.short(), doc = %doc, rejected = applied.rejected.len(), cause = %first, "rejected changes from peer");
+                _ => {}
             }
         }
-        // Automerge still needs the message's heads and bloom filter; the changes were already
-        // applied (or refused) through the gate above.
-        let mut stripped = msg;
-        stripped.changes = sync::ChunkList::empty();
-        let state = self.state_for(&node, &doc)?;
-        stored
-            .doc
-            .receive_sync_message(state, stripped)
-            .map_err(|e| SyncError::Protocol(format!("sync message for {doc}: {e}")))?;
-        let encoded = state.encode();
-        node.store.set_sync_state(&peer, &doc, &encoded)?;
-        drop(node);
-        let node = lock(&engine.node);
-        // Answer with content only a peer that may read the document. A node that holds
-        // nothing of it may still answer (to ask for it): an empty history carries no changes.
-        let holds_nothing = stored.doc.get_heads().is_empty();
-        let reply = if holds_nothing || engine.can_read(&node, &peer, &doc)? {
-            self.generate(&node, &doc, Some(&stored.doc))?
-        } else {
-            None
-        };
-        match reply {
-            Some(env) => {
-                self.inflight.insert(doc.clone());
-                self.send(engine, &node, Message::Sync(env))?;
-            }
-            None => {
-                self.inflight.remove(&doc);
-                self.send(engine, &node, Message::SyncIdle { doc })?;
-            }
+        if learnt {
+            let _ = self.engine.changed.send(Notice::Trust);
         }
-        Ok(())
+        learnt
     }
 
-    /// Once no session is open: finish a listing, and tell the peer if what we offer changed.
-    fn after(&mut self, engine: &Engine) -> Result<(), SyncError> {
-        if !self.inflight.is_empty() {
-            return Ok(());
-        }
-        let node = lock(&engine.node);
-        if let Some(root) = self.listing
-            && self.listing_answered
-        {
-            self.processed.insert(root);
-            self.listing = None;
-            self.peer_root_done = true;
-            self.send(engine, &node, Message::SummaryOk { root })?;
-        }
-        if self.dirty || self.last_sent_root.is_none() {
-            self.dirty = false;
-            let offered = engine.offered(&node, &self.peer)?;
-            let root = wire::summary_root(offered.iter().map(|(d, h)| (d, h.as_slice())));
-            if Some(root) != self.last_sent_root {
-                self.last_sent_root = Some(root);
-                self.acked_root = None;
-                self.send(
-                    engine,
-                    &node,
-                    Message::Summary {
-                        root,
-                        docs: offered.len() as u32,
-                    },
-                )?;
+    fn offered(&mut self, peer: &NodeId) -> Vec<(DocId, Vec<ChangeHash>)> {
+        let mut out = Vec::new();
+        for doc in self.node.store.doc_ids().unwrap_or_default() {
+            if can_read(self.node, peer, &doc)
+                && let Ok(Some(h)) = self.node.store.heads(&doc)
+            {
+                out.push((doc, h));
             }
         }
-        Ok(())
+        out
     }
 
-    /// The periodic repair: restate what we offer, so the peer can catch what pushes missed.
-    fn anti_entropy(&mut self, engine: &Engine) -> Result<(), SyncError> {
-        if !self.inflight.is_empty() || self.hello.is_none() {
-            return Ok(());
+    fn expected(&mut self, peer: &NodeId) -> (Vec<DocId>, ([u8; 32], u32)) {
+        self.node
+            .store
+            .peer_offers(peer)
+            .unwrap_or_else(|_| (Vec::new(), ([0; 32], 0)))
+    }
+
+    fn set_expected(&mut self, peer: &NodeId, held: &[DocId], unheld: ([u8; 32], u32)) {
+        if let Err(e) = self.node.store.set_peer_offers(peer, held, unheld) {
+            tracing::warn!(cause = %e, "could not record a peer's listing");
         }
-        self.last_sent_root = None;
-        self.dirty = true;
-        self.after(engine)
+    }
+
+    fn may_read(&mut self, peer: &NodeId, doc: &DocId) -> bool {
+        can_read(self.node, peer, doc)
+    }
+
+    fn takeable(&mut self, peer: &NodeId, doc: &DocId) -> bool {
+        let own = self.node.home.config.participant.principal();
+        match doc {
+            // Drafts come only from the State's own nodes, to the State's own nodes.
+            DocId::Draft(_) => {
+                doc.principal().as_ref() == Some(&own)
+                    && pinned_as(self.node, peer).as_ref() == Some(&own)
+            }
+            // A pool is bound to its creator's key: anyone may bring it, the gate judges.
+            DocId::Pool(_) => true,
+            // A State's or body's document can be judged only with its key trusted.
+            _ => {
+                let trusted = self.node.store.trust().key_for_doc(doc).is_some();
+                if !trusted {
+                    let _ = self.node.store.audit_event(
+                        now_secs(),
+                        "trust-needed",
+                        Some(doc),
+                        Some(peer),
+                        "offered, but no key of its owner is trusted here, so it cannot be checked: pin one of its nodes or run `poa-node trust`",
+                    );
+                }
+                trusted
+            }
+        }
+    }
+
+    fn with_ledger<R>(&mut self, doc: &DocId, f: impl FnOnce(&Ledger) -> R) -> Option<R> {
+        self.node.store.with_ledger(doc, f).ok().flatten()
+    }
+
+    fn shared(&mut self, peer: &NodeId, doc: &DocId) -> Vec<ChangeHash> {
+        self.node.store.shared_heads(peer, doc).unwrap_or_default()
+    }
+
+    fn set_shared(&mut self, peer: &NodeId, doc: &DocId, shared: &[ChangeHash]) {
+        if let Err(e) = self.node.store.set_shared_heads(peer, doc, shared) {
+            tracing::warn!(cause = %e, "could not record shared heads");
+        }
+    }
+
+    fn apply(
+        &mut self,
+        peer: &NodeId,
+        doc: &DocId,
+        changes: Vec<SignedChange>,
+        _asked: bool,
+    ) -> Applied {
+        let mut out = Applied::default();
+        // Changes waiting here for this document come along: these may be what they lacked.
+        let mut batch = changes;
+        let parked = self.engine.unpark(doc);
+        let mut parked_back: Vec<(NodeId, SignedChange)> = Vec::new();
+        for (from, c) in parked {
+            if from == *peer {
+                batch.push(c);
+            } else {
+                parked_back.push((from, c));
+            }
+        }
+        let now = now_secs();
+        let node = &mut *self.node;
+        let trust = node.store.trust();
+        let pinned = pinned_as(node, peer);
+        let result = node.store.transact(|tx| -> Result<_, ApplyError> {
+            let outcome = tx.apply(doc, batch, Source::Peer(*peer), now)?;
+            // The read rule for ingress, judged on the document with these changes: a peer that
+            // may not read it gives it nothing.
+            if !tx_can_read(tx, doc, peer, pinned.as_ref(), &trust)? {
+                return Err(ApplyError::NotReader);
+            }
+            Ok(outcome)
+        });
+        for (from, c) in parked_back {
+            let _ = self.engine.park(doc, from, vec![c]);
+        }
+        match result {
+            Ok(outcome) => {
+                out.allowed = true;
+                out.accepted = outcome.accepted.len();
+                out.rejected = outcome.rejected.iter().map(|(_, r)| r.to_string()).collect();
+                out.waiting = outcome.waiting.len();
+                if !outcome.rejected.is_empty() {
+                    let _ = self.node.store.add_invalid(peer, outcome.rejected.len());
+                }
+                let waiting: Vec<SignedChange> =
+                    outcome.waiting.into_iter().map(|(c, _)| c).collect();
+                if let Err(why) = self.engine.park(doc, *peer, waiting) {
+                    out.fatal = Some(why);
+                }
+                if !outcome.accepted.is_empty() {
+                    // Record misbehaviour the document now proves.
+                    let flagged = self
+                        .node
+                        .store
+                        .with_ledger(doc, |l| l.settled().map(|s| s.flagged.clone()))
+                        .ok()
+                        .flatten()
+                        .flatten()
+                        .unwrap_or_default();
+                    for (author, why) in flagged {
+                        let _ = self.node.store.flag_peer(&author, &why);
+                    }
+                    if let Ok(Some(v)) = self.node.store.versions().map(|vs| {
+                        vs.into_iter().find(|(d, _)| d == doc).map(|(_, v)| v)
+                    }) {
+                        lock(&self.engine.versions).insert(doc.clone(), v);
+                    }
+                }
+            }
+            Err(ApplyError::NotReader) => {
+                out.allowed = false;
+            }
+            Err(ApplyError::Store(e)) => {
+                tracing::error!(cause = %e, doc = %doc, "could not store changes");
+                out.fatal = Some(format!("this node could not store the changes: {e}"));
+            }
+        }
+        out
     }
 }
 
-async fn read_message(
-    recv: &mut quinn::RecvStream,
-    bytes: &mut u64,
-) -> Result<Option<Message>, SyncError> {
-    let mut prefix = [0u8; 4];
-    match recv.read_exact(&mut prefix).await {
-        Ok(_) => {}
-        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
-        Err(e) => return Err(SyncError::Closed(e.to_string())),
+/// [`can_read`] inside a transaction, on the documents as the transaction sees them.
+fn tx_can_read(
+    tx: &mut crate::store::StoreTx<'_>,
+    doc: &DocId,
+    peer: &NodeId,
+    pinned: Option<&Principal>,
+    trust: &poa_protocol::authority::Trust,
+) -> Result<bool, StoreError> {
+    if !tx.holds(doc)? {
+        return Ok(false);
     }
-    let len = wire::frame_len(prefix)?;
-    let mut payload = vec![0u8; len];
-    recv.read_exact(&mut payload)
-        .await
-        .map_err(|e| SyncError::Protocol(format!("truncated frame: {e}")))?;
-    *bytes += 4 + len as u64;
-    Ok(Some(wire::decode_payload(&payload)?))
+    let view = tx
+        .with_ledger(doc, |l| l.settled().map(|s| s.view.clone()))?
+        .unwrap_or_default();
+    let mut ids: Vec<DocId> = poa_protocol::doc::readers(&view)
+        .iter()
+        .filter_map(|r| r.parse::<DocId>().ok())
+        .filter(|d| matches!(d, DocId::Pool(_)))
+        .collect();
+    if matches!(doc, DocId::Pool(_)) {
+        ids.push(doc.clone());
+    }
+    let mut pools: HashMap<DocId, PoolData> = HashMap::new();
+    for id in ids {
+        if let DocId::Pool(pid) = &id
+            && tx.holds(&id)?
+        {
+            let v = tx
+                .with_ledger(&id, |l| l.settled().map(|s| s.view.clone()))?
+                .unwrap_or_default();
+            pools.insert(id.clone(), PoolData::from_json(&v, pid, trust));
+        }
+    }
+    Ok(may_read(
+        doc,
+        &view,
+        Reader {
+            node: peer,
+            pinned_as: pinned,
+        },
+        |d| pools.get(d).cloned(),
+    ))
+}
+
+/// Milliseconds on the engine's monotonic clock.
+fn now_ms(start: Instant) -> u64 {
+    start.elapsed().as_millis() as u64
+}
+
+fn session_config(config: &EngineConfig) -> SessionConfig {
+    SessionConfig {
+        anti_entropy_ms: config.anti_entropy.as_millis() as u64,
+        ..SessionConfig::default()
+    }
+}
+
+/// Reads frames from the stream into the channel: the buffer grows only with bytes that
+/// arrived, and a frame that has begun must be complete within the deadline.
+async fn read_frames(
+    mut recv: quinn::RecvStream,
+    tx: mpsc::Sender<Result<Message, SyncError>>,
+    received: Arc<std::sync::atomic::AtomicU64>,
+    deadline: Duration,
+) {
+    let mut buf = FrameBuffer::default();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut partial_since: Option<Instant> = None;
+    loop {
+        // Hand over every complete frame first.
+        loop {
+            match buf.next_message() {
+                Ok(Some(m)) => {
+                    if tx.send(Ok(m)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx.send(Err(SyncError::Protocol(e.to_string()))).await;
+                    return;
+                }
+            }
+        }
+        if buf.buffered() > 4 + MAX_FRAME {
+            let _ = tx
+                .send(Err(SyncError::Protocol("frame larger than the maximum".into())))
+                .await;
+            return;
+        }
+        partial_since = match (buf.buffered(), partial_since) {
+            (0, _) => None,
+            (_, Some(t)) => Some(t),
+            (_, None) => Some(Instant::now()),
+        };
+        let read = match partial_since {
+            Some(t) => {
+                let left = deadline.saturating_sub(t.elapsed());
+                match tokio::time::timeout(left, recv.read(&mut chunk)).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        let _ = tx
+                            .send(Err(SyncError::Protocol(format!(
+                                "a frame was not completed within {} s",
+                                deadline.as_secs()
+                            ))))
+                            .await;
+                        return;
+                    }
+                }
+            }
+            None => recv.read(&mut chunk).await,
+        };
+        match read {
+            Ok(Some(n)) => {
+                received.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                buf.push(&chunk[..n]);
+            }
+            Ok(None) => {
+                if buf.buffered() > 0 {
+                    let _ = tx
+                        .send(Err(SyncError::Protocol("stream ended inside a frame".into())))
+                        .await;
+                }
+                return;
+            }
+            Err(e) => {
+                let _ = tx.send(Err(SyncError::Closed(e.to_string()))).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Counts a live connection of a peer while it lives.
+struct ConnSlot<'a> {
+    engine: &'a Engine,
+    peer: NodeId,
+}
+
+impl Drop for ConnSlot<'_> {
+    fn drop(&mut self) {
+        let mut connected = lock(&self.engine.connected);
+        if let Some(n) = connected.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                connected.remove(&self.peer);
+            }
+        }
+    }
 }
 
 /// Runs one connection until the round completes (one-shot) or it closes (serving).
@@ -964,12 +806,26 @@ async fn drive(
         .ok_or_else(|| SyncError::Protocol("peer presented no ed25519 certificate".into()))?;
     let span = tracing::info_span!("peer", peer = %peer.short());
     let _guard = span.enter();
-    let (mut send, mut recv) = if initiator {
+    {
+        let mut connected = lock(&engine.connected);
+        let n = connected.entry(peer).or_default();
+        if *n >= MAX_CONNECTIONS_PER_PEER {
+            drop(connected);
+            let why = format!("more than {MAX_CONNECTIONS_PER_PEER} connections from one peer");
+            conn.close(2u32.into(), why.as_bytes());
+            return Err(SyncError::Protocol(why));
+        }
+        *n += 1;
+    }
+    let _slot = ConnSlot {
+        engine: &engine,
+        peer,
+    };
+    let (mut send, recv) = if initiator {
         conn.open_bi().await?
     } else {
         conn.accept_bi().await?
     };
-    *lock(&engine.connected).entry(peer).or_default() += 1;
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     let writer = tokio::spawn(async move {
         let mut written = 0u64;
@@ -994,90 +850,112 @@ async fn drive(
         let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
         written
     });
-    // Frames are read by their own task: `read_exact` is not cancel-safe, and the loop below
-    // drops whichever futures did not win each `select!`.
     let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (in_tx, mut incoming) = mpsc::channel::<Result<Option<Message>, SyncError>>(16);
-    let reader = {
-        let received = received.clone();
-        tokio::spawn(async move {
-            loop {
-                let mut bytes = 0;
-                let msg = read_message(&mut recv, &mut bytes).await;
-                received.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
-                let end = !matches!(msg, Ok(Some(_)));
-                if in_tx.send(msg).await.is_err() || end {
-                    break;
+    let (in_tx, mut incoming) = mpsc::channel::<Result<Message, SyncError>>(16);
+    let reader = tokio::spawn(read_frames(
+        recv,
+        in_tx,
+        received.clone(),
+        engine.config.frame_deadline,
+    ));
+    let clock = Instant::now();
+    let mut session = {
+        let mut node = lock(&engine.node);
+        let hello = engine.hello_now(&node);
+        let mut s = Session::new(peer, hello, mode, session_config(&engine.config));
+        let mut host = EngineHost {
+            engine: &engine,
+            node: &mut node,
+        };
+        s.start(&mut host, now_ms(clock));
+        s
+    };
+    let mut changes = engine.changed.subscribe();
+    let flush = |s: &mut Session, tx: &mpsc::UnboundedSender<Message>| {
+        while let Some(m) = s.poll_transmit() {
+            let _ = tx.send(m);
+        }
+    };
+    flush(&mut session, &tx);
+    let deadline = tokio::time::sleep(engine.config.round_timeout);
+    tokio::pin!(deadline);
+    let outcome: Result<(), SyncError> = async {
+        loop {
+            let events: Vec<Event> = std::iter::from_fn(|| session.poll_event()).collect();
+            for e in events {
+                match e {
+                    Event::Accepted { doc, count } => {
+                        tracing::debug!(doc = %doc, count, "accepted changes");
+                        let _ = engine.changed.send(Notice::Doc(doc));
+                    }
+                    Event::Rejected { doc, count, reason } => {
+                        tracing::warn!(doc = %doc, count, cause = %reason, "rejected changes from peer");
+                    }
+                    Event::Closed(reason) => {
+                        tracing::debug!(reason, "peer said goodbye");
+                        if mode == Mode::OneShot && initiator && !session.is_done() {
+                            return Err(SyncError::Closed(reason));
+                        }
+                    }
+                    Event::EgressRefused(doc) => {
+                        tracing::error!(doc = %doc, "refused to name a document the peer may not read");
+                    }
+                    Event::RoundComplete => {}
                 }
             }
-        })
-    };
-    let mut c = Conn::new(peer, tx);
-    let mut changes = engine.changed.subscribe();
-    let mut tick = tokio::time::interval(engine.config.anti_entropy);
-    tick.reset();
-    let outcome: Result<(), SyncError> = async {
-        {
-            // Hello and the first summary leave together: peers already in sync need no more
-            // than this one flight and its answer.
-            let node = lock(&engine.node);
-            let mut hello = engine.hello.clone();
-            // The State key this node acts under, as far as it knows it now.
-            hello.state_key = engine
-                .own_state
-                .and_then(|s| node.store.trust().state_key(&s).copied());
-            c.send(&engine, &node, Message::Hello(hello))?;
-        }
-        c.after(&engine)?;
-        let deadline = tokio::time::sleep(engine.config.round_timeout);
-        tokio::pin!(deadline);
-        loop {
-            if mode == Mode::OneShot && c.done() {
-                let node = lock(&engine.node);
-                c.send(&engine, &node, Message::Goodbye { reason: "sync round complete".into() })?;
+            if session.is_closed() {
                 return Ok(());
             }
-            if let Some(reason) = c.closing.take() {
-                tracing::debug!(reason, "peer said goodbye");
-                return if mode == Mode::OneShot && initiator {
-                    Err(SyncError::Closed(reason))
-                } else {
-                    Ok(())
-                };
+            if mode == Mode::OneShot && initiator && session.is_done() {
+                session.close("sync round complete");
+                flush(&mut session, &tx);
+                return Ok(());
             }
+            let wake = session
+                .poll_timeout()
+                .map(|at| Duration::from_millis(at.saturating_sub(now_ms(clock))))
+                .unwrap_or(Duration::from_secs(3600));
             tokio::select! {
-                msg = incoming.recv() => match msg.unwrap_or(Ok(None))? {
-                    Some(m) => c.handle(&engine, m)?,
+                msg = incoming.recv() => match msg {
+                    Some(Ok(m)) => {
+                        let mut node = lock(&engine.node);
+                        let mut host = EngineHost { engine: &engine, node: &mut node };
+                        session.handle(&mut host, m)?;
+                    }
+                    Some(Err(e)) => return Err(e),
                     None => return Ok(()),
                 },
                 doc = changes.recv(), if mode == Mode::Stay => {
+                    let mut node = lock(&engine.node);
+                    let mut host = EngineHost { engine: &engine, node: &mut node };
                     match doc {
-                        Ok(doc) => {
-                            let node = lock(&engine.node);
-                            c.push(&engine, &node, &doc)?;
-                            // A pool's audience decides who reads its members' documents: a
-                            // change to it may change what this peer is offered.
+                        Ok(Notice::Doc(doc)) => {
+                            session.push(&mut host, &doc);
+                            // A pool's audience decides who reads its members' documents.
                             if matches!(doc, DocId::Pool(_)) {
-                                c.dirty = true;
+                                session.refresh(&mut host);
                             }
                         }
-                        Err(broadcast::error::RecvError::Lagged(_)) => {
-                            c.anti_entropy(&engine)?;
-                        }
+                        Ok(Notice::Trust) => session.trust_changed(&mut host),
+                        Err(broadcast::error::RecvError::Lagged(_)) => session.refresh(&mut host),
                         Err(broadcast::error::RecvError::Closed) => return Ok(()),
                     }
-                    c.after(&engine)?;
                 }
-                _ = tick.tick(), if mode == Mode::Stay => c.anti_entropy(&engine)?,
+                _ = tokio::time::sleep(wake) => {
+                    let mut node = lock(&engine.node);
+                    let mut host = EngineHost { engine: &engine, node: &mut node };
+                    session.handle_timeout(&mut host, now_ms(clock));
+                }
                 _ = shutdown.changed() => {
-                    let node = lock(&engine.node);
-                    c.send(&engine, &node, Message::Goodbye { reason: "node shutting down".into() })?;
+                    session.close("node shutting down");
+                    flush(&mut session, &tx);
                     return Ok(());
                 }
                 _ = &mut deadline, if mode == Mode::OneShot => {
                     return Err(SyncError::Timeout(engine.config.round_timeout));
                 }
             }
+            flush(&mut session, &tx);
         }
     }
     .await;
@@ -1085,27 +963,19 @@ async fn drive(
         // Tell the peer why, then close: a peer that breaks the protocol is disconnected with a
         // reason, and this node goes on serving the others.
         tracing::warn!(cause = %e, "closing connection");
-        let _ = c.out.send(Message::Goodbye {
-            reason: e.to_string(),
-        });
+        session.close(&e.to_string());
+        flush(&mut session, &tx);
     }
-    let Conn {
-        out, mut report, ..
-    } = c;
-    drop(out);
+    lock(&engine.revealed)
+        .entry(peer)
+        .or_default()
+        .extend(session.revealed().iter().cloned());
+    let mut report = session.report().clone();
+    drop(tx);
     reader.abort();
     report.bytes_received = received.load(std::sync::atomic::Ordering::Relaxed);
     report.bytes_sent = writer.await.unwrap_or(0);
     report.millis = started.elapsed().as_millis() as u64;
-    {
-        let mut connected = lock(&engine.connected);
-        if let Some(n) = connected.get_mut(&peer) {
-            *n -= 1;
-            if *n == 0 {
-                connected.remove(&peer);
-            }
-        }
-    }
     {
         let node = lock(&engine.node);
         let err = outcome.as_ref().err().map(|e| e.to_string());
@@ -1330,62 +1200,4 @@ async fn dial(
             .peer_outcome(&peer.node_id, now_secs(), Some(&e.to_string()));
     }
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use poa_protocol::automerge::{ReadDoc, transaction::Transactable};
-
-    use super::*;
-    use crate::home::{Home, InitOptions};
-
-    /// `n` distinct changes (unsigned: parking does not look at signatures).
-    fn changes(n: usize) -> Vec<Incoming> {
-        let mut am = Automerge::new();
-        (0..n)
-            .map(|i| {
-                let mut tx = am.transaction();
-                tx.put(poa_protocol::automerge::ROOT, "k", i as i64)
-                    .expect("a put on a fresh map");
-                let hash = tx.commit().0.expect("a change");
-                Incoming {
-                    change: am.get_change_by_hash(&hash).expect("just made"),
-                    signature: None,
-                }
-            })
-            .collect()
-    }
-
-    #[test]
-    fn parked_changes_are_bounded_per_document_and_in_all() {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let home = Home::init(
-            dir.path(),
-            &InitOptions::body(
-                "XRB".parse().expect("code"),
-                poa_protocol::BodyKind::Regional,
-                "test",
-            ),
-        )
-        .expect("init");
-        let engine = Engine::new(
-            Node::from_home(home).expect("node"),
-            EngineConfig::default(),
-        )
-        .expect("engine");
-        let peer = NodeId([7; 32]);
-        let all = changes(MAX_PARKED + 10);
-        let doc = |i: usize| DocId::Pool(format!("p{i}"));
-        engine.park(&doc(0), peer, all.clone());
-        assert_eq!(engine.parked(), MAX_PARKED, "the oldest ten were let go");
-        // Parking the same changes again from another peer replaces, never doubles.
-        engine.park(&doc(0), NodeId([8; 32]), all[..100].to_vec());
-        assert_eq!(engine.parked(), MAX_PARKED);
-        for i in 1..MAX_PARKED_TOTAL / MAX_PARKED + 2 {
-            engine.park(&doc(i), peer, all[..MAX_PARKED].to_vec());
-        }
-        assert_eq!(engine.parked(), MAX_PARKED_TOTAL);
-        assert_eq!(engine.unpark(&doc(0)).len(), MAX_PARKED);
-        assert!(engine.unpark(&doc(0)).is_empty());
-    }
 }

@@ -125,6 +125,30 @@ pub struct SignedChange {
     pub signature: Vec<u8>,
 }
 
+/// The most bytes a stored or sent change may take encoded.
+pub const MAX_ENCODED: usize = 2 << 20;
+
+fn codec() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_ENCODED>()
+}
+
+impl ChangeData {
+    /// The change in its stored form (bincode, the same encoding as on the wire).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec(self, codec()).unwrap_or_default()
+    }
+
+    /// Reads a stored change; bounded like everything read from outside.
+    pub fn from_bytes(bytes: &[u8]) -> Result<ChangeData, Malformed> {
+        let (c, used): (ChangeData, usize) = bincode::serde::decode_from_slice(bytes, codec())
+            .map_err(|e| Malformed::Encode(e.to_string()))?;
+        if used != bytes.len() {
+            return Err(Malformed::Encode("trailing bytes".into()));
+        }
+        Ok(c)
+    }
+}
+
 impl SignedChange {
     /// The signature, if it has the right length.
     pub fn signature(&self) -> Option<Signature> {

@@ -266,6 +266,7 @@ pub struct Ledger {
     keys: BTreeMap<(u8, String), Vec<OpAt>>,
     op_at: HashMap<(u64, u32), Vec<OpAt>>,
     settled: Option<Settled>,
+    settled_key: Option<NodeId>,
 }
 
 fn short(hash: &ChangeHash) -> String {
@@ -291,6 +292,7 @@ impl Ledger {
             keys: BTreeMap::new(),
             op_at: HashMap::new(),
             settled: None,
+            settled_key: None,
         };
         if let Some(g) = genesis(doc) {
             let actor = g.actor_id().to_bytes().to_vec();
@@ -422,6 +424,16 @@ impl Ledger {
     /// Admits a change if it holds up (see the module documentation). `key` is the trusted key
     /// of the document's principal (ignored for pools, which are bound to their id).
     pub fn admit(&mut self, change: &SignedChange, key: Option<&NodeId>) -> Admitted {
+        self.admit_with(change, key, true)
+    }
+
+    /// Admits a change read back from this node's own store: every check but the screen of
+    /// authors, which it passed when it arrived (standing is judged again all the same).
+    pub fn admit_stored(&mut self, change: &SignedChange, key: Option<&NodeId>) -> Admitted {
+        self.admit_with(change, key, false)
+    }
+
+    fn admit_with(&mut self, change: &SignedChange, key: Option<&NodeId>, screen: bool) -> Admitted {
         let data = &change.data;
         let containers = self.kind.container_policies().len();
         if let Err(m) = data.check(containers) {
@@ -532,7 +544,11 @@ impl Ledger {
             matches!(self.kind.policy(op.container), Some((_, Policy::Grant)))
                 && matches!(op.action, FlatAction::Put { .. })
         });
-        if let Err(why) = self.screen(&author, data, grant_only, key) {
+        if let Err(why) = if screen {
+            self.screen(&author, data, grant_only, key)
+        } else {
+            Ok(())
+        } {
             return refuse(match why {
                 Screen::NoKey(d) => Rejection::NoKey(d),
                 Screen::NotAWriter(why) => Rejection::NotAWriter {
@@ -754,8 +770,9 @@ impl Ledger {
     /// Settles the ledger against the document's key: judges every held change, materialises
     /// what stands, and computes what to offer peers. Cached until the next admission.
     pub fn settle(&mut self, key: Option<&NodeId>) -> &Settled {
-        if self.settled.is_none() {
+        if self.settled.is_none() || self.settled_key.as_ref() != key {
             self.settled = Some(self.judge(None, key));
+            self.settled_key = key.copied();
         }
         self.settled.get_or_insert_with(|| unreachable_settled())
     }

@@ -33,7 +33,8 @@ use crate::doc::DocId;
 use crate::id::NodeId;
 use crate::ledger::Ledger;
 use crate::wire::{
-    Bloom, DocHeads, DocSync, Hello, MAX_HEADS, MAX_NEED, Message, PROTOCOL_VERSION,
+    Bloom, DocHeads, DocSync, Hello, MAX_HEADS, MAX_NEED, MAX_VOUCHES, Message, PROTOCOL_VERSION,
+    Vouch,
 };
 
 /// Which side this is and how long it stays.
@@ -92,6 +93,11 @@ pub struct Applied {
 pub trait Host {
     /// Checks a peer's hello against what this node knows of it (pins, claimed keys).
     fn hello(&mut self, peer: &NodeId, hello: &Hello) -> Result<(), String>;
+    /// The keys this node trusts first-hand, to tell the peer.
+    fn vouches(&mut self) -> Vec<Vouch>;
+    /// The peer vouches for keys: the host takes them only if its operator chose the peer as
+    /// an introducer. Returns whether it learnt a key it did not trust before.
+    fn introduced(&mut self, peer: &NodeId, keys: Vec<Vouch>) -> bool;
     /// The documents this node offers the peer, with their heads.
     fn offered(&mut self, peer: &NodeId) -> Vec<(DocId, Vec<ChangeHash>)>;
     /// The documents (held here) the peer offered at its last listing, and a digest of the
@@ -103,8 +109,8 @@ pub trait Host {
     fn may_read(&mut self, peer: &NodeId, doc: &DocId) -> bool;
     /// Whether this node would take a document it does not hold from this peer.
     fn takeable(&mut self, peer: &NodeId, doc: &DocId) -> bool;
-    /// A held document, settled; `None` if not held.
-    fn ledger(&mut self, doc: &DocId) -> Option<&Ledger>;
+    /// Runs `f` on a held document's settled ledger; `None` if not held.
+    fn with_ledger<R>(&mut self, doc: &DocId, f: impl FnOnce(&Ledger) -> R) -> Option<R>;
     /// The heads this node knows it and the peer both hold.
     fn shared(&mut self, peer: &NodeId, doc: &DocId) -> Vec<ChangeHash>;
     /// Remembers them (only for held documents).
@@ -242,6 +248,8 @@ pub struct Session {
     revealed: BTreeSet<DocId>,
     report: SyncReport,
     done_reported: bool,
+    vouched: Vec<Vouch>,
+    their_root: Option<[u8; 32]>,
 }
 
 fn hashes(v: &[[u8; 32]]) -> Vec<ChangeHash> {
@@ -300,9 +308,13 @@ pub fn summary_root(parts: &[([u8; 32], u32)]) -> [u8; 32] {
 }
 
 fn heads_of(host: &mut impl Host, doc: &DocId) -> Vec<ChangeHash> {
-    host.ledger(doc)
-        .and_then(|l| l.settled().map(|s| s.heads.clone()))
+    host.with_ledger(doc, |l| l.settled().map(|s| s.heads.clone()))
+        .flatten()
         .unwrap_or_default()
+}
+
+fn holds(host: &mut impl Host, doc: &DocId) -> bool {
+    host.with_ledger(doc, |_| ()).is_some()
 }
 
 fn approx_size(c: &SignedChange) -> usize {
@@ -343,6 +355,8 @@ impl Session {
                 ..SyncReport::default()
             },
             done_reported: false,
+            vouched: Vec::new(),
+            their_root: None,
         }
     }
 
@@ -370,6 +384,7 @@ impl Session {
     /// this one flight and its answer.
     pub fn start(&mut self, host: &mut impl Host, now: u64) {
         self.queue(Message::Hello(self.me.clone()));
+        self.introduce(host);
         self.next_anti_entropy = Some(now + self.config.anti_entropy_ms);
         self.after(host);
     }
@@ -454,6 +469,40 @@ impl Session {
         self.after(host);
     }
 
+    /// This node's trust changed: tell the peer the keys it now vouches for, and list the
+    /// peer's documents again (some may be takeable now).
+    pub fn trust_changed(&mut self, host: &mut impl Host) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.introduce(host);
+        self.relist();
+        self.after(host);
+    }
+
+    fn introduce(&mut self, host: &mut impl Host) {
+        let mut keys = host.vouches();
+        keys.truncate(MAX_VOUCHES);
+        if keys != self.vouched {
+            self.vouched = keys.clone();
+            self.queue(Message::Introduce { keys });
+        }
+    }
+
+    fn relist(&mut self) {
+        if self.phase == Phase::Open
+            && self.theirs == Theirs::Answered
+            && let Some(root) = self.their_root
+        {
+            self.processed.retain(|r| *r != root);
+            self.theirs = Theirs::Listing {
+                root,
+                offers: false,
+            };
+            self.queue(Message::ListRequest);
+        }
+    }
+
     fn queue(&mut self, msg: Message) {
         self.report.messages_sent += 1;
         if matches!(
@@ -508,6 +557,7 @@ impl Session {
         match msg {
             Message::Hello(h) => self.on_hello(host, h)?,
             Message::Summary { root, .. } => {
+                self.their_root = Some(root);
                 let (held, unheld) = host.expected(&self.peer);
                 let heads: Vec<(DocId, Vec<ChangeHash>)> = held
                     .into_iter()
@@ -555,6 +605,11 @@ impl Session {
                 self.phase = Phase::Closed;
                 return Ok(());
             }
+            Message::Introduce { keys } => {
+                if host.introduced(&self.peer, keys) {
+                    self.relist();
+                }
+            }
         }
         self.after(host);
         Ok(())
@@ -588,7 +643,7 @@ impl Session {
         let mut start = Vec::new();
         for d in docs {
             let theirs = hashes(&d.heads);
-            let is_held = host.ledger(&d.doc).is_some();
+            let is_held = holds(host, &d.doc);
             if is_held {
                 held.push(d.doc.clone());
                 let mut ours = heads_of(host, &d.doc);
@@ -630,7 +685,7 @@ impl Session {
     fn on_sync(&mut self, host: &mut impl Host, s: DocSync) -> Result<(), SessionError> {
         let doc = s.doc.clone();
         let asked = self.asked.contains(&doc);
-        let held = host.ledger(&doc).is_some();
+        let held = holds(host, &doc);
         let mut accepted = 0;
         let allowed = if s.changes.is_empty() {
             (held && host.may_read(&self.peer, &doc)) || asked
@@ -684,12 +739,11 @@ impl Session {
             have: s.have,
             need: hashes(&s.need),
         };
-        if host.ledger(&doc).is_some() {
+        if holds(host, &doc) {
             let mut known = host.shared(&self.peer, &doc);
             known.extend(their.heads.iter().copied());
             let shared = host
-                .ledger(&doc)
-                .map(|l| l.held_heads_of(&known))
+                .with_ledger(&doc, |l| l.held_heads_of(&known))
                 .unwrap_or_default();
             host.set_shared(&self.peer, &doc, &shared);
         }
@@ -714,7 +768,7 @@ impl Session {
         doc: &DocId,
         their: Option<(&Their, usize)>,
     ) -> Option<DocSync> {
-        let shared = if host.ledger(doc).is_some() {
+        let shared = if holds(host, doc) {
             host.shared(&self.peer, doc)
         } else {
             Vec::new()
@@ -722,56 +776,56 @@ impl Session {
         let batch = self.config.batch_bytes;
         let max_rounds = self.config.max_doc_rounds;
         let st = self.docs.entry(doc.clone()).or_default();
-        let (mut heads, have, need, changes) = match host.ledger(doc) {
-            Some(l) => {
-                let heads = l.settled().map(|s| s.heads.clone()).unwrap_or_default();
-                let mine = l.exported_since(&shared);
-                let have = Bloom::new(mine.iter());
-                let mut need: Vec<ChangeHash> = Vec::new();
-                let mut to_send: Vec<ChangeHash> = Vec::new();
-                match their {
-                    Some((t, _)) => {
-                        need = t.heads.iter().filter(|h| !l.has(h)).copied().collect();
-                        let mut known = t.shared.clone();
-                        known.extend(t.heads.iter().copied());
-                        let missing: HashSet<ChangeHash> = l
-                            .exported_since(&known)
-                            .into_iter()
-                            .filter(|h| !t.have.contains(h))
-                            .collect();
-                        let mut set: Vec<ChangeHash> = l.exported_descendants(&missing);
-                        for h in &t.need {
-                            if l.is_exported(h) && !set.contains(h) {
-                                set.push(*h);
-                            }
+        let sent = &mut st.sent;
+        let computed = host.with_ledger(doc, |l| {
+            let heads = l.settled().map(|s| s.heads.clone()).unwrap_or_default();
+            let mine = l.exported_since(&shared);
+            let have = Bloom::new(mine.iter());
+            let mut need: Vec<ChangeHash> = Vec::new();
+            let mut to_send: Vec<ChangeHash> = Vec::new();
+            match their {
+                Some((t, _)) => {
+                    need = t.heads.iter().filter(|h| !l.has(h)).copied().collect();
+                    let mut known = t.shared.clone();
+                    known.extend(t.heads.iter().copied());
+                    let missing: HashSet<ChangeHash> = l
+                        .exported_since(&known)
+                        .into_iter()
+                        .filter(|h| !t.have.contains(h))
+                        .collect();
+                    let mut set: Vec<ChangeHash> = l.exported_descendants(&missing);
+                    for h in &t.need {
+                        if l.is_exported(h) && !set.contains(h) {
+                            set.push(*h);
                         }
-                        to_send = set;
                     }
-                    None if !shared.is_empty() => {
-                        // A push to a peer this node synced with before: send what it likely
-                        // lacks at once.
-                        to_send = mine.clone();
-                    }
-                    None => {}
+                    to_send = set;
                 }
-                let mut changes = Vec::new();
-                let mut bytes = 0;
-                for h in to_send {
-                    if st.sent.contains(&h) {
-                        continue;
-                    }
-                    let Some(c) = l.signed(&h) else { continue };
-                    bytes += approx_size(&c);
-                    if bytes > batch && !changes.is_empty() {
-                        break;
-                    }
-                    st.sent.insert(h);
-                    changes.push(c);
+                None if !shared.is_empty() => {
+                    // A push to a peer this node synced with before: send what it likely
+                    // lacks at once.
+                    to_send = mine.clone();
                 }
-                (heads, have, need, changes)
+                None => {}
             }
-            None => (Vec::new(), Bloom::default(), Vec::new(), Vec::new()),
-        };
+            let mut changes = Vec::new();
+            let mut bytes = 0;
+            for h in to_send {
+                if sent.contains(&h) {
+                    continue;
+                }
+                let Some(c) = l.signed(&h) else { continue };
+                bytes += approx_size(&c);
+                if bytes > batch && !changes.is_empty() {
+                    break;
+                }
+                sent.insert(h);
+                changes.push(c);
+            }
+            (heads, have, need, changes)
+        });
+        let (mut heads, have, need, changes) =
+            computed.unwrap_or_else(|| (Vec::new(), Bloom::default(), Vec::new(), Vec::new()));
         heads.truncate(MAX_HEADS);
         let mut need = need;
         need.truncate(MAX_NEED);

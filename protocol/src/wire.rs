@@ -32,6 +32,8 @@ pub const MAX_SYNC_CHANGES: usize = 20_000;
 pub const MAX_BLOOM_ENTRIES: u32 = 1 << 21;
 /// The longest display name or goodbye reason, in bytes.
 pub const MAX_TEXT: usize = 1024;
+/// The most keys one introduction may vouch for.
+pub const MAX_VOUCHES: usize = 1024;
 
 /// The first message on a connection, from each side.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +79,16 @@ impl From<&Claim> for Participant {
             },
         }
     }
+}
+
+/// A key a node trusts first-hand (it holds it, the operator gave it, or a node pinned as the
+/// principal's presented it), told to a peer that may have chosen it as an introducer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vouch {
+    /// The State or body.
+    pub principal: crate::id::Principal,
+    /// Its key.
+    pub key: NodeId,
 }
 
 /// A document's heads as one side holds them.
@@ -214,6 +226,12 @@ pub enum Message {
         /// Why, for the log.
         reason: String,
     },
+    /// The keys I trust first-hand. Taken only by a peer whose operator chose me as an
+    /// introducer; never relayed further (what I learnt from introducers is not in it).
+    Introduce {
+        /// The keys.
+        keys: Vec<Vouch>,
+    },
 }
 
 impl Message {
@@ -228,6 +246,7 @@ impl Message {
             Message::Sync(_) => "sync",
             Message::SyncIdle { .. } => "sync-idle",
             Message::Goodbye { .. } => "goodbye",
+            Message::Introduce { .. } => "introduce",
         }
     }
 
@@ -295,6 +314,9 @@ pub fn check_message(msg: &Message) -> Result<(), WireError> {
         Message::Hello(h) if h.name.len() > MAX_TEXT => v("a name longer than 1 KiB".into()),
         Message::Goodbye { reason } if reason.len() > MAX_TEXT => {
             v("a reason longer than 1 KiB".into())
+        }
+        Message::Introduce { keys } if keys.len() > MAX_VOUCHES => {
+            v(format!("{} keys in one introduction", keys.len()))
         }
         Message::Offers { docs } if docs.len() > MAX_DOCS => {
             v(format!("{} documents in one offer list", docs.len()))
@@ -468,6 +490,12 @@ mod tests {
             Message::SyncIdle { doc },
             Message::Goodbye {
                 reason: "bye".into(),
+            },
+            Message::Introduce {
+                keys: vec![Vouch {
+                    principal: "state:XAB".parse().unwrap(),
+                    key: node(4),
+                }],
             },
         ]
     }
