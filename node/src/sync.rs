@@ -132,6 +132,7 @@ pub struct Engine {
     pins: Pins,
     changed: broadcast::Sender<Notice>,
     versions: Mutex<HashMap<DocId, i64>>,
+    trust: Mutex<poa_protocol::authority::Trust>,
     revealed: Mutex<HashMap<NodeId, BTreeSet<DocId>>>,
     connected: Mutex<HashMap<NodeId, usize>>,
     parked: Mutex<Parked>,
@@ -164,6 +165,7 @@ impl Engine {
             key: None,
         };
         let versions = node.store.versions()?.into_iter().collect();
+        let trust = Mutex::new(node.store.trust());
         let (changed, _) = broadcast::channel(1024);
         let engine = Engine {
             node: Mutex::new(node),
@@ -172,6 +174,7 @@ impl Engine {
             pins: Pins::default(),
             changed,
             versions: Mutex::new(versions),
+            trust,
             revealed: Mutex::new(HashMap::new()),
             connected: Mutex::new(HashMap::new()),
             parked: Mutex::new(Parked::default()),
@@ -233,8 +236,15 @@ impl Engine {
 
     /// Broadcasts every document whose version moved since last looked at.
     fn notify_changes(&self, node: &Node) -> Result<(), StoreError> {
-        if node.store.refresh_trust()? {
-            let _ = self.changed.send(Notice::Trust);
+        // Keys learnt here, or by another process (the CLI's `trust` while serving).
+        node.store.refresh_trust()?;
+        let now_trusted = node.store.trust();
+        {
+            let mut t = lock(&self.trust);
+            if *t != now_trusted {
+                *t = now_trusted;
+                let _ = self.changed.send(Notice::Trust);
+            }
         }
         let now = node.store.versions()?;
         let mut known = lock(&self.versions);
@@ -569,34 +579,21 @@ impl Host for EngineHost<'_> {
         _asked: bool,
     ) -> Applied {
         let mut out = Applied::default();
-        // Changes waiting here for this document come along: these may be what they lacked.
+        // Changes this peer left waiting here for this document come along: these may be what
+        // they lacked.
         let mut batch = changes;
-        let parked = self.engine.unpark(doc);
-        let mut parked_back: Vec<(NodeId, SignedChange)> = Vec::new();
-        for (from, c) in parked {
+        let mut others: Vec<(NodeId, SignedChange)> = Vec::new();
+        for (from, c) in self.engine.unpark(doc) {
             if from == *peer {
                 batch.push(c);
             } else {
-                parked_back.push((from, c));
+                others.push((from, c));
             }
         }
-        let now = now_secs();
-        let node = &mut *self.node;
-        let trust = node.store.trust();
-        let pinned = pinned_as(node, peer);
-        let result = node.store.transact(|tx| -> Result<_, ApplyError> {
-            let outcome = tx.apply(doc, batch, Source::Peer(*peer), now)?;
-            // The read rule for ingress, judged on the document with these changes: a peer that
-            // may not read it gives it nothing.
-            if !tx_can_read(tx, doc, peer, pinned.as_ref(), &trust)? {
-                return Err(ApplyError::NotReader);
-            }
-            Ok(outcome)
-        });
-        for (from, c) in parked_back {
+        for (from, c) in others {
             let _ = self.engine.park(doc, from, vec![c]);
         }
-        match result {
+        match apply_from(self.node, peer, doc, batch) {
             Ok(outcome) => {
                 out.allowed = true;
                 out.accepted = outcome.accepted.len();
@@ -610,29 +607,12 @@ impl Host for EngineHost<'_> {
                 if let Err(why) = self.engine.park(doc, *peer, waiting) {
                     out.fatal = Some(why);
                 }
-                if !outcome.accepted.is_empty() {
-                    // Record misbehaviour the document now proves.
-                    let flagged = self
-                        .node
-                        .store
-                        .with_ledger(doc, |l| l.settled().map(|s| s.flagged.clone()))
-                        .ok()
-                        .flatten()
-                        .flatten()
-                        .unwrap_or_default();
-                    for (author, why) in flagged {
-                        let _ = self.node.store.flag_peer(&author, &why);
-                    }
-                    if let Ok(Some(v)) = self.node.store.versions().map(|vs| {
-                        vs.into_iter().find(|(d, _)| d == doc).map(|(_, v)| v)
-                    }) {
-                        lock(&self.engine.versions).insert(doc.clone(), v);
-                    }
+                if out.accepted > 0 {
+                    self.retry_parked(doc);
+                    self.after_accept(doc);
                 }
             }
-            Err(ApplyError::NotReader) => {
-                out.allowed = false;
-            }
+            Err(ApplyError::NotReader) => out.allowed = false,
             Err(ApplyError::Store(e)) => {
                 tracing::error!(cause = %e, doc = %doc, "could not store changes");
                 out.fatal = Some(format!("this node could not store the changes: {e}"));
@@ -640,6 +620,83 @@ impl Host for EngineHost<'_> {
         }
         out
     }
+}
+
+impl EngineHost<'_> {
+    /// Retries what other peers left waiting for this document, each batch as from its own
+    /// sender (so the audit names who sent what, and the read rule is applied to it), until
+    /// nothing more applies.
+    fn retry_parked(&mut self, doc: &DocId) {
+        loop {
+            let parked = self.engine.unpark(doc);
+            if parked.is_empty() {
+                return;
+            }
+            let mut by_sender: BTreeMap<NodeId, Vec<SignedChange>> = BTreeMap::new();
+            for (from, c) in parked {
+                by_sender.entry(from).or_default().push(c);
+            }
+            let mut progressed = false;
+            for (from, batch) in by_sender {
+                match apply_from(self.node, &from, doc, batch.clone()) {
+                    Ok(outcome) => {
+                        progressed |= !outcome.accepted.is_empty();
+                        let waiting = outcome.waiting.into_iter().map(|(c, _)| c).collect();
+                        let _ = self.engine.park(doc, from, waiting);
+                    }
+                    // The sender may no longer read it, or the store failed: let them go;
+                    // they come again with the sender's next session.
+                    Err(_) => {}
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    /// Records what a document now proves about its authors, and the version the engine saw.
+    fn after_accept(&mut self, doc: &DocId) {
+        let flagged = self
+            .node
+            .store
+            .with_ledger(doc, |l| l.settled().map(|s| s.flagged.clone()))
+            .ok()
+            .flatten()
+            .flatten()
+            .unwrap_or_default();
+        for (author, why) in flagged {
+            let _ = self.node.store.flag_peer(&author, &why);
+        }
+        if let Ok(versions) = self.node.store.versions() {
+            let mut known = lock(&self.engine.versions);
+            for (d, v) in versions {
+                if d == *doc {
+                    known.insert(d, v);
+                }
+            }
+        }
+    }
+}
+
+/// Passes a peer's changes through the gate into `doc` in one transaction, keeping them only if
+/// the peer may read the document with them (the read rule for ingress).
+fn apply_from(
+    node: &mut Node,
+    peer: &NodeId,
+    doc: &DocId,
+    batch: Vec<SignedChange>,
+) -> Result<crate::store::Outcome, ApplyError> {
+    let now = now_secs();
+    let trust = node.store.trust();
+    let pinned = pinned_as(node, peer);
+    node.store.transact(|tx| -> Result<_, ApplyError> {
+        let outcome = tx.apply(doc, batch, Source::Peer(*peer), now)?;
+        if !tx_can_read(tx, doc, peer, pinned.as_ref(), &trust)? {
+            return Err(ApplyError::NotReader);
+        }
+        Ok(outcome)
+    })
 }
 
 /// [`can_read`] inside a transaction, on the documents as the transaction sees them.

@@ -6,6 +6,11 @@ pub mod rogue;
 use std::time::Duration;
 
 use poa_node::federation::{Member, wait_until};
+use poa_protocol::automerge::ChangeHash;
+use poa_protocol::change::{ChangeData, FlatAction, FlatOp, SignedChange};
+use poa_protocol::ledger::{Ledger, Verdict, actor_bytes};
+use poa_protocol::sign::{NodeKey, sign_change};
+use poa_protocol::{NodeId, Principal};
 use poa_node::home::InitOptions;
 use poa_node::sync::EngineConfig;
 use poa_protocol::doc::DocId;
@@ -22,6 +27,7 @@ pub fn config() -> EngineConfig {
         anti_entropy: Duration::from_secs(3600),
         poll: Duration::from_millis(50),
         round_timeout: Duration::from_secs(60),
+        ..EngineConfig::default()
     }
 }
 
@@ -49,7 +55,7 @@ impl Homes {
     pub async fn ministry(&self, label: &str, code: &str) -> Member {
         let code: StateCode = code.parse().expect("state code");
         let opts = InitOptions {
-            create_state_key: false,
+            create_principal_key: false,
             ..InitOptions::state(code, &format!("{label} node"))
         };
         Member::start(label, &self.0.path().join(label), &opts, config())
@@ -155,19 +161,11 @@ pub async fn wait_delegated(first: &Member, other: &Member) {
     let state = first.with_node(|n| n.own_state()).expect("a State node");
     let ok = wait_until(CONVERGE, || {
         other.with_node(|n| {
-            let verified = n
-                .grants(state)
-                .map(|g| g.iter().any(|(g, ok)| g.node == id && *ok))
-                .unwrap_or(false);
-            let in_draft = n
-                .document(&DocId::Draft(state))
-                .map(|d| {
-                    poa_protocol::doc::document_json(&d, None)["delegations"]
-                        .get(id.to_string())
-                        .is_some()
-                })
-                .unwrap_or(false);
-            verified && in_draft
+            [DocId::State(state), DocId::Draft(state)].iter().all(|d| {
+                n.grants_in(d)
+                    .map(|g| g.iter().any(|(g, ok)| g.node == id && *ok))
+                    .unwrap_or(false)
+            })
         })
     })
     .await;
@@ -178,60 +176,144 @@ pub async fn wait_delegated(first: &Member, other: &Member) {
     );
 }
 
-/// Waits until `m` has recorded a rejection of `change` in its audit log, and returns the
-/// reason; fails the test if it never does.
-pub async fn rejected_by(m: &Member, change: &poa_protocol::automerge::Change) -> String {
-    rejected_by_hash(m, &change.hash().to_string()).await
-}
-
-/// [`rejected_by`] for a change known by its hash (hex).
-pub async fn rejected_by_hash(m: &Member, hash: &str) -> String {
+/// Waits until `m` has recorded a refusal of the change `hash` in its audit log (a change
+/// refused outright, or held but void), and returns the reason; fails the test if it never
+/// does.
+pub async fn refused_by(m: &Member, hash: &ChangeHash) -> String {
+    let hash = hash.to_string();
     let find = || {
         m.with_node(|n| {
             n.store
                 .audit(0)
                 .expect("audit")
                 .into_iter()
-                .find(|r| r.event == "rejected" && r.change.as_deref() == Some(hash))
+                .find(|r| {
+                    r.change.as_deref() == Some(hash.as_str())
+                        && (r.event == "rejected"
+                            || r.event == "voided"
+                            || (r.event == "accepted" && r.detail.contains("void")))
+                })
                 .map(|r| r.detail)
         })
     };
     let found = wait_until(CONVERGE, || find().is_some()).await;
-    assert!(
-        found.is_some(),
-        "{} recorded no rejection of {hash}",
-        m.label
-    );
+    assert!(found.is_some(), "{} recorded no refusal of {hash}", m.label);
     find().unwrap_or_default()
 }
 
 /// The key of a running node, to act as it.
-pub fn key_of(m: &Member) -> poa_protocol::sign::NodeKey {
-    m.with_node(|n| poa_protocol::sign::NodeKey::from_seed(&n.home.key.seed()))
+pub fn key_of(m: &Member) -> NodeKey {
+    m.with_node(|n| NodeKey::from_seed(&n.home.key.seed()))
 }
 
-/// A change to `doc` made on top of `base`'s copy by `key` (with a fresh actor suffix), written
-/// by `f`, and its signature: what a node holding `key` could send, honest or not.
-pub fn craft_with(
-    base: &Member,
-    doc: &DocId,
-    key: &poa_protocol::sign::NodeKey,
-    f: impl FnOnce(&mut poa_protocol::automerge::transaction::Transaction<'_>),
-) -> (poa_protocol::automerge::Change, Vec<u8>) {
-    use poa_protocol::automerge::ReadDoc;
+/// A put of a record under `key` of `container` in `doc`.
+pub fn put(doc: &DocId, container: &str, key: &str, value: &impl serde::Serialize) -> FlatOp {
+    put_text(doc, container, key, serde_json::to_string(value).expect("JSON"))
+}
+
+/// A put of a JSON text, exactly as given.
+pub fn put_text(doc: &DocId, container: &str, key: &str, text: String) -> FlatOp {
+    FlatOp {
+        container: doc.kind().container(container).expect("a container"),
+        key: key.into(),
+        action: FlatAction::Put {
+            value: text,
+            preds: vec![],
+        },
+    }
+}
+
+/// Signs a change of `doc` with `key`.
+pub fn sign(doc: &DocId, key: &NodeKey, data: ChangeData) -> SignedChange {
+    let hash = data.to_automerge(doc).expect("encodes").hash();
+    SignedChange {
+        signature: sign_change(key, doc, &hash).to_vec(),
+        data,
+    }
+}
+
+/// The hash of a change of `doc`.
+pub fn hash_of(doc: &DocId, c: &SignedChange) -> ChangeHash {
+    c.data.to_automerge(doc).expect("encodes").hash()
+}
+
+fn fresh_suffix() -> [u8; 8] {
     use std::sync::atomic::{AtomicU8, Ordering};
     // A fresh actor suffix per crafted change, so two crafted by one key never share a
     // sequence number.
     static SUFFIX: AtomicU8 = AtomicU8::new(0x40);
-    let suffix = SUFFIX.fetch_add(1, Ordering::Relaxed);
-    let mut am = base
-        .with_node(|n| n.document(doc))
-        .expect("base holds the document");
-    am.set_actor(poa_protocol::sign::actor_id(&key.node_id(), &[suffix; 8]));
-    let mut tx = am.transaction();
-    f(&mut tx);
-    let hash = tx.commit().0.expect("the change is not empty");
-    let change = am.get_change_by_hash(&hash).expect("just made");
-    let sig = poa_protocol::sign::sign_change(key, doc, &hash).to_vec();
-    (change, sig)
+    [SUFFIX.fetch_add(1, Ordering::Relaxed); 8]
+}
+
+/// A change to `doc` on top of `base`'s copy (its heads, or `deps` if given) by `key` with a
+/// fresh actor suffix, signed: what a node holding `key` could send, honest or not.
+pub fn craft(
+    base: &Member,
+    doc: &DocId,
+    key: &NodeKey,
+    deps: Option<&[ChangeHash]>,
+    ops: Vec<FlatOp>,
+) -> SignedChange {
+    let actor = actor_bytes(&key.node_id(), &fresh_suffix());
+    let data = base
+        .with_node(|n| {
+            n.store.with_ledger(doc, |l| match deps {
+                Some(d) => l.change_at(d, &actor, poa_node::node::now_secs(), ops.clone()),
+                None => l.next_change(&actor, poa_node::node::now_secs(), ops.clone()),
+            })
+        })
+        .expect("the store reads")
+        .unwrap_or_else(|| {
+            Ledger::new(doc).next_change(&actor, poa_node::node::now_secs(), ops.clone())
+        });
+    sign(doc, key, data)
+}
+
+/// Whether `m` holds the change `hash` of `doc`.
+pub fn holds(m: &Member, doc: &DocId, hash: &ChangeHash) -> bool {
+    m.with_node(|n| n.store.with_ledger(doc, |l| l.has(hash)))
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// The verdict `m` reaches on a change it holds.
+pub fn verdict(m: &Member, doc: &DocId, hash: &ChangeHash) -> Option<Verdict> {
+    m.with_node(|n| n.store.with_ledger(doc, |l| l.verdict(hash).cloned()))
+        .ok()
+        .flatten()
+        .flatten()
+}
+
+/// The view `m` holds of a document (`Null` if it holds none).
+pub fn view(m: &Member, doc: &DocId) -> serde_json::Value {
+    m.with_node(|n| n.store.view(doc))
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Has `m` trust `key` as `principal`'s, as its operator would with `poa-node trust`.
+pub fn trust(m: &Member, principal: Principal, key: NodeId) {
+    m.with_node(|n| {
+        n.store.learn_key(
+            &principal,
+            &key,
+            &poa_protocol::authority::TrustSource::Operator,
+            0,
+        )
+    })
+    .expect("trusts");
+    m.with_node(|_| ());
+}
+
+/// The key of `m`'s State or body, as `m` trusts it.
+pub fn principal_key(m: &Member) -> NodeId {
+    m.with_node(|n| {
+        n.home
+            .principal_key
+            .as_ref()
+            .map(|k| k.node_id())
+            .expect("the first node of its State or body")
+    })
 }

@@ -1,15 +1,17 @@
 //! A pinned peer that speaks the wire protocol by hand, to send what an honest node never
-//! would: forged, altered or unauthorized changes, garbage and oversized frames.
+//! would: forged, altered or unauthorized changes, garbage, oversized or stalled frames.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use poa_node::federation::Member;
 use poa_node::transport;
-use poa_protocol::automerge::sync::{self, SyncDoc};
-use poa_protocol::automerge::{Automerge, Change};
+use poa_protocol::change::SignedChange;
 use poa_protocol::doc::DocId;
 use poa_protocol::sign::NodeKey;
-use poa_protocol::wire::{self, Claim, Hello, Message, PROTOCOL_VERSION, SyncEnvelope};
+use poa_protocol::wire::{
+    self, Bloom, Claim, DocSync, Hello, Message, PROTOCOL_VERSION,
+};
 use poa_protocol::{BodyKind, NodeId};
 
 /// A pinned peer that speaks the wire protocol by hand.
@@ -18,6 +20,33 @@ pub struct Rogue {
     /// Its key.
     pub key: NodeKey,
     endpoint: quinn::Endpoint,
+}
+
+/// How a rogue introduces itself.
+#[derive(Clone, Debug)]
+pub struct As {
+    /// Whom it claims to act for.
+    pub claims: Claim,
+    /// The principal key it presents.
+    pub key: Option<NodeId>,
+}
+
+impl As {
+    /// A donor body, presenting no key.
+    pub fn donor() -> As {
+        As {
+            claims: Claim::Body("XZZ".parse().expect("code"), BodyKind::Donor),
+            key: None,
+        }
+    }
+
+    /// A node of a State, presenting a key.
+    pub fn state(code: &str, key: Option<NodeId>) -> As {
+        As {
+            claims: Claim::State(code.parse().expect("code")),
+            key,
+        }
+    }
 }
 
 impl Rogue {
@@ -33,7 +62,7 @@ impl Rogue {
             &key,
             Arc::new(std::sync::RwLock::new(Default::default())),
         )
-        .expect("rogue connection");
+        .expect("rogue endpoint");
         Rogue { key, endpoint }
     }
 
@@ -42,35 +71,12 @@ impl Rogue {
         self.key.node_id()
     }
 
-    /// Connects to `victim`, says hello, sends `frames` raw, and returns every message the
-    /// victim sent back until it closed the stream, and how the connection ended.
-    pub async fn send_raw(&self, victim: &Member, frames: Vec<Vec<u8>>) -> (Vec<Message>, String) {
-        self.send_as(
-            victim,
-            Claim::Body("XZZ".parse().expect("code"), BodyKind::Donor),
-            frames,
-        )
-        .await
-    }
-
-    /// Like [`Rogue::send_raw`], with the hello claiming `claims`.
-    pub async fn send_as(
+    /// Opens a connection to `victim` and its stream, and says hello.
+    pub async fn connect(
         &self,
         victim: &Member,
-        claims: Claim,
-        frames: Vec<Vec<u8>>,
-    ) -> (Vec<Message>, String) {
-        self.send_with_key(victim, claims, None, frames).await
-    }
-
-    /// Like [`Rogue::send_as`], with the hello also presenting a State key.
-    pub async fn send_with_key(
-        &self,
-        victim: &Member,
-        claims: Claim,
-        state_key: Option<NodeId>,
-        frames: Vec<Vec<u8>>,
-    ) -> (Vec<Message>, String) {
+        who: &As,
+    ) -> (quinn::Connection, quinn::SendStream, quinn::RecvStream) {
         let cfg = transport::client_config(&self.key, victim.id()).expect("rogue connection");
         let conn = self
             .endpoint
@@ -78,17 +84,32 @@ impl Rogue {
             .expect("rogue connection")
             .await
             .expect("rogue connection");
-        let (mut send, mut recv) = conn.open_bi().await.expect("rogue connection");
+        let (mut send, recv) = conn.open_bi().await.expect("rogue connection");
         let hello = Message::Hello(Hello {
             version: PROTOCOL_VERSION,
             node: self.id(),
             name: "rogue".into(),
-            claims,
-            state_key,
+            claims: who.claims.clone(),
+            key: who.key,
         });
-        send.write_all(&wire::encode_frame(&hello).expect("rogue connection"))
-            .await
-            .expect("rogue connection");
+        send.write_all(&frame(&hello)).await.expect("rogue connection");
+        (conn, send, recv)
+    }
+
+    /// Connects to `victim` as a donor, sends `frames` raw, and returns every message the
+    /// victim sent back until it closed the stream, and how the connection ended.
+    pub async fn send_raw(&self, victim: &Member, frames: Vec<Vec<u8>>) -> (Vec<Message>, String) {
+        self.send_as(victim, &As::donor(), frames).await
+    }
+
+    /// Like [`Rogue::send_raw`], introducing itself as `who`.
+    pub async fn send_as(
+        &self,
+        victim: &Member,
+        who: &As,
+        frames: Vec<Vec<u8>>,
+    ) -> (Vec<Message>, String) {
+        let (conn, mut send, mut recv) = self.connect(victim, who).await;
         for f in frames {
             // The victim may already have closed: later writes may fail, which is the point.
             if send.write_all(&f).await.is_err() {
@@ -98,44 +119,131 @@ impl Rogue {
         // Finishing our side ends the victim's read loop, so a victim that found nothing wrong
         // closes too, and the read below ends either way.
         let _ = send.finish();
-        let mut got = Vec::new();
-        let mut buf = wire::FrameBuffer::default();
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            match recv.read(&mut chunk).await {
-                Ok(Some(n)) => {
-                    buf.push(&chunk[..n]);
-                    while let Ok(Some(m)) = buf.next_message() {
-                        got.push(m);
-                    }
-                }
-                Ok(None) => break,
-                Err(_) => break,
-            }
-        }
-        let ended = conn.closed().await.to_string();
+        let got = read_all(&mut recv).await;
+        let ended = tokio::time::timeout(Duration::from_secs(30), conn.closed())
+            .await
+            .map(|e| e.to_string())
+            .unwrap_or_else(|_| "still open".into());
         (got, ended)
     }
 }
 
-/// A sync frame for `doc` carrying `changes` with the given signatures (raw bytes, so a test
-/// can alter them).
-pub fn sync_frame(doc: &DocId, changes: &[(Change, Vec<u8>)]) -> Vec<u8> {
-    let mut msg = Automerge::new()
-        .generate_sync_message(&mut sync::State::new())
-        .expect("a first message");
-    let mut bytes = Vec::new();
-    for (c, _) in changes {
-        bytes.extend_from_slice(c.raw_bytes());
+/// Every message read from `recv` until it ends.
+pub async fn read_all(recv: &mut quinn::RecvStream) -> Vec<Message> {
+    let mut got = Vec::new();
+    let mut buf = wire::FrameBuffer::default();
+    let mut chunk = vec![0u8; 64 * 1024];
+    while let Ok(Ok(Some(n))) =
+        tokio::time::timeout(Duration::from_secs(30), recv.read(&mut chunk)).await
+    {
+        buf.push(&chunk[..n]);
+        while let Ok(Some(m)) = buf.next_message() {
+            got.push(m);
+        }
     }
-    msg.heads = changes.iter().map(|(c, _)| c.hash()).collect();
-    // Automerge encodes heads sorted (and asserts it in debug builds).
-    msg.heads.sort();
-    msg.changes = sync::ChunkList::from(bytes);
-    let env = SyncEnvelope {
+    got
+}
+
+/// A message as a frame.
+pub fn frame(msg: &Message) -> Vec<u8> {
+    wire::encode_frame(msg).expect("encodes")
+}
+
+/// A sync frame for `doc` carrying `changes` (the heads it names are the changes' hashes).
+pub fn sync_frame(doc: &DocId, changes: &[SignedChange]) -> Vec<u8> {
+    let mut heads: Vec<[u8; 32]> = changes
+        .iter()
+        .filter_map(|c| c.data.to_automerge(doc).ok().map(|a| a.hash().0))
+        .collect();
+    heads.sort();
+    frame(&Message::Sync(DocSync {
         doc: doc.clone(),
-        message: msg.encode(),
-        signatures: changes.iter().map(|(_, s)| s.clone()).collect(),
-    };
-    wire::encode_frame(&Message::Sync(env)).expect("encodes")
+        heads,
+        shared: vec![],
+        have: Bloom::default(),
+        need: vec![],
+        changes: changes.to_vec(),
+    }))
+}
+
+/// The first goodbye among `messages`, if any.
+pub fn goodbye(messages: &[Message]) -> Option<String> {
+    messages.iter().find_map(|m| match m {
+        Message::Goodbye { reason } => Some(reason.clone()),
+        _ => None,
+    })
+}
+
+impl Rogue {
+    /// Offers `doc` to `victim` the way an honest peer would (summary, listing, the victim's
+    /// request), then hands over `changes` when asked: how a first copy reaches a node that
+    /// does not hold a document. Returns what the victim sent.
+    pub async fn deliver(
+        &self,
+        victim: &Member,
+        who: &As,
+        doc: &DocId,
+        changes: &[SignedChange],
+    ) -> Vec<Message> {
+        let (conn, mut send, mut recv) = self.connect(victim, who).await;
+        let mut heads: Vec<[u8; 32]> = changes
+            .iter()
+            .filter_map(|c| c.data.to_automerge(doc).ok().map(|a| a.hash().0))
+            .collect();
+        heads.sort();
+        let root = [0xAB; 32];
+        let _ = send
+            .write_all(&frame(&Message::Summary { root, docs: 1 }))
+            .await;
+        let mut got = Vec::new();
+        let mut buf = wire::FrameBuffer::default();
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut handed = false;
+        'outer: while let Ok(Ok(Some(n))) =
+            tokio::time::timeout(Duration::from_secs(20), recv.read(&mut chunk)).await
+        {
+            buf.push(&chunk[..n]);
+            while let Ok(Some(m)) = buf.next_message() {
+                let reply = match &m {
+                    Message::Summary { root, .. } => Some(Message::SummaryOk { root: *root }),
+                    Message::ListRequest => Some(Message::Offers {
+                        docs: vec![wire::DocHeads {
+                            doc: doc.clone(),
+                            heads: heads.clone(),
+                        }],
+                    }),
+                    Message::Sync(s) if s.doc == *doc && !handed => {
+                        handed = true;
+                        Some(Message::Sync(DocSync {
+                            doc: doc.clone(),
+                            heads: heads.clone(),
+                            shared: vec![],
+                            have: Bloom::default(),
+                            need: vec![],
+                            changes: changes.to_vec(),
+                        }))
+                    }
+                    Message::Sync(s) => Some(Message::SyncIdle { doc: s.doc.clone() }),
+                    Message::SummaryOk { root: r } if *r == root && handed => None,
+                    Message::Goodbye { .. } => {
+                        got.push(m);
+                        break 'outer;
+                    }
+                    _ => None,
+                };
+                let done = matches!(&m, Message::SummaryOk { root: r } if *r == root && handed);
+                got.push(m);
+                if let Some(r) = reply {
+                    let _ = send.write_all(&frame(&r)).await;
+                }
+                if done {
+                    break 'outer;
+                }
+            }
+        }
+        let _ = send.write_all(&frame(&Message::Goodbye { reason: "done".into() })).await;
+        let _ = send.finish();
+        let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
+        got
+    }
 }

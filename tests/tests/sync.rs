@@ -3,10 +3,14 @@
 #![allow(clippy::unwrap_used)]
 
 use poa_node::federation::wait_until;
-use poa_protocol::BodyKind;
-use poa_protocol::doc::DocId;
+use poa_protocol::doc::{DocId, target_key};
 use poa_protocol::model::Area;
-use poa_tests::{CONVERGE, Homes, converge, delegate_all, heads, link, target};
+use poa_protocol::{BodyKind, Principal};
+use poa_tests::rogue::{As, Rogue, sync_frame};
+use poa_tests::{
+    CONVERGE, Homes, converge, craft, delegate_all, hash_of, heads, holds, key_of, link,
+    principal_key, put, target, trust,
+};
 
 fn xaa() -> poa_protocol::StateCode {
     "XAA".parse().unwrap()
@@ -55,7 +59,6 @@ async fn a_published_document_reaches_a_reader_and_stays_away_from_others() {
         .unwrap();
     let published = DocId::State(xaa());
     converge(&[&state, &un], &published).await;
-    // The reader sees the target.
     let seen = un.with_node(|n| n.target_views(Some(xaa()))).unwrap();
     assert_eq!(seen.len(), 1);
     assert!(seen[0].current().published);
@@ -87,6 +90,11 @@ async fn five_nodes_in_a_line_relay_from_end_to_end() {
     link(&b, &c, None, None);
     link(&c, &d, None, None);
     link(&d, &e, None, None);
+    // B learns XAA's key from the node it pinned; the others are given it by their operators.
+    let key = principal_key(&a);
+    for m in [&c, &d, &e] {
+        trust(m, Principal::State(xaa()), key);
+    }
     let readers = [b.id(), c.id(), d.id(), e.id()];
     a.with_node(|n| {
         n.add_target(target("T1", Area::Marking, "Mark SALW", 40.0, 70.0))?;
@@ -113,7 +121,7 @@ async fn five_nodes_in_a_line_relay_from_end_to_end() {
     // Every change E holds verifies against its author's key: E's store reloads it from disk.
     let dir = e.stop().await;
     let reopened = poa_node::Node::open(&dir).unwrap();
-    assert!(reopened.document(&doc).is_ok());
+    assert!(reopened.view(&doc).is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,8 +153,8 @@ async fn an_offline_node_catches_up_and_a_restart_resends_nothing() {
     let n = mod_.with_node(|n| n.target_views(None)).unwrap().len();
     assert_eq!(n, 5);
 
-    // After a restart of both, a one-shot round sends no changes either way: the sync states
-    // survived on disk.
+    // After a restart of both, a one-shot round sends no changes either way: what each side
+    // knows the other holds survived on disk.
     let moi_dir = moi.stop().await;
     let mod_dir = mod_.stop().await;
     let moi = poa_node::federation::Member::start_existing(
@@ -156,14 +164,13 @@ async fn an_offline_node_catches_up_and_a_restart_resends_nothing() {
     )
     .await
     .unwrap();
-    // Point MoD's pin at MoI's new address, then run one round from MoD.
     let node = poa_node::Node::open(&mod_dir).unwrap();
     node.store
         .add_peer(
             &moi.id(),
             "moi",
             Some(&moi.addr().to_string()),
-            Some("XAA"),
+            Some(&Principal::State(xaa())),
             0,
         )
         .unwrap();
@@ -183,7 +190,7 @@ async fn an_unpinned_node_cannot_connect_or_read() {
     let state = homes.state("xaa", "XAA").await;
     let stranger = homes.body("stranger", "XZZ", BodyKind::Donor).await;
     // The stranger pins XAA, but XAA has not pinned the stranger.
-    stranger.pin(&state, None).unwrap();
+    stranger.pin(&state, Some(xaa())).unwrap();
     state
         .with_node(|n| {
             n.add_target(target("T1", Area::Marking, "Mark SALW", 40.0, 70.0))?;
@@ -217,8 +224,13 @@ async fn a_server_presenting_another_key_than_the_pinned_one_is_refused_by_the_c
     let (xaa_id, wrong_addr) = (state.id(), other.addr().to_string());
     client
         .with_node(|n| {
-            n.store
-                .add_peer(&xaa_id, "xaa", Some(&wrong_addr), Some("XAA"), 0)
+            n.store.add_peer(
+                &xaa_id,
+                "xaa",
+                Some(&wrong_addr),
+                Some(&Principal::State(xaa())),
+                0,
+            )
         })
         .unwrap();
     let engine = client.engine().clone();
@@ -230,71 +242,78 @@ async fn a_server_presenting_another_key_than_the_pinned_one_is_refused_by_the_c
     assert!(client.engine().revealed_to(&other.id()).is_empty());
 }
 
-/// Two connections to one peer deliver in no common order: a change that arrives before its
-/// dependency waits for it, and is applied when it comes, instead of being lost (its sender's
-/// session counts it as sent and would not send it again).
+/// Two connections deliver in no common order: a change that arrives before its dependency
+/// waits for it, and is applied when the dependency comes from another peer, instead of being
+/// lost (its sender counts it as sent).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_that_arrives_before_its_dependency_waits_for_it() {
-    use poa_protocol::automerge::ReadDoc;
-    use poa_protocol::doc::{put_record, target_key};
-    use poa_protocol::wire::Claim;
-    use poa_tests::key_of;
-    use poa_tests::rogue::{Rogue, sync_frame};
-
     let homes = Homes::new();
     let xaa_node = homes.state("xaa", "XAA").await;
     let xrb = homes.body("xrb", "XRB", BodyKind::Regional).await;
     let un = homes.body("un", "UNODA", BodyKind::Secretariat).await;
     link(&xaa_node, &xrb, Some("XAA"), None);
     link(&un, &xrb, None, None);
+    trust(&un, Principal::State(xaa()), principal_key(&xaa_node));
     let published = DocId::State(xaa());
-    let xrb_id = xrb.id();
+    let readers = [xrb.id(), un.id()];
     xaa_node
         .with_node(|n| {
             n.add_target(target("T1", Area::Marking, "Mark SALW", 40.0, 70.0))?;
             n.publish_target("T1")?;
-            n.share(&published, &[xrb_id], false)
+            n.share(&published, &readers, false)
         })
         .unwrap();
-    converge(&[&xaa_node, &xrb], &published).await;
+    converge(&[&xaa_node, &xrb, &un], &published).await;
 
     // Two changes by XAA's node, the second on top of the first, made by hand so that no
     // honest session sends them.
     let key = key_of(&xaa_node);
-    let mut am = xaa_node.with_node(|n| n.document(&published)).unwrap();
-    am.set_actor(poa_protocol::sign::actor_id(&key.node_id(), &[0x33; 8]));
-    let mut made = Vec::new();
-    for id in ["T7", "T8"] {
-        let mut tx = am.transaction();
-        let mut t = target(id, Area::Marking, "Later target", 10.0, 20.0);
-        t.state = xaa();
-        put_record(&mut tx, "targets", &target_key(id, 1), &t).unwrap();
-        let hash = tx.commit().0.unwrap();
-        let sig = poa_protocol::sign::sign_change(&key, &published, &hash).to_vec();
-        made.push((am.get_change_by_hash(&hash).unwrap(), sig));
-    }
-    let (first, second) = (made[0].clone(), made[1].clone());
-    // The dependent change alone, from XAA's node; then its dependency, relayed by another peer.
+    let mut t7 = target("T7", Area::Marking, "Later target", 10.0, 20.0);
+    t7.state = xaa();
+    let first = craft(
+        &xaa_node,
+        &published,
+        &key,
+        None,
+        vec![put(&published, "targets", &target_key("T7", 1), &t7)],
+    );
+    let first_hash = hash_of(&published, &first);
+    let mut t8 = t7.clone();
+    t8.id = "T8".into();
+    let mut second_data = first.data.clone();
+    second_data.seq += 1;
+    second_data.start_op += 1;
+    second_data.deps = vec![first_hash.0];
+    second_data.ops = vec![put(&published, "targets", &target_key("T8", 1), &t8)];
+    let second = poa_tests::sign(&published, &key, second_data);
+    let second_hash = hash_of(&published, &second);
+    // The dependent change alone, from XAA's node; then its dependency, from the Secretariat.
     Rogue::with_key(key_of(&xaa_node))
         .send_as(
             &xrb,
-            Claim::State(xaa()),
+            &As::state("XAA", None),
             vec![sync_frame(&published, std::slice::from_ref(&second))],
         )
         .await;
-    let holds = |hash| {
-        xrb.with_node(|n| poa_protocol::rules::has_change(&n.document(&published).unwrap(), &hash))
-    };
-    assert!(!holds(second.0.hash()));
+    assert!(!holds(&xrb, &published, &second_hash));
     assert_eq!(xrb.engine().parked(), 1);
     Rogue::with_key(key_of(&un))
         .send_as(
             &xrb,
-            Claim::Body("UNODA".parse().unwrap(), BodyKind::Secretariat),
+            &As {
+                claims: poa_protocol::wire::Claim::Body(
+                    "UNODA".parse().unwrap(),
+                    BodyKind::Secretariat,
+                ),
+                key: None,
+            },
             vec![sync_frame(&published, std::slice::from_ref(&first))],
         )
         .await;
-    let both = wait_until(CONVERGE, || holds(first.0.hash()) && holds(second.0.hash())).await;
+    let both = wait_until(CONVERGE, || {
+        holds(&xrb, &published, &first_hash) && holds(&xrb, &published, &second_hash)
+    })
+    .await;
     assert!(both.is_some(), "the waiting change was lost");
     assert_eq!(xrb.engine().parked(), 0);
     // Each change is recorded as received from the peer that sent it.
@@ -309,8 +328,8 @@ async fn a_change_that_arrives_before_its_dependency_waits_for_it() {
         })
     };
     assert_eq!(
-        from(second.0.hash().to_string()),
+        from(second_hash.to_string()),
         Some(xaa_node.id().to_string())
     );
-    assert_eq!(from(first.0.hash().to_string()), Some(un.id().to_string()));
+    assert_eq!(from(first_hash.to_string()), Some(un.id().to_string()));
 }
