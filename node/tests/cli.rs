@@ -518,7 +518,7 @@ fn init_then_id_prints_a_node_id_that_parses() {
     assert_eq!(j["node_id"], printed);
     assert_eq!(j["name"], "XAA Ministry of Interior");
     assert_eq!(j["participant"], json!({"type": "state", "code": "XAA"}));
-    let state_key: NodeId = j["state_key"]
+    let state_key: NodeId = j["principal_key"]
         .as_str()
         .expect("the first node holds the State key")
         .parse()
@@ -755,7 +755,8 @@ fn a_donor_publishes_an_offer() {
     ]);
     let j = xzz.json(&["id", "--json"]);
     assert_eq!(j["participant"]["code"], "XZZ");
-    assert_eq!(j["state_key"], Value::Null);
+    // A body's first node holds the body key, which delegates its nodes.
+    assert!(j["principal_key"].is_string(), "{j}");
 
     let out = xzz.ok(&[
         "offer",
@@ -849,7 +850,7 @@ fn a_state_creates_a_pool_it_joins_and_defines_a_pooled_target() {
             bad(
                 "pool taken",
                 &["pool", "create", "--id", "xanadu", "--name", "X"],
-                "already exists",
+                "already coordinates a pool named xanadu",
             ),
             bad(
                 "bad pool id",
@@ -1002,7 +1003,7 @@ fn documents_are_listed_and_exported_as_standard_automerge_files() {
         assert!(printed.contains(doc), "{printed}");
         let bytes = std::fs::read(&out).expect("the export was written");
         let am = Automerge::load(&bytes).expect("the export is an Automerge file");
-        let data = StateData::read(&am, None);
+        let data = StateData::from_json(&poa_protocol::doc::automerge_view(&am));
         assert!(data.unreadable.is_empty(), "{:?}", data.unreadable);
         (am, data)
     };
@@ -1269,7 +1270,7 @@ fn bad_progress_and_request_input_is_refused_and_changes_nothing() {
             "title",
         ),
         bad(
-            "offer with no budget order",
+            "an offer made on a State's node",
             &[
                 "offer",
                 "add",
@@ -1286,7 +1287,7 @@ fn bad_progress_and_request_input_is_refused_and_changes_nothing() {
                 "--budget-max",
                 "5",
             ],
-            "budget",
+            "offers are made by a body's node",
         ),
         bad(
             "unknown document id",

@@ -344,6 +344,40 @@ pub fn readers(view: &Json) -> std::collections::BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// Reads an Automerge document exported by a node (`poa-node doc export`) the plain way: each
+/// container's entries with their JSON texts parsed, as Automerge merges them. It applies none
+/// of the gate's rules (void changes, disputes), so it equals a node's view only for documents
+/// where every change stands; the node's view is the authority.
+pub fn automerge_view(am: &automerge::Automerge) -> Json {
+    use automerge::ReadDoc;
+    let mut root = serde_json::Map::new();
+    let doc: Option<DocId> = am
+        .get(automerge::ROOT, "doc")
+        .ok()
+        .flatten()
+        .and_then(|(v, _)| v.as_str().and_then(|s| s.parse().ok()));
+    let Some(doc) = doc else {
+        return Json::Null;
+    };
+    root.insert("doc".into(), Json::String(doc.to_string()));
+    root.insert("schema".into(), Json::from(SCHEMA));
+    for name in doc.kind().containers() {
+        let mut map = serde_json::Map::new();
+        if let Ok(Some((_, obj))) = am.get(automerge::ROOT, name) {
+            for key in am.keys(&obj) {
+                if let Ok(Some((v, _))) = am.get(&obj, key.as_str())
+                    && let Some(text) = v.as_str()
+                    && let Some(value) = crate::change::parse_value(text)
+                {
+                    map.insert(key, value);
+                }
+            }
+        }
+        root.insert(name.into(), Json::Object(map));
+    }
+    Json::Object(root)
+}
+
 /// A record that is in the document but does not parse as this version of the schema.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Unreadable {
