@@ -63,6 +63,13 @@ impl Homes {
             .expect("node starts")
     }
 
+    /// Starts a node of the given kind with its own engine configuration.
+    pub async fn start(&self, label: &str, opts: &InitOptions, config: EngineConfig) -> Member {
+        Member::start(label, &self.0.path().join(label), opts, config)
+            .await
+            .expect("node starts")
+    }
+
     /// Starts a body's node.
     pub async fn body(&self, label: &str, code: &str, kind: BodyKind) -> Member {
         let opts = InitOptions::body(code.parse().expect("body code"), kind, label);
@@ -316,4 +323,17 @@ pub fn principal_key(m: &Member) -> NodeId {
             .map(|k| k.node_id())
             .expect("the first node of its State or body")
     })
+}
+
+/// The resident memory of this process, in KiB (Linux; 0 elsewhere).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
 }
