@@ -290,7 +290,7 @@ async fn h3_a_first_copy_from_anyone_does_not_fix_a_states_key() {
     });
     assert!(noted, "the relay did not say it needs a key");
     // The operator pins XAB's real node: its key is learnt from it, and its document taken.
-    link(&xab, &relay, None, Some("XAB"));
+    link(&xab, &relay, Some("XAB"), None);
     xab.with_node(|n| {
         n.add_target(target("T1", Area::Tracing, "Trace", 12.0, 25.0))?;
         n.publish_target("T1")?;
