@@ -977,7 +977,7 @@ async fn drive(
                     Some(Ok(m)) => {
                         let mut node = lock(&engine.node);
                         let mut host = EngineHost { engine: &engine, node: &mut node };
-                        session.handle(&mut host, m)?;
+                        session.handle(&mut host, m, now_ms(clock))?;
                     }
                     Some(Err(e)) => return Err(e),
                     None => return Ok(()),

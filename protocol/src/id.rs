@@ -269,6 +269,21 @@ impl fmt::Debug for StateCode {
 pub struct BodyCode(String);
 
 impl BodyCode {
+    /// A code known to be valid (upper-case letters, digits, dashes; 2 to 16 of them), for
+    /// constants. Anything else is upper-cased and trimmed to fit.
+    pub fn from_static(code: &str) -> BodyCode {
+        let mut c: String = code
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .map(|c| c.to_ascii_uppercase())
+            .take(16)
+            .collect();
+        while c.len() < 2 {
+            c.push('X');
+        }
+        BodyCode(c)
+    }
+
     /// The acronym.
     pub fn as_str(&self) -> &str {
         &self.0

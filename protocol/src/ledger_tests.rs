@@ -248,6 +248,39 @@ fn c2_malformed_changes_are_refused_before_anything_parses_them() {
     ));
 }
 
+/// M3: a change carries its operations explicitly, so its cost is its size, and the count is
+/// bounded before any operation is looked at.
+#[test]
+fn m3_a_change_with_more_operations_than_allowed_is_refused_before_it_is_judged() {
+    let doc = published();
+    let mut l = delegated(&[]);
+    let first = node(1);
+    l.settle(Some(&key()));
+    let ops: Vec<FlatOp> = (0..50_000)
+        .map(|i| op(&doc, "readers", &format!("r{i}"), &json!(true)))
+        .collect();
+    let data = l.next_change(&actor(&first, 1), T0, ops);
+    let started = std::time::Instant::now();
+    match l.admit(&sign_unchecked(&doc, &first, &data), Some(&key())) {
+        Admitted::Refused(_, Rejection::Malformed(Malformed::TooMany("operations", 50_000, _))) => {}
+        other => panic!("{other:?}"),
+    }
+    // Refused on its count, not after decoding 50,000 operations into the document.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+/// A signature over a hash computed by hand, for changes too large to encode normally.
+fn sign_unchecked(doc: &DocId, k: &NodeKey, data: &ChangeData) -> SignedChange {
+    let h = data
+        .to_automerge(doc)
+        .map(|c| c.hash())
+        .unwrap_or(ChangeHash([0; 32]));
+    SignedChange {
+        data: data.clone(),
+        signature: sign_change(k, doc, &h).to_vec(),
+    }
+}
+
 #[test]
 fn a_stranger_cannot_make_a_node_store_its_changes() {
     let doc = published();

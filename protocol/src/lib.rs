@@ -21,6 +21,8 @@ pub mod rules;
 pub mod session;
 pub mod sign;
 pub mod stocktake;
+#[doc(hidden)]
+pub mod testing;
 pub mod view;
 pub mod wire;
 

@@ -68,7 +68,7 @@ impl Default for SessionConfig {
             max_rejected: 256,
             max_doc_rounds: 64,
             max_asked: 10_000,
-            batch_bytes: 4 << 20,
+            batch_bytes: 1 << 20,
         }
     }
 }
@@ -211,6 +211,8 @@ enum Theirs {
 #[derive(Debug, Default)]
 struct DocState {
     awaiting: bool,
+    /// When this side last sent about the document (the caller's clock).
+    since: u64,
     sent: HashSet<ChangeHash>,
     last: Option<(Vec<[u8; 32]>, Vec<[u8; 32]>)>,
     rounds: u32,
@@ -250,6 +252,7 @@ pub struct Session {
     done_reported: bool,
     vouched: Vec<Vouch>,
     their_root: Option<[u8; 32]>,
+    now: u64,
 }
 
 fn hashes(v: &[[u8; 32]]) -> Vec<ChangeHash> {
@@ -357,6 +360,7 @@ impl Session {
             done_reported: false,
             vouched: Vec::new(),
             their_root: None,
+            now: 0,
         }
     }
 
@@ -383,6 +387,7 @@ impl Session {
     /// Sends the hello and the first summary together: peers already in sync need no more than
     /// this one flight and its answer.
     pub fn start(&mut self, host: &mut impl Host, now: u64) {
+        self.now = now;
         self.queue(Message::Hello(self.me.clone()));
         self.introduce(host);
         self.next_anti_entropy = Some(now + self.config.anti_entropy_ms);
@@ -438,10 +443,15 @@ impl Session {
         let Some(at) = self.next_anti_entropy else {
             return;
         };
+        self.now = self.now.max(now);
         if now < at || self.mode != Mode::Stay {
             return;
         }
         self.next_anti_entropy = Some(now + self.config.anti_entropy_ms);
+        // A document whose answer never came (the peer stalled on it) is given up for now.
+        let stale = self.config.anti_entropy_ms;
+        self.docs
+            .retain(|_, d| !(d.awaiting && now.saturating_sub(d.since) > stale));
         if self.phase != Phase::Open || self.docs.values().any(|d| d.awaiting) {
             return;
         }
@@ -536,8 +546,14 @@ impl Session {
         self.queue(msg);
     }
 
-    /// Handles one message from the peer.
-    pub fn handle(&mut self, host: &mut impl Host, msg: Message) -> Result<(), SessionError> {
+    /// Handles one message from the peer, received at `now` (the caller's clock).
+    pub fn handle(
+        &mut self,
+        host: &mut impl Host,
+        msg: Message,
+        now: u64,
+    ) -> Result<(), SessionError> {
+        self.now = self.now.max(now);
         self.report.messages_received += 1;
         if self.awaiting {
             self.report.round_trips += 1;
@@ -676,8 +692,10 @@ impl Session {
     /// Starts (or restarts) syncing a document with the first message of a session.
     fn begin(&mut self, host: &mut impl Host, doc: &DocId) {
         if let Some(msg) = self.generate(host, doc, None) {
+            let now = self.now;
             let st = self.docs.entry(doc.clone()).or_default();
             st.awaiting = true;
+            st.since = now;
             self.send(host, Message::Sync(msg), None);
         }
     }
@@ -750,7 +768,10 @@ impl Session {
         let reply = self.generate(host, &doc, Some((&their, accepted)));
         match reply {
             Some(msg) => {
-                self.docs.entry(doc.clone()).or_default().awaiting = true;
+                let now = self.now;
+                let st = self.docs.entry(doc.clone()).or_default();
+                st.awaiting = true;
+                st.since = now;
                 self.send(host, Message::Sync(msg), Some(&doc));
             }
             None => {
@@ -811,6 +832,9 @@ impl Session {
             let mut changes = Vec::new();
             let mut bytes = 0;
             for h in to_send {
+                if changes.len() >= crate::wire::MAX_SYNC_CHANGES {
+                    break;
+                }
                 if sent.contains(&h) {
                     continue;
                 }
@@ -895,3 +919,7 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

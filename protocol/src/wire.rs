@@ -27,7 +27,7 @@ pub const MAX_HEADS: usize = 1024;
 /// The most hashes one sync message may ask for.
 pub const MAX_NEED: usize = 4096;
 /// The most changes one sync message may carry.
-pub const MAX_SYNC_CHANGES: usize = 20_000;
+pub const MAX_SYNC_CHANGES: usize = 5_000;
 /// The most entries a Bloom filter may cover.
 pub const MAX_BLOOM_ENTRIES: u32 = 1 << 21;
 /// The longest display name or goodbye reason, in bytes.

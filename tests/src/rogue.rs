@@ -199,6 +199,7 @@ impl Rogue {
         let mut buf = wire::FrameBuffer::default();
         let mut chunk = vec![0u8; 64 * 1024];
         let mut handed = false;
+        let _ = &mut handed;
         'outer: while let Ok(Ok(Some(n))) =
             tokio::time::timeout(Duration::from_secs(20), recv.read(&mut chunk)).await
         {
@@ -224,14 +225,15 @@ impl Rogue {
                         }))
                     }
                     Message::Sync(s) => Some(Message::SyncIdle { doc: s.doc.clone() }),
-                    Message::SummaryOk { root: r } if *r == root && handed => None,
+                    Message::SummaryOk { root: r } if *r == root => None,
                     Message::Goodbye { .. } => {
                         got.push(m);
                         break 'outer;
                     }
                     _ => None,
                 };
-                let done = matches!(&m, Message::SummaryOk { root: r } if *r == root && handed);
+                // The victim answers a listing once the documents it asked for are done.
+                let done = matches!(&m, Message::SummaryOk { root: r } if *r == root);
                 got.push(m);
                 if let Some(r) = reply {
                     let _ = send.write_all(&frame(&r)).await;

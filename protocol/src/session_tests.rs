@@ -1,0 +1,306 @@
+//! Deterministic tests of the session: two in-memory nodes wired back to back with a simulated
+//! clock ([`crate::testing::Pair`]). Each runs in milliseconds, with no runtime and no ports.
+
+use super::*;
+use crate::authority::{Grant, GrantKind, Scope, SignedGrant};
+use crate::change::{ChangeData, FlatAction, FlatOp};
+use crate::doc::{DocId, target_key};
+use crate::id::{NodeId, Principal, StateCode};
+use crate::ledger::actor_bytes;
+use crate::sign::{NodeKey, sign_change};
+use crate::testing::{MemHost, Pair, Pin, host};
+
+const T0: i64 = 1_767_225_600;
+
+fn xaa() -> StateCode {
+    "XAA".parse().unwrap()
+}
+
+fn published() -> DocId {
+    DocId::State(xaa())
+}
+
+fn state_key() -> NodeKey {
+    NodeKey::from_seed(&[40; 32])
+}
+
+fn node_key() -> NodeKey {
+    NodeKey::from_seed(&[1; 32])
+}
+
+fn relay_key() -> NodeKey {
+    NodeKey::from_seed(&[2; 32])
+}
+
+fn stranger_key() -> NodeKey {
+    NodeKey::from_seed(&[3; 32])
+}
+
+fn trusted() -> Vec<(Principal, NodeId)> {
+    vec![(Principal::State(xaa()), state_key().node_id())]
+}
+
+fn put(doc: &DocId, container: &str, key: &str, value: &serde_json::Value) -> FlatOp {
+    FlatOp {
+        container: doc.kind().container(container).unwrap(),
+        key: key.into(),
+        action: FlatAction::Put {
+            value: value.to_string(),
+            preds: vec![],
+        },
+    }
+}
+
+fn signed(doc: &DocId, k: &NodeKey, data: ChangeData) -> SignedChange {
+    let h = data.to_automerge(doc).unwrap().hash();
+    SignedChange {
+        data,
+        signature: sign_change(k, doc, &h).to_vec(),
+    }
+}
+
+/// `k` writes `ops` into `doc` on `h`.
+fn write(h: &mut MemHost, doc: &DocId, k: &NodeKey, ops: Vec<FlatOp>) -> SignedChange {
+    let key = h.trust.key_for_doc(doc).copied();
+    let l = h
+        .ledgers
+        .entry(doc.clone())
+        .or_insert_with(|| crate::ledger::Ledger::new(doc));
+    l.settle(key.as_ref());
+    let data = l.next_change(&actor_bytes(&k.node_id(), &[1; 8]), T0, ops);
+    let c = signed(doc, k, data);
+    let r = h.admit(doc, std::slice::from_ref(&c));
+    assert!(matches!(r[0], crate::ledger::Admitted::New(_)), "{r:?}");
+    c
+}
+
+/// XAA's node, delegated by the State key, with T1..Tn published and shared with the relay.
+fn state_node(targets: usize) -> MemHost {
+    let mut h = host(Some(Principal::State(xaa())), &trusted());
+    let doc = published();
+    let g = SignedGrant::sign(
+        &state_key(),
+        Grant {
+            kind: GrantKind::Delegation,
+            principal: Principal::State(xaa()),
+            node: node_key().node_id(),
+            scope: Some(Scope::ALL),
+            expires: None,
+            issued: "2026-01-01".parse().unwrap(),
+            key: state_key().node_id(),
+            cutoff: vec![],
+        },
+    );
+    write(
+        &mut h,
+        &doc,
+        &node_key(),
+        vec![FlatOp {
+            container: doc.kind().container("delegations").unwrap(),
+            key: g.storage_key(),
+            action: FlatAction::Put {
+                value: g.to_text(),
+                preds: vec![],
+            },
+        }],
+    );
+    write(
+        &mut h,
+        &doc,
+        &node_key(),
+        vec![put(&doc, "readers", &relay_key().node_id().to_string(), &serde_json::json!(true))],
+    );
+    for i in 0..targets {
+        add_target(&mut h, i);
+    }
+    h.pins.insert(relay_key().node_id(), Pin::default());
+    h
+}
+
+fn add_target(h: &mut MemHost, i: usize) -> SignedChange {
+    let doc = published();
+    let mut t = crate::model::tests::xaa_t1();
+    t.id = format!("T{i}");
+    write(
+        h,
+        &doc,
+        &node_key(),
+        vec![put(
+            &doc,
+            "targets",
+            &target_key(&t.id, 1),
+            &serde_json::to_value(&t).unwrap(),
+        )],
+    )
+}
+
+fn relay() -> MemHost {
+    let mut h = host(None, &trusted());
+    h.pins.insert(
+        node_key().node_id(),
+        Pin {
+            pinned_as: Some(Principal::State(xaa())),
+            introducer: false,
+        },
+    );
+    h
+}
+
+fn pair(a: MemHost, b: MemHost, mode: Mode) -> Pair {
+    Pair::new(
+        (relay_key().node_id(), a),
+        (node_key().node_id(), b),
+        mode,
+        SessionConfig {
+            anti_entropy_ms: 60_000,
+            ..SessionConfig::default()
+        },
+    )
+}
+
+fn heads(h: &MemHost, doc: &DocId) -> Vec<ChangeHash> {
+    h.ledgers
+        .get(doc)
+        .and_then(|l| l.settled().map(|s| s.heads.clone()))
+        .unwrap_or_default()
+}
+
+fn syncs(sent: &[Message]) -> usize {
+    sent.iter().filter(|m| matches!(m, Message::Sync(_))).count()
+}
+
+#[test]
+fn a_fresh_relay_takes_a_document_through_a_listing() {
+    // A (the relay) dials B (the State's node), which offers it state/XAA.
+    let mut p = pair(relay(), state_node(3), Mode::OneShot);
+    p.drive(1000);
+    assert!(p.a.session.is_done(), "{:?}", p.a.sent);
+    assert_eq!(heads(&p.a.host, &published()), heads(&p.b.host, &published()));
+    assert!(p.a.sent.iter().any(|m| matches!(m, Message::ListRequest)));
+    assert!(p.a.events.iter().any(|e| matches!(e, Event::RoundComplete)));
+}
+
+#[test]
+fn peers_in_sync_learn_it_in_one_round_trip_and_a_reconnect_resends_nothing() {
+    let mut p = pair(relay(), state_node(5), Mode::OneShot);
+    p.drive(1000);
+    // Reconnect with what each side remembered: one flight each way, no change sent.
+    let (a, b) = (p.a.host, p.b.host);
+    let mut again = pair(a, b, Mode::OneShot);
+    again.drive(1000);
+    assert!(again.a.session.is_done());
+    assert_eq!(again.a.session.report().round_trips, 1, "{:?}", again.a.sent);
+    assert_eq!(syncs(&again.a.sent) + syncs(&again.b.sent), 0);
+    assert!(again.a.session.report().sent.is_empty());
+    assert!(again.b.session.report().sent.is_empty());
+}
+
+#[test]
+fn a_push_after_a_write_sends_only_the_new_change() {
+    let mut p = pair(relay(), state_node(5), Mode::Stay);
+    p.drive(1000);
+    let c = add_target(&mut p.b.host, 9);
+    p.push_b(&published());
+    p.drive(1000);
+    assert_eq!(heads(&p.a.host, &published()), heads(&p.b.host, &published()));
+    let sent: usize = p.b.session.report().sent.values().sum();
+    assert_eq!(sent, 5 + 2 + 1, "everything once, then the one new change");
+    let _ = c;
+}
+
+#[test]
+fn a_missed_push_is_repaired_by_anti_entropy() {
+    let mut p = pair(relay(), state_node(2), Mode::Stay);
+    p.drive(1000);
+    // A write whose push never happened (the node's notice was lost).
+    add_target(&mut p.b.host, 7);
+    p.drive(1000);
+    assert_ne!(heads(&p.a.host, &published()), heads(&p.b.host, &published()));
+    // A minute later, the periodic summary finds the difference and repairs it.
+    p.advance_to(61_000);
+    p.drive(1000);
+    assert_eq!(heads(&p.a.host, &published()), heads(&p.b.host, &published()));
+}
+
+#[test]
+fn a_document_whose_answer_never_comes_is_given_up_and_synced_again_later() {
+    let mut p = pair(relay(), state_node(2), Mode::Stay);
+    p.drive(1000);
+    add_target(&mut p.b.host, 7);
+    p.push_b(&published());
+    // The push is lost in transit, as if the stream had stalled.
+    p.a.inbox.clear();
+    p.drive(1000);
+    assert_ne!(heads(&p.a.host, &published()), heads(&p.b.host, &published()));
+    p.advance_to(61_000);
+    p.drive(1000);
+    p.advance_to(122_000);
+    p.drive(1000);
+    assert_eq!(heads(&p.a.host, &published()), heads(&p.b.host, &published()));
+}
+
+#[test]
+fn a_peer_outside_the_audience_is_never_named_a_document() {
+    // B holds state/XAA and its draft; A is a stranger pinned by nobody's share list.
+    let mut b = state_node(2);
+    let stranger = stranger_key().node_id();
+    b.pins.insert(stranger, Pin::default());
+    let draft = DocId::Draft(xaa());
+    let grant = b.ledgers[&published()].settled().unwrap().view["delegations"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .map(|(k, v)| (k.clone(), crate::authority::SignedGrant::from_value(v).unwrap().to_text()))
+        .unwrap();
+    write(
+        &mut b,
+        &draft,
+        &node_key(),
+        vec![FlatOp {
+            container: draft.kind().container("delegations").unwrap(),
+            key: grant.0,
+            action: FlatAction::Put {
+                value: grant.1,
+                preds: vec![],
+            },
+        }],
+    );
+    write(&mut b, &draft, &node_key(), vec![put(&draft, "readers", "x", &serde_json::json!(1))]);
+    let mut p = Pair::new(
+        (stranger, host(None, &trusted())),
+        (node_key().node_id(), b),
+        Mode::OneShot,
+        SessionConfig::default(),
+    );
+    p.drive(1000);
+    for m in &p.b.sent {
+        assert!(m.docs().is_empty(), "named to a stranger: {m:?}");
+    }
+    assert!(p.b.session.revealed().is_empty());
+    assert!(p.a.host.ledgers.is_empty());
+}
+
+#[test]
+fn a_change_before_its_dependency_waits_and_is_released_when_it_comes() {
+    let mut b = state_node(1);
+    let first = add_target(&mut b, 5);
+    let second = add_target(&mut b, 6);
+    let mut a = relay();
+    // A first takes the document as it was before both.
+    let base: Vec<SignedChange> = b.ledgers[&published()]
+        .signed_changes()
+        .map(|(_, c)| c)
+        .filter(|c| *c != first && *c != second)
+        .collect();
+    a.ledgers.insert(published(), crate::ledger::Ledger::new(&published()));
+    a.admit(&published(), &base);
+    let from = node_key().node_id();
+    let out = a.apply(&from, &published(), vec![second.clone()], false);
+    assert_eq!((out.accepted, out.waiting), (0, 1));
+    assert_eq!(a.parked.len(), 1);
+    let out = a.apply(&from, &published(), vec![first.clone()], false);
+    assert_eq!(out.accepted, 2, "the dependency and the change that waited for it");
+    assert!(a.parked.is_empty(), "the waiting change was not released");
+    assert_eq!(heads(&a, &published()), heads(&b, &published()));
+}
