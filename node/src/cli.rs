@@ -624,8 +624,27 @@ fn num(v: Option<f64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
+/// Text from a document or a peer, made safe for a terminal: control characters (which could
+/// move the cursor, rewrite earlier lines or change colours) are shown escaped.
+pub fn safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Prints rows as aligned columns.
 fn table(header: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| safe(c)).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -772,7 +791,7 @@ fn print_target(v: &TargetView, json: bool) -> anyhow::Result<()> {
         return print_json(&v.to_json());
     }
     let t = &v.current().target;
-    println!("{} {} — {}", t.state, t.id, t.title);
+    println!("{} {} — {}", t.state, t.id, safe(&t.title));
     println!(
         "  cycle {}  area {}  status {}  {}",
         t.cycle,
@@ -784,7 +803,7 @@ fn print_target(v: &TargetView, json: bool) -> anyhow::Result<()> {
             "not published"
         }
     );
-    println!("  indicator: {} ({})", t.indicator.text, t.indicator.kind);
+    println!("  indicator: {} ({})", safe(&t.indicator.text), t.indicator.kind);
     for ver in &v.versions {
         let t = &ver.target;
         println!(
@@ -801,7 +820,7 @@ fn print_target(v: &TargetView, json: bool) -> anyhow::Result<()> {
                 .map(|y| y.to_string())
                 .unwrap_or_else(|| "-".into()),
             num(t.value),
-            t.indicator.unit.clone().unwrap_or_default(),
+            safe(&t.indicator.unit.clone().unwrap_or_default()),
             t.deadline,
             if t.mosaic.is_empty() {
                 String::new()
@@ -817,7 +836,7 @@ fn print_target(v: &TargetView, json: bool) -> anyhow::Result<()> {
             },
             t.reason
                 .as_ref()
-                .map(|r| format!("  ({r})"))
+                .map(|r| format!("  ({})", safe(r)))
                 .unwrap_or_default(),
         );
     }
@@ -835,7 +854,7 @@ fn print_target(v: &TargetView, json: bool) -> anyhow::Result<()> {
             if *published { "published" } else { "draft" },
             p.note
                 .as_ref()
-                .map(|n| format!("  {n}"))
+                .map(|n| format!("  {}", safe(n)))
                 .unwrap_or_default(),
         );
     }

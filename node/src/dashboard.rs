@@ -54,7 +54,18 @@ pub async fn dashboard(engine: Arc<Engine>, addr: SocketAddr) -> std::io::Result
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
-    let app = router(engine);
+    let allowed = Arc::new(allowed_hosts(addr));
+    let app = router(engine).layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let allowed = allowed.clone();
+            async move {
+                match check_host(&req, &allowed) {
+                    Ok(()) => next.run(req).await,
+                    Err(why) => (StatusCode::MISDIRECTED_REQUEST, why).into_response(),
+                }
+            }
+        },
+    ));
     let task = tokio::spawn(async move {
         let shutdown = async move {
             let _ = stopped.changed().await;
@@ -68,6 +79,50 @@ pub async fn dashboard(engine: Arc<Engine>, addr: SocketAddr) -> std::io::Result
     });
     tracing::info!(%addr, "dashboard");
     Ok(Dashboard { addr, stop, task })
+}
+
+/// The `Host` values a request may carry: the address the dashboard is bound to, and for a
+/// loopback address, `localhost` and the other loopback spellings. A page elsewhere that
+/// points a name it controls at this machine (DNS rebinding) sends its own name: refused.
+fn allowed_hosts(addr: SocketAddr) -> Vec<String> {
+    let port = addr.port();
+    let mut out = vec![addr.to_string()];
+    if addr.ip().is_loopback() {
+        for h in ["localhost", "127.0.0.1", "[::1]"] {
+            out.push(format!("{h}:{port}"));
+        }
+    }
+    if addr.ip().is_unspecified() {
+        // Bound to every address: the operator chose to be reachable by any; accept any
+        // literal IP with this port, never a name.
+        out.push(format!("*:{port}"));
+    }
+    out
+}
+
+fn check_host(req: &axum::extract::Request, allowed: &[String]) -> Result<(), String> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let ok = allowed.iter().any(|a| *a == host)
+        || allowed.iter().any(|a| {
+            a.strip_prefix("*:").is_some_and(|port| {
+                host.rsplit_once(':').is_some_and(|(h, p)| {
+                    p == port && h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok()
+                })
+            })
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "this dashboard answers to {} only, not to Host '{host}'",
+            allowed.first().cloned().unwrap_or_default()
+        ))
+    }
 }
 
 fn router(engine: Arc<Engine>) -> Router {
@@ -280,7 +335,8 @@ fn state_json(node: &Node, code: &str) -> Result<Option<serde_json::Value>, Fail
     if node.store.heads(&doc).map_err(internal)?.is_none() {
         return Ok(None);
     }
-    let views = node.target_views(Some(s)).map_err(internal)?;
+    // Published data only, even on the State's own node: the dashboard never shows a draft.
+    let views = node.published_views(s).map_err(internal)?;
     let needs = node.needs(Some(s)).map_err(internal)?;
     Ok(Some(json!({
         "state": s.to_string(),

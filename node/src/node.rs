@@ -565,6 +565,12 @@ impl Node {
         })
     }
 
+    /// Views of a State's targets as published (never a draft, even on the State's own node).
+    pub fn published_views(&self, state: StateCode) -> Result<Vec<TargetView>, NodeError> {
+        let published = self.state_data(&DocId::State(state))?;
+        Ok(target_views(&published, None, today()))
+    }
+
     fn views_source(
         &self,
         state: Option<StateCode>,

@@ -652,11 +652,20 @@ fn markdown(st: &Stocktake) -> String {
     o
 }
 
+/// A CSV cell. Text that a spreadsheet would run as a formula (starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return) is prefixed with `'`, so a title written by a State cannot
+/// become a formula on an analyst's machine; numbers are left as they are.
 fn csv_field(s: &str) -> String {
+    let formula = s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s.parse::<f64>().is_err();
+    let s = if formula {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_string()
+        s
     }
 }
 
@@ -670,6 +679,18 @@ fn csv_row(out: &mut String, cells: &[String]) {
             .collect::<Vec<_>>()
             .join(",")
     );
+}
+
+#[cfg(test)]
+mod csv_tests {
+    #[test]
+    fn formulas_are_neutralised_and_numbers_are_not() {
+        assert_eq!(super::csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(super::csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(super::csv_field("-5"), "-5");
+        assert_eq!(super::csv_field("+2.5"), "+2.5");
+        assert_eq!(super::csv_field("Mark SALW"), "Mark SALW");
+    }
 }
 
 fn raw(v: Option<f64>) -> String {

@@ -192,6 +192,16 @@ pub enum CodeError {
 }
 
 impl StateCode {
+    /// A code for constants and tests: three letters, upper-cased; anything else becomes XXX
+    /// (a code of the training range).
+    pub fn from_static(code: &str) -> StateCode {
+        let up = code.trim().to_ascii_uppercase();
+        match <[u8; 3]>::try_from(up.as_bytes()) {
+            Ok(b) if b.iter().all(u8::is_ascii_uppercase) => StateCode(b),
+            _ => StateCode(*b"XXX"),
+        }
+    }
+
     /// The code as text.
     pub fn as_str(&self) -> &str {
         // Built only from ASCII uppercase letters.

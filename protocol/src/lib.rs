@@ -13,6 +13,8 @@ pub mod authority;
 pub mod change;
 pub mod date;
 pub mod doc;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod id;
 pub mod ledger;
 pub mod model;

@@ -71,6 +71,31 @@ impl Rogue {
         self.key.node_id()
     }
 
+    /// Like [`Rogue::connect`], but `None` when the victim refuses or closes first.
+    pub async fn try_connect(
+        &self,
+        victim: &Member,
+        who: &As,
+    ) -> Option<(quinn::Connection, quinn::SendStream, quinn::RecvStream)> {
+        let cfg = transport::client_config(&self.key, victim.id()).ok()?;
+        let conn = self
+            .endpoint
+            .connect_with(cfg, victim.addr(), "poa-node")
+            .ok()?
+            .await
+            .ok()?;
+        let (mut send, recv) = conn.open_bi().await.ok()?;
+        let hello = Message::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            node: self.id(),
+            name: "rogue".into(),
+            claims: who.claims.clone(),
+            key: who.key,
+        });
+        send.write_all(&frame(&hello)).await.ok()?;
+        Some((conn, send, recv))
+    }
+
     /// Opens a connection to `victim` and its stream, and says hello.
     pub async fn connect(
         &self,
