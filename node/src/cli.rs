@@ -803,7 +803,11 @@ fn print_target(v: &TargetView, json: bool) -> anyhow::Result<()> {
             "not published"
         }
     );
-    println!("  indicator: {} ({})", safe(&t.indicator.text), t.indicator.kind);
+    println!(
+        "  indicator: {} ({})",
+        safe(&t.indicator.text),
+        t.indicator.kind
+    );
     for ver in &v.versions {
         let t = &ver.target;
         println!(
@@ -1216,7 +1220,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                                 .map(|d| d.to_string())
                                 .unwrap_or_else(|| "-".into()),
                             g.issued.to_string(),
-                            if *ok { "yes" } else { "NO: not the trusted key" }.into(),
+                            if *ok {
+                                "yes"
+                            } else {
+                                "NO: not the trusted key"
+                            }
+                            .into(),
                         ]
                     })
                     .collect();
@@ -1244,7 +1253,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 let (principal, key) = match (state_key, body_key) {
                     (Some(k), None) => (poa_protocol::Principal::State(code.parse()?), k),
                     (None, Some(k)) => (poa_protocol::Principal::Body(code.parse()?), k),
-                    _ => bail!("give the key: --state-key KEY for a State, --body-key KEY for a body"),
+                    _ => bail!(
+                        "give the key: --state-key KEY for a State, --body-key KEY for a body"
+                    ),
                 };
                 match node.store.learn_key(
                     &principal,
@@ -1258,12 +1269,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                             "trust",
                             None,
                             None,
-                            &format!("the operator trusted {key} as {}'s {}", principal.code(), principal.key_name()),
+                            &format!(
+                                "the operator trusted {key} as {}'s {}",
+                                principal.code(),
+                                principal.key_name()
+                            ),
                         )?;
-                        println!("Trusting {key} as the {} of {}.", principal.key_name(), principal.code());
+                        println!(
+                            "Trusting {key} as the {} of {}.",
+                            principal.key_name(),
+                            principal.code()
+                        );
                     }
                     crate::store::Learned::Known => {
-                        println!("{key} is already trusted as the {} of {}.", principal.key_name(), principal.code());
+                        println!(
+                            "{key} is already trusted as the {} of {}.",
+                            principal.key_name(),
+                            principal.code()
+                        );
                     }
                     crate::store::Learned::Conflict { trusted, source } => bail!(
                         "{} already has a trusted {}: {trusted} ({source}); a different key is refused",
@@ -1281,7 +1304,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 ))?;
             } else if code == "list" {
                 if keys.is_empty() {
-                    println!("No keys trusted yet. Pin a node with `poa-node peer add … --state CODE`, or run `poa-node trust CODE --state-key KEY`.");
+                    println!(
+                        "No keys trusted yet. Pin a node with `poa-node peer add … --state CODE`, or run `poa-node trust CODE --state-key KEY`."
+                    );
                 }
                 for (p, k, src) in keys {
                     println!("{:<14} {k}  ({src})", p.to_string());

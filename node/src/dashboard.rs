@@ -107,11 +107,14 @@ fn check_host(req: &axum::extract::Request, allowed: &[String]) -> Result<(), St
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let ok = allowed.iter().any(|a| *a == host)
+    let ok = allowed.contains(&host)
         || allowed.iter().any(|a| {
             a.strip_prefix("*:").is_some_and(|port| {
                 host.rsplit_once(':').is_some_and(|(h, p)| {
-                    p == port && h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok()
+                    p == port
+                        && h.trim_matches(['[', ']'])
+                            .parse::<std::net::IpAddr>()
+                            .is_ok()
                 })
             })
         });

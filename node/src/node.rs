@@ -77,9 +77,7 @@ pub enum NodeError {
     #[error("{0} is not this node's own document: only its owner decides who reads it")]
     NotOwn(DocId),
     /// Only the key's holder signs grants.
-    #[error(
-        "this node does not hold {0}'s key ({1}): run this on the first node of {0}"
-    )]
+    #[error("this node does not hold {0}'s key ({1}): run this on the first node of {0}")]
     NoPrincipalKey(String, &'static str),
     /// A node already holds this kind of grant.
     #[error(
@@ -280,11 +278,16 @@ pub(crate) fn write_in<T>(
     if let Some(key) = &home.principal_key
         && doc_id.principal().as_ref() == Some(&own)
     {
-        let delegated = tx.with_ledger(doc_id, |l| own_delegation_in(&view_of(l), &me).is_some())?;
+        let delegated =
+            tx.with_ledger(doc_id, |l| own_delegation_in(&view_of(l), &me).is_some())?;
         if !delegated {
             let grant = self_delegation(key, own, me, Date::from_unix_seconds(now));
             commit_one(tx, home, doc_id, now, |w, _| {
-                w.put_text(GrantKind::Delegation.container(), &grant.storage_key(), grant.to_text())
+                w.put_text(
+                    GrantKind::Delegation.container(),
+                    &grant.storage_key(),
+                    grant.to_text(),
+                )
             })?;
         }
     }
@@ -357,7 +360,12 @@ fn commit_one<T>(
         .map_err(|m| DocError::TooLarge(m.to_string()))?
         .hash();
     let signature = sign_change(&home.key, doc_id, &hash).to_vec();
-    let outcome = tx.apply(doc_id, vec![SignedChange { data, signature }], Source::Local, now)?;
+    let outcome = tx.apply(
+        doc_id,
+        vec![SignedChange { data, signature }],
+        Source::Local,
+        now,
+    )?;
     if let Some((_, r)) = outcome.rejected.into_iter().next() {
         return Err(NodeError::Rejected(Box::new(r)));
     }
@@ -469,7 +477,10 @@ impl Node {
     ) -> Result<SignedGrant, NodeError> {
         let principal = self.home.config.participant.principal();
         let Some(key) = self.home.principal_key.as_ref() else {
-            return Err(NodeError::NoPrincipalKey(principal.code(), principal.key_name()));
+            return Err(NodeError::NoPrincipalKey(
+                principal.code(),
+                principal.key_name(),
+            ));
         };
         let docs = self.own_grant_docs();
         let mut cutoff = Vec::new();
@@ -480,7 +491,11 @@ impl Node {
                 }
             }
         }
-        if self.grants()?.iter().any(|(g, _)| g.node == node && g.kind == kind && kind == GrantKind::Revocation) {
+        if self
+            .grants()?
+            .iter()
+            .any(|(g, _)| g.node == node && g.kind == kind && kind == GrantKind::Revocation)
+        {
             return Err(NodeError::AlreadyGranted { node, kind });
         }
         let signed = SignedGrant::sign(
@@ -857,7 +872,7 @@ impl Node {
             let mut am = poa_protocol::automerge::Automerge::new();
             am.apply_changes(changes).map(|()| am.save())
         })
-        .map_err(|e| DocError::TooLarge(e))?
+        .map_err(DocError::TooLarge)?
         .map_err(|e| DocError::TooLarge(e.to_string()))?;
         Ok(saved)
     }

@@ -14,7 +14,9 @@ use poa_protocol::pool::{
 };
 use poa_protocol::{NodeId, StateCode};
 
-use crate::node::{Node, NodeError, Writer, now_secs, own_delegation_in, self_delegation, today, write_in};
+use crate::node::{
+    Node, NodeError, Writer, now_secs, own_delegation_in, self_delegation, today, write_in,
+};
 
 /// Whom `pool invite` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -249,7 +251,9 @@ impl Node {
         if pool.is_member(invite.state) {
             return Err(NodeError::AlreadyMember(id.to_string(), invite.state));
         }
-        self.write(&doc, |w, _| w.replace("invites", invite.state.as_str(), &invite))?;
+        self.write(&doc, |w, _| {
+            w.replace("invites", invite.state.as_str(), &invite)
+        })?;
         Ok(invite)
     }
 
@@ -371,7 +375,9 @@ impl Node {
             contributed: today(),
         };
         let doc = self.pool_doc(id)?;
-        self.write(&doc, |w, _| w.put("sections", &format!("{state}/{target}"), &c))?;
+        self.write(&doc, |w, _| {
+            w.put("sections", &format!("{state}/{target}"), &c)
+        })?;
         Ok(())
     }
 

@@ -10,7 +10,6 @@ use std::str::FromStr;
 
 use poa_protocol::automerge::ChangeHash;
 use poa_protocol::doc::{DocId, OffersData, StateData};
-use serde_json::Value as Json;
 use poa_protocol::model::{Cycle, ModelError};
 use poa_protocol::pool::PoolData;
 use poa_protocol::stocktake::{
@@ -18,6 +17,7 @@ use poa_protocol::stocktake::{
 };
 use poa_protocol::{Date, StateCode};
 use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
 
 use crate::node::{Node, NodeError};
 
@@ -163,13 +163,15 @@ pub fn input(node: &Node, cited: Option<&[Cited]>) -> Result<Input, ReportError>
         let missing = || ReportError::Missing(doc.to_string());
         let strict = heads.is_some();
         match &doc {
-            DocId::State(s) => match at_heads(node, &doc, heads.as_deref(), StateData::from_json)? {
-                Some((heads, data)) => {
-                    input.states.insert(*s, Source { heads, data });
+            DocId::State(s) => {
+                match at_heads(node, &doc, heads.as_deref(), StateData::from_json)? {
+                    Some((heads, data)) => {
+                        input.states.insert(*s, Source { heads, data });
+                    }
+                    None if strict => return Err(missing()),
+                    None => {}
                 }
-                None if strict => return Err(missing()),
-                None => {}
-            },
+            }
             DocId::Pool(id) => {
                 let trust = node.store.trust();
                 match at_heads(node, &doc, heads.as_deref(), |v| {
@@ -679,18 +681,6 @@ fn csv_row(out: &mut String, cells: &[String]) {
             .collect::<Vec<_>>()
             .join(",")
     );
-}
-
-#[cfg(test)]
-mod csv_tests {
-    #[test]
-    fn formulas_are_neutralised_and_numbers_are_not() {
-        assert_eq!(super::csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(super::csv_field("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(super::csv_field("-5"), "-5");
-        assert_eq!(super::csv_field("+2.5"), "+2.5");
-        assert_eq!(super::csv_field("Mark SALW"), "Mark SALW");
-    }
 }
 
 fn raw(v: Option<f64>) -> String {
@@ -1303,4 +1293,19 @@ fn html_report(st: &Stocktake) -> String {
 /// Parses a State code for the dashboard's paths.
 pub fn state_code(s: &str) -> Option<StateCode> {
     s.parse().ok()
+}
+
+#[cfg(test)]
+mod csv_tests {
+    #[test]
+    fn formulas_are_neutralised_and_numbers_are_not() {
+        assert_eq!(
+            super::csv_field("=HYPERLINK(\"x\")"),
+            "\"'=HYPERLINK(\"\"x\"\")\""
+        );
+        assert_eq!(super::csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(super::csv_field("-5"), "-5");
+        assert_eq!(super::csv_field("+2.5"), "+2.5");
+        assert_eq!(super::csv_field("Mark SALW"), "Mark SALW");
+    }
 }

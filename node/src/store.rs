@@ -331,7 +331,9 @@ fn load_ledger(conn: &Connection, doc: &DocId, key: Option<&NodeId>) -> Result<L
     };
     let mut stmt =
         conn.prepare_cached("SELECT data, signature FROM doc_changes WHERE doc = ?1 ORDER BY pos")?;
-    let rows = stmt.query_map([&id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let rows = stmt.query_map([&id], |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
     let mut ledger = Ledger::new(doc);
     for row in rows {
         let (data, signature) = row?;
@@ -431,9 +433,13 @@ impl Store {
     // ------------------------------------------------------------------------------------
 
     fn reload_trust(&self) -> Result<(), StoreError> {
-        let mut stmt = self.conn.prepare("SELECT principal, key FROM trusted_keys")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT principal, key FROM trusted_keys")?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?
             .collect::<Result<Vec<_>, _>>()?;
         let mut trust = Trust::default();
         for (p, key) in rows {
@@ -562,12 +568,16 @@ impl Store {
 
     /// A held document's view (what its standing changes make of it).
     pub fn view(&self, doc: &DocId) -> Result<Option<serde_json::Value>, StoreError> {
-        self.with_ledger(doc, |l| l.settled().map(|s| s.view.clone()).unwrap_or_default())
+        self.with_ledger(doc, |l| {
+            l.settled().map(|s| s.view.clone()).unwrap_or_default()
+        })
     }
 
     /// The heads a held document offers peers.
     pub fn heads(&self, doc: &DocId) -> Result<Option<Vec<ChangeHash>>, StoreError> {
-        self.with_ledger(doc, |l| l.settled().map(|s| s.heads.clone()).unwrap_or_default())
+        self.with_ledger(doc, |l| {
+            l.settled().map(|s| s.heads.clone()).unwrap_or_default()
+        })
     }
 
     /// Every held document's id and version: cheap, to notice writes by other processes.
@@ -740,25 +750,27 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows
             .into_iter()
-            .filter_map(|(k, name, addr, state, body, added, seen, err, invalid, flagged, introducer)| {
-                let pinned_as = match (state, body) {
-                    (Some(s), _) => s.parse().ok().map(Principal::State),
-                    (None, Some(b)) => b.parse().ok().map(Principal::Body),
-                    _ => None,
-                };
-                Some(Peer {
-                    node_id: node_of(&k)?,
-                    name,
-                    addr,
-                    pinned_as,
-                    added,
-                    last_seen: seen,
-                    last_error: err,
-                    invalid_changes: invalid,
-                    flagged,
-                    introducer,
-                })
-            })
+            .filter_map(
+                |(k, name, addr, state, body, added, seen, err, invalid, flagged, introducer)| {
+                    let pinned_as = match (state, body) {
+                        (Some(s), _) => s.parse().ok().map(Principal::State),
+                        (None, Some(b)) => b.parse().ok().map(Principal::Body),
+                        _ => None,
+                    };
+                    Some(Peer {
+                        node_id: node_of(&k)?,
+                        name,
+                        addr,
+                        pinned_as,
+                        added,
+                        last_seen: seen,
+                        last_error: err,
+                        invalid_changes: invalid,
+                        flagged,
+                        introducer,
+                    })
+                },
+            )
             .collect())
     }
 
@@ -810,7 +822,9 @@ impl Store {
         Ok(self
             .conn
             .prepare_cached("SELECT heads FROM shared_heads WHERE peer = ?1 AND doc = ?2")?
-            .query_row(params![peer.0.to_vec(), doc.to_string()], |r| r.get::<_, Vec<u8>>(0))
+            .query_row(params![peer.0.to_vec(), doc.to_string()], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })
             .optional()?
             .map(|b| decode_heads(&b))
             .unwrap_or_default())
@@ -829,13 +843,17 @@ impl Store {
                  SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM documents WHERE id = ?2)
                  ON CONFLICT (peer, doc) DO UPDATE SET heads = excluded.heads",
             )?
-            .execute(params![peer.0.to_vec(), doc.to_string(), encode_heads(heads)])?;
+            .execute(params![
+                peer.0.to_vec(),
+                doc.to_string(),
+                encode_heads(heads)
+            ])?;
         Ok(())
     }
 
     /// The documents held here that a peer offered at its last listing, and the digest of the
     /// ones it offered that are not held here.
-    pub fn peer_offers(&self, peer: &NodeId) -> Result<(Vec<DocId>, ([u8; 32], u32)), StoreError> {
+    pub fn peer_offers(&self, peer: &NodeId) -> Result<poa_protocol::testing::Listing, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT doc FROM peer_offers WHERE peer = ?1 ORDER BY doc")?;
@@ -942,7 +960,10 @@ impl Store {
         let out = f(&mut stx);
         let StoreTx { tx, touched, .. } = stx;
         let committed = match out {
-            Ok(v) => tx.commit().map(|()| v).map_err(|e| E::from(StoreError::from(e))),
+            Ok(v) => tx
+                .commit()
+                .map(|()| v)
+                .map_err(|e| E::from(StoreError::from(e))),
             Err(e) => Err(e),
         };
         if committed.is_err() {
@@ -1209,7 +1230,14 @@ impl StoreTx<'_> {
             (rows, voided)
         };
         for (h, detail) in &rows {
-            self.audit(now, "accepted", Some(doc), Some(h), source_peer(&source).as_ref(), detail)?;
+            self.audit(
+                now,
+                "accepted",
+                Some(doc),
+                Some(h),
+                source_peer(&source).as_ref(),
+                detail,
+            )?;
         }
         if let Some((_, first)) = out.rejected.first() {
             self.audit(
@@ -1218,7 +1246,10 @@ impl StoreTx<'_> {
                 Some(doc),
                 out.rejected.first().and_then(|(h, _)| h.as_ref()),
                 source_peer(&source).as_ref(),
-                &format!("{} change(s) refused; the first: {first}", out.rejected.len()),
+                &format!(
+                    "{} change(s) refused; the first: {first}",
+                    out.rejected.len()
+                ),
             )?;
         }
         for (h, why) in &voided {
@@ -1324,7 +1355,11 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o077, 0, "the database is readable by others: {mode:o}");
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "the database is readable by others: {mode:o}"
+            );
         }
     }
 
@@ -1342,7 +1377,10 @@ mod tests {
             .unwrap();
         drop(store);
         let store = Store::open(&path).unwrap();
-        assert!(matches!(store.view(&doc), Err(StoreError::Unverified { .. })));
+        assert!(matches!(
+            store.view(&doc),
+            Err(StoreError::Unverified { .. })
+        ));
     }
 
     #[test]

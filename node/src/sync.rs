@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use poa_protocol::automerge::ChangeHash;
 use poa_protocol::authority::TrustSource;
+use poa_protocol::automerge::ChangeHash;
 use poa_protocol::change::SignedChange;
 use poa_protocol::doc::DocId;
 use poa_protocol::ledger::Ledger;
@@ -116,8 +116,7 @@ struct Parked {
 fn change_bytes(c: &SignedChange) -> usize {
     64 + c.data.actor.len()
         + c.data.deps.len() * 32
-        + c
-            .data
+        + c.data
             .ops
             .iter()
             .map(|o| o.key.len() + o.value().map_or(0, str::len) + 16)
@@ -326,7 +325,11 @@ impl Engine {
 
 /// What a node knows of a peer, to judge what it may read.
 fn pinned_as(node: &Node, peer: &NodeId) -> Option<Principal> {
-    node.store.peer(peer).ok().flatten().and_then(|p| p.pinned_as)
+    node.store
+        .peer(peer)
+        .ok()
+        .flatten()
+        .and_then(|p| p.pinned_as)
 }
 
 fn pool_data(node: &Node, doc: &DocId) -> Option<PoolData> {
@@ -410,7 +413,11 @@ impl Host for EngineHost<'_> {
                     "trust",
                     None,
                     Some(peer),
-                    &format!("learnt {}'s {} {key} from pinned node {name}", p.code(), p.key_name()),
+                    &format!(
+                        "learnt {}'s {} {key} from pinned node {name}",
+                        p.code(),
+                        p.key_name()
+                    ),
                 );
                 let _ = self.engine.changed.send(Notice::Trust);
                 Ok(())
@@ -456,11 +463,12 @@ impl Host for EngineHost<'_> {
         let now = now_secs();
         let mut learnt = false;
         for v in keys {
-            match self
-                .node
-                .store
-                .learn_key(&v.principal, &v.key, &TrustSource::Introducer(*peer), now)
-            {
+            match self.node.store.learn_key(
+                &v.principal,
+                &v.key,
+                &TrustSource::Introducer(*peer),
+                now,
+            ) {
                 Ok(Learned::New) => {
                     learnt = true;
                     let _ = self.node.store.audit_event(
@@ -597,7 +605,11 @@ impl Host for EngineHost<'_> {
             Ok(outcome) => {
                 out.allowed = true;
                 out.accepted = outcome.accepted.len();
-                out.rejected = outcome.rejected.iter().map(|(_, r)| r.to_string()).collect();
+                out.rejected = outcome
+                    .rejected
+                    .iter()
+                    .map(|(_, r)| r.to_string())
+                    .collect();
                 out.waiting = outcome.waiting.len();
                 if !outcome.rejected.is_empty() {
                     let _ = self.node.store.add_invalid(peer, outcome.rejected.len());
@@ -638,15 +650,12 @@ impl EngineHost<'_> {
             }
             let mut progressed = false;
             for (from, batch) in by_sender {
-                match apply_from(self.node, &from, doc, batch.clone()) {
-                    Ok(outcome) => {
-                        progressed |= !outcome.accepted.is_empty();
-                        let waiting = outcome.waiting.into_iter().map(|(c, _)| c).collect();
-                        let _ = self.engine.park(doc, from, waiting);
-                    }
-                    // The sender may no longer read it, or the store failed: let them go;
-                    // they come again with the sender's next session.
-                    Err(_) => {}
+                // If the sender may no longer read it, or the store failed, let them go: they
+                // come again with the sender's next session.
+                if let Ok(outcome) = apply_from(self.node, &from, doc, batch) {
+                    progressed |= !outcome.accepted.is_empty();
+                    let waiting = outcome.waiting.into_iter().map(|(c, _)| c).collect();
+                    let _ = self.engine.park(doc, from, waiting);
                 }
             }
             if !progressed {
@@ -784,7 +793,9 @@ async fn read_frames(
         }
         if buf.buffered() > 4 + MAX_FRAME {
             let _ = tx
-                .send(Err(SyncError::Protocol("frame larger than the maximum".into())))
+                .send(Err(SyncError::Protocol(
+                    "frame larger than the maximum".into(),
+                )))
                 .await;
             return;
         }
@@ -819,7 +830,9 @@ async fn read_frames(
             Ok(None) => {
                 if buf.buffered() > 0 {
                     let _ = tx
-                        .send(Err(SyncError::Protocol("stream ended inside a frame".into())))
+                        .send(Err(SyncError::Protocol(
+                            "stream ended inside a frame".into(),
+                        )))
                         .await;
                 }
                 return;

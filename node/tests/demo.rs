@@ -117,8 +117,10 @@ fn the_demo_shows_every_published_target_at_the_secretariat_and_none_at_the_dono
     // members without data listed as missing.
     // The pool's id carries the fingerprint of its coordinator's key.
     assert!(
-        stdout.lines().any(|l| l.trim_start().starts_with("pool/xanadu~")
-            && l.ends_with(" with every join and contribution reached:")),
+        stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("pool/xanadu~")
+                && l.ends_with(" with every join and contribution reached:")),
         "{stdout}"
     );
     for state in ["XAA", "XAB", "XAC"] {

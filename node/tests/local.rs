@@ -48,11 +48,18 @@ fn serve(home: &Path) -> Served {
 
 fn get(addr: &str, host: &str, path: &str) -> (String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
 }
 
 fn ok(home: &Path, args: &[&str]) {
@@ -73,10 +80,30 @@ fn l3_the_dashboard_answers_only_to_its_own_name_and_never_shows_a_draft() {
         ok(
             &home,
             &[
-                "target", "add", "--id", id, "--cycle", "BMS9", "--area", "marking", "--title",
-                "Mark", "--indicator", "share marked", "--unit", "percent", "--direction",
-                "increase", "--baseline", "40", "--baseline-year", "2023", "--value", "70",
-                "--deadline", "2026-06-30",
+                "target",
+                "add",
+                "--id",
+                id,
+                "--cycle",
+                "BMS9",
+                "--area",
+                "marking",
+                "--title",
+                "Mark",
+                "--indicator",
+                "share marked",
+                "--unit",
+                "percent",
+                "--direction",
+                "increase",
+                "--baseline",
+                "40",
+                "--baseline-year",
+                "2023",
+                "--value",
+                "70",
+                "--deadline",
+                "2026-06-30",
             ],
         );
     }
@@ -90,7 +117,11 @@ fn l3_the_dashboard_answers_only_to_its_own_name_and_never_shows_a_draft() {
     let port = addr.rsplit_once(':').unwrap().1;
     let (status, _) = get(addr, &format!("localhost:{port}"), "/");
     assert!(status.contains("200"), "{status}");
-    for forged in [format!("evil.example:{port}"), "evil.example".into(), String::new()] {
+    for forged in [
+        format!("evil.example:{port}"),
+        "evil.example".into(),
+        String::new(),
+    ] {
         let (status, body) = get(addr, &forged, "/api/states/XAA");
         assert!(status.contains("421"), "Host '{forged}': {status}");
         assert!(!body.contains("T2"), "{body}");
@@ -108,12 +139,18 @@ fn l4_keys_others_can_read_are_refused_and_the_home_is_the_owners() {
     assert_eq!(mode(&home), 0o700);
     assert_eq!(mode(&home.join("poa.db")), 0o600);
     assert_eq!(mode(&home.join("node.key")), 0o600);
-    std::fs::set_permissions(home.join("state.key"), std::fs::Permissions::from_mode(0o644))
-        .unwrap();
+    std::fs::set_permissions(
+        home.join("state.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     let out = poa_node_at(&home, &["id"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("can be read by other users") && err.contains("chmod 600"), "{err}");
+    assert!(
+        err.contains("can be read by other users") && err.contains("chmod 600"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
 
@@ -125,8 +162,16 @@ fn l4_text_from_documents_reaches_the_terminal_without_its_control_characters() 
     ok(
         &home,
         &[
-            "need", "add", "--id", "R1", "--title", "Equipment\u{1b}[2J", "--area", "marking",
-            "--kind", "training",
+            "need",
+            "add",
+            "--id",
+            "R1",
+            "--title",
+            "Equipment\u{1b}[2J",
+            "--area",
+            "marking",
+            "--kind",
+            "training",
         ],
     );
     let out = poa_node_at(&home, &["need", "list"]);

@@ -23,7 +23,11 @@ pub fn frame_decoder(data: &[u8]) {
             Ok(Some(m)) => {
                 if let Ok(f) = wire::encode_frame(&m) {
                     let again = wire::decode_payload(&f[4..]);
-                    assert_eq!(again.as_ref().ok(), Some(&m), "a message did not round-trip");
+                    assert_eq!(
+                        again.as_ref().ok(),
+                        Some(&m),
+                        "a message did not round-trip"
+                    );
                 }
             }
             Ok(None) => {}
@@ -69,7 +73,12 @@ fn xaa() -> StateCode {
     StateCode::from_static("XAA")
 }
 
-fn grant(kind: GrantKind, node: &NodeKey, scope: Option<Scope>, cutoff: Vec<Cutoff>) -> SignedGrant {
+fn grant(
+    kind: GrantKind,
+    node: &NodeKey,
+    scope: Option<Scope>,
+    cutoff: Vec<Cutoff>,
+) -> SignedGrant {
     SignedGrant::sign(
         &key(40),
         Grant {
@@ -111,15 +120,31 @@ pub fn gate(data: &[u8]) {
         (2, Some(Scope::ALL)),
     ]
     .iter()
-    .map(|(i, s)| grant_op(&doc, &grant(GrantKind::Delegation, &authors[*i], s.clone(), vec![])))
+    .map(|(i, s)| {
+        grant_op(
+            &doc,
+            &grant(GrantKind::Delegation, &authors[*i], s.clone(), vec![]),
+        )
+    })
     .collect();
     l.settle(Some(&trusted));
-    let first = l.next_change(&actor_bytes(&authors[0].node_id(), &[0; 8]), 1_767_225_600, delegations);
+    let first = l.next_change(
+        &actor_bytes(&authors[0].node_id(), &[0; 8]),
+        1_767_225_600,
+        delegations,
+    );
     admit(&mut l, signed(&doc, &authors[0], first), &mut all);
 
     let mut b = Bytes(data);
     let keys = ["T1/1", "T1/2", "T2/1", "*", "x", "T1"];
-    let containers = ["targets", "progress", "withdrawn", "readers", "matches", "revocations"];
+    let containers = [
+        "targets",
+        "progress",
+        "withdrawn",
+        "readers",
+        "matches",
+        "revocations",
+    ];
     while let (Some(who), Some(shape)) = (b.byte(), b.byte()) {
         let w = usize::from(who % 4);
         let author = &authors[w];
@@ -139,10 +164,17 @@ pub fn gate(data: &[u8]) {
             };
             let container = containers[usize::from(c) % containers.len()];
             let key_text = keys[usize::from(k) % keys.len()];
-            let Some(ci) = doc.kind().container(container) else { continue };
+            let Some(ci) = doc.kind().container(container) else {
+                continue;
+            };
             if container == "revocations" {
                 let cut = l.cutoff_for(&authors[2].node_id());
-                let g = grant(GrantKind::Revocation, &authors[2], None, if v & 1 == 0 { cut } else { vec![] });
+                let g = grant(
+                    GrantKind::Revocation,
+                    &authors[2],
+                    None,
+                    if v & 1 == 0 { cut } else { vec![] },
+                );
                 ops.push(grant_op(&doc, &g));
                 continue;
             }
@@ -162,7 +194,10 @@ pub fn gate(data: &[u8]) {
             } else {
                 FlatAction::Delete { preds }
             };
-            if ops.iter().any(|o: &FlatOp| o.container == ci && o.key == key_text) {
+            if ops
+                .iter()
+                .any(|o: &FlatOp| o.container == ci && o.key == key_text)
+            {
                 continue;
             }
             ops.push(FlatOp {
@@ -192,14 +227,28 @@ pub fn gate(data: &[u8]) {
     }
     let theirs = other.settle(Some(&trusted)).clone();
     assert_eq!(settled.view, theirs.view, "two arrival orders, two views");
-    assert_eq!(settled.heads, theirs.heads, "two arrival orders, two sets of heads");
-    let mut v1: Vec<_> = l.audit_rows().into_iter().map(|(h, _, v)| (h, format!("{v:?}"))).collect();
-    let mut v2: Vec<_> = other.audit_rows().into_iter().map(|(h, _, v)| (h, format!("{v:?}"))).collect();
+    assert_eq!(
+        settled.heads, theirs.heads,
+        "two arrival orders, two sets of heads"
+    );
+    let mut v1: Vec<_> = l
+        .audit_rows()
+        .into_iter()
+        .map(|(h, _, v)| (h, format!("{v:?}")))
+        .collect();
+    let mut v2: Vec<_> = other
+        .audit_rows()
+        .into_iter()
+        .map(|(h, _, v)| (h, format!("{v:?}")))
+        .collect();
     v1.sort();
     v2.sort();
     assert_eq!(v1, v2, "two arrival orders, two verdicts");
     if let Some(at) = l.view_at(&settled.heads, Some(&trusted)) {
-        assert_eq!(at.view, settled.view, "the view at the current heads is the view");
+        assert_eq!(
+            at.view, settled.view,
+            "the view at the current heads is the view"
+        );
     }
 }
 
@@ -277,7 +326,11 @@ pub fn sync_message(data: &[u8]) {
         h.ledgers.insert(d.clone(), Ledger::new(d));
         let l = h.ledgers.get_mut(d).map(|l| {
             l.settle(Some(&key(40).node_id()));
-            l.next_change(&actor_bytes(&me.node_id(), &[0; 8]), 1_767_225_600, vec![grant_op(d, &g)])
+            l.next_change(
+                &actor_bytes(&me.node_id(), &[0; 8]),
+                1_767_225_600,
+                vec![grant_op(d, &g)],
+            )
         });
         if let Some(c) = l {
             h.admit(d, &[signed(d, &me, c)]);
@@ -313,7 +366,10 @@ pub fn sync_message(data: &[u8]) {
         version: wire::PROTOCOL_VERSION,
         node: peer,
         name: "peer".into(),
-        claims: wire::Claim::Body(crate::id::BodyCode::from_static("XZZ"), crate::id::BodyKind::Donor),
+        claims: wire::Claim::Body(
+            crate::id::BodyCode::from_static("XZZ"),
+            crate::id::BodyKind::Donor,
+        ),
         key: None,
     });
     let _ = s.handle(&mut h, peer_hello, 1);
@@ -328,7 +384,10 @@ pub fn sync_message(data: &[u8]) {
         s.handle_timeout(&mut h, t * 1000);
     }
     while let Some(m) = s.poll_transmit() {
-        assert!(!m.docs().contains(&&draft), "the draft was named to a donor");
+        assert!(
+            !m.docs().contains(&&draft),
+            "the draft was named to a donor"
+        );
     }
     let _: Option<NodeId> = None;
 }

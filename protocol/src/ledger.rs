@@ -433,7 +433,12 @@ impl Ledger {
         self.admit_with(change, key, false)
     }
 
-    fn admit_with(&mut self, change: &SignedChange, key: Option<&NodeId>, screen: bool) -> Admitted {
+    fn admit_with(
+        &mut self,
+        change: &SignedChange,
+        key: Option<&NodeId>,
+        screen: bool,
+    ) -> Admitted {
         let data = &change.data;
         let containers = self.kind.container_policies().len();
         if let Err(m) = data.check(containers) {
@@ -760,11 +765,10 @@ impl Ledger {
 
     fn op(&self, at: OpAt) -> &FlatOp {
         // Only entries with data have operations indexed.
-        &self.entries[at.entry as usize]
-            .data
-            .as_ref()
-            .map(|d| &d.ops[at.op as usize])
-            .unwrap_or_else(|| unreachable_op())
+        match &self.entries[at.entry as usize].data {
+            Some(d) => &d.ops[at.op as usize],
+            None => unreachable_op(),
+        }
     }
 
     /// Settles the ledger against the document's key: judges every held change, materialises
@@ -774,7 +778,7 @@ impl Ledger {
             self.settled = Some(self.judge(None, key));
             self.settled_key = key.copied();
         }
-        self.settled.get_or_insert_with(|| unreachable_settled())
+        self.settled.get_or_insert_with(unreachable_settled)
     }
 
     /// The settled state, if [`Ledger::settle`] ran since the last admission.
@@ -1476,7 +1480,7 @@ impl Ledger {
             .map(|_| serde_json::Map::new())
             .collect();
         let mut disputed = Vec::new();
-        for ((c, key), _) in &self.keys {
+        for (c, key) in self.keys.keys() {
             let Some((name, policy)) = self.kind.policy(*c) else {
                 continue;
             };

@@ -262,7 +262,8 @@ fn m3_a_change_with_more_operations_than_allowed_is_refused_before_it_is_judged(
     let data = l.next_change(&actor(&first, 1), T0, ops);
     let started = std::time::Instant::now();
     match l.admit(&sign_unchecked(&doc, &first, &data), Some(&key())) {
-        Admitted::Refused(_, Rejection::Malformed(Malformed::TooMany("operations", 50_000, _))) => {}
+        Admitted::Refused(_, Rejection::Malformed(Malformed::TooMany("operations", 50_000, _))) => {
+        }
         other => panic!("{other:?}"),
     }
     // Refused on its count, not after decoding 50,000 operations into the document.

@@ -208,13 +208,16 @@ enum Theirs {
     Listing { root: [u8; 32], offers: bool },
 }
 
+type HeadsAndNeed = (Vec<[u8; 32]>, Vec<[u8; 32]>);
+
 #[derive(Debug, Default)]
 struct DocState {
     awaiting: bool,
     /// When this side last sent about the document (the caller's clock).
     since: u64,
     sent: HashSet<ChangeHash>,
-    last: Option<(Vec<[u8; 32]>, Vec<[u8; 32]>)>,
+    /// The heads and the hashes asked for in the last message sent.
+    last: Option<HeadsAndNeed>,
     rounds: u32,
 }
 

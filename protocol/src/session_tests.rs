@@ -108,7 +108,12 @@ fn state_node(targets: usize) -> MemHost {
         &mut h,
         &doc,
         &node_key(),
-        vec![put(&doc, "readers", &relay_key().node_id().to_string(), &serde_json::json!(true))],
+        vec![put(
+            &doc,
+            "readers",
+            &relay_key().node_id().to_string(),
+            &serde_json::json!(true),
+        )],
     );
     for i in 0..targets {
         add_target(&mut h, i);
@@ -166,7 +171,9 @@ fn heads(h: &MemHost, doc: &DocId) -> Vec<ChangeHash> {
 }
 
 fn syncs(sent: &[Message]) -> usize {
-    sent.iter().filter(|m| matches!(m, Message::Sync(_))).count()
+    sent.iter()
+        .filter(|m| matches!(m, Message::Sync(_)))
+        .count()
 }
 
 #[test]
@@ -175,7 +182,10 @@ fn a_fresh_relay_takes_a_document_through_a_listing() {
     let mut p = pair(relay(), state_node(3), Mode::OneShot);
     p.drive(1000);
     assert!(p.a.session.is_done(), "{:?}", p.a.sent);
-    assert_eq!(heads(&p.a.host, &published()), heads(&p.b.host, &published()));
+    assert_eq!(
+        heads(&p.a.host, &published()),
+        heads(&p.b.host, &published())
+    );
     assert!(p.a.sent.iter().any(|m| matches!(m, Message::ListRequest)));
     assert!(p.a.events.iter().any(|e| matches!(e, Event::RoundComplete)));
 }
@@ -189,7 +199,12 @@ fn peers_in_sync_learn_it_in_one_round_trip_and_a_reconnect_resends_nothing() {
     let mut again = pair(a, b, Mode::OneShot);
     again.drive(1000);
     assert!(again.a.session.is_done());
-    assert_eq!(again.a.session.report().round_trips, 1, "{:?}", again.a.sent);
+    assert_eq!(
+        again.a.session.report().round_trips,
+        1,
+        "{:?}",
+        again.a.sent
+    );
     assert_eq!(syncs(&again.a.sent) + syncs(&again.b.sent), 0);
     assert!(again.a.session.report().sent.is_empty());
     assert!(again.b.session.report().sent.is_empty());
@@ -202,7 +217,10 @@ fn a_push_after_a_write_sends_only_the_new_change() {
     let c = add_target(&mut p.b.host, 9);
     p.push_b(&published());
     p.drive(1000);
-    assert_eq!(heads(&p.a.host, &published()), heads(&p.b.host, &published()));
+    assert_eq!(
+        heads(&p.a.host, &published()),
+        heads(&p.b.host, &published())
+    );
     let sent: usize = p.b.session.report().sent.values().sum();
     assert_eq!(sent, 5 + 2 + 1, "everything once, then the one new change");
     let _ = c;
@@ -215,11 +233,17 @@ fn a_missed_push_is_repaired_by_anti_entropy() {
     // A write whose push never happened (the node's notice was lost).
     add_target(&mut p.b.host, 7);
     p.drive(1000);
-    assert_ne!(heads(&p.a.host, &published()), heads(&p.b.host, &published()));
+    assert_ne!(
+        heads(&p.a.host, &published()),
+        heads(&p.b.host, &published())
+    );
     // A minute later, the periodic summary finds the difference and repairs it.
     p.advance_to(61_000);
     p.drive(1000);
-    assert_eq!(heads(&p.a.host, &published()), heads(&p.b.host, &published()));
+    assert_eq!(
+        heads(&p.a.host, &published()),
+        heads(&p.b.host, &published())
+    );
 }
 
 #[test]
@@ -231,12 +255,18 @@ fn a_document_whose_answer_never_comes_is_given_up_and_synced_again_later() {
     // The push is lost in transit, as if the stream had stalled.
     p.a.inbox.clear();
     p.drive(1000);
-    assert_ne!(heads(&p.a.host, &published()), heads(&p.b.host, &published()));
+    assert_ne!(
+        heads(&p.a.host, &published()),
+        heads(&p.b.host, &published())
+    );
     p.advance_to(61_000);
     p.drive(1000);
     p.advance_to(122_000);
     p.drive(1000);
-    assert_eq!(heads(&p.a.host, &published()), heads(&p.b.host, &published()));
+    assert_eq!(
+        heads(&p.a.host, &published()),
+        heads(&p.b.host, &published())
+    );
 }
 
 #[test]
@@ -251,7 +281,14 @@ fn a_peer_outside_the_audience_is_never_named_a_document() {
         .unwrap()
         .iter()
         .next()
-        .map(|(k, v)| (k.clone(), crate::authority::SignedGrant::from_value(v).unwrap().to_text()))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                crate::authority::SignedGrant::from_value(v)
+                    .unwrap()
+                    .to_text(),
+            )
+        })
         .unwrap();
     write(
         &mut b,
@@ -266,7 +303,12 @@ fn a_peer_outside_the_audience_is_never_named_a_document() {
             },
         }],
     );
-    write(&mut b, &draft, &node_key(), vec![put(&draft, "readers", "x", &serde_json::json!(1))]);
+    write(
+        &mut b,
+        &draft,
+        &node_key(),
+        vec![put(&draft, "readers", "x", &serde_json::json!(1))],
+    );
     let mut p = Pair::new(
         (stranger, host(None, &trusted())),
         (node_key().node_id(), b),
@@ -293,14 +335,18 @@ fn a_change_before_its_dependency_waits_and_is_released_when_it_comes() {
         .map(|(_, c)| c)
         .filter(|c| *c != first && *c != second)
         .collect();
-    a.ledgers.insert(published(), crate::ledger::Ledger::new(&published()));
+    a.ledgers
+        .insert(published(), crate::ledger::Ledger::new(&published()));
     a.admit(&published(), &base);
     let from = node_key().node_id();
     let out = a.apply(&from, &published(), vec![second.clone()], false);
     assert_eq!((out.accepted, out.waiting), (0, 1));
     assert_eq!(a.parked.len(), 1);
     let out = a.apply(&from, &published(), vec![first.clone()], false);
-    assert_eq!(out.accepted, 2, "the dependency and the change that waited for it");
+    assert_eq!(
+        out.accepted, 2,
+        "the dependency and the change that waited for it"
+    );
     assert!(a.parked.is_empty(), "the waiting change was not released");
     assert_eq!(heads(&a, &published()), heads(&b, &published()));
 }

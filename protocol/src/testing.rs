@@ -20,6 +20,9 @@ use crate::rules::{Reader, may_read};
 use crate::session::{Applied, Event, Host, Mode, Session, SessionConfig};
 use crate::wire::{Hello, Message, Vouch};
 
+/// What a peer listed last: the documents held here, and a digest of the others.
+pub type Listing = (Vec<DocId>, ([u8; 32], u32));
+
 /// A peer as a [`MemHost`] knows it.
 #[derive(Clone, Debug, Default)]
 pub struct Pin {
@@ -46,7 +49,7 @@ pub struct MemHost {
     /// Heads known to be held by each peer, per document.
     pub shared: BTreeMap<(NodeId, DocId), Vec<ChangeHash>>,
     /// Each peer's last listing.
-    pub expected: BTreeMap<NodeId, (Vec<DocId>, ([u8; 32], u32))>,
+    pub expected: BTreeMap<NodeId, Listing>,
     /// Changes waiting for dependencies, with their sender.
     pub parked: Vec<(NodeId, DocId, SignedChange)>,
     /// The most changes that may wait, in all.
@@ -169,7 +172,10 @@ impl Host for MemHost {
         if let Some(p) = &pinned
             && *p != claimed
         {
-            return Err(format!("pinned as a node of {}, but it says it acts for {claimed}", p.code()));
+            return Err(format!(
+                "pinned as a node of {}, but it says it acts for {claimed}",
+                p.code()
+            ));
         }
         if let (Some(p), Some(k)) = (pinned, hello.key) {
             match self.trust.key(&p) {

@@ -6,16 +6,16 @@ pub mod rogue;
 use std::time::Duration;
 
 use poa_node::federation::{Member, wait_until};
-use poa_protocol::automerge::ChangeHash;
-use poa_protocol::change::{ChangeData, FlatAction, FlatOp, SignedChange};
-use poa_protocol::ledger::{Ledger, Verdict, actor_bytes};
-use poa_protocol::sign::{NodeKey, sign_change};
-use poa_protocol::{NodeId, Principal};
 use poa_node::home::InitOptions;
 use poa_node::sync::EngineConfig;
+use poa_protocol::automerge::ChangeHash;
+use poa_protocol::change::{ChangeData, FlatAction, FlatOp, SignedChange};
 use poa_protocol::doc::DocId;
+use poa_protocol::ledger::{Ledger, Verdict, actor_bytes};
 use poa_protocol::model::{Area, Direction, Indicator, IndicatorKind, Target};
+use poa_protocol::sign::{NodeKey, sign_change};
 use poa_protocol::{BodyKind, StateCode};
+use poa_protocol::{NodeId, Principal};
 
 /// How long a test waits for a federation to converge before it fails.
 pub const CONVERGE: Duration = Duration::from_secs(30);
@@ -215,7 +215,12 @@ pub fn key_of(m: &Member) -> NodeKey {
 
 /// A put of a record under `key` of `container` in `doc`.
 pub fn put(doc: &DocId, container: &str, key: &str, value: &impl serde::Serialize) -> FlatOp {
-    put_text(doc, container, key, serde_json::to_string(value).expect("JSON"))
+    put_text(
+        doc,
+        container,
+        key,
+        serde_json::to_string(value).expect("JSON"),
+    )
 }
 
 /// A put of a JSON text, exactly as given.

@@ -9,9 +9,7 @@ use poa_node::transport;
 use poa_protocol::change::SignedChange;
 use poa_protocol::doc::DocId;
 use poa_protocol::sign::NodeKey;
-use poa_protocol::wire::{
-    self, Bloom, Claim, DocSync, Hello, Message, PROTOCOL_VERSION,
-};
+use poa_protocol::wire::{self, Bloom, Claim, DocSync, Hello, Message, PROTOCOL_VERSION};
 use poa_protocol::{BodyKind, NodeId};
 
 /// A pinned peer that speaks the wire protocol by hand.
@@ -117,7 +115,9 @@ impl Rogue {
             claims: who.claims.clone(),
             key: who.key,
         });
-        send.write_all(&frame(&hello)).await.expect("rogue connection");
+        send.write_all(&frame(&hello))
+            .await
+            .expect("rogue connection");
         (conn, send, recv)
     }
 
@@ -268,7 +268,11 @@ impl Rogue {
                 }
             }
         }
-        let _ = send.write_all(&frame(&Message::Goodbye { reason: "done".into() })).await;
+        let _ = send
+            .write_all(&frame(&Message::Goodbye {
+                reason: "done".into(),
+            }))
+            .await;
         let _ = send.finish();
         let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
         got

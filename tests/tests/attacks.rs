@@ -146,8 +146,8 @@ async fn c1_nobody_claims_a_pool_or_a_bodys_offers_document() {
             &xrb,
             &who,
             vec![
-                sync_frame(&pool, &[charter.clone()]),
-                sync_frame(&pool, &[observer.clone()]),
+                sync_frame(&pool, std::slice::from_ref(&charter)),
+                sync_frame(&pool, std::slice::from_ref(&observer)),
             ],
         )
         .await;
@@ -158,7 +158,11 @@ async fn c1_nobody_claims_a_pool_or_a_bodys_offers_document() {
     let donor_key = key_of(&donor);
     let _ = donor_key;
     Rogue::with_key(key_of(&un))
-        .send_as(&donor, &who, vec![sync_frame(&offers, &[offer.clone()])])
+        .send_as(
+            &donor,
+            &who,
+            vec![sync_frame(&offers, std::slice::from_ref(&offer))],
+        )
         .await;
     let why = refused_by(&donor, &hash_of(&offers, &offer)).await;
     assert!(why.contains("no delegation of XZZ's body key"), "{why}");
@@ -210,7 +214,7 @@ async fn c2_changes_breaking_counters_or_empty_are_refused_and_the_document_keep
     // And a draft: the rogue may not even be heard about it.
     let draft = DocId::Draft(xaa());
     let mut frames = frames;
-    frames.push(sync_frame(&draft, &[base.clone()]));
+    frames.push(sync_frame(&draft, std::slice::from_ref(&base)));
     let (answers, _) = rogue.send_raw(&victim, frames).await;
     assert!(
         answers
@@ -227,8 +231,16 @@ async fn c2_changes_breaking_counters_or_empty_are_refused_and_the_document_keep
             .map(|r| r.detail)
             .collect::<Vec<_>>()
     });
-    assert!(rejected.iter().any(|r| r.contains("first operation counter")), "{rejected:?}");
-    assert!(rejected.iter().any(|r| r.contains("no operations")), "{rejected:?}");
+    assert!(
+        rejected
+            .iter()
+            .any(|r| r.contains("first operation counter")),
+        "{rejected:?}"
+    );
+    assert!(
+        rejected.iter().any(|r| r.contains("no operations")),
+        "{rejected:?}"
+    );
     assert!(heads(&victim, &draft).len() <= 1);
     still_syncs(&victim, &witness, "T2").await;
 }
@@ -277,10 +289,23 @@ async fn h3_a_first_copy_from_anyone_does_not_fix_a_states_key() {
         .with_node(|n| n.store.add_peer(&id, "forger", None, None, 0))
         .unwrap();
     forger
-        .deliver(&relay, &As::state("XAB", Some(fake_state.node_id())), &xab_doc, &[forged.clone()])
+        .deliver(
+            &relay,
+            &As::state("XAB", Some(fake_state.node_id())),
+            &xab_doc,
+            std::slice::from_ref(&forged),
+        )
         .await;
-    assert!(heads(&relay, &xab_doc).is_empty(), "the forged copy was taken");
-    assert!(relay.with_node(|n| n.store.trust().key(&Principal::State("XAB".parse().unwrap())).is_none()));
+    assert!(
+        heads(&relay, &xab_doc).is_empty(),
+        "the forged copy was taken"
+    );
+    assert!(relay.with_node(|n| {
+        n.store
+            .trust()
+            .key(&Principal::State("XAB".parse().unwrap()))
+            .is_none()
+    }));
     let noted = relay.with_node(|n| {
         n.store
             .audit(0)
@@ -300,12 +325,20 @@ async fn h3_a_first_copy_from_anyone_does_not_fix_a_states_key() {
     converge(&[&xab, &relay], &xab_doc).await;
     let real = principal_key(&xab);
     assert_eq!(
-        relay.with_node(|n| n.store.trust().key(&Principal::State("XAB".parse().unwrap())).copied()),
+        relay.with_node(|n| n
+            .store
+            .trust()
+            .key(&Principal::State("XAB".parse().unwrap()))
+            .copied()),
         Some(real)
     );
     // The forger tries again: its changes are not even stored now.
     forger
-        .send_as(&relay, &As::state("XAB", None), vec![sync_frame(&xab_doc, &[forged.clone()])])
+        .send_as(
+            &relay,
+            &As::state("XAB", None),
+            vec![sync_frame(&xab_doc, std::slice::from_ref(&forged))],
+        )
         .await;
     assert!(!holds(&relay, &xab_doc, &hash_of(&xab_doc, &forged)));
 }
@@ -495,7 +528,11 @@ async fn m7_offers_naming_invented_documents_leave_nothing_stored() {
     let (held, _) = victim
         .with_node(|n| n.store.peer_offers(&rogue.id()))
         .unwrap();
-    assert!(held.is_empty(), "{} rows kept for invented documents", held.len());
+    assert!(
+        held.is_empty(),
+        "{} rows kept for invented documents",
+        held.len()
+    );
     let grew = size().saturating_sub(before);
     assert!(grew < 2 << 20, "the database grew by {grew} bytes");
     still_syncs(&victim, &witness, "T2").await;
@@ -600,7 +637,7 @@ async fn h1_an_out_of_scope_change_is_void_at_every_hop() {
         .send_as(
             &victim,
             &As::state("XAA", None),
-            vec![sync_frame(&published(), &[bad.clone()])],
+            vec![sync_frame(&published(), std::slice::from_ref(&bad))],
         )
         .await;
     let why = refused_by(&victim, &hash_of(&published(), &bad)).await;

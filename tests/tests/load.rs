@@ -10,10 +10,10 @@ use std::time::Duration;
 use poa_node::federation::wait_until;
 use poa_node::home::InitOptions;
 use poa_node::sync::{EngineConfig, MAX_CONNECTIONS_PER_PEER};
+use poa_protocol::BodyKind;
 use poa_protocol::doc::DocId;
 use poa_protocol::model::Area;
 use poa_protocol::wire::{MAX_FRAME, Message};
-use poa_protocol::BodyKind;
 use poa_tests::rogue::{As, Rogue, frame};
 use poa_tests::{Homes, converge, link, rss_kib, target};
 
@@ -73,30 +73,49 @@ async fn stalled_frames_and_killed_clients_cost_a_bounded_amount_of_memory() {
     }
     // Only a few are served; the others are closed with the reason.
     let closed = wait_until(Duration::from_secs(30), || {
-        refused + held.iter().filter(|(c, _, _)| c.close_reason().is_some()).count()
+        refused
+            + held
+                .iter()
+                .filter(|(c, _, _)| c.close_reason().is_some())
+                .count()
             >= 100 - MAX_CONNECTIONS_PER_PEER
     })
     .await;
-    assert!(closed.is_some(), "more than {MAX_CONNECTIONS_PER_PEER} connections were kept");
+    assert!(
+        closed.is_some(),
+        "more than {MAX_CONNECTIONS_PER_PEER} connections were kept"
+    );
     let during = rss_kib().saturating_sub(before);
     println!(
         "stalled frames: 100 connections, {refused} refused at once, memory +{} KiB while held",
         during
     );
-    assert!(during < BOUND_KIB, "memory grew by {during} KiB while frames were held");
+    assert!(
+        during < BOUND_KIB,
+        "memory grew by {during} KiB while frames were held"
+    );
     // The frames are never completed: past the deadline, the node closes those it served.
     let dropped = wait_until(Duration::from_secs(30), || {
         !victim.engine().connected().contains(&id)
     })
     .await;
-    assert!(dropped.is_some(), "stalled connections were kept past the frame deadline");
+    assert!(
+        dropped.is_some(),
+        "stalled connections were kept past the frame deadline"
+    );
     let reasons: Vec<String> = held
         .iter()
         .filter_map(|(c, _, _)| c.close_reason().map(|r| r.to_string()))
         .collect();
-    assert!(reasons.iter().any(|r| r.contains("not completed within")), "{reasons:?}");
     assert!(
-        refused > 0 || reasons.iter().any(|r| r.contains("connections from one peer")),
+        reasons.iter().any(|r| r.contains("not completed within")),
+        "{reasons:?}"
+    );
+    assert!(
+        refused > 0
+            || reasons
+                .iter()
+                .any(|r| r.contains("connections from one peer")),
         "{reasons:?}"
     );
     drop(held);
@@ -126,7 +145,10 @@ async fn stalled_frames_and_killed_clients_cost_a_bounded_amount_of_memory() {
         "killed clients: 200 connections, memory +{after} KiB afterwards ({} B each)",
         after * 1024 / 200
     );
-    assert!(after < BOUND_KIB, "memory grew by {after} KiB after 200 killed clients");
+    assert!(
+        after < BOUND_KIB,
+        "memory grew by {after} KiB after 200 killed clients"
+    );
 
     // The victim keeps syncing with the honest peer.
     victim

@@ -177,19 +177,34 @@ async fn a_pool_forms_by_invitation_and_consent_and_shares_with_its_audience_onl
         &pool,
         &key_of(&r.xac),
         None,
-        vec![put_text(&pool, "members", &key, own_delegation(&r.xac, "XAC"))],
+        vec![put_text(
+            &pool,
+            "members",
+            &key,
+            own_delegation(&r.xac, "XAC"),
+        )],
     );
     let (answers, _) = Rogue::with_key(key_of(&r.xac))
-        .send_as(&r.xrb, &As::state("XAC", None), vec![sync_frame(&pool, &[join.clone()])])
+        .send_as(
+            &r.xrb,
+            &As::state("XAC", None),
+            vec![sync_frame(&pool, std::slice::from_ref(&join))],
+        )
         .await;
-    assert!(goodbye(&answers).is_none_or(|g| !g.contains("broke")), "{answers:?}");
+    assert!(
+        goodbye(&answers).is_none_or(|g| !g.contains("broke")),
+        "{answers:?}"
+    );
     assert!(!holds(&r.xrb, &pool, &hash_of(&pool, &join)));
 
     // The observer writes nothing: its own node refuses, and so does the coordinator.
     let local =
         r.un.with_node(|n| n.write(&pool, |w, _| w.put("pooled", "P9", &"x")))
             .unwrap_err();
-    assert!(local.to_string().contains("neither the coordinator"), "{local}");
+    assert!(
+        local.to_string().contains("neither the coordinator"),
+        "{local}"
+    );
     let bad = craft(
         &r.un,
         &pool,
@@ -207,7 +222,7 @@ async fn a_pool_forms_by_invitation_and_consent_and_shares_with_its_audience_onl
                 ),
                 key: None,
             },
-            vec![sync_frame(&pool, &[bad.clone()])],
+            vec![sync_frame(&pool, std::slice::from_ref(&bad))],
         )
         .await;
     let why = refused_by(&r.xrb, &hash_of(&pool, &bad)).await;
@@ -231,7 +246,11 @@ async fn a_pool_forms_by_invitation_and_consent_and_shares_with_its_audience_onl
         vec![put(&pool, "sections", "XAA/T1", &"forged")],
     );
     Rogue::with_key(key_of(&r.xab))
-        .send_as(&r.xrb, &As::state("XAB", None), vec![sync_frame(&pool, &[bad.clone()])])
+        .send_as(
+            &r.xrb,
+            &As::state("XAB", None),
+            vec![sync_frame(&pool, std::slice::from_ref(&bad))],
+        )
         .await;
     let why = refused_by(&r.xrb, &hash_of(&pool, &bad)).await;
     assert!(why.contains("only XAA's member nodes"), "{why}");
@@ -436,12 +455,9 @@ async fn a_pool_name_two_nodes_chose_names_two_pools_each_with_one_coordinator()
     // Another body creates its own "xanadu" and invites XAA (whose key it is given).
     let other = homes.body("other", "XRC", BodyKind::Regional).await;
     link(&other, &r.xaa, None, Some("XAA"));
-    let xaa_key = r.xaa.with_node(|n| {
-        *n.store
-            .trust()
-            .key(&Principal::State(code("XAA")))
-            .unwrap()
-    });
+    let xaa_key = r
+        .xaa
+        .with_node(|n| *n.store.trust().key(&Principal::State(code("XAA"))).unwrap());
     poa_tests::trust(&other, Principal::State(code("XAA")), xaa_key);
     let second = other
         .with_node(|n| {
@@ -453,7 +469,11 @@ async fn a_pool_name_two_nodes_chose_names_two_pools_each_with_one_coordinator()
     assert_ne!(first, second);
     converge(&[&other, &r.xaa], &second).await;
     let err = r.xaa.with_node(|n| n.pool_join("xanadu")).unwrap_err();
-    assert!(err.to_string().contains("2 pools held here are named xanadu"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("2 pools held here are named xanadu"),
+        "{err}"
+    );
     let full = second.to_string().trim_start_matches("pool/").to_string();
     r.xaa.with_node(|n| n.pool_join(&full)).unwrap();
     for (doc, coordinator) in [(&first, r.xrb.id()), (&second, other.id())] {
@@ -472,7 +492,12 @@ async fn creating_a_pool_that_the_node_cannot_join_writes_nothing() {
     let ministry = homes.ministry("ministry", "XAA").await;
     link(&xaa, &ministry, Some("XAA"), Some("XAA"));
     wait_until(CONVERGE, || {
-        ministry.with_node(|n| n.store.trust().key(&Principal::State(code("XAA"))).is_some())
+        ministry.with_node(|n| {
+            n.store
+                .trust()
+                .key(&Principal::State(code("XAA")))
+                .is_some()
+        })
     })
     .await
     .expect("the ministry learns XAA's key");
@@ -482,6 +507,13 @@ async fn creating_a_pool_that_the_node_cannot_join_writes_nothing() {
     assert!(err.to_string().contains("State key"), "{err}");
     ministry.with_node(|n| {
         assert!(n.pool("xanadu").is_err());
-        assert!(n.store.doc_ids().unwrap().iter().all(|d| !matches!(d, DocId::Pool(_))), "a pool was half made");
+        assert!(
+            n.store
+                .doc_ids()
+                .unwrap()
+                .iter()
+                .all(|d| !matches!(d, DocId::Pool(_))),
+            "a pool was half made"
+        );
     });
 }

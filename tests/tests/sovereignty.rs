@@ -85,7 +85,11 @@ async fn another_states_node_cannot_write_a_states_document_directly_or_relayed(
     un.accept_from(&xab_node, None).unwrap();
     for hop in [&xaa_node, &xrb, &un] {
         rogue
-            .send_as(hop, &As::state("XAB", None), vec![sync_frame(&published(), &[bad.clone()])])
+            .send_as(
+                hop,
+                &As::state("XAB", None),
+                vec![sync_frame(&published(), std::slice::from_ref(&bad))],
+            )
             .await;
         let why = refused_by(hop, &bad_hash).await;
         assert!(
@@ -257,7 +261,7 @@ async fn a_delegated_ministry_writes_until_revoked_and_cannot_backdate_past_it()
         .send_as(
             &xaa_node,
             &As::state("XAA", Some(principal_key(&xaa_node))),
-            vec![sync_frame(&published(), &[late.clone()])],
+            vec![sync_frame(&published(), std::slice::from_ref(&late))],
         )
         .await;
     let why = refused_by(&xaa_node, &late_hash).await;
@@ -271,7 +275,10 @@ async fn a_delegated_ministry_writes_until_revoked_and_cannot_backdate_past_it()
             m.label
         );
         if holds(m, &published(), &late_hash) {
-            assert!(matches!(verdict(m, &published(), &late_hash), Some(Verdict::Void(_))));
+            assert!(matches!(
+                verdict(m, &published(), &late_hash),
+                Some(Verdict::Void(_))
+            ));
         }
     }
 
@@ -289,7 +296,11 @@ async fn a_delegated_ministry_writes_until_revoked_and_cannot_backdate_past_it()
         marking.with_node(|n| n.add_target(target("T7", Area::Stockpile, "Depots", 1.0, 2.0)));
     let msg = refused.unwrap_err().to_string();
     assert!(msg.contains("covers marking, not"), "{msg}");
-    assert_eq!(heads(&marking, &draft), before, "a refused write changed the draft");
+    assert_eq!(
+        heads(&marking, &draft),
+        before,
+        "a refused write changed the draft"
+    );
     marking
         .with_node(|n| n.add_target(target("T8", Area::Marking, "Mark more", 70.0, 90.0)))
         .unwrap();
@@ -308,9 +319,7 @@ async fn two_nodes_given_a_revocation_and_changes_in_opposite_orders_reach_the_s
     link(&xaa_node, &defence, Some("XAA"), Some("XAA"));
     delegate_all(&xaa_node, &defence).await;
     let doc = published();
-    xaa_node
-        .with_node(|n| n.share(&doc, &[], true))
-        .unwrap();
+    xaa_node.with_node(|n| n.share(&doc, &[], true)).unwrap();
     converge(&[&xaa_node, &defence], &doc).await;
     let base: Vec<SignedChange> = xaa_node
         .with_node(|n| {
@@ -319,7 +328,10 @@ async fn two_nodes_given_a_revocation_and_changes_in_opposite_orders_reach_the_s
         })
         .unwrap()
         .unwrap();
-    let base_heads = xaa_node.with_node(|n| n.store.heads(&doc)).unwrap().unwrap();
+    let base_heads = xaa_node
+        .with_node(|n| n.store.heads(&doc))
+        .unwrap()
+        .unwrap();
 
     // The ministry writes T5, which XAA's node never sees; then the State revokes it (cut-off
     // at what it has seen); then the ministry writes T6 after it.
@@ -364,9 +376,15 @@ async fn two_nodes_given_a_revocation_and_changes_in_opposite_orders_reach_the_s
         // The first copy, offered as an honest peer would; then one connection per delivery,
         // so nothing ties the order to a single session.
         rogue.deliver(receiver, &who, &doc, &base).await;
-        assert!(!heads(receiver, &doc).is_empty(), "{} took no first copy", receiver.label);
+        assert!(
+            !heads(receiver, &doc).is_empty(),
+            "{} took no first copy",
+            receiver.label
+        );
         for b in batches {
-            rogue.send_as(receiver, &who, vec![sync_frame(&doc, &b)]).await;
+            rogue
+                .send_as(receiver, &who, vec![sync_frame(&doc, &b)])
+                .await;
         }
         for c in [&unseen, &late] {
             let h = hash_of(&doc, c);
