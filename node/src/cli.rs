@@ -1392,7 +1392,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
         }
         Command::Sync { peer, json } => {
-            let node = open(cli.home)?;
+            let mut node = open(cli.home)?;
+            for n in node.lapse_expired()? {
+                eprintln!("Revoked {n}: its delegation expired.");
+            }
             let results = runtime()?.block_on(async move {
                 let engine = Engine::new(node, EngineConfig::default())?;
                 anyhow::Ok(sync_round(&engine, peer).await?)

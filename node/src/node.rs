@@ -524,6 +524,46 @@ impl Node {
         Ok(signed)
     }
 
+    /// On the node holding its State's or body's key: revokes, with a cut-off at what this
+    /// node holds of them, every delegation whose expiry date has passed and that no
+    /// revocation ends yet. A change's date is its author's claim, so expiry is made to stick
+    /// by this revocation, not by dates. Returns the nodes revoked.
+    pub fn lapse_expired(&mut self) -> Result<Vec<NodeId>, NodeError> {
+        if self.home.principal_key.is_none() {
+            return Ok(Vec::new());
+        }
+        let today = today();
+        let grants = self.grants()?;
+        let revoked: Vec<NodeId> = grants
+            .iter()
+            .filter(|(g, _)| g.kind == GrantKind::Revocation)
+            .map(|(g, _)| g.node)
+            .collect();
+        let mut lapsed: Vec<NodeId> = Vec::new();
+        for (g, _) in &grants {
+            if g.kind != GrantKind::Delegation || revoked.contains(&g.node) || g.node == self.id() {
+                continue;
+            }
+            // The latest delegation of a node decides; an expired one replaced by a later,
+            // unexpired one does not lapse.
+            let latest = grants
+                .iter()
+                .filter(|(x, _)| x.kind == GrantKind::Delegation && x.node == g.node)
+                .max_by_key(|(x, _)| x.issued);
+            if let Some((l, _)) = latest
+                && l == g
+                && g.expires.is_some_and(|e| e < today)
+                && !lapsed.contains(&g.node)
+            {
+                lapsed.push(g.node);
+            }
+        }
+        for n in &lapsed {
+            self.grant(*n, GrantKind::Revocation, None, None)?;
+        }
+        Ok(lapsed)
+    }
+
     /// The grants (delegations and revocations) of this node's State or body, each with
     /// whether it is signed by the key this node trusts for it.
     pub fn grants(&self) -> Result<Vec<(Grant, bool)>, NodeError> {

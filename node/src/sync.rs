@@ -1171,6 +1171,7 @@ async fn run_server(
     let mut backoff: HashMap<NodeId, (Instant, Duration)> = HashMap::new();
     let mut poll = tokio::time::interval(engine.config.poll);
     let mut last_version = None;
+    let mut lapse_checked: Option<Instant> = None;
     loop {
         tokio::select! {
             incoming = endpoint.accept() => {
@@ -1199,6 +1200,17 @@ async fn run_server(
                     let node = lock(&engine.node);
                     let _ = engine.notify_changes(&node);
                     let _ = engine.refresh_pins_with(&node);
+                }
+                // Expired delegations are revoked by the key holder, once a minute at most.
+                if lapse_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    lapse_checked = Some(Instant::now());
+                    match engine.with_node(|n| n.lapse_expired()) {
+                        Ok(lapsed) if !lapsed.is_empty() => {
+                            tracing::info!(count = lapsed.len(), "revoked expired delegations");
+                        }
+                        Err(e) => tracing::warn!(cause = %e, "could not revoke expired delegations"),
+                        _ => {}
+                    }
                 }
                 let peers = {
                     let node = lock(&engine.node);

@@ -403,3 +403,28 @@ async fn two_nodes_given_a_revocation_and_changes_in_opposite_orders_reach_the_s
     assert!(view(&r1, &doc)["targets"].get("T5/1").is_none());
     let _ = Principal::State(xaa());
 }
+
+/// Expiry is made to stick by the key holder, not by dates: once a delegation's last day has
+/// passed, the State's first node revokes it with a cut-off, and the ministry's changes after
+/// it (whatever date they claim) are void.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_delegation_is_revoked_by_the_key_holder() {
+    let homes = Homes::new();
+    let xaa_node = homes.state("xaa", "XAA").await;
+    let defence = homes.ministry("defence", "XAA").await;
+    link(&xaa_node, &defence, Some("XAA"), Some("XAA"));
+    let id = defence.id();
+    let yesterday = poa_protocol::Date::from_unix_seconds(poa_node::node::now_secs() - 86_400);
+    xaa_node
+        .with_node(|n| n.delegate(id, Scope::ALL, Some(yesterday)))
+        .unwrap();
+    wait_delegated(&xaa_node, &defence).await;
+    let lapsed = xaa_node.with_node(|n| n.lapse_expired()).unwrap();
+    assert_eq!(lapsed, [id]);
+    assert!(xaa_node.with_node(|n| n.lapse_expired()).unwrap().is_empty(), "twice");
+    converge(&[&xaa_node, &defence], &published()).await;
+    let err = defence
+        .with_node(|n| n.add_target(target("T5", Area::Marking, "Mark", 1.0, 2.0)))
+        .unwrap_err();
+    assert!(err.to_string().contains("revoked"), "{err}");
+}
