@@ -185,6 +185,35 @@ pub struct Home {
     pub actor_suffix: [u8; ACTOR_SUFFIX_LEN],
 }
 
+/// Where a new node's keys come from.
+enum Entropy {
+    /// The operating system's randomness.
+    Os,
+    /// Derived from a seed (the simulator's deterministic nodes).
+    Seed([u8; 32]),
+}
+
+impl Entropy {
+    fn bytes<const N: usize>(&self, what: &str) -> Result<[u8; N], HomeError> {
+        match self {
+            Entropy::Os => random::<N>(),
+            Entropy::Seed(seed) => {
+                use sha2::Digest;
+                let digest = sha2::Sha256::new()
+                    .chain_update(b"poa-node seeded home\0")
+                    .chain_update(what.as_bytes())
+                    .chain_update(seed)
+                    .finalize();
+                let mut out = [0u8; N];
+                for (o, d) in out.iter_mut().zip(digest.iter().cycle()) {
+                    *o = *d;
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
 /// Fills a buffer from the operating system's randomness.
 pub fn random<const N: usize>() -> Result<[u8; N], HomeError> {
     let mut buf = [0u8; N];
@@ -270,6 +299,17 @@ impl Home {
     /// Creates a node in `dir`: keys, configuration and database. If anything fails, what was
     /// created is removed again, so a failed init leaves no half-made node behind.
     pub fn init(dir: &Path, opts: &InitOptions) -> Result<Home, HomeError> {
+        Self::init_with(dir, opts, Entropy::Os)
+    }
+
+    /// [`Home::init`] with every key and id derived from `seed` instead of the operating
+    /// system's randomness: the same seed makes the same node. For the simulator and tests,
+    /// whose runs must repeat exactly; a real node's keys must never be derivable.
+    pub fn init_seeded(dir: &Path, opts: &InitOptions, seed: [u8; 32]) -> Result<Home, HomeError> {
+        Self::init_with(dir, opts, Entropy::Seed(seed))
+    }
+
+    fn init_with(dir: &Path, opts: &InitOptions, entropy: Entropy) -> Result<Home, HomeError> {
         let config = Config {
             name: opts.name.clone(),
             participant: opts.participant.clone(),
@@ -287,7 +327,7 @@ impl Home {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
         }
-        let result = Self::init_files(dir, opts, &config);
+        let result = Self::init_files(dir, opts, &config, &entropy);
         if result.is_err() {
             for f in [NODE_KEY, STATE_KEY, BODY_KEY, CONFIG, DATABASE] {
                 let _ = fs::remove_file(dir.join(f));
@@ -302,18 +342,23 @@ impl Home {
         result
     }
 
-    fn init_files(dir: &Path, opts: &InitOptions, config: &Config) -> Result<Home, HomeError> {
-        let key = NodeKey::from_seed(&random::<32>()?);
+    fn init_files(
+        dir: &Path,
+        opts: &InitOptions,
+        config: &Config,
+        entropy: &Entropy,
+    ) -> Result<Home, HomeError> {
+        let key = NodeKey::from_seed(&entropy.bytes::<32>("node key")?);
         write_key(&dir.join(NODE_KEY), &key)?;
         let principal_key = if opts.create_principal_key {
-            let k = NodeKey::from_seed(&random::<32>()?);
+            let k = NodeKey::from_seed(&entropy.bytes::<32>("principal key")?);
             write_key(&dir.join(principal_key_file(&opts.participant)), &k)?;
             Some(k)
         } else {
             None
         };
         let store = Store::open(&dir.join(DATABASE))?;
-        let actor_suffix = random::<ACTOR_SUFFIX_LEN>()?;
+        let actor_suffix = entropy.bytes::<ACTOR_SUFFIX_LEN>("actor suffix")?;
         store.set_meta("actor_suffix", &actor_suffix)?;
         trust_own_key(&store, principal_key.as_ref(), &opts.participant)?;
         let text = format!(

@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod federation;
 pub mod home;
+pub mod host;
 pub mod node;
 pub mod pools;
 pub mod report;

@@ -170,6 +170,45 @@ pub struct Node {
     pub home: Home,
     /// The database.
     pub store: Store,
+    /// Where this node reads the time.
+    pub clock: Clock,
+}
+
+/// Where a node reads the time: the system clock, or (in the simulator) a clock that only the
+/// caller moves, so that a run repeats exactly. Clones share the time.
+#[derive(Clone, Debug, Default)]
+pub struct Clock(Option<std::sync::Arc<std::sync::atomic::AtomicI64>>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock(None)
+    }
+
+    /// A clock that stays at `secs` until [`Clock::set`] moves it.
+    pub fn manual(secs: i64) -> Clock {
+        Clock(Some(std::sync::Arc::new(secs.into())))
+    }
+
+    /// Moves a manual clock; the system clock cannot be moved.
+    pub fn set(&self, secs: i64) {
+        if let Some(t) = &self.0 {
+            t.store(secs, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Seconds since the Unix epoch.
+    pub fn now(&self) -> i64 {
+        match &self.0 {
+            Some(t) => t.load(std::sync::atomic::Ordering::Relaxed),
+            None => now_secs(),
+        }
+    }
+
+    /// Today's date (UTC).
+    pub fn today(&self) -> Date {
+        Date::from_unix_seconds(self.now())
+    }
 }
 
 /// The operations of one change being written, with the document as it stands to check them
@@ -398,13 +437,32 @@ impl Node {
     pub fn open(dir: &std::path::Path) -> Result<Node, NodeError> {
         let home = Home::open(dir)?;
         let store = home.store()?;
-        Ok(Node { home, store })
+        Ok(Node {
+            home,
+            store,
+            clock: Clock::system(),
+        })
     }
 
     /// Wraps an initialised home.
     pub fn from_home(home: Home) -> Result<Node, NodeError> {
         let store = home.store()?;
-        Ok(Node { home, store })
+        Ok(Node {
+            home,
+            store,
+            clock: Clock::system(),
+        })
+    }
+
+    /// The same node reading the time from `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Node {
+        self.clock = clock;
+        self
+    }
+
+    /// Seconds since the Unix epoch, on this node's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
     }
 
     /// This node's id.
@@ -438,8 +496,9 @@ impl Node {
         doc_id: &DocId,
         f: impl FnOnce(&mut Writer<'_>, &Json) -> Result<T, NodeError>,
     ) -> Result<(T, Option<ChangeHash>), NodeError> {
-        let Node { home, store } = self;
-        store.transact(|tx| write_in(tx, home, doc_id, now_secs(), f))
+        let now = self.now();
+        let Node { home, store, .. } = self;
+        store.transact(|tx| write_in(tx, home, doc_id, now, f))
     }
 
     /// Signs a delegation with this node's State or body key, letting `node` write its
@@ -506,13 +565,13 @@ impl Node {
                 node,
                 scope,
                 expires,
-                issued: today(),
+                issued: self.clock.today(),
                 key: key.node_id(),
                 cutoff,
             },
         );
-        let Node { home, store } = self;
-        let now = now_secs();
+        let now = self.now();
+        let Node { home, store, .. } = self;
         store.transact(|tx| {
             for doc in &docs {
                 write_in(tx, home, doc, now, |w, _| {
@@ -532,7 +591,7 @@ impl Node {
         if self.home.principal_key.is_none() {
             return Ok(Vec::new());
         }
-        let today = today();
+        let today = self.clock.today();
         let grants = self.grants()?;
         let revoked: Vec<NodeId> = grants
             .iter()
@@ -604,7 +663,7 @@ impl Node {
     /// document.
     pub fn target_views(&self, state: Option<StateCode>) -> Result<Vec<TargetView>, NodeError> {
         let (data, published) = self.views_source(state)?;
-        Ok(target_views(&data, published.as_ref(), today()))
+        Ok(target_views(&data, published.as_ref(), self.clock.today()))
     }
 
     /// The view of one target.
@@ -614,16 +673,18 @@ impl Node {
             Some(s) => s,
             None => self.own_state()?,
         };
-        target_view(&data, published.as_ref(), id, today()).ok_or_else(|| NodeError::NoTarget {
-            state: code,
-            id: id.to_string(),
+        target_view(&data, published.as_ref(), id, self.clock.today()).ok_or_else(|| {
+            NodeError::NoTarget {
+                state: code,
+                id: id.to_string(),
+            }
         })
     }
 
     /// Views of a State's targets as published (never a draft, even on the State's own node).
     pub fn published_views(&self, state: StateCode) -> Result<Vec<TargetView>, NodeError> {
         let published = self.state_data(&DocId::State(state))?;
-        Ok(target_views(&published, None, today()))
+        Ok(target_views(&published, None, self.clock.today()))
     }
 
     fn views_source(

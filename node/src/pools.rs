@@ -14,9 +14,7 @@ use poa_protocol::pool::{
 };
 use poa_protocol::{NodeId, StateCode};
 
-use crate::node::{
-    Node, NodeError, Writer, now_secs, own_delegation_in, self_delegation, today, write_in,
-};
+use crate::node::{Node, NodeError, Writer, own_delegation_in, self_delegation, write_in};
 
 /// Whom `pool invite` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,8 +59,8 @@ impl Node {
     /// Makes several changes, possibly to several documents, in one SQLite transaction: all are
     /// written, or none (joining a pool and sharing with it go together).
     fn write_steps(&mut self, steps: Vec<Step<'_>>) -> Result<(), NodeError> {
-        let Node { home, store } = self;
-        let now = now_secs();
+        let now = self.now();
+        let Node { home, store, .. } = self;
         store.transact(|tx| {
             for (doc, f) in steps {
                 write_in(tx, home, &doc, now, f)?;
@@ -185,7 +183,7 @@ impl Node {
             node: self.id(),
             framework,
             coordinator: self.home.config.participant.code(),
-            created: today(),
+            created: self.clock.today(),
         };
         let state = self.home.config.participant.state();
         let invite = match state {
@@ -238,7 +236,7 @@ impl Node {
             state,
             state_key,
             node,
-            invited: today(),
+            invited: self.clock.today(),
         })
     }
 
@@ -266,7 +264,7 @@ impl Node {
         }
         let o = Observer {
             name: name.to_string(),
-            added: today(),
+            added: self.clock.today(),
         };
         self.write(&doc, |w, _| w.put("observers", &node.to_string(), &o))?;
         Ok(())
@@ -284,7 +282,13 @@ impl Node {
         let Some(key) = &self.home.principal_key else {
             return Err(NodeError::NoPrincipalKey(state.to_string(), "State key"));
         };
-        Ok(self_delegation(key, poa_protocol::Principal::State(state), me, today()).to_text())
+        Ok(self_delegation(
+            key,
+            poa_protocol::Principal::State(state),
+            me,
+            self.clock.today(),
+        )
+        .to_text())
     }
 
     /// Joins a pool this node's State was invited to, and shares the State's published
@@ -372,7 +376,7 @@ impl Node {
         }
         let c = Contribution {
             target: target.to_string(),
-            contributed: today(),
+            contributed: self.clock.today(),
         };
         let doc = self.pool_doc(id)?;
         self.write(&doc, |w, _| {
@@ -494,7 +498,7 @@ impl Node {
                 r.insert(s.to_string());
                 r
             },
-            today(),
+            self.clock.today(),
         ))
     }
 
@@ -549,7 +553,7 @@ impl Node {
             need: need.clone(),
             offer: offer.clone(),
             decision,
-            date: today(),
+            date: self.clock.today(),
             note,
         };
         let key = match_key(need, offer);

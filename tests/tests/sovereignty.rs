@@ -421,8 +421,17 @@ async fn an_expired_delegation_is_revoked_by_the_key_holder() {
     wait_delegated(&xaa_node, &defence).await;
     let lapsed = xaa_node.with_node(|n| n.lapse_expired()).unwrap();
     assert_eq!(lapsed, [id]);
-    assert!(xaa_node.with_node(|n| n.lapse_expired()).unwrap().is_empty(), "twice");
+    assert!(
+        xaa_node
+            .with_node(|n| n.lapse_expired())
+            .unwrap()
+            .is_empty(),
+        "twice"
+    );
+    // The revocation is written to the published document and the draft; the ministry writes
+    // to the draft, so both must have arrived.
     converge(&[&xaa_node, &defence], &published()).await;
+    converge(&[&xaa_node, &defence], &DocId::Draft("XAA".parse().unwrap())).await;
     let err = defence
         .with_node(|n| n.add_target(target("T5", Area::Marking, "Mark", 1.0, 2.0)))
         .unwrap_err();

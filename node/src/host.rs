@@ -1,0 +1,565 @@
+//! The node as the sync session sees it: [`NodeHost`] implements the session's
+//! [`Host`](poa_protocol::session::Host) over the store, for the length of one message, and
+//! holds the rules of the node's side of sync: what a peer may read (egress), what may be taken
+//! from it and kept only if it may read the result (ingress), keys learnt from pinned nodes and
+//! introducers, and changes parked until their dependencies arrive. It does no I/O beyond the
+//! store and reads the time only from the node's clock, so the QUIC engine and the simulator
+//! drive it alike.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use poa_protocol::authority::TrustSource;
+use poa_protocol::automerge::ChangeHash;
+use poa_protocol::change::SignedChange;
+use poa_protocol::doc::DocId;
+use poa_protocol::ledger::Ledger;
+use poa_protocol::pool::PoolData;
+use poa_protocol::rules::{Reader, may_read};
+use poa_protocol::session::{Applied, Host};
+use poa_protocol::wire::{Hello, Vouch};
+use poa_protocol::{NodeId, Participant, Principal};
+
+use crate::node::Node;
+use crate::store::{Learned, Source, StoreError};
+
+/// The most bytes of changes one peer may have waiting here for their dependencies.
+pub const MAX_PARKED_BYTES_PER_PEER: usize = 16 << 20;
+/// The most changes one peer may have waiting here for their dependencies.
+pub const MAX_PARKED_PER_PEER: usize = 20_000;
+
+/// Changes that arrived before their dependencies, by document, with who sent each, within
+/// bounds per sender. A sender that goes over loses everything it parked and is disconnected;
+/// what it sent comes again with its next session.
+#[derive(Debug, Default)]
+pub struct Parked {
+    by_doc: BTreeMap<DocId, Vec<(NodeId, SignedChange)>>,
+    bytes: HashMap<NodeId, usize>,
+    count: HashMap<NodeId, usize>,
+}
+
+fn change_bytes(c: &SignedChange) -> usize {
+    64 + c.data.actor.len()
+        + c.data.deps.len() * 32
+        + c.data
+            .ops
+            .iter()
+            .map(|o| o.key.len() + o.value().map_or(0, str::len) + 16)
+            .sum::<usize>()
+}
+
+impl Parked {
+    /// Parks changes that wait for their dependencies, within the peer's bounds. Their
+    /// signatures were checked before they got here. Returns an error when the peer would
+    /// exceed them: it is disconnected.
+    pub fn park(
+        &mut self,
+        doc: &DocId,
+        from: NodeId,
+        changes: Vec<SignedChange>,
+    ) -> Result<(), String> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let p = self;
+        let list = p.by_doc.entry(doc.clone()).or_default();
+        let mut added_bytes = 0;
+        let mut added = 0;
+        for c in changes {
+            if list.iter().any(|(_, x)| x.data == c.data) {
+                continue;
+            }
+            added_bytes += change_bytes(&c);
+            added += 1;
+            list.push((from, c));
+        }
+        let bytes = p.bytes.entry(from).or_default();
+        *bytes += added_bytes;
+        let over_bytes = *bytes > MAX_PARKED_BYTES_PER_PEER;
+        let count = p.count.entry(from).or_default();
+        *count += added;
+        if over_bytes || *count > MAX_PARKED_PER_PEER {
+            // Let go of everything this peer parked: what it sent comes again on a later
+            // connection, whose sessions start afresh.
+            for l in p.by_doc.values_mut() {
+                l.retain(|(f, _)| *f != from);
+            }
+            p.by_doc.retain(|_, l| !l.is_empty());
+            p.bytes.remove(&from);
+            p.count.remove(&from);
+            return Err(format!(
+                "more than {} MiB or {MAX_PARKED_PER_PEER} changes waiting for dependencies it never sent",
+                MAX_PARKED_BYTES_PER_PEER >> 20
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn unpark(&mut self, doc: &DocId) -> Vec<(NodeId, SignedChange)> {
+        let p = self;
+        let list = p.by_doc.remove(doc).unwrap_or_default();
+        for (from, c) in &list {
+            if let Some(b) = p.bytes.get_mut(from) {
+                *b = b.saturating_sub(change_bytes(c));
+            }
+            if let Some(n) = p.count.get_mut(from) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        list
+    }
+
+    /// How many changes wait, over all documents.
+    pub fn len(&self) -> usize {
+        self.by_doc.values().map(Vec::len).sum()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.by_doc.is_empty()
+    }
+
+    /// Bytes and changes `peer` has waiting here.
+    pub fn held_by(&self, peer: &NodeId) -> (usize, usize) {
+        (
+            self.bytes.get(peer).copied().unwrap_or(0),
+            self.count.get(peer).copied().unwrap_or(0),
+        )
+    }
+}
+
+/// What a node knows of a peer, to judge what it may read.
+fn pinned_as(node: &Node, peer: &NodeId) -> Option<Principal> {
+    node.store
+        .peer(peer)
+        .ok()
+        .flatten()
+        .and_then(|p| p.pinned_as)
+}
+
+fn pool_data(node: &Node, doc: &DocId) -> Option<PoolData> {
+    let DocId::Pool(id) = doc else { return None };
+    let view = node.store.view(doc).ok()??;
+    Some(PoolData::from_json(&view, id, &node.store.trust()))
+}
+
+/// Whether `peer` may read `doc` as this node holds it (false if not held).
+pub fn can_read(node: &Node, peer: &NodeId, doc: &DocId) -> bool {
+    let own = node.home.config.participant.principal();
+    // A draft never leaves its own State's nodes, and only this State's nodes hold one.
+    if doc.is_draft() && doc.principal().as_ref() != Some(&own) {
+        return false;
+    }
+    let Ok(Some(view)) = node.store.view(doc) else {
+        return false;
+    };
+    let pinned = pinned_as(node, peer);
+    may_read(
+        doc,
+        &view,
+        Reader {
+            node: peer,
+            pinned_as: pinned.as_ref(),
+        },
+        |d| pool_data(node, d),
+    )
+}
+
+/// The session's view of the node, for the length of one message: the node's store, its
+/// clock, and the changes parked here.
+#[derive(Debug)]
+pub struct NodeHost<'a> {
+    /// The node.
+    pub node: &'a mut Node,
+    /// Changes waiting for their dependencies.
+    pub parked: &'a mut Parked,
+    /// What the caller must pass on once the message is handled.
+    pub events: &'a mut HostEvents,
+}
+
+/// What handling a message changed that the I/O around the session must pass on.
+#[derive(Debug, Default)]
+pub struct HostEvents {
+    /// The keys this node trusts changed.
+    pub trust_changed: bool,
+    /// Documents that took changes.
+    pub accepted: BTreeSet<DocId>,
+}
+
+enum ApplyError {
+    Store(StoreError),
+    NotReader,
+}
+
+impl From<StoreError> for ApplyError {
+    fn from(e: StoreError) -> Self {
+        ApplyError::Store(e)
+    }
+}
+
+impl Host for NodeHost<'_> {
+    fn hello(&mut self, peer: &NodeId, h: &Hello) -> Result<(), String> {
+        let now = self.node.now();
+        let row = self.node.store.peer(peer).map_err(|e| e.to_string())?;
+        let name = row
+            .as_ref()
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| peer.short());
+        let claimed = Participant::from(&h.claims).principal();
+        let pinned = row.and_then(|p| p.pinned_as);
+        if let Some(p) = &pinned
+            && *p != claimed
+        {
+            return Err(format!(
+                "pinned as a node of {}, but it says it acts for {}",
+                p.code(),
+                Participant::from(&h.claims)
+            ));
+        }
+        // A key is learnt only from a node the operator pinned as a node of that State or
+        // body; whatever anyone else says about keys is ignored.
+        let (Some(p), Some(key)) = (pinned, h.key) else {
+            return Ok(());
+        };
+        let learned = self
+            .node
+            .store
+            .learn_key(&p, &key, &TrustSource::PinnedNode(*peer), now)
+            .map_err(|e| e.to_string())?;
+        match learned {
+            Learned::New => {
+                let _ = self.node.store.audit_event(
+                    now,
+                    "trust",
+                    None,
+                    Some(peer),
+                    &format!(
+                        "learnt {}'s {} {key} from pinned node {name}",
+                        p.code(),
+                        p.key_name()
+                    ),
+                );
+                self.events.trust_changed = true;
+                Ok(())
+            }
+            Learned::Known => Ok(()),
+            Learned::Conflict { trusted, source } => {
+                let why = format!(
+                    "node {peer} presents {key} as {}'s {}, but the key trusted here is {trusted} ({source}); refusing it",
+                    p.code(),
+                    p.key_name()
+                );
+                tracing::error!(peer = %peer.short(), "{why}");
+                let _ = self
+                    .node
+                    .store
+                    .audit_event(now, "conflict", None, Some(peer), &why);
+                Err(why)
+            }
+        }
+    }
+
+    fn vouches(&mut self) -> Vec<Vouch> {
+        self.node
+            .store
+            .first_hand_keys()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(principal, key)| Vouch { principal, key })
+            .collect()
+    }
+
+    fn introduced(&mut self, peer: &NodeId, keys: Vec<Vouch>) -> bool {
+        let is_introducer = self
+            .node
+            .store
+            .peer(peer)
+            .ok()
+            .flatten()
+            .is_some_and(|p| p.introducer);
+        if !is_introducer {
+            return false;
+        }
+        let now = self.node.now();
+        let mut learnt = false;
+        for v in keys {
+            match self.node.store.learn_key(
+                &v.principal,
+                &v.key,
+                &TrustSource::Introducer(*peer),
+                now,
+            ) {
+                Ok(Learned::New) => {
+                    learnt = true;
+                    let _ = self.node.store.audit_event(
+                        now,
+                        "trust",
+                        None,
+                        Some(peer),
+                        &format!(
+                            "learnt {}'s {} {} from introducer {}",
+                            v.principal.code(),
+                            v.principal.key_name(),
+                            v.key,
+                            peer.short()
+                        ),
+                    );
+                }
+                Ok(Learned::Conflict { trusted, source }) => {
+                    let _ = self.node.store.audit_event(
+                        now,
+                        "conflict",
+                        None,
+                        Some(peer),
+                        &format!(
+                            "introducer {} vouches for {} as {}'s {}, but {trusted} is trusted here ({source}); ignored",
+                            peer.short(),
+                            v.key,
+                            v.principal.code(),
+                            v.principal.key_name()
+                        ),
+                    );
+                }
+                _ => {}
+            }
+        }
+        if learnt {
+            self.events.trust_changed = true;
+        }
+        learnt
+    }
+
+    fn offered(&mut self, peer: &NodeId) -> Vec<(DocId, Vec<ChangeHash>)> {
+        let mut out = Vec::new();
+        for doc in self.node.store.doc_ids().unwrap_or_default() {
+            if can_read(self.node, peer, &doc)
+                && let Ok(Some(h)) = self.node.store.heads(&doc)
+            {
+                out.push((doc, h));
+            }
+        }
+        out
+    }
+
+    fn expected(&mut self, peer: &NodeId) -> (Vec<DocId>, ([u8; 32], u32)) {
+        self.node
+            .store
+            .peer_offers(peer)
+            .unwrap_or_else(|_| (Vec::new(), ([0; 32], 0)))
+    }
+
+    fn set_expected(&mut self, peer: &NodeId, held: &[DocId], unheld: ([u8; 32], u32)) {
+        if let Err(e) = self.node.store.set_peer_offers(peer, held, unheld) {
+            tracing::warn!(cause = %e, "could not record a peer's listing");
+        }
+    }
+
+    fn may_read(&mut self, peer: &NodeId, doc: &DocId) -> bool {
+        can_read(self.node, peer, doc)
+    }
+
+    fn takeable(&mut self, peer: &NodeId, doc: &DocId) -> bool {
+        let own = self.node.home.config.participant.principal();
+        match doc {
+            // Drafts come only from the State's own nodes, to the State's own nodes.
+            DocId::Draft(_) => {
+                doc.principal().as_ref() == Some(&own)
+                    && pinned_as(self.node, peer).as_ref() == Some(&own)
+            }
+            // A pool is bound to its creator's key: anyone may bring it, the gate judges.
+            DocId::Pool(_) => true,
+            // A State's or body's document can be judged only with its key trusted.
+            _ => {
+                let trusted = self.node.store.trust().key_for_doc(doc).is_some();
+                if !trusted {
+                    let _ = self.node.store.audit_event(
+                        self.node.now(),
+                        "trust-needed",
+                        Some(doc),
+                        Some(peer),
+                        "offered, but no key of its owner is trusted here, so it cannot be checked: pin one of its nodes or run `poa-node trust`",
+                    );
+                }
+                trusted
+            }
+        }
+    }
+
+    fn with_ledger<R>(&mut self, doc: &DocId, f: impl FnOnce(&Ledger) -> R) -> Option<R> {
+        self.node.store.with_ledger(doc, f).ok().flatten()
+    }
+
+    fn shared(&mut self, peer: &NodeId, doc: &DocId) -> Vec<ChangeHash> {
+        self.node.store.shared_heads(peer, doc).unwrap_or_default()
+    }
+
+    fn set_shared(&mut self, peer: &NodeId, doc: &DocId, shared: &[ChangeHash]) {
+        if let Err(e) = self.node.store.set_shared_heads(peer, doc, shared) {
+            tracing::warn!(cause = %e, "could not record shared heads");
+        }
+    }
+
+    fn apply(
+        &mut self,
+        peer: &NodeId,
+        doc: &DocId,
+        changes: Vec<SignedChange>,
+        _asked: bool,
+    ) -> Applied {
+        let mut out = Applied::default();
+        // Changes this peer left waiting here for this document come along: these may be what
+        // they lacked.
+        let mut batch = changes;
+        let mut others: Vec<(NodeId, SignedChange)> = Vec::new();
+        for (from, c) in self.parked.unpark(doc) {
+            if from == *peer {
+                batch.push(c);
+            } else {
+                others.push((from, c));
+            }
+        }
+        for (from, c) in others {
+            let _ = self.parked.park(doc, from, vec![c]);
+        }
+        match apply_from(self.node, peer, doc, batch) {
+            Ok(outcome) => {
+                out.allowed = true;
+                out.accepted = outcome.accepted.len();
+                out.rejected = outcome
+                    .rejected
+                    .iter()
+                    .map(|(_, r)| r.to_string())
+                    .collect();
+                out.waiting = outcome.waiting.len();
+                if !outcome.rejected.is_empty() {
+                    let _ = self.node.store.add_invalid(peer, outcome.rejected.len());
+                }
+                let waiting: Vec<SignedChange> =
+                    outcome.waiting.into_iter().map(|(c, _)| c).collect();
+                if let Err(why) = self.parked.park(doc, *peer, waiting) {
+                    out.fatal = Some(why);
+                }
+                if out.accepted > 0 {
+                    self.retry_parked(doc);
+                    self.after_accept(doc);
+                }
+            }
+            Err(ApplyError::NotReader) => out.allowed = false,
+            Err(ApplyError::Store(e)) => {
+                tracing::error!(cause = %e, doc = %doc, "could not store changes");
+                out.fatal = Some(format!("this node could not store the changes: {e}"));
+            }
+        }
+        out
+    }
+}
+
+impl NodeHost<'_> {
+    /// Retries what other peers left waiting for this document, each batch as from its own
+    /// sender (so the audit names who sent what, and the read rule is applied to it), until
+    /// nothing more applies.
+    fn retry_parked(&mut self, doc: &DocId) {
+        loop {
+            let parked = self.parked.unpark(doc);
+            if parked.is_empty() {
+                return;
+            }
+            let mut by_sender: BTreeMap<NodeId, Vec<SignedChange>> = BTreeMap::new();
+            for (from, c) in parked {
+                by_sender.entry(from).or_default().push(c);
+            }
+            let mut progressed = false;
+            for (from, batch) in by_sender {
+                // If the sender may no longer read it, or the store failed, let them go: they
+                // come again with the sender's next session.
+                if let Ok(outcome) = apply_from(self.node, &from, doc, batch) {
+                    progressed |= !outcome.accepted.is_empty();
+                    let waiting = outcome.waiting.into_iter().map(|(c, _)| c).collect();
+                    let _ = self.parked.park(doc, from, waiting);
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    /// Records what a document now proves about its authors, and that it changed.
+    fn after_accept(&mut self, doc: &DocId) {
+        let flagged = self
+            .node
+            .store
+            .with_ledger(doc, |l| l.settled().map(|s| s.flagged.clone()))
+            .ok()
+            .flatten()
+            .flatten()
+            .unwrap_or_default();
+        for (author, why) in flagged {
+            let _ = self.node.store.flag_peer(&author, &why);
+        }
+        self.events.accepted.insert(doc.clone());
+    }
+}
+
+/// Passes a peer's changes through the gate into `doc` in one transaction, keeping them only if
+/// the peer may read the document with them (the read rule for ingress).
+fn apply_from(
+    node: &mut Node,
+    peer: &NodeId,
+    doc: &DocId,
+    batch: Vec<SignedChange>,
+) -> Result<crate::store::Outcome, ApplyError> {
+    let now = node.now();
+    let trust = node.store.trust();
+    let pinned = pinned_as(node, peer);
+    node.store.transact(|tx| -> Result<_, ApplyError> {
+        let outcome = tx.apply(doc, batch, Source::Peer(*peer), now)?;
+        if !tx_can_read(tx, doc, peer, pinned.as_ref(), &trust)? {
+            return Err(ApplyError::NotReader);
+        }
+        Ok(outcome)
+    })
+}
+
+/// [`can_read`] inside a transaction, on the documents as the transaction sees them.
+fn tx_can_read(
+    tx: &mut crate::store::StoreTx<'_>,
+    doc: &DocId,
+    peer: &NodeId,
+    pinned: Option<&Principal>,
+    trust: &poa_protocol::authority::Trust,
+) -> Result<bool, StoreError> {
+    if !tx.holds(doc)? {
+        return Ok(false);
+    }
+    let view = tx
+        .with_ledger(doc, |l| l.settled().map(|s| s.view.clone()))?
+        .unwrap_or_default();
+    let mut ids: Vec<DocId> = poa_protocol::doc::readers(&view)
+        .iter()
+        .filter_map(|r| r.parse::<DocId>().ok())
+        .filter(|d| matches!(d, DocId::Pool(_)))
+        .collect();
+    if matches!(doc, DocId::Pool(_)) {
+        ids.push(doc.clone());
+    }
+    let mut pools: HashMap<DocId, PoolData> = HashMap::new();
+    for id in ids {
+        if let DocId::Pool(pid) = &id
+            && tx.holds(&id)?
+        {
+            let v = tx
+                .with_ledger(&id, |l| l.settled().map(|s| s.view.clone()))?
+                .unwrap_or_default();
+            pools.insert(id.clone(), PoolData::from_json(&v, pid, trust));
+        }
+    }
+    Ok(may_read(
+        doc,
+        &view,
+        Reader {
+            node: peer,
+            pinned_as: pinned,
+        },
+        |d| pools.get(d).cloned(),
+    ))
+}
