@@ -3,16 +3,22 @@
 //! A synthetic federation of 193 States (codes XAA, XAB, ... of the user-assigned range), each
 //! with 20 targets of cycle BMS9 (areas in turn, quantitative) and 4 progress reports per target,
 //! 2 assistance requests each; 10 pools of about 19 members with every member contributing its
-//! destruction targets and one pooled sum; 5 donors with 5 offers each. The documents are real
-//! Automerge documents built from each kind's genesis, one signed change per target (with its
-//! reports), request, join or offer. It measures, in this process:
+//! destruction targets and one pooled sum; 5 donors with 5 offers each. The documents are built
+//! as a node builds them: each change a `ChangeData` signed by its author and admitted through
+//! the gate (`Ledger::admit`, then `Ledger::settle`, every change checked to stand). A State's
+//! (or donor's) node first places its own delegation, signed by the State (body) key, in a
+//! change of its own; then one change per target (with its reports), request or offer. A pool
+//! is coordinated by the node its id fingerprints: its charter, invitations and pooled target,
+//! then each member's join (with its delegation) and contribution. It measures, in this process:
 //!
-//! - reading the documents into records (`StateData::read` and friends), as a node does;
+//! - reading the documents' views into records (`StateData::from_json` and friends), as a node
+//!   does;
 //! - the stocktake itself (`poa_protocol::stocktake::stocktake`), the pure function;
 //! - rendering it to JSON, Markdown and HTML;
-//! - the same on a Secretariat node that received every document through the gate into its
-//!   SQLite file, from cold (loading each document and checking every change's signature) and
-//!   warm: the `poa-node stocktake` path, process start aside.
+//! - the same on a Secretariat node that trusts the State and donor keys and received every
+//!   document through the gate into its SQLite file, from cold (loading each document and
+//!   checking every change's signature again) and warm: the `poa-node stocktake` path, process
+//!   start aside.
 //!
 //! Goal (issue 6): the stocktake under 1 s in release.
 //!
@@ -21,25 +27,26 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, ensure};
+use anyhow::{Result, bail, ensure};
 use poa_node::Node;
 use poa_node::home::{Home, InitOptions};
 use poa_node::report::{Format, compute, render};
 use poa_node::store::{Source as StoreSource, StoreError};
-use poa_protocol::authority::{Grant, GrantKind, Scope, SignedGrant};
-use poa_protocol::automerge::transaction::Transaction;
-use poa_protocol::automerge::{Automerge, ReadDoc};
+use poa_protocol::authority::{Grant, GrantKind, Scope, SignedGrant, Trust, TrustSource};
+use poa_protocol::change::{FlatAction, FlatOp, SignedChange};
 use poa_protocol::date::Date;
-use poa_protocol::doc::{DocId, OffersData, StateData, document_json, genesis, put_at, put_record};
+use poa_protocol::doc::{DocId, OffersData, PoolId, StateData};
+use poa_protocol::ledger::{Admitted, Ledger, Verdict, actor_bytes};
 use poa_protocol::model::{
     Area, AssistanceKind, Direction, Indicator, IndicatorKind, Need, Offer, Priority, Progress,
     Target,
 };
-use poa_protocol::pool::{Aggregate, PoolData, PooledTarget};
-use poa_protocol::rules::Incoming;
-use poa_protocol::sign::{NodeKey, actor_id, sign_change};
+use poa_protocol::pool::{
+    Aggregate, Charter, Contribution, Invite, PoolData, PooledTarget, Source as PoolSource,
+};
+use poa_protocol::sign::{NodeKey, sign_change};
 use poa_protocol::stocktake::{Input, Source, Stocktake, stocktake};
-use poa_protocol::{BodyKind, StateCode};
+use poa_protocol::{BodyKind, NodeId, Principal, StateCode};
 
 const STATES: usize = 193;
 const TARGETS: usize = 20;
@@ -47,43 +54,73 @@ const REPORTS: usize = 4;
 const POOLS: usize = 10;
 const DONORS: usize = 5;
 const GOAL: Duration = Duration::from_secs(1);
+/// The time every change says it was made (2026-01-01).
+const WRITTEN: i64 = 1_767_225_600;
 
-/// A document built change by change, each change signed by its author: what a node would
-/// receive from its peers.
+/// A document built change by change, each change signed by its author and admitted through
+/// the gate: what a node would receive from its peers.
 struct Signed {
     id: DocId,
-    doc: Automerge,
-    changes: Vec<Incoming>,
+    /// The key the document is bound to (a State's or body's), `None` for a pool.
+    key: Option<NodeId>,
+    ledger: Ledger,
+    changes: Vec<SignedChange>,
 }
 
 impl Signed {
-    fn new(id: DocId) -> Signed {
+    fn new(id: DocId, key: Option<NodeId>) -> Signed {
         Signed {
-            doc: genesis(&id),
+            ledger: Ledger::new(&id),
             id,
+            key,
             changes: Vec::new(),
         }
     }
 
-    fn change(
-        &mut self,
-        key: &NodeKey,
-        f: impl FnOnce(&mut Transaction<'_>) -> Result<()>,
-    ) -> Result<()> {
-        self.doc.set_actor(actor_id(&key.node_id(), &[7; 8]));
-        let mut tx = self.doc.transaction();
-        f(&mut tx)?;
-        let (hash, _) = tx.commit();
-        let hash = hash.ok_or_else(|| anyhow::anyhow!("an empty change"))?;
-        let change = self
-            .doc
-            .get_change_by_hash(&hash)
-            .ok_or_else(|| anyhow::anyhow!("a change just made is missing"))?;
-        self.changes.push(Incoming {
-            change,
-            signature: Some(sign_change(key, &self.id, &hash)),
-        });
+    /// A put of a JSON text (a record as `serde_json::to_string` writes it) under `key` of
+    /// `container`.
+    fn put_text(&self, container: &str, key: &str, value: String) -> Result<FlatOp> {
+        let Some(c) = self.id.kind().container(container) else {
+            bail!("{} has no container {container}", self.id);
+        };
+        Ok(FlatOp {
+            container: c,
+            key: key.into(),
+            action: FlatAction::Put {
+                value,
+                preds: vec![],
+            },
+        })
+    }
+
+    /// One change by `author`: built on the heads, signed, admitted; it must stand.
+    fn change(&mut self, author: &NodeKey, ops: Vec<FlatOp>) -> Result<()> {
+        let actor = actor_bytes(&author.node_id(), &[7; 8]);
+        let data = self.ledger.next_change(&actor, WRITTEN, ops);
+        let hash = data.to_automerge(&self.id)?.hash();
+        let signed = SignedChange {
+            signature: sign_change(author, &self.id, &hash).to_vec(),
+            data,
+        };
+        match self.ledger.admit(&signed, self.key.as_ref()) {
+            Admitted::New(_) => {}
+            other => bail!("{}: change not admitted: {other:?}", self.id),
+        }
+        self.ledger.settle(self.key.as_ref());
+        match self.ledger.verdict(&hash) {
+            Some(Verdict::Stands) => {}
+            other => bail!("{}: change does not stand: {other:?}", self.id),
+        }
+        self.changes.push(signed);
         Ok(())
+    }
+
+    /// The view and heads, as settled.
+    fn settled(&self) -> Result<(&serde_json::Value, Vec<poa_protocol::automerge::ChangeHash>)> {
+        let Some(s) = self.ledger.settled() else {
+            bail!("{} is not settled", self.id);
+        };
+        Ok((&s.view, s.heads.clone()))
     }
 }
 
@@ -97,22 +134,43 @@ fn keys(i: usize) -> (NodeKey, NodeKey) {
     (NodeKey::from_seed(&seed(1)), NodeKey::from_seed(&seed(2)))
 }
 
-/// The delegation by which State `i`'s key lets its node write.
-fn delegation(state: StateCode, i: usize) -> Result<String> {
-    let (state_key, node) = keys(i);
+/// A donor's body key and its node's key.
+fn donor_keys(d: usize) -> (NodeKey, NodeKey) {
+    (
+        NodeKey::from_seed(&[150 + d as u8; 32]),
+        NodeKey::from_seed(&[170 + d as u8; 32]),
+    )
+}
+
+/// The delegation, of scope all, by which `principal_key` lets `node` write.
+fn delegation(
+    principal: Principal,
+    principal_key: &NodeKey,
+    node: &NodeKey,
+) -> Result<SignedGrant> {
     Ok(SignedGrant::sign(
-        &state_key,
+        principal_key,
         Grant {
             kind: GrantKind::Delegation,
-            state,
+            principal,
             node: node.node_id(),
             scope: Some(Scope::ALL),
             expires: None,
             issued: "2026-01-01".parse()?,
-            state_key: state_key.node_id(),
+            key: principal_key.node_id(),
+            cutoff: Vec::new(),
         },
-    )
-    .to_text())
+    ))
+}
+
+/// The node places its own delegation, in a change holding only it.
+fn delegate_self(doc: &mut Signed, grant: &SignedGrant, node: &NodeKey) -> Result<()> {
+    let op = doc.put_text(
+        GrantKind::Delegation.container(),
+        &grant.storage_key(),
+        grant.to_text(),
+    )?;
+    doc.change(node, vec![op])
 }
 
 fn code(i: usize) -> Result<StateCode> {
@@ -124,18 +182,10 @@ fn code(i: usize) -> Result<StateCode> {
 /// A State's published document: its node's delegation, then one change per target (with its
 /// reports), then one per request.
 fn state_doc(state: StateCode, i: usize) -> Result<Signed> {
-    let (_, node) = keys(i);
-    let mut doc = Signed::new(DocId::State(state));
-    let grant = delegation(state, i)?;
-    doc.change(&node, |tx| {
-        put_at(
-            tx,
-            "delegations",
-            &[&node.node_id().to_string()],
-            &serde_json::json!(grant),
-        )?;
-        Ok(())
-    })?;
+    let (state_key, node) = keys(i);
+    let mut doc = Signed::new(DocId::State(state), Some(state_key.node_id()));
+    let grant = delegation(Principal::State(state), &state_key, &node)?;
+    delegate_self(&mut doc, &grant, &node)?;
     for t in 0..TARGETS {
         let baseline = (i % 50) as f64;
         let target = Target {
@@ -169,19 +219,21 @@ fn state_doc(state: StateCode, i: usize) -> Result<Signed> {
             supersedes: None,
             reason: None,
         };
-        doc.change(&node, |tx| {
-            put_record(tx, "targets", &format!("T{t}/1"), &target)?;
-            for r in 0..REPORTS {
-                let as_of: Date = format!("{}-12-31", 2023 + r).parse()?;
-                let value = baseline + 30.0 * (r + 1) as f64 + ((i + t) % 7) as f64;
-                let p = Progress {
-                    note: Some("synthetic".into()),
-                    ..Progress::bare(&format!("T{t}"), as_of, Some(value))
-                };
-                put_record(tx, "progress", &p.id, &p)?;
-            }
-            Ok(())
-        })?;
+        let mut ops = vec![doc.put_text(
+            "targets",
+            &format!("T{t}/1"),
+            serde_json::to_string(&target)?,
+        )?];
+        for r in 0..REPORTS {
+            let as_of: Date = format!("{}-12-31", 2023 + r).parse()?;
+            let value = baseline + 30.0 * (r + 1) as f64 + ((i + t) % 7) as f64;
+            let p = Progress {
+                note: Some("synthetic".into()),
+                ..Progress::bare(&format!("T{t}"), as_of, Some(value))
+            };
+            ops.push(doc.put_text("progress", &p.id, serde_json::to_string(&p)?)?);
+        }
+        doc.change(&node, ops)?;
     }
     for n in 0..2 {
         let need = Need {
@@ -198,7 +250,8 @@ fn state_doc(state: StateCode, i: usize) -> Result<Signed> {
             until: None,
             priority: Priority::Medium,
         };
-        doc.change(&node, |tx| Ok(put_record(tx, "needs", &need.id, &need)?))?;
+        let op = doc.put_text("needs", &need.id, serde_json::to_string(&need)?)?;
+        doc.change(&node, vec![op])?;
     }
     Ok(doc)
 }
@@ -206,54 +259,67 @@ fn state_doc(state: StateCode, i: usize) -> Result<Signed> {
 /// A pool: its coordinator's charter, invitations and pooled target, then each member's join
 /// (with its delegation) and contribution of its destruction targets.
 fn pool_doc(p: usize, members: &[(usize, StateCode)]) -> Result<Signed> {
-    let mut doc = Signed::new(DocId::Pool(format!("pool{p}")));
     let coordinator = NodeKey::from_seed(&[200 + p as u8; 32]);
+    let id = PoolId::new(&format!("pool{p}"), &coordinator.node_id());
+    let mut doc = Signed::new(DocId::Pool(id), None);
     let pooled = PooledTarget {
         id: "P1".into(),
         title: "weapons destroyed".into(),
         aggregate: Aggregate::Sum,
-        from: "destruction".parse()?,
+        from: "destruction".parse::<PoolSource>()?,
         value: Some(5000.0),
         unit: Some("units".into()),
         direction: None,
         deadline: None,
     };
-    doc.change(&coordinator, |tx| {
-        put_at(tx, "owner", &[&coordinator.node_id().to_string()], &serde_json::json!(true))?;
-        let charter = serde_json::json!({"name": format!("Pool {p}"), "coordinator": format!("XR{p}"), "created": "2026-01-01"});
-        put_at(tx, "charter", &["charter"], &charter)?;
-        for (i, s) in members {
-            let (state_key, _) = keys(*i);
-            let invite = serde_json::json!({"state": s.to_string(), "state_key": state_key.node_id().to_string(), "invited": "2026-01-01"});
-            put_at(tx, "invites", &[s.as_str()], &invite)?;
-        }
-        put_record(tx, "pooled", "P1", &pooled)?;
-        Ok(())
-    })?;
+    let charter = Charter {
+        name: format!("Pool {p}"),
+        node: coordinator.node_id(),
+        framework: None,
+        coordinator: format!("XR{p}"),
+        created: "2026-01-01".parse()?,
+    };
+    let mut ops = vec![doc.put_text("charter", "charter", serde_json::to_string(&charter)?)?];
     for (i, s) in members {
-        let (_, node) = keys(*i);
-        let grant = delegation(*s, *i)?;
-        let me = node.node_id().to_string();
-        doc.change(&node, |tx| {
-            put_at(tx, "members", &[s.as_str(), &me], &serde_json::json!(grant))?;
-            Ok(())
-        })?;
-        doc.change(&node, |tx| {
-            for t in (0..TARGETS).filter(|t| Area::ALL[t % Area::ALL.len()] == Area::Destruction) {
-                let c = serde_json::json!({"target": format!("T{t}"), "contributed": "2026-01-01"});
-                put_at(tx, "sections", &[s.as_str(), &format!("T{t}")], &c)?;
-            }
-            Ok(())
-        })?;
+        let (state_key, _) = keys(*i);
+        let invite = Invite {
+            state: *s,
+            state_key: state_key.node_id(),
+            node: None,
+            invited: "2026-01-01".parse()?,
+        };
+        ops.push(doc.put_text("invites", s.as_str(), serde_json::to_string(&invite)?)?);
+    }
+    ops.push(doc.put_text("pooled", "P1", serde_json::to_string(&pooled)?)?);
+    doc.change(&coordinator, ops)?;
+    for (i, s) in members {
+        let (state_key, node) = keys(*i);
+        let grant = delegation(Principal::State(*s), &state_key, &node)?;
+        let me = node.node_id();
+        let op = doc.put_text("members", &format!("{s}/{me}"), grant.to_text())?;
+        doc.change(&node, vec![op])?;
+        let ops = (0..TARGETS)
+            .filter(|t| Area::ALL[t % Area::ALL.len()] == Area::Destruction)
+            .map(|t| {
+                let c = Contribution {
+                    target: format!("T{t}"),
+                    contributed: "2026-01-01".parse()?,
+                };
+                doc.put_text("sections", &format!("{s}/T{t}"), serde_json::to_string(&c)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        doc.change(&node, ops)?;
     }
     Ok(doc)
 }
 
-/// A donor's offers, one change each.
+/// A donor's offers: its node's delegation by the body key, then one change per offer.
 fn offers_doc(d: usize) -> Result<Signed> {
     let provider = format!("XD{d}");
-    let mut doc = Signed::new(DocId::Offers(provider.clone()));
-    let donor = NodeKey::from_seed(&[150 + d as u8; 32]);
+    let (body_key, donor) = donor_keys(d);
+    let mut doc = Signed::new(DocId::Offers(provider.clone()), Some(body_key.node_id()));
+    let grant = delegation(Principal::Body(provider.parse()?), &body_key, &donor)?;
+    delegate_self(&mut doc, &grant, &donor)?;
     for o in 0..5 {
         let offer = Offer {
             id: format!("O{o}"),
@@ -269,24 +335,15 @@ fn offers_doc(d: usize) -> Result<Signed> {
             from: None,
             until: None,
         };
-        doc.change(&donor, |tx| {
-            if o == 0 {
-                put_at(
-                    tx,
-                    "owner",
-                    &[&donor.node_id().to_string()],
-                    &serde_json::json!(true),
-                )?;
-            }
-            put_record(tx, "offers", &offer.id, &offer)?;
-            Ok(())
-        })?;
+        let op = doc.put_text("offers", &offer.id, serde_json::to_string(&offer)?)?;
+        doc.change(&donor, vec![op])?;
     }
     Ok(doc)
 }
 
-/// Puts every document into a fresh Secretariat node's database through the gate, as sync
-/// would, then reopens the node so nothing is cached: the `poa-node stocktake` path.
+/// Puts every document into a fresh Secretariat node's database through the gate (one store
+/// transaction each, after trusting the State and donor keys as its operator would), then
+/// reopens the node so nothing is cached: the `poa-node stocktake` path.
 fn stored_node(
     dir: &std::path::Path,
     docs: &[&Signed],
@@ -300,23 +357,31 @@ fn stored_node(
     let now = 1_795_000_000;
     for (i, s) in states {
         let (state_key, _) = keys(*i);
-        node.store
-            .learn_state_key(s, &state_key.node_id(), "bench", now)?;
+        node.store.learn_key(
+            &Principal::State(*s),
+            &state_key.node_id(),
+            &TrustSource::Operator,
+            now,
+        )?;
     }
-    let peer = NodeKey::from_seed(&[99; 32]).node_id();
+    for d in 0..DONORS {
+        let (body_key, _) = donor_keys(d);
+        node.store.learn_key(
+            &Principal::Body(format!("XD{d}").parse()?),
+            &body_key.node_id(),
+            &TrustSource::Operator,
+            now,
+        )?;
+    }
     for d in docs {
         let refused = node.store.transact(|tx| -> Result<usize, StoreError> {
-            let mut stored = tx.load_or_create(&d.id, now)?;
-            let applied = tx.apply(
-                &d.id,
-                &mut stored,
-                d.changes.clone(),
-                StoreSource::Peer(peer),
-                now,
-            )?;
-            Ok(applied.rejected.len() + applied.waiting.len())
+            let out = tx.apply(&d.id, d.changes.clone(), StoreSource::Local, now)?;
+            Ok(out.rejected.len() + out.waiting.len() + out.voided.len())
         })?;
         ensure!(refused == 0, "{}: {refused} change(s) refused", d.id);
+        let (_, want) = d.settled()?;
+        let got = node.store.heads(&d.id)?.unwrap_or_default();
+        ensure!(got == want, "{}: the node holds other heads", d.id);
     }
     drop(node);
     Ok(Node::open(dir)?)
@@ -341,10 +406,16 @@ fn main() -> Result<()> {
         .enumerate()
         .map(|(i, (s, _))| (i, *s))
         .collect();
-    let pools: Vec<(String, Signed)> = indexed
+    let pools: Vec<(PoolId, Signed)> = indexed
         .chunks(STATES.div_ceil(POOLS))
         .enumerate()
-        .map(|(p, members)| Ok((format!("pool{p}"), pool_doc(p, members)?)))
+        .map(|(p, members)| {
+            let doc = pool_doc(p, members)?;
+            let DocId::Pool(id) = &doc.id else {
+                bail!("{} is not a pool", doc.id)
+            };
+            Ok((id.clone(), doc))
+        })
         .collect::<Result<_>>()?;
     let offers: Vec<(String, Signed)> = (0..DONORS)
         .map(|d| Ok((format!("XD{d}"), offers_doc(d)?)))
@@ -359,39 +430,35 @@ fn main() -> Result<()> {
         t0.elapsed().as_secs_f64()
     );
 
+    // What a node trusts: every State's key (pool members are checked against them).
+    let trust = indexed.iter().fold(Trust::default(), |t, (i, s)| {
+        t.with(Principal::State(*s), keys(*i).0.node_id())
+    });
     let t1 = Instant::now();
     let mut input = Input::default();
     for (s, d) in &states {
-        let data = StateData::read(&d.doc, None);
-        input.states.insert(
-            *s,
-            Source {
-                heads: d.doc.get_heads(),
-                data,
-            },
-        );
+        let (view, heads) = d.settled()?;
+        let data = StateData::from_json(view);
+        input.states.insert(*s, Source { heads, data });
     }
     for (id, d) in &pools {
-        let data = PoolData::from_json(&document_json(&d.doc, None));
-        input.pools.insert(
-            id.clone(),
-            Source {
-                heads: d.doc.get_heads(),
-                data,
-            },
-        );
+        let (view, heads) = d.settled()?;
+        let data = PoolData::from_json(view, id, &trust);
+        input.pools.insert(id.to_string(), Source { heads, data });
     }
     for (p, d) in &offers {
-        let data = OffersData::read(&d.doc);
-        input.offers.insert(
-            p.clone(),
-            Source {
-                heads: d.doc.get_heads(),
-                data,
-            },
-        );
+        let (view, heads) = d.settled()?;
+        let data = OffersData::from_json(view);
+        input.offers.insert(p.clone(), Source { heads, data });
     }
     let read = t1.elapsed();
+    ensure!(
+        input
+            .pools
+            .values()
+            .all(|p| p.data.unverified.is_empty() && !p.data.owner.is_empty()),
+        "a pool has unverified members or no coordinator"
+    );
 
     let as_of: Date = "2026-11-27".parse()?;
     let mut best = Duration::MAX;
@@ -423,7 +490,7 @@ fn main() -> Result<()> {
     println!("{:<48} {:>11}", "step", "time");
     println!(
         "{:<48} {}",
-        format!("read {} documents into records", all.len()),
+        format!("read {} document views into records", all.len()),
         ms(read)
     );
     println!(
@@ -465,7 +532,7 @@ fn main() -> Result<()> {
         let node = Node::open(&path)?;
         let t = Instant::now();
         for id in &ids {
-            node.store.with_doc(id, |_| ())?;
+            node.store.with_ledger(id, |_| ())?;
         }
         Ok(t.elapsed())
     })

@@ -8,7 +8,9 @@
 //!
 //! and, for the same documents, plain Automerge sync (`automerge::sync`, taking turns) into empty
 //! documents over a plain TCP stream on loopback with 8-byte frames, no TLS and no signatures:
-//! first into empty documents, then again with the sync states both sides kept.
+//! first into empty documents, then again with the sync states both sides kept. The baseline's
+//! documents are real Automerge documents made from the very changes the source holds (the
+//! Automerge changes its ledgers derive, genesis included), so both sides sync the same content.
 //!
 //! Bytes are what the sync protocol writes on its stream (frames with their length prefixes),
 //! both ways, counted by the side that dials. QUIC packet headers, TLS records, the handshake and
@@ -22,15 +24,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use poa_node::federation::Member;
 use poa_node::home::{Home, InitOptions};
-use poa_node::node::now_secs;
+use poa_node::node::{now_secs, today};
 use poa_node::sync::{Engine, EngineConfig, SyncReport, sync_round};
 use poa_node::{Node, NodeError};
 use poa_protocol::automerge::sync::{self, SyncDoc};
 use poa_protocol::automerge::{Automerge, ChangeHash};
-use poa_protocol::doc::{DocId, put_record, put_value};
+use poa_protocol::change::SignedChange;
+use poa_protocol::doc::{DocId, PoolId};
 use poa_protocol::model::{Area, Direction, Indicator, IndicatorKind, Target};
-use poa_protocol::wire::{self, DocHeads, Message, SyncEnvelope};
-use poa_protocol::{BodyKind, StateCode};
+use poa_protocol::pool::{Charter, Observer};
+use poa_protocol::wire::{self, Bloom, DocHeads, DocSync, Message};
+use poa_protocol::{BodyKind, NodeId, Principal, StateCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -62,14 +66,23 @@ struct Row {
 }
 
 /// Sizes of the parts of our protocol's messages, computed with the real wire encoding.
+///
+/// Protocol 2 no longer wraps Automerge sync messages: a `Sync` frame is a `DocSync` carrying
+/// the document's heads, shared heads, a Bloom filter, hashes asked for and whole signed
+/// changes. So the old "envelope around an empty Automerge message" becomes a `DocSync` with
+/// the document's heads and nothing else, and a new figure gives one document's changes sent
+/// whole in one `DocSync` frame.
 #[derive(Debug)]
 struct Breakdown {
     /// One `Offers` frame listing all N documents with their heads.
     offers_frame: u64,
-    /// What the signatures of one document's changes add to its `Sync` envelope.
+    /// What the signatures of one document's changes add to a `DocSync` carrying them.
     signatures_per_doc: u64,
-    /// A `Sync` frame around an empty Automerge message: frame, tag, document name, lengths.
+    /// A `DocSync` frame with the document's heads only (empty shared heads, Bloom, need and
+    /// changes): frame, tag, document name, heads, lengths.
     envelope_frame: u64,
+    /// A `DocSync` frame carrying all of one document's signed changes (heads, no Bloom).
+    changes_frame: u64,
     /// One `SyncIdle` frame.
     idle_frame: u64,
 }
@@ -103,6 +116,7 @@ fn bench_config() -> EngineConfig {
         anti_entropy: Duration::from_secs(3600),
         poll: Duration::from_millis(250),
         round_timeout: Duration::from_secs(600),
+        ..EngineConfig::default()
     }
 }
 
@@ -141,28 +155,61 @@ fn record(doc: usize, k: usize) -> Result<Target> {
     })
 }
 
-/// Creates the source node with `n` public pool documents of [`CHANGES_PER_DOC`] signed changes.
-fn source_node(dir: &Path, n: usize) -> Result<(Node, Vec<DocId>)> {
+/// Creates the source node with `n` pool documents of [`CHANGES_PER_DOC`] signed changes, which
+/// it coordinates (the pool ids carry its key). A pool is read by its coordinator, members and
+/// observers only (a share list `*` does not open a pool), so the first change of each, besides
+/// its first record, writes the charter naming the source's node and makes `reader` an
+/// observer.
+fn source_node(dir: &Path, n: usize, reader: &NodeId) -> Result<(Node, Vec<DocId>)> {
     let code: StateCode = "XAA".parse()?;
     let home = Home::init(dir, &InitOptions::state(code, "bench source"))?;
     let mut node = Node::from_home(home)?;
+    let me = node.id();
     let mut docs = Vec::with_capacity(n);
     for i in 0..n {
-        let doc = DocId::Pool(format!("bench{i}"));
+        let doc = DocId::Pool(PoolId::new(&format!("bench{i}"), &me));
         for k in 0..CHANGES_PER_DOC {
             let rec = record(i, k)?;
-            node.write(&doc, |tx, _before| {
+            node.write(&doc, |w, _before| {
                 if k == 0 {
-                    // Public: any pinned peer may read it.
-                    put_value(tx, "readers", "*", &serde_json::json!(true))?;
+                    let charter = Charter {
+                        name: format!("Bench pool {i}"),
+                        node: me,
+                        framework: None,
+                        coordinator: code.to_string(),
+                        created: today(),
+                    };
+                    w.put("charter", "charter", &charter)?;
+                    let observer = Observer {
+                        name: "bench fresh peer".into(),
+                        added: today(),
+                    };
+                    w.put("observers", &reader.to_string(), &observer)?;
                 }
-                put_record(tx, "pooled", &format!("t{}", k + 1), &rec)?;
+                w.put("pooled", &format!("t{}", k + 1), &rec)?;
                 Ok::<(), NodeError>(())
             })?;
         }
         docs.push(doc);
     }
     Ok((node, docs))
+}
+
+/// A held document as a real Automerge document, built from the Automerge changes its ledger
+/// derives (genesis included), and its signed changes as they travel.
+fn plain_doc(node: &Node, doc: &DocId) -> Result<(Automerge, Vec<SignedChange>)> {
+    let (changes, signed) = node
+        .store
+        .with_ledger(doc, |l| {
+            (
+                l.automerge_changes(),
+                l.signed_changes().map(|(_, c)| c).collect::<Vec<_>>(),
+            )
+        })?
+        .with_context(|| format!("{doc} is not held"))?;
+    let mut am = Automerge::new();
+    am.apply_changes(changes)?;
+    Ok((am, signed))
 }
 
 fn heads_of(engine: &Engine) -> Result<Vec<(DocId, Vec<ChangeHash>)>> {
@@ -183,26 +230,28 @@ async fn round(engine: &std::sync::Arc<Engine>, peer: poa_protocol::NodeId) -> R
 
 async fn measure(n: usize) -> Result<Row> {
     let tmp = tempfile::tempdir()?;
-    let (source_node, docs) = source_node(&tmp.path().join("source"), n)?;
-    // The baseline syncs the very same documents, as the source holds them.
-    let plain_docs: Vec<Automerge> = docs
-        .iter()
-        .map(|d| source_node.document(d))
-        .collect::<Result<_, _>>()?;
-    let changes: usize = plain_docs.iter().map(|d| d.get_changes(&[]).len()).sum();
-    let breakdown = breakdown(&docs, &plain_docs)?;
-
-    let source = Member::start_existing("source", source_node, bench_config()).await?;
     let fresh_home = Home::init(
         &tmp.path().join("fresh"),
         &InitOptions::body("XZZ".parse()?, BodyKind::Donor, "bench fresh peer"),
     )?;
     let fresh_node = Node::from_home(fresh_home)?;
+    let (source_node, docs) = source_node(&tmp.path().join("source"), n, &fresh_node.id())?;
+    // The baseline syncs the very same documents, as the source holds them.
+    let (plain_docs, signed): (Vec<Automerge>, Vec<Vec<SignedChange>>) = docs
+        .iter()
+        .map(|d| plain_doc(&source_node, d))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
+    let changes: usize = plain_docs.iter().map(|d| d.get_changes(&[]).len()).sum();
+    let breakdown = breakdown(&docs, &plain_docs, signed.last().context("no documents")?)?;
+
+    let source = Member::start_existing("source", source_node, bench_config()).await?;
     fresh_node.store.add_peer(
         &source.id(),
         "source",
         Some(&source.addr().to_string()),
-        Some("XAA"),
+        Some(&Principal::State("XAA".parse()?)),
         now_secs(),
     )?;
     // A one-shot client: it dials, runs a round and leaves; it does not serve.
@@ -246,7 +295,8 @@ async fn measure(n: usize) -> Result<Row> {
 }
 
 /// Computes the size of each kind of overhead our protocol adds, with the real wire encoding.
-fn breakdown(docs: &[DocId], plain: &[Automerge]) -> Result<Breakdown> {
+/// `last` is the last document's signed changes.
+fn breakdown(docs: &[DocId], plain: &[Automerge], last: &[SignedChange]) -> Result<Breakdown> {
     let heads = |am: &Automerge| am.get_heads().iter().map(|h| h.0).collect::<Vec<_>>();
     let offers = Message::Offers {
         docs: docs
@@ -259,20 +309,31 @@ fn breakdown(docs: &[DocId], plain: &[Automerge]) -> Result<Breakdown> {
             .collect(),
     };
     let doc = docs.last().context("no documents")?.clone();
-    let envelope = |signatures: Vec<Vec<u8>>| -> Result<u64> {
-        let msg = Message::Sync(SyncEnvelope {
+    let doc_heads = heads(plain.last().context("no documents")?);
+    let sync_frame = |changes: Vec<SignedChange>| -> Result<u64> {
+        let msg = Message::Sync(DocSync {
             doc: doc.clone(),
-            message: Vec::new(),
-            signatures,
+            heads: doc_heads.clone(),
+            shared: Vec::new(),
+            have: Bloom::default(),
+            need: Vec::new(),
+            changes,
         });
         Ok(wire::encode_frame(&msg)?.len() as u64)
     };
-    let signed = vec![vec![9u8; 64]; CHANGES_PER_DOC];
-    let bare = envelope(Vec::new())?;
+    let unsigned: Vec<SignedChange> = last
+        .iter()
+        .map(|c| SignedChange {
+            data: c.data.clone(),
+            signature: Vec::new(),
+        })
+        .collect();
+    let with_changes = sync_frame(last.to_vec())?;
     Ok(Breakdown {
         offers_frame: wire::encode_frame(&offers)?.len() as u64,
-        signatures_per_doc: envelope(signed)? - bare,
-        envelope_frame: bare,
+        signatures_per_doc: with_changes - sync_frame(unsigned)?,
+        envelope_frame: sync_frame(Vec::new())?,
+        changes_frame: with_changes,
         idle_frame: wire::encode_frame(&Message::SyncIdle { doc })?.len() as u64,
     })
 }
@@ -559,13 +620,15 @@ fn print_table(rows: &[Row]) {
         );
         println!(
             "         parts of our protocol: Offers frame listing all {} docs {} B; signatures \
-             {} B per doc ({} B for all); Sync envelope around an empty message {} B; SyncIdle \
-             {} B",
+             {} B per doc ({} B for all); DocSync with heads only {} B; DocSync carrying one \
+             doc's {} signed changes {} B; SyncIdle {} B",
             r.n,
             b.offers_frame,
             b.signatures_per_doc,
             b.signatures_per_doc * n,
             b.envelope_frame,
+            CHANGES_PER_DOC,
+            b.changes_frame,
             b.idle_frame,
         );
     }
@@ -636,8 +699,9 @@ async fn main() -> Result<()> {
         );
     }
     println!(
-        "Each document: pool/benchN, public (readers \"*\"), genesis + {CHANGES_PER_DOC} signed \
-         changes, each adding one target record."
+        "Each document: pool/benchN~<fingerprint> coordinated by the source, the fresh peer an \
+         observer, genesis + {CHANGES_PER_DOC} signed changes, each adding one target record \
+         (the first also the charter and the observer)."
     );
     println!(
         "Bytes: our sync stream (length-prefixed bincode frames) both ways, without QUIC/TLS \
