@@ -431,7 +431,11 @@ async fn an_expired_delegation_is_revoked_by_the_key_holder() {
     // The revocation is written to the published document and the draft; the ministry writes
     // to the draft, so both must have arrived.
     converge(&[&xaa_node, &defence], &published()).await;
-    converge(&[&xaa_node, &defence], &DocId::Draft("XAA".parse().unwrap())).await;
+    converge(
+        &[&xaa_node, &defence],
+        &DocId::Draft("XAA".parse().unwrap()),
+    )
+    .await;
     let err = defence
         .with_node(|n| n.add_target(target("T5", Area::Marking, "Mark", 1.0, 2.0)))
         .unwrap_err();
