@@ -16,7 +16,7 @@ use poa_protocol::ledger::Ledger;
 use poa_protocol::pool::PoolData;
 use poa_protocol::rules::{Reader, may_read};
 use poa_protocol::session::{Applied, Host};
-use poa_protocol::wire::{Hello, Vouch};
+use poa_protocol::wire::{Claim, Hello, PROTOCOL_VERSION, Vouch};
 use poa_protocol::{NodeId, Participant, Principal};
 
 use crate::node::Node;
@@ -124,6 +124,22 @@ impl Parked {
             self.bytes.get(peer).copied().unwrap_or(0),
             self.count.get(peer).copied().unwrap_or(0),
         )
+    }
+}
+
+/// The hello this node sends now: who it is, whom it acts for, and the key of its State or
+/// body as it trusts it.
+pub fn hello(node: &Node) -> Hello {
+    Hello {
+        version: PROTOCOL_VERSION,
+        node: node.id(),
+        name: node.home.config.name.clone(),
+        claims: Claim::from(&node.home.config.participant),
+        key: node
+            .store
+            .trust()
+            .key(&node.home.config.participant.principal())
+            .copied(),
     }
 }
 
@@ -332,7 +348,7 @@ impl Host for NodeHost<'_> {
         let mut out = Vec::new();
         for doc in self.node.store.doc_ids().unwrap_or_default() {
             if can_read(self.node, peer, &doc)
-                && let Ok(Some(h)) = self.node.store.heads(&doc)
+                && let Ok(Some(h)) = self.node.store.offered_heads(&doc)
             {
                 out.push((doc, h));
             }

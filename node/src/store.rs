@@ -516,6 +516,10 @@ impl Store {
                         now
                     ],
                 )?;
+                // What peers offered that could not be judged without this key may be
+                // takeable now: forget their digests, so each peer's next summary differs and
+                // its list is asked for again (whether or not a session is open now).
+                self.conn.execute("DELETE FROM peer_unheld", [])?;
                 self.reload_trust()?;
                 Ok(Learned::New)
             }
@@ -573,10 +577,18 @@ impl Store {
         })
     }
 
-    /// The heads a held document offers peers.
+    /// The heads of a held document's standing changes (what a report cites).
     pub fn heads(&self, doc: &DocId) -> Result<Option<Vec<ChangeHash>>, StoreError> {
         self.with_ledger(doc, |l| {
             l.settled().map(|s| s.heads.clone()).unwrap_or_default()
+        })
+    }
+
+    /// The heads a held document offers peers: its standing changes and the evidence it holds
+    /// of misbehaviour (see [`poa_protocol::ledger::Settled::offered`]).
+    pub fn offered_heads(&self, doc: &DocId) -> Result<Option<Vec<ChangeHash>>, StoreError> {
+        self.with_ledger(doc, |l| {
+            l.settled().map(|s| s.offered.clone()).unwrap_or_default()
         })
     }
 
@@ -1174,6 +1186,11 @@ impl StoreTx<'_> {
                 [doc.to_string()],
                 |r| r.get(0),
             )?;
+            // A pool's audience decides who may read its members' documents: what a peer
+            // offered that could not be taken from it may be takeable now.
+            if matches!(doc, DocId::Pool(_)) {
+                self.tx.execute("DELETE FROM peer_unheld", [])?;
+            }
             let mut cache = self.cache.borrow_mut();
             if let Some(c) = cache.get_mut(doc) {
                 c.version = version;

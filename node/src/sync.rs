@@ -17,7 +17,7 @@ use poa_protocol::NodeId;
 use poa_protocol::doc::DocId;
 use poa_protocol::session::{self, Event, Mode, Session, SessionConfig};
 use poa_protocol::sign::NodeKey;
-use poa_protocol::wire::{self, Claim, FrameBuffer, Hello, MAX_FRAME, Message, PROTOCOL_VERSION};
+use poa_protocol::wire::{self, FrameBuffer, Hello, MAX_FRAME, Message};
 use tokio::sync::{broadcast, mpsc, watch};
 
 pub use poa_protocol::session::SyncReport;
@@ -128,13 +128,7 @@ impl Engine {
     /// Wraps a node.
     pub fn new(node: Node, config: EngineConfig) -> Result<Arc<Engine>, SyncError> {
         let key = NodeKey::from_seed(&node.home.key.seed());
-        let hello = Hello {
-            version: PROTOCOL_VERSION,
-            node: key.node_id(),
-            name: node.home.config.name.clone(),
-            claims: Claim::from(&node.home.config.participant),
-            key: None,
-        };
+        let hello = crate::host::hello(&node);
         let versions = node.store.versions()?.into_iter().collect();
         let trust = Mutex::new(node.store.trust());
         let (changed, _) = broadcast::channel(1024);
@@ -255,17 +249,6 @@ impl Engine {
             }
         }
         out
-    }
-
-    /// The hello this node sends now: with the key of its State or body as it trusts it.
-    fn hello_now(&self, node: &Node) -> Hello {
-        let mut h = self.hello.clone();
-        h.key = node
-            .store
-            .trust()
-            .key(&node.home.config.participant.principal())
-            .copied();
-        h
     }
 }
 
@@ -447,7 +430,7 @@ async fn drive(
     ));
     let clock = Instant::now();
     let mut session = {
-        let hello = engine.hello_now(&lock(&engine.node));
+        let hello = crate::host::hello(&lock(&engine.node));
         let mut s = Session::new(peer, hello, mode, session_config(&engine.config));
         engine.with_host(|host| s.start(host, now_ms(clock)));
         s

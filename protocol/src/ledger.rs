@@ -240,10 +240,15 @@ pub struct Settled {
     /// Whether each held change may be sent to peers: standing, an ancestor of one, or the
     /// evidence of an equivocation.
     exported: Vec<bool>,
-    /// The heads of the standing changes and their causal past: what this node offers and
-    /// summarises. Evidence is sent along but does not count here, so nodes holding different
-    /// evidence of one equivocation still agree on their heads.
+    /// The heads of the standing changes and their causal past: what this node's own next
+    /// change builds on, and what a report cites.
     pub heads: Vec<ChangeHash>,
+    /// The heads of everything offered to peers: the standing changes, the evidence of
+    /// equivocations and of authors with too many actors, and their causal past. This is what
+    /// sync summarises and compares, so a node that lacks evidence another holds always differs
+    /// from it and is sent it: two honest nodes never settle on one set of heads with
+    /// different verdicts (a void change can sit in the past of a standing one).
+    pub offered: Vec<ChangeHash>,
     /// The document as the standing changes make it: `{schema, doc, container: {key: value}}`.
     pub view: Json,
     /// Keys with concurrent, different records.
@@ -968,12 +973,26 @@ impl Ledger {
             .map(|i| self.entries[i].hash)
             .collect();
         heads.sort();
+        let mut exported_child = vec![false; n];
+        for (i, e) in self.entries.iter().enumerate() {
+            if exported[i] {
+                for d in &e.deps {
+                    exported_child[*d as usize] = true;
+                }
+            }
+        }
+        let mut offered: Vec<ChangeHash> = (0..n)
+            .filter(|i| exported[*i] && !exported_child[*i])
+            .map(|i| self.entries[i].hash)
+            .collect();
+        offered.sort();
 
         let (view, disputed) = self.materialise(&verdicts);
         Settled {
             verdicts,
             exported,
             heads,
+            offered,
             view,
             disputed,
             flagged: flagged.into_iter().collect(),
@@ -1839,6 +1858,7 @@ fn unreachable_settled() -> Settled {
         verdicts: Vec::new(),
         exported: Vec::new(),
         heads: Vec::new(),
+        offered: Vec::new(),
         view: Json::Null,
         disputed: Vec::new(),
         flagged: Vec::new(),

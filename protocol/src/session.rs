@@ -314,7 +314,7 @@ pub fn summary_root(parts: &[([u8; 32], u32)]) -> [u8; 32] {
 }
 
 fn heads_of(host: &mut impl Host, doc: &DocId) -> Vec<ChangeHash> {
-    host.with_ledger(doc, |l| l.settled().map(|s| s.heads.clone()))
+    host.with_ledger(doc, |l| l.settled().map(|s| s.offered.clone()))
         .flatten()
         .unwrap_or_default()
 }
@@ -802,7 +802,7 @@ impl Session {
         let st = self.docs.entry(doc.clone()).or_default();
         let sent = &mut st.sent;
         let computed = host.with_ledger(doc, |l| {
-            let heads = l.settled().map(|s| s.heads.clone()).unwrap_or_default();
+            let heads = l.settled().map(|s| s.offered.clone()).unwrap_or_default();
             let mine = l.exported_since(&shared);
             let have = Bloom::new(mine.iter());
             let mut need: Vec<ChangeHash> = Vec::new();

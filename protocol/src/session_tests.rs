@@ -350,3 +350,55 @@ fn a_change_before_its_dependency_waits_and_is_released_when_it_comes() {
     assert!(a.parked.is_empty(), "the waiting change was not released");
     assert_eq!(heads(&a, &published()), heads(&b, &published()));
 }
+
+/// Found by the simulator (seed 0x5): a node that holds both changes of an equivocation and
+/// one that holds only the second, on which an honest change was then built, had the same
+/// standing heads, so their summaries matched and the evidence never crossed; one showed the
+/// equivocated record, the other did not, for good. What sync compares now includes the
+/// evidence, so the node lacking it is sent it and both reach the same verdicts.
+#[test]
+fn evidence_of_an_equivocation_reaches_a_peer_whose_standing_heads_already_match() {
+    let doc = published();
+    let mut b = state_node(1);
+    // The delegated node signs two different changes at one position.
+    let actor = actor_bytes(&node_key().node_id(), &[9; 8]);
+    let twin = |title: &str, b: &MemHost| {
+        let mut t = crate::model::tests::xaa_t1();
+        t.id = "T9".into();
+        t.title = title.into();
+        let op = put(
+            &doc,
+            "targets",
+            &target_key("T9", 1),
+            &serde_json::to_value(&t).unwrap(),
+        );
+        let data = b.ledgers[&doc].next_change(&actor, T0, vec![op]);
+        signed(&doc, &node_key(), data)
+    };
+    let first = twin("First twin", &b);
+    let second = twin("Second twin", &b);
+    assert_eq!(
+        (first.data.seq, &first.data.deps),
+        (second.data.seq, &second.data.deps)
+    );
+    // B holds the second only, and builds on it.
+    b.admit(&doc, std::slice::from_ref(&second));
+    add_target(&mut b, 5);
+    // A has synced with B, then holds the first twin too: both void there.
+    let mut p = pair(relay(), b, Mode::OneShot);
+    p.drive(1000);
+    let (mut a, b) = (p.a.host, p.b.host);
+    a.admit(&doc, std::slice::from_ref(&first));
+    assert_eq!(heads(&a, &doc), heads(&b, &doc), "the standing heads agree");
+    let view = |h: &MemHost| h.ledgers[&doc].settled().unwrap().view.clone();
+    assert_ne!(view(&a), view(&b), "and the views do not, before they sync");
+    let mut p = pair(a, b, Mode::OneShot);
+    p.drive(1000);
+    let second_hash = second.data.to_automerge(&doc).unwrap().hash();
+    assert!(p.b.host.ledgers[&doc].has(&first.data.to_automerge(&doc).unwrap().hash()));
+    assert!(matches!(
+        p.b.host.ledgers[&doc].verdict(&second_hash),
+        Some(crate::ledger::Verdict::Void(_))
+    ));
+    assert_eq!(view(&p.a.host), view(&p.b.host));
+}

@@ -233,7 +233,7 @@ impl Host for MemHost {
         docs.into_iter()
             .filter(|d| self.can_read(peer, d))
             .filter_map(|d| {
-                let h = self.ledgers.get(&d)?.settled()?.heads.clone();
+                let h = self.ledgers.get(&d)?.settled()?.offered.clone();
                 Some((d, h))
             })
             .collect()

@@ -2,6 +2,7 @@
 //! loopback) in a few lines, and the records of the illustrative data set.
 
 pub mod rogue;
+pub mod sim;
 
 use std::time::Duration;
 
