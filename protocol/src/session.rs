@@ -248,6 +248,9 @@ pub struct Session {
     dirty: bool,
     next_anti_entropy: Option<u64>,
     asked: HashSet<DocId>,
+    /// The peer's last listing as this node took it: documents held here, and the others with
+    /// the peer's heads. Kept to update what the node expects as asked documents arrive.
+    listing: Option<(Vec<DocId>, Vec<(DocId, Vec<ChangeHash>)>)>,
     rejected: usize,
     awaiting: bool,
     revealed: BTreeSet<DocId>,
@@ -353,6 +356,7 @@ impl Session {
             dirty: true,
             next_anti_entropy: None,
             asked: HashSet::new(),
+            listing: None,
             rejected: 0,
             awaiting: false,
             revealed: BTreeSet::new(),
@@ -680,8 +684,8 @@ impl Session {
                 unheld.push((d.doc, theirs));
             }
         }
-        let digest = summary_part(unheld.iter().map(|(d, h)| (d, h.as_slice())));
-        host.set_expected(&self.peer, &held, digest);
+        self.listing = Some((held, unheld));
+        self.save_expected(host);
         if let Theirs::Listing { root, .. } = self.theirs {
             self.theirs = Theirs::Listing { root, offers: true };
         }
@@ -690,6 +694,24 @@ impl Session {
                 self.begin(host, &doc);
             }
         }
+    }
+
+    /// Tells the host what to expect of the peer's next summary: the documents it listed that
+    /// are held here (with this node's heads, then), and a digest of the others, except those
+    /// this node asked for and does not hold yet. A document asked for whose answer never came
+    /// (the connection dropped) so keeps the next summary from matching, and it is asked for
+    /// again; one that arrived moves to the held list.
+    fn save_expected(&mut self, host: &mut impl Host) {
+        let Some((held, unheld)) = &self.listing else {
+            return;
+        };
+        let digest = summary_part(
+            unheld
+                .iter()
+                .filter(|(d, _)| !self.asked.contains(d))
+                .map(|(d, h)| (d, h.as_slice())),
+        );
+        host.set_expected(&self.peer, held, digest);
     }
 
     /// Starts (or restarts) syncing a document with the first message of a session.
@@ -716,6 +738,17 @@ impl Session {
                 return Err(SessionError::Protocol(why));
             }
             accepted = applied.accepted;
+            if asked
+                && !held
+                && applied.accepted > 0
+                && let Some((held_list, unheld)) = &mut self.listing
+                && let Some(at) = unheld.iter().position(|(d, _)| *d == doc)
+            {
+                unheld.remove(at);
+                held_list.push(doc.clone());
+                held_list.sort();
+                self.save_expected(host);
+            }
             if applied.accepted > 0 {
                 *self.report.accepted.entry(doc.to_string()).or_default() += applied.accepted;
                 self.events.push_back(Event::Accepted {

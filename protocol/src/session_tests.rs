@@ -402,3 +402,36 @@ fn evidence_of_an_equivocation_reaches_a_peer_whose_standing_heads_already_match
     ));
     assert_eq!(view(&p.a.host), view(&p.b.host));
 }
+
+/// Found by the simulator (seed 0x0aa8e9dadbf7ea38): a node asked for a document a peer listed,
+/// the connection dropped before the answer, and the node had already recorded the listing as
+/// expected; on every later connection the peer's summary matched and the document was never
+/// asked for again. A document asked for counts in the expectation only once it is held.
+#[test]
+fn a_document_whose_answer_was_lost_is_asked_for_again_on_the_next_connection() {
+    let doc = published();
+    let mut p = pair(relay(), state_node(3), Mode::OneShot);
+    // Run until the State's node answers the relay's request with the document's changes,
+    // then lose everything in flight to the relay.
+    let mut answered = false;
+    for _ in 0..1000 {
+        if p.b
+            .sent
+            .iter()
+            .any(|m| matches!(m, Message::Sync(s) if s.doc == doc && !s.changes.is_empty()))
+        {
+            answered = true;
+            break;
+        }
+        if !p.step() {
+            break;
+        }
+    }
+    assert!(answered, "{:?}", p.b.sent);
+    assert!(p.drop_to_a() > 0);
+    assert!(!p.a.host.ledgers.contains_key(&doc));
+    let (a, b) = (p.a.host, p.b.host);
+    let mut again = pair(a, b, Mode::OneShot);
+    again.drive(1000);
+    assert_eq!(heads(&again.a.host, &doc), heads(&again.b.host, &doc));
+}

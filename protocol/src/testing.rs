@@ -487,6 +487,13 @@ impl Pair {
         self.flush();
     }
 
+    /// Drops every message in flight to A (a connection lost under them).
+    pub fn drop_to_a(&mut self) -> usize {
+        let n = self.a.inbox.len();
+        self.a.inbox.clear();
+        n
+    }
+
     /// Drops every message in flight to B (a lost push).
     pub fn drop_to_b(&mut self) -> usize {
         let n = self.b.inbox.len();
