@@ -15,17 +15,19 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use poa_protocol::Date;
 use poa_protocol::assist::NeedRef;
 use poa_protocol::doc::DocId;
 use poa_protocol::model::Cycle;
 use poa_protocol::stocktake::{Counts, Stocktake, standing};
+use poa_protocol::{Date, StateCode};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
 
+use crate::format::num;
+use crate::html_kit::{chart_standings, esc, html_table, legend, page};
 use crate::node::{Node, today};
-use crate::report::{self, Format, chart_standings, esc, html_table, num, page, stocktake_body};
+use crate::report::{self, Format, stocktake_body};
 use crate::sync::Engine;
 
 /// A running dashboard.
@@ -319,7 +321,7 @@ async fn states(State(engine): Shared) -> Result<Html<String>, Failure> {
             );
         }
         body.push_str("</ul>");
-        body.push_str(&report::legend());
+        body.push_str(&legend());
         body.push_str(&chart_standings(
             "chart-states",
             "Targets by status, by State",
@@ -331,7 +333,7 @@ async fn states(State(engine): Shared) -> Result<Html<String>, Failure> {
 }
 
 fn state_json(node: &Node, code: &str) -> Result<Option<serde_json::Value>, Failure> {
-    let Some(s) = report::state_code(code) else {
+    let Some(s) = code.parse::<StateCode>().ok() else {
         return Ok(None);
     };
     let doc = DocId::State(s);
