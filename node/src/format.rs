@@ -56,3 +56,17 @@ pub fn list(v: &[String]) -> String {
         v.join(", ")
     }
 }
+
+/// Text from a document or a peer, made safe for a terminal: control characters (which could
+/// move the cursor, rewrite earlier lines or change colours) are shown escaped.
+pub fn safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}

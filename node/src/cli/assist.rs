@@ -1,134 +1,118 @@
-//! `pool`, `match` and `needs`: sub-regional pools and assistance matching.
+//! Assistance: a State's requests (`need`), offers (`offer`), every request held (`needs`),
+//! and matching requests with offers (`match`).
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
 use poa_protocol::assist::{Decision, Match, NeedRef, OfferRef};
-use poa_protocol::model::{Area, Direction};
-use poa_protocol::pool::{Aggregate, PooledTarget, Source};
-use poa_protocol::{Date, NodeId, StateCode};
+use poa_protocol::model::{Area, AssistanceKind, Mosaic, Need, Offer, Priority};
+use poa_protocol::{Date, StateCode};
 use serde_json::json;
 
-use super::{num, open, parse_node_id, print_json, table};
-use crate::pools::{Invitee, PoolReport};
+use super::{open, print_json, table};
 
-/// Pool commands.
+/// Assistance request commands.
 #[derive(Debug, Subcommand)]
-pub enum PoolCmd {
-    /// Create a pool this node coordinates (a State's node also joins it).
+pub enum NeedCmd {
+    /// Publish a request for assistance.
     #[command(after_help = "Example:\n  \
-poa-node pool create --id xanadu --name \"Xanadu sub-region\" --framework \"Xanadu Roadmap\"")]
-    Create {
-        /// Its id: letters, digits, '-' or '_' (xanadu).
+poa-node need add --id R1 --title \"Destruction equipment\" --target T2 --area destruction \\\n      \
+--mosaic 05.50 --kind equipment --cost 250000 --currency USD --priority high")]
+    Add {
+        /// The State's id for it: R1.
         #[arg(long)]
         id: String,
-        /// Its name.
+        /// What is asked for.
         #[arg(long)]
-        name: String,
-        /// The regional framework it serves.
+        title: String,
+        /// Target it serves (repeat).
+        #[arg(long = "target", value_delimiter = ',')]
+        targets: Vec<String>,
+        /// Commitment area.
         #[arg(long)]
-        framework: Option<String>,
-    },
-    /// Invite a State (or one node of it) to join (coordinator only).
-    #[command(after_help = "Examples:\n  \
-poa-node pool invite xanadu XAB\n  \
-poa-node pool invite xanadu <NODEID of XAB's node>\n\n\
-The invitation names the State key this node trusts for the State (learnt when one of its\n\
-nodes was pinned with `peer add … --state`); the State joins with `pool join`.")]
-    Invite {
-        /// The pool.
-        pool: String,
-        /// A State code, or a NodeId pinned as a node of a State.
-        who: Invitee,
-    },
-    /// Join a pool this State was invited to; its published document is shared with the pool.
-    Join {
-        /// The pool.
-        pool: String,
-    },
-    /// Leave a pool: membership ends and the State's document is no longer shared with it.
-    #[command(
-        after_help = "What the other members and observers already received stays with them, as in any federation;\nonly later changes stop reaching them."
-    )]
-    Leave {
-        /// The pool.
-        pool: String,
-    },
-    /// Admit an observer that reads the pool and writes nothing (coordinator only).
-    Observe {
-        /// The pool.
-        pool: String,
-        /// The observer's NodeId.
-        #[arg(value_parser = parse_node_id)]
-        node: NodeId,
-        /// Who it is (UN Secretariat, XZZ).
+        area: Area,
+        /// MOSAIC modules concerned.
+        #[arg(long, value_delimiter = ',')]
+        mosaic: Vec<Mosaic>,
+        /// financial, technical, equipment or training.
         #[arg(long)]
-        name: String,
+        kind: AssistanceKind,
+        /// Estimated cost.
+        #[arg(long)]
+        cost: Option<f64>,
+        /// Currency of the cost (ISO 4217).
+        #[arg(long)]
+        currency: Option<String>,
+        /// Needed from (YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<Date>,
+        /// Needed until (YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<Date>,
+        /// high, medium or low.
+        #[arg(long, default_value = "medium")]
+        priority: Priority,
     },
-    /// Link one of this State's published targets into its section of the pool.
-    Contribute {
-        /// The pool.
-        pool: String,
-        /// The target's id.
-        target: String,
-    },
-    /// Pooled targets.
-    #[command(subcommand)]
-    Target(PoolTargetCmd),
-    /// The pools this node holds.
+    /// List requests (this State's, or another's that this node holds).
     List {
-        /// Print JSON.
+        /// Another State.
         #[arg(long)]
-        json: bool,
-    },
-    /// A pool: members, contributions and the pooled targets computed from members' data.
-    Show {
-        /// The pool.
-        pool: String,
+        state: Option<StateCode>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
 }
 
-/// Pooled target commands.
+/// Offer commands.
+// Parsed once per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
-pub enum PoolTargetCmd {
-    /// Define a pooled target (coordinator only).
-    #[command(after_help = "Examples:\n  \
-poa-node pool target add xanadu --id P1 --title \"8,000 weapons destroyed across the sub-region\" \\\n      \
---aggregate sum --from destruction --value 8000 --unit weapons --deadline 2027-12-31\n  \
-poa-node pool target add xanadu --id P2 --title \"Every member marks\" --aggregate all-reach --from XAA/T1,XAB/T3\n\n\
-Aggregates: sum, mean and min of members' latest reported values; all-reach (every member\n\
-reaches its own target); count-achieved (how many do). A member with no data is listed as\n\
-missing and never counted as zero.")]
+pub enum OfferCmd {
+    /// Publish an offer of assistance.
+    #[command(after_help = "Example:\n  \
+poa-node offer add --id O1 --title \"Marking training\" --area marking,record-keeping \\\n      \
+--mosaic 05.30 --kind training --budget-max 150000 --currency USD")]
     Add {
-        /// The pool.
-        pool: String,
-        /// Its id in the pool: P1.
+        /// The provider's id for it: O1.
         #[arg(long)]
         id: String,
-        /// What it is.
+        /// What is offered.
         #[arg(long)]
         title: String,
-        /// sum, mean, min, all-reach or count-achieved.
+        /// Areas covered.
+        #[arg(long = "area", value_delimiter = ',', required = true)]
+        areas: Vec<Area>,
+        /// MOSAIC modules covered.
+        #[arg(long, value_delimiter = ',')]
+        mosaic: Vec<Mosaic>,
+        /// Kinds of help.
+        #[arg(long = "kind", value_delimiter = ',', required = true)]
+        kinds: Vec<AssistanceKind>,
+        /// Eligible States or pools (empty: any).
+        #[arg(long = "region", value_delimiter = ',')]
+        regions: Vec<String>,
+        /// Smallest grant.
         #[arg(long)]
-        aggregate: Aggregate,
-        /// A commitment area (every contributed target of it), or STATE/ID,... targets.
+        budget_min: Option<f64>,
+        /// Largest grant.
         #[arg(long)]
-        from: Source,
-        /// The pool's goal (members' own goals combined when absent).
+        budget_max: Option<f64>,
+        /// Currency of the budget.
         #[arg(long)]
-        value: Option<f64>,
-        /// Unit of the figures.
+        currency: Option<String>,
+        /// Available from.
         #[arg(long)]
-        unit: Option<String>,
-        /// increase (default), decrease or reach.
+        from: Option<Date>,
+        /// Available until.
         #[arg(long)]
-        direction: Option<Direction>,
-        /// By when (YYYY-MM-DD).
+        until: Option<Date>,
+    },
+    /// List every offer this node holds.
+    List {
+        /// Print JSON.
         #[arg(long)]
-        deadline: Option<Date>,
+        json: bool,
     },
 }
 
@@ -171,234 +155,130 @@ pub struct MatchArgs {
     pub note: Option<String>,
 }
 
-fn pool_json(r: &PoolReport) -> serde_json::Value {
-    let d = &r.data;
-    json!({
-        "id": r.doc.to_string().trim_start_matches("pool/"),
-        "name": d.charter.as_ref().map(|c| c.name.clone()),
-        "framework": d.charter.as_ref().and_then(|c| c.framework.clone()),
-        "coordinator": d.charter.as_ref().map(|c| c.coordinator.clone()),
-        "coordinator_nodes": d.owner.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
-        "members": d.members.iter().map(|(s, nodes)| json!({
-            "state": s.to_string(),
-            "nodes": nodes.keys().map(|n| n.to_string()).collect::<Vec<_>>(),
-            "contributed": d.contributions.get(s).map(|c| c.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
-        })).collect::<Vec<_>>(),
-        "invited": d.invites.keys().filter(|s| !d.is_member(**s)).map(|s| s.to_string()).collect::<Vec<_>>(),
-        "observers": d.observers.iter().map(|(n, o)| json!({"node": n.to_string(), "name": o.name})).collect::<Vec<_>>(),
-        "pooled": r.rollups.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
-    })
-}
-
-fn print_pool(r: &PoolReport) {
-    let d = &r.data;
-    let name = d.charter.as_ref().map(|c| c.name.as_str()).unwrap_or("-");
-    println!("{} \"{name}\"", r.doc);
-    if let Some(c) = &d.charter {
-        println!(
-            "  coordinator {}{}",
-            c.coordinator,
-            c.framework
-                .as_ref()
-                .map(|f| format!(", framework {f}"))
-                .unwrap_or_default()
-        );
-    }
-    let members: Vec<String> = d
-        .members
-        .keys()
-        .map(|s| {
-            let c = d
-                .contributions
-                .get(s)
-                .map(|c| c.keys().cloned().collect::<Vec<_>>().join(","))
-                .unwrap_or_default();
-            if c.is_empty() {
-                s.to_string()
-            } else {
-                format!("{s} ({c})")
-            }
-        })
-        .collect();
-    println!("  members    {}", or_none(&members.join(", ")));
-    let invited: Vec<String> = d
-        .invites
-        .keys()
-        .filter(|s| !d.is_member(**s))
-        .map(|s| s.to_string())
-        .collect();
-    println!("  invited    {}", or_none(&invited.join(", ")));
-    let observers: Vec<String> = d.observers.values().map(|o| o.name.clone()).collect();
-    println!("  observers  {}", or_none(&observers.join(", ")));
-    if r.rollups.is_empty() {
-        println!("  no pooled targets yet (`poa-node pool target add --help`)");
-    }
-    for p in &r.rollups {
-        let t = &p.target;
-        println!();
-        println!("  {} {} ({} of {})", t.id, t.title, t.aggregate, t.from);
-        let unit = t.unit.clone().unwrap_or_default();
-        println!(
-            "    baseline {}  target {}  current {} {unit}  {}",
-            num(p.baseline),
-            num(p.goal),
-            num(p.current),
-            match p.reached {
-                Some(true) => "reached",
-                Some(false) => "not reached",
-                None => "cannot tell yet",
-            }
-        );
-        for f in &p.reporting {
-            let targets: Vec<String> = f
-                .targets
-                .iter()
-                .map(|(id, v)| format!("{id}={}", num(*v)))
-                .collect();
-            println!(
-                "    {}  reporting  {}{}",
-                f.state,
-                targets.join(" "),
-                if f.achieved { "  (achieved)" } else { "" }
-            );
-        }
-        for m in &p.missing {
-            println!("    {}  missing    {}", m.state, m.reason);
-        }
-    }
-}
-
-fn or_none(s: &str) -> &str {
-    if s.is_empty() { "none" } else { s }
-}
-
-/// Runs a `pool` command.
-pub fn pool(home: Option<PathBuf>, cmd: PoolCmd) -> anyhow::Result<()> {
+/// Runs a `need` command.
+pub fn need(home: Option<PathBuf>, cmd: NeedCmd) -> anyhow::Result<()> {
     match cmd {
-        PoolCmd::Create {
-            id,
-            name,
-            framework,
-        } => {
-            let mut node = open(home)?;
-            node.pool_create(&id, &name, framework)?;
-            let joined = node
-                .home
-                .config
-                .participant
-                .state()
-                .map(|s| format!(" {s} is its first member."))
-                .unwrap_or_default();
-            println!(
-                "Created pool/{id}, coordinated by this node.{joined} Invite States with `poa-node pool invite {id} STATE`."
-            );
-        }
-        PoolCmd::Invite { pool, who } => {
-            let mut node = open(home)?;
-            let i = node.pool_invite(&pool, who)?;
-            println!(
-                "Invited {} to pool/{pool} (State key {}). It joins with `poa-node pool join {pool}` once the pool reaches it.",
-                i.state, i.state_key
-            );
-        }
-        PoolCmd::Join { pool } => {
-            let mut node = open(home)?;
-            node.pool_join(&pool)?;
-            let state = node.own_state()?;
-            println!(
-                "{state} joined pool/{pool}; state/{state} is now shared with its coordinator, members and observers."
-            );
-        }
-        PoolCmd::Leave { pool } => {
-            let mut node = open(home)?;
-            node.pool_leave(&pool)?;
-            println!(
-                "Left pool/{pool}. Later changes to this State's document no longer reach the pool; what it already received stays with its members."
-            );
-        }
-        PoolCmd::Observe {
-            pool,
-            node: id,
-            name,
-        } => {
-            let mut node = open(home)?;
-            node.pool_observe(&pool, id, &name)?;
-            println!("{name} ({}) now observes pool/{pool}.", id.short());
-        }
-        PoolCmd::Contribute { pool, target } => {
-            let mut node = open(home)?;
-            node.pool_contribute(&pool, &target)?;
-            println!("Contributed {target} to pool/{pool}.");
-        }
-        PoolCmd::Target(PoolTargetCmd::Add {
-            pool,
+        NeedCmd::Add {
             id,
             title,
-            aggregate,
+            targets,
+            area,
+            mosaic,
+            kind,
+            cost,
+            currency,
             from,
-            value,
-            unit,
-            direction,
-            deadline,
-        }) => {
+            until,
+            priority,
+        } => {
             let mut node = open(home)?;
-            node.pool_target_add(
-                &pool,
-                PooledTarget {
-                    id: id.clone(),
-                    title,
-                    aggregate,
-                    from,
-                    value,
-                    unit,
-                    direction,
-                    deadline,
-                },
-            )?;
-            println!("Added pooled target {id} to pool/{pool}.");
+            let state = node.own_state()?;
+            node.add_need(Need {
+                id: id.clone(),
+                state,
+                title,
+                targets,
+                area,
+                mosaic,
+                kind,
+                cost,
+                currency,
+                from,
+                until,
+                priority,
+            })?;
+            println!("Published request {id} of {state}.");
         }
-        PoolCmd::List { json } => {
+        NeedCmd::List { state, json } => {
             let node = open(home)?;
-            let mut reports = Vec::new();
-            for (id, _) in node.pools()? {
-                reports.push(node.pool_report(&id)?);
-            }
+            let needs = node.needs(state)?;
             if json {
-                return print_json(&serde_json::Value::Array(
-                    reports.iter().map(pool_json).collect(),
-                ));
+                print_json(&serde_json::to_value(&needs)?)?;
+            } else if needs.is_empty() {
+                println!("No requests. Add one with `poa-node need add --help`.");
+            } else {
+                let rows: Vec<Vec<String>> = needs
+                    .iter()
+                    .map(|n| {
+                        vec![
+                            n.id.clone(),
+                            n.area.to_string(),
+                            n.kind.to_string(),
+                            n.priority.to_string(),
+                            n.targets.join(","),
+                            n.cost
+                                .map(|c| format!("{c} {}", n.currency.clone().unwrap_or_default()))
+                                .unwrap_or_else(|| "-".into()),
+                            n.title.clone(),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &["ID", "AREA", "KIND", "PRIORITY", "TARGETS", "COST", "TITLE"],
+                    &rows,
+                );
             }
-            if reports.is_empty() {
-                println!("No pools held. Create one with `poa-node pool create --help`.");
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = reports
-                .iter()
-                .map(|r| {
-                    let c = r.data.charter.as_ref();
-                    vec![
-                        r.doc.to_string(),
-                        c.map(|c| c.name.clone()).unwrap_or_default(),
-                        c.map(|c| c.coordinator.clone()).unwrap_or_default(),
-                        r.data
-                            .members
-                            .keys()
-                            .map(|s| s.to_string())
-                            .collect::<Vec<_>>()
-                            .join(","),
-                        r.rollups.len().to_string(),
-                    ]
-                })
-                .collect();
-            table(&["POOL", "NAME", "COORDINATOR", "MEMBERS", "POOLED"], &rows);
         }
-        PoolCmd::Show { pool, json } => {
+    }
+    Ok(())
+}
+
+/// Runs an `offer` command.
+pub fn offer(home: Option<PathBuf>, cmd: OfferCmd) -> anyhow::Result<()> {
+    match cmd {
+        OfferCmd::Add {
+            id,
+            title,
+            areas,
+            mosaic,
+            kinds,
+            regions,
+            budget_min,
+            budget_max,
+            currency,
+            from,
+            until,
+        } => {
+            let mut node = open(home)?;
+            node.add_offer(Offer {
+                id: id.clone(),
+                provider: String::new(),
+                title,
+                areas,
+                mosaic,
+                kinds,
+                regions,
+                budget_min,
+                budget_max,
+                currency,
+                from,
+                until,
+            })?;
+            println!("Published offer {id} in {}.", node.offers_doc());
+        }
+        OfferCmd::List { json } => {
             let node = open(home)?;
-            let r = node.pool_report(&pool)?;
+            let offers = node.offers()?;
             if json {
-                return print_json(&pool_json(&r));
+                print_json(&serde_json::to_value(&offers)?)?;
+            } else if offers.is_empty() {
+                println!("No offers held. Add one with `poa-node offer add --help`.");
+            } else {
+                let rows: Vec<Vec<String>> = offers
+                    .iter()
+                    .map(|o| {
+                        let join = |v: Vec<String>| v.join(",");
+                        vec![
+                            o.provider.clone(),
+                            o.id.clone(),
+                            join(o.areas.iter().map(|a| a.to_string()).collect()),
+                            join(o.kinds.iter().map(|k| k.to_string()).collect()),
+                            o.title.clone(),
+                        ]
+                    })
+                    .collect();
+                table(&["PROVIDER", "ID", "AREAS", "KINDS", "TITLE"], &rows);
             }
-            print_pool(&r);
         }
     }
     Ok(())
