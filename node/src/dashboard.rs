@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::format::num;
+use crate::format::opt;
 use crate::html_kit::{chart_standings, esc, html_table, legend, page};
 use crate::node::{Node, today};
 use crate::report::{self, Format, stocktake_body};
@@ -206,9 +206,9 @@ fn text(v: &serde_json::Value, key: &str) -> String {
     esc(v[key].as_str().unwrap_or_default())
 }
 
-/// The number at `key`, as people read it ("-" when absent).
+/// The number at `key`, as people read it ([`NONE`](crate::format::NONE) when absent).
 fn figure(v: &serde_json::Value, key: &str) -> String {
-    v[key].as_f64().map(num).unwrap_or_else(|| "-".into())
+    opt(v[key].as_f64())
 }
 
 /// The strings of the list at `key`, joined and escaped.
@@ -362,7 +362,7 @@ async fn state(State(engine): Shared, Path(code): Path<String>) -> Result<Html<S
     let _ = write!(body, "<section><h2>Targets</h2>");
     for t in j["targets"].as_array().into_iter().flatten() {
         let s = |k: &str| t[k].as_str().map(esc).unwrap_or_else(|| "-".into());
-        let n = |k: &str| t[k].as_f64().map(num).unwrap_or_else(|| "-".into());
+        let n = |k: &str| opt(t[k].as_f64());
         let _ = write!(
             body,
             "<h3>{} v{}: {}</h3><p>{} · {} · baseline {} → goal {} by {} · <b>{}</b></p>",

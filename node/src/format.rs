@@ -1,13 +1,19 @@
-//! How numbers, lists and tables are written for people, in the CLI, the demo and the reports.
+//! How figures, lists and tables are written for people, by the CLI, the demo, the reports and
+//! the dashboard.
 //!
-//! Machine-readable outputs (JSON, CSV) keep numbers as they are; everything a person reads
-//! goes through [`num`]: no trailing `.0`, at most two decimals, thousands grouped (`5,000`,
-//! `1,234.5`). A figure that is absent is written [`NONE`] (`-`).
+//! Every figure a person reads goes through [`num`]: no trailing `.0`, at most two decimals,
+//! thousands grouped (`5,000`, `1,234.5`, `-2,500`); an absent figure is written [`NONE`]
+//! (`-`), through [`opt`]. Machine-readable outputs (JSON, CSV) keep numbers as they are, and
+//! counts (changes, bytes, versions) are written as plain integers. Plain-text tables are
+//! written by [`table`], their cells made [`safe`] for a terminal.
+
+use std::fmt::Write as _;
 
 /// What an absent figure is written as.
 pub const NONE: &str = "-";
 
-/// A number as people write it: no trailing `.0`, thousands grouped.
+/// A figure as people write it: no trailing `.0`, at most two decimals, thousands grouped
+/// (`5,000`); [`NONE`] if it is not a finite number.
 pub fn num(v: f64) -> String {
     if !v.is_finite() {
         return NONE.into();
@@ -69,4 +75,81 @@ pub fn safe(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Rows as aligned text columns under `header`, one line each (ending in a newline) starting
+/// with `indent`: cells made [`safe`], columns as wide as their widest cell and two spaces
+/// apart, no trailing spaces.
+pub fn table(indent: &str, header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| safe(c)).collect())
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            let w = c.chars().count();
+            match widths.get_mut(i) {
+                Some(old) => *old = (*old).max(w),
+                None => widths.push(w),
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[String]| {
+        let mut s = String::from(indent);
+        for (i, c) in cells.iter().enumerate() {
+            let w = widths.get(i).copied().unwrap_or(0);
+            let _ = write!(s, "{c:<w$}  ");
+        }
+        out.push_str(s.trim_end());
+        out.push('\n');
+    };
+    line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+    for r in &rows {
+        line(r);
+    }
+    out
+}
+
+/// Prints [`table`] without indent: the CLI's listings.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    print!("{}", table("", header, rows));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_are_grouped_and_trimmed() {
+        assert_eq!(num(5000.0), "5,000");
+        assert_eq!(num(1_234_567.0), "1,234,567");
+        assert_eq!(num(1234.5), "1,234.5");
+        assert_eq!(num(-2500.0), "-2,500");
+        assert_eq!(num(40.0), "40");
+        assert_eq!(num(0.0), "0");
+        assert_eq!(num(12.25), "12.25");
+        assert_eq!(num(f64::NAN), NONE);
+        assert_eq!(opt(Some(8000.0)), "8,000");
+        assert_eq!(opt(None), "-");
+        assert_eq!(pct(Some(0.25)), "25 %");
+        assert_eq!(list(&[]), "none");
+    }
+
+    #[test]
+    fn tables_align_columns_and_escape_control_characters() {
+        let rows = vec![
+            vec!["T1".to_string(), "5,000".to_string(), "Mark".to_string()],
+            vec![
+                "T10".to_string(),
+                "-".to_string(),
+                "a\u{1b}[2Jb".to_string(),
+            ],
+        ];
+        assert_eq!(
+            table("  ", &["ID", "VALUE", "TITLE"], &rows),
+            "  ID   VALUE  TITLE\n  T1   5,000  Mark\n  T10  -      a\\u{1b}[2Jb\n"
+        );
+    }
 }

@@ -132,12 +132,12 @@ fn the_demo_shows_every_published_target_at_the_secretariat_and_none_at_the_dono
         );
     }
     assert!(
-        stdout.contains("baseline 0, goal 8000, current 1800 weapons"),
+        stdout.contains("baseline 0, goal 8,000, current 1,800 weapons"),
         "{stdout}"
     );
     assert!(
         held.iter()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["XAB", "reporting", "1800"]),
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["XAB", "reporting", "1,800"]),
         "{stdout}"
     );
     assert!(

@@ -9,7 +9,8 @@ use poa_protocol::model::{Area, AssistanceKind, Mosaic, Need, Offer, Priority};
 use poa_protocol::{Date, StateCode};
 use serde_json::json;
 
-use super::{open, print_json, table};
+use super::{open, print_json};
+use crate::format::{num, print_table};
 
 /// Assistance request commands.
 #[derive(Debug, Subcommand)]
@@ -207,13 +208,15 @@ pub fn need(home: Option<PathBuf>, cmd: NeedCmd) -> anyhow::Result<()> {
                             n.priority.to_string(),
                             n.targets.join(","),
                             n.cost
-                                .map(|c| format!("{c} {}", n.currency.clone().unwrap_or_default()))
+                                .map(|c| {
+                                    format!("{} {}", num(c), n.currency.clone().unwrap_or_default())
+                                })
                                 .unwrap_or_else(|| "-".into()),
                             n.title.clone(),
                         ]
                     })
                     .collect();
-                table(
+                print_table(
                     &["ID", "AREA", "KIND", "PRIORITY", "TARGETS", "COST", "TITLE"],
                     &rows,
                 );
@@ -277,7 +280,7 @@ pub fn offer(home: Option<PathBuf>, cmd: OfferCmd) -> anyhow::Result<()> {
                         ]
                     })
                     .collect();
-                table(&["PROVIDER", "ID", "AREAS", "KINDS", "TITLE"], &rows);
+                print_table(&["PROVIDER", "ID", "AREAS", "KINDS", "TITLE"], &rows);
             }
         }
     }
@@ -369,7 +372,7 @@ pub fn matching(home: Option<PathBuf>, cmd: MatchCmd) -> anyhow::Result<()> {
                 .iter()
                 .map(|m| vec![m.need.to_string(), m.offer.to_string(), decision_text(m)])
                 .collect();
-            table(&["REQUEST", "OFFER", "STATUS"], &rows);
+            print_table(&["REQUEST", "OFFER", "STATUS"], &rows);
         }
     }
     Ok(())
@@ -436,7 +439,7 @@ pub fn needs(
         );
         return Ok(());
     }
-    table(
+    print_table(
         &[
             "REQUEST", "AREA", "KIND", "PRIORITY", "STATUS", "MATCHES", "TITLE",
         ],

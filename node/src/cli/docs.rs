@@ -9,7 +9,8 @@ use poa_protocol::doc::DocId;
 use poa_protocol::{Date, NodeId};
 use serde_json::json;
 
-use super::{open, print_json, table};
+use super::{open, print_json};
+use crate::format::print_table;
 
 /// Document commands.
 #[derive(Debug, Subcommand)]
@@ -66,7 +67,7 @@ pub fn doc(home: Option<PathBuf>, cmd: DocCmd) -> anyhow::Result<()> {
                         ]
                     })
                     .collect();
-                table(&["DOCUMENT", "CHANGES", "HEADS"], &rows);
+                print_table(&["DOCUMENT", "CHANGES", "HEADS"], &rows);
             }
         }
         DocCmd::Export { doc, out } => {
@@ -152,7 +153,7 @@ pub fn audit(home: Option<PathBuf>, since: Option<Date>, json: bool) -> anyhow::
                 ]
             })
             .collect();
-        table(
+        print_table(
             &["SEQ", "DATE", "EVENT", "DOCUMENT", "CHANGE", "DETAIL"],
             &rows,
         );

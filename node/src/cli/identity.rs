@@ -11,7 +11,8 @@ use poa_protocol::model::Area;
 use poa_protocol::{BodyCode, BodyKind, Date, NodeId, StateCode};
 use serde_json::json;
 
-use super::{open, parse_node_id, print_json, table};
+use super::{open, parse_node_id, print_json};
+use crate::format::print_table;
 use crate::home::{self, Home, InitOptions};
 
 /// Arguments of `init`.
@@ -225,7 +226,7 @@ pub fn peer(home: Option<PathBuf>, cmd: PeerCmd) -> anyhow::Result<()> {
                         ]
                     })
                     .collect();
-                table(
+                print_table(
                     &[
                         "NAME",
                         "NODE",
@@ -327,7 +328,7 @@ pub fn delegations(
         if rows.is_empty() {
             println!("{who} has no delegations in the documents this node holds.");
         } else {
-            table(
+            print_table(
                 &["KIND", "NODE", "SCOPE", "EXPIRES", "ISSUED", "VERIFIED"],
                 &rows,
             );

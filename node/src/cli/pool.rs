@@ -9,7 +9,8 @@ use poa_protocol::pool::{Aggregate, PooledTarget, Source};
 use poa_protocol::{Date, NodeId};
 use serde_json::json;
 
-use super::{num, open, parse_node_id, print_json, table};
+use super::{open, parse_node_id, print_json};
+use crate::format::{list, opt, print_table};
 use crate::pools::{Invitee, PoolReport};
 
 /// Pool commands.
@@ -181,16 +182,16 @@ fn print_pool(r: &PoolReport) {
             }
         })
         .collect();
-    println!("  members    {}", or_none(&members.join(", ")));
+    println!("  members    {}", list(&members));
     let invited: Vec<String> = d
         .invites
         .keys()
         .filter(|s| !d.is_member(**s))
         .map(|s| s.to_string())
         .collect();
-    println!("  invited    {}", or_none(&invited.join(", ")));
+    println!("  invited    {}", list(&invited));
     let observers: Vec<String> = d.observers.values().map(|o| o.name.clone()).collect();
-    println!("  observers  {}", or_none(&observers.join(", ")));
+    println!("  observers  {}", list(&observers));
     if r.rollups.is_empty() {
         println!("  no pooled targets yet (`poa-node pool target add --help`)");
     }
@@ -201,9 +202,9 @@ fn print_pool(r: &PoolReport) {
         let unit = t.unit.clone().unwrap_or_default();
         println!(
             "    baseline {}  target {}  current {} {unit}  {}",
-            num(p.baseline),
-            num(p.goal),
-            num(p.current),
+            opt(p.baseline),
+            opt(p.goal),
+            opt(p.current),
             match p.reached {
                 Some(true) => "reached",
                 Some(false) => "not reached",
@@ -214,7 +215,7 @@ fn print_pool(r: &PoolReport) {
             let targets: Vec<String> = f
                 .targets
                 .iter()
-                .map(|(id, v)| format!("{id}={}", num(*v)))
+                .map(|(id, v)| format!("{id}={}", opt(*v)))
                 .collect();
             println!(
                 "    {}  reporting  {}{}",
@@ -227,10 +228,6 @@ fn print_pool(r: &PoolReport) {
             println!("    {}  missing    {}", m.state, m.reason);
         }
     }
-}
-
-fn or_none(s: &str) -> &str {
-    if s.is_empty() { "none" } else { s }
 }
 
 /// Runs a `pool` command.
@@ -351,7 +348,7 @@ pub fn pool(home: Option<PathBuf>, cmd: PoolCmd) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            table(&["POOL", "NAME", "COORDINATOR", "MEMBERS", "POOLED"], &rows);
+            print_table(&["POOL", "NAME", "COORDINATOR", "MEMBERS", "POOLED"], &rows);
         }
         PoolCmd::Show { pool, json } => {
             let node = open(home)?;

@@ -12,8 +12,8 @@ use poa_protocol::view::TargetView;
 use poa_protocol::{Date, StateCode};
 use serde_json::json;
 
-use super::{num, open, print_json, table};
-use crate::format::safe;
+use super::{open, print_json};
+use crate::format::{opt, print_table, safe};
 use crate::node::today;
 
 /// Fields of a target shared by `add` and `supersede`.
@@ -348,7 +348,7 @@ fn print_targets(views: &[TargetView], json: bool) -> anyhow::Result<()> {
             let latest = v
                 .progress
                 .last()
-                .map(|(p, _)| format!("{} @ {}", num(p.value), p.as_of))
+                .map(|(p, _)| format!("{} @ {}", opt(p.value), p.as_of))
                 .unwrap_or_else(|| "-".into());
             vec![
                 t.id.clone(),
@@ -358,8 +358,8 @@ fn print_targets(views: &[TargetView], json: bool) -> anyhow::Result<()> {
                 v.current().status.to_string(),
                 format!(
                     "{} -> {} {}",
-                    num(t.baseline),
-                    num(t.value),
+                    opt(t.baseline),
+                    opt(t.value),
                     t.indicator.unit.clone().unwrap_or_default()
                 )
                 .trim_end()
@@ -370,7 +370,7 @@ fn print_targets(views: &[TargetView], json: bool) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    table(
+    print_table(
         &[
             "ID",
             "VER",
@@ -420,11 +420,11 @@ fn print_target(v: &TargetView, json: bool) -> anyhow::Result<()> {
             } else {
                 "unpublished"
             },
-            num(t.baseline),
+            opt(t.baseline),
             t.baseline_year
                 .map(|y| y.to_string())
                 .unwrap_or_else(|| "-".into()),
-            num(t.value),
+            opt(t.value),
             safe(&t.indicator.unit.clone().unwrap_or_default()),
             t.deadline,
             if t.mosaic.is_empty() {
@@ -452,7 +452,7 @@ fn print_target(v: &TargetView, json: bool) -> anyhow::Result<()> {
         println!(
             "  progress {}  value {}  {}  {}{}",
             p.as_of,
-            num(p.value),
+            opt(p.value),
             p.assessment
                 .map(|a| a.to_string())
                 .unwrap_or_else(|| "-".into()),
@@ -498,7 +498,7 @@ pub fn reference(list: &str, json: bool) -> anyhow::Result<()> {
                 .collect(),
         ))
     } else {
-        table(
+        print_table(
             &["CODE", "NAME"],
             &rows
                 .into_iter()

@@ -12,7 +12,11 @@ use super::nodes::Federation;
 use super::watch::audit_of;
 use super::{Dataset, DemoError};
 use crate::federation::Member;
+use crate::format::{num, opt, table};
 use crate::node::Published;
+
+/// How far the demo indents its tables and lines under a step's heading.
+pub(super) const INDENT: &str = "   ";
 
 /// Starts step `n` of the account.
 pub(super) fn heading(n: u32, title: &str) {
@@ -23,11 +27,6 @@ pub(super) fn heading(n: u32, title: &str) {
 /// One data-entry step: who did it, the CLI command it stands for, what it was.
 pub(super) fn entered(who: &str, command: &str, what: &str) {
     println!("   {who:<5} {command:<22} {what}");
-}
-
-/// A figure of the data set.
-pub(super) fn num(v: f64) -> String {
-    v.to_string()
 }
 
 /// A target in one line: its title and what it aims at.
@@ -59,30 +58,6 @@ pub(super) fn published(p: &Published) -> String {
         "nothing new".into()
     } else {
         parts.join(", ")
-    }
-}
-
-/// Prints rows as aligned columns, indented.
-pub(super) fn table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(c.chars().count());
-            }
-        }
-    }
-    let line = |cells: &[String]| {
-        let mut s = String::from("   ");
-        for (i, c) in cells.iter().enumerate() {
-            let w = widths.get(i).copied().unwrap_or(0);
-            s.push_str(&format!("{c:<w$}  "));
-        }
-        println!("{}", s.trim_end());
-    };
-    line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
-    for r in rows {
-        line(r);
     }
 }
 
@@ -126,7 +101,10 @@ pub(super) fn secretariat_holdings(fed: &Federation, data: &Dataset) -> Result<(
             }
         }
     }
-    table(&["TARGET", "VER", "STATUS", "AREA", "TITLE"], &rows);
+    print!(
+        "{}",
+        table(INDENT, &["TARGET", "VER", "STATUS", "AREA", "TITLE"], &rows)
+    );
     let mut rows = Vec::new();
     for s in &data.states {
         for need in un.with_node(|n| n.needs(Some(s.code)))? {
@@ -139,7 +117,10 @@ pub(super) fn secretariat_holdings(fed: &Federation, data: &Dataset) -> Result<(
         }
     }
     println!();
-    table(&["REQUEST", "KIND", "FOR", "TITLE"], &rows);
+    print!(
+        "{}",
+        table(INDENT, &["REQUEST", "KIND", "FOR", "TITLE"], &rows)
+    );
     let rows: Vec<Vec<String>> = un
         .with_node(|n| n.offers())?
         .into_iter()
@@ -149,7 +130,7 @@ pub(super) fn secretariat_holdings(fed: &Federation, data: &Dataset) -> Result<(
         })
         .collect();
     println!();
-    table(&["OFFER", "KINDS", "TITLE"], &rows);
+    print!("{}", table(INDENT, &["OFFER", "KINDS", "TITLE"], &rows));
     let codes: Vec<&str> = data.states.iter().map(|s| s.code.as_str()).collect();
     println!();
     println!(
@@ -180,28 +161,25 @@ pub(super) fn secretariat_pool_and_needs(un: &Member, data: &Dataset) -> Result<
         );
         println!(
             "   baseline {}, goal {}, current {} {}",
-            r.baseline.map(num).unwrap_or_else(|| "-".into()),
-            r.goal.map(num).unwrap_or_else(|| "-".into()),
-            r.current.map(num).unwrap_or_else(|| "-".into()),
+            opt(r.baseline),
+            opt(r.goal),
+            opt(r.current),
             t.unit.clone().unwrap_or_default()
         );
         let mut rows: Vec<Vec<String>> = r
             .reporting
             .iter()
-            .map(|f| {
-                vec![
-                    f.state.to_string(),
-                    "reporting".into(),
-                    f.value.map(num).unwrap_or_else(|| "-".into()),
-                ]
-            })
+            .map(|f| vec![f.state.to_string(), "reporting".into(), opt(f.value)])
             .collect();
         rows.extend(
             r.missing
                 .iter()
                 .map(|m| vec![m.state.to_string(), "missing".into(), m.reason.clone()]),
         );
-        table(&["MEMBER", "", "VALUE OR WHY NOT COUNTED"], &rows);
+        print!(
+            "{}",
+            table(INDENT, &["MEMBER", "", "VALUE OR WHY NOT COUNTED"], &rows)
+        );
     }
     println!();
     let rows: Vec<Vec<String>> = un
@@ -222,7 +200,10 @@ pub(super) fn secretariat_pool_and_needs(un: &Member, data: &Dataset) -> Result<
             ]
         })
         .collect();
-    table(&["UNMET REQUEST", "TITLE", "MATCHES"], &rows);
+    print!(
+        "{}",
+        table(INDENT, &["UNMET REQUEST", "TITLE", "MATCHES"], &rows)
+    );
     let matched: Vec<String> = un
         .with_node(|n| n.matches())?
         .iter()
@@ -261,8 +242,8 @@ pub(super) fn stocktake_summary(st: &Stocktake) {
                 "   Pool {} {}: {} of {} {}",
                 p.id,
                 r.id,
-                r.current.map(num).unwrap_or_else(|| "-".into()),
-                r.goal.map(num).unwrap_or_else(|| "-".into()),
+                opt(r.current),
+                opt(r.goal),
                 r.unit.clone().unwrap_or_default()
             );
         }

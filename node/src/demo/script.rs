@@ -11,11 +11,12 @@ use poa_protocol::{BodyKind, NodeId};
 
 use super::nodes::{Federation, Homes, start};
 use super::output::{
-    describe, entered, heading, num, published, secretariat_holdings, stocktake_summary, table,
+    INDENT, describe, entered, heading, published, secretariat_holdings, stocktake_summary,
 };
 use super::watch::{check_kept_from, labels, remaining, track};
 use super::{DEADLINE, Dataset, DemoError, dataset};
 use crate::federation::{Member, wait_until};
+use crate::format::{num, opt, table};
 use crate::home::InitOptions;
 use crate::pools::Invitee;
 use crate::sync::sync_round;
@@ -475,7 +476,7 @@ async fn form_pool(
                 p.title,
                 p.aggregate,
                 p.from,
-                p.value.map(num).unwrap_or_else(|| "-".into())
+                opt(p.value)
             ),
         );
     }
@@ -557,7 +558,10 @@ async fn match_assistance(
             ]
         })
         .collect();
-    table(&["REQUEST", "OFFER", "SCORE", "FITS"], &rows);
+    print!(
+        "{}",
+        table(INDENT, &["REQUEST", "OFFER", "SCORE", "FITS"], &rows)
+    );
     let unfit: Vec<String> = un
         .with_node(|n| n.unmet_needs())?
         .iter()
