@@ -15,7 +15,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use poa_protocol::assist::NeedRef;
 use poa_protocol::doc::DocId;
 use poa_protocol::model::Cycle;
 use poa_protocol::stocktake::{Counts, Stocktake, standing};
@@ -24,11 +23,12 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::format::opt;
+use crate::format::{NONE, opt};
 use crate::html_kit::{chart_standings, esc, html_table, legend, page};
 use crate::node::{Node, today};
 use crate::report::{self, Format, stocktake_body};
 use crate::sync::Engine;
+use crate::views::{NeedView, PoolView};
 
 /// A running dashboard.
 #[derive(Debug)]
@@ -209,17 +209,6 @@ fn text(v: &serde_json::Value, key: &str) -> String {
 /// The number at `key`, as people read it ([`NONE`](crate::format::NONE) when absent).
 fn figure(v: &serde_json::Value, key: &str) -> String {
     opt(v[key].as_f64())
-}
-
-/// The strings of the list at `key`, joined and escaped.
-fn joined(v: &serde_json::Value, key: &str) -> String {
-    let items: Vec<&str> = v[key]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m.as_str())
-        .collect();
-    esc(&items.join(", "))
 }
 
 /// `?cycle=BMS9&as_of=2026-11-27`.
@@ -423,51 +412,36 @@ async fn api_state(State(engine): Shared, Path(code): Path<String>) -> Response 
     }))
 }
 
-fn pools_json(node: &Node) -> Result<Vec<serde_json::Value>, Failure> {
+fn pool_views(node: &Node) -> Result<Vec<PoolView>, Failure> {
     let mut out = Vec::new();
     for (id, _) in node.pools().map_err(internal)? {
-        out.push(pool_json(node, &id)?);
+        out.push(pool_view(node, &id)?);
     }
     Ok(out)
 }
 
-fn pool_json(node: &Node, id: &str) -> Result<serde_json::Value, Failure> {
+fn pool_view(node: &Node, id: &str) -> Result<PoolView, Failure> {
     let r = node
         .pool_report(id)
         .map_err(|e| Failure(StatusCode::NOT_FOUND, e.to_string()))?;
-    let d = &r.data;
-    Ok(json!({
-        "id": id,
-        "name": d.charter.as_ref().map(|c| c.name.clone()),
-        "coordinator": d.charter.as_ref().map(|c| c.coordinator.clone()),
-        "members": d.members.keys().map(|s| s.to_string()).collect::<Vec<_>>(),
-        "observers": d.observers.values().map(|o| o.name.clone()).collect::<Vec<_>>(),
-        "pooled": r.rollups.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
-    }))
+    Ok(PoolView::of(&r))
 }
 
 async fn pools(State(engine): Shared) -> Result<Html<String>, Failure> {
-    let all = engine.read(pools_json)?;
+    let all = engine.read(pool_views)?;
     let mut body = String::from("<section><h2>Pools</h2>");
     if all.is_empty() {
         body.push_str("<p>This node holds no pool.</p>");
     }
     body.push_str("<ul>");
     for p in &all {
-        let id = p["id"].as_str().unwrap_or_default();
         let _ = write!(
             body,
             "<li><a href=\"/pools/{}\">{}</a>: coordinator {}, members {}</li>",
-            esc(id),
-            esc(p["name"].as_str().unwrap_or(id)),
-            esc(p["coordinator"].as_str().unwrap_or("-")),
-            esc(&p["members"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|m| m.as_str())
-                .collect::<Vec<_>>()
-                .join(", "))
+            esc(&p.id),
+            esc(p.name.as_deref().unwrap_or(&p.id)),
+            esc(p.coordinator.as_deref().unwrap_or(NONE)),
+            esc(&p.member_codes().join(", "))
         );
     }
     body.push_str("</ul></section>");
@@ -475,15 +449,15 @@ async fn pools(State(engine): Shared) -> Result<Html<String>, Failure> {
 }
 
 async fn pool(State(engine): Shared, Path(id): Path<String>) -> Result<Html<String>, Failure> {
-    let p = engine.read(|n| pool_json(n, &id))?;
+    let p = engine.read(|n| pool_view(n, &id))?;
     let mut body = format!(
         "<section><h2>{}</h2><p>Coordinator {}; members {}; observers {}.</p></section>",
-        esc(p["name"].as_str().unwrap_or(&id)),
-        esc(p["coordinator"].as_str().unwrap_or("-")),
-        joined(&p, "members"),
-        joined(&p, "observers")
+        esc(p.name.as_deref().unwrap_or(&id)),
+        esc(p.coordinator.as_deref().unwrap_or(NONE)),
+        esc(&p.member_codes().join(", ")),
+        esc(&p.observer_names().join(", "))
     );
-    for r in p["pooled"].as_array().into_iter().flatten() {
+    for r in &p.pooled {
         let mut rows: Vec<Vec<String>> = r["members_reporting"]
             .as_array()
             .into_iter()
@@ -525,33 +499,23 @@ async fn pool(State(engine): Shared, Path(id): Path<String>) -> Result<Html<Stri
 }
 
 async fn api_pools(State(engine): Shared) -> Response {
-    api(engine.read(pools_json))
+    api(engine.read(pool_views))
 }
 
 async fn api_pool(State(engine): Shared, Path(id): Path<String>) -> Response {
-    api(engine.read(|n| pool_json(n, &id)))
+    api(engine.read(|n| pool_view(n, &id)))
 }
 
-fn needs_json(node: &Node) -> Result<Vec<serde_json::Value>, Failure> {
+fn need_views(node: &Node) -> Result<Vec<NeedView>, Failure> {
     let unmet = node.unmet_needs().map_err(internal)?;
     Ok(unmet
         .into_iter()
-        .map(|(n, m)| {
-            json!({
-                "need": NeedRef::of(&n).to_string(),
-                "area": n.area.slug(),
-                "kind": n.kind.slug(),
-                "priority": n.priority.slug(),
-                "title": n.title,
-                "targets": n.targets,
-                "matches": m.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
-            })
-        })
+        .map(|(n, m)| NeedView::of(n, &m))
         .collect())
 }
 
 async fn needs(State(engine): Shared) -> Result<Html<String>, Failure> {
-    let all = engine.read(needs_json)?;
+    let all = engine.read(need_views)?;
     let mut body = String::from("<section><h2>Requests for assistance with no accepted match</h2>");
     if all.is_empty() {
         body.push_str("<p>None.</p>");
@@ -559,18 +523,17 @@ async fn needs(State(engine): Shared) -> Result<Html<String>, Failure> {
         let rows: Vec<Vec<String>> = all
             .iter()
             .map(|n| {
-                let matches: Vec<String> = n["matches"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                let matches: Vec<String> = n
+                    .matches
+                    .iter()
                     .map(|m| format!("{} {}", text(m, "offer"), text(m, "status")))
                     .collect();
                 vec![
-                    text(n, "need"),
-                    text(n, "area"),
-                    text(n, "kind"),
-                    text(n, "priority"),
-                    text(n, "title"),
+                    esc(&n.reference),
+                    esc(n.need.area.slug()),
+                    esc(n.need.kind.slug()),
+                    esc(n.need.priority.slug()),
+                    esc(&n.need.title),
                     if matches.is_empty() {
                         "none".into()
                     } else {
@@ -601,7 +564,7 @@ async fn needs(State(engine): Shared) -> Result<Html<String>, Failure> {
 }
 
 async fn api_needs(State(engine): Shared) -> Response {
-    api(engine.read(needs_json))
+    api(engine.read(need_views))
 }
 
 async fn not_found() -> Failure {

@@ -20,6 +20,7 @@ pub mod report;
 pub mod store;
 pub mod sync;
 pub mod transport;
+pub mod views;
 
 pub use home::{Home, InitOptions};
 pub use node::{Node, NodeError};

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::{open, print_json};
 use crate::format::{num, print_table};
+use crate::views::NeedView;
 
 /// Assistance request commands.
 #[derive(Debug, Subcommand)]
@@ -389,7 +390,6 @@ pub fn needs(
     let node = open(home)?;
     let matches = node.matches()?;
     let mut rows = Vec::new();
-    let mut out = Vec::new();
     let all = if unmet {
         node.unmet_needs()?
     } else {
@@ -402,31 +402,28 @@ pub fn needs(
             })
             .collect()
     };
+    let mut views = Vec::new();
     for (n, m) in all {
         if state.is_some_and(|s| s != n.state) || area.is_some_and(|a| a != n.area) {
             continue;
         }
-        let met = poa_protocol::assist::is_met(&NeedRef::of(&n), &m);
-        let mut v = serde_json::to_value(&n)?;
-        v["ref"] = json!(NeedRef::of(&n).to_string());
-        v["status"] = json!(if met { "matched" } else { "open" });
-        v["matches"] = json!(m.iter().map(Match::to_json).collect::<Vec<_>>());
-        out.push(v);
+        let v = NeedView::of(n, &m);
         rows.push(vec![
-            NeedRef::of(&n).to_string(),
-            n.area.to_string(),
-            n.kind.to_string(),
-            n.priority.to_string(),
-            if met { "matched" } else { "open" }.to_string(),
+            v.reference.clone(),
+            v.need.area.to_string(),
+            v.need.kind.to_string(),
+            v.need.priority.to_string(),
+            v.status.to_string(),
             m.iter()
                 .map(|m| format!("{} {}", m.offer, m.status().slug()))
                 .collect::<Vec<_>>()
                 .join(", "),
-            n.title.clone(),
+            v.need.title.clone(),
         ]);
+        views.push(v);
     }
     if json {
-        return print_json(&serde_json::Value::Array(out));
+        return print_json(&views);
     }
     if rows.is_empty() {
         println!(

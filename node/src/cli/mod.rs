@@ -322,7 +322,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+/// Prints `v` as pretty JSON: a view of [`crate::views`], or a value.
+fn print_json<T: serde::Serialize + ?Sized>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }

@@ -7,11 +7,11 @@ use clap::Subcommand;
 use poa_protocol::model::Direction;
 use poa_protocol::pool::{Aggregate, PooledTarget, Source};
 use poa_protocol::{Date, NodeId};
-use serde_json::json;
 
 use super::{open, parse_node_id, print_json};
 use crate::format::{list, opt, print_table};
 use crate::pools::{Invitee, PoolReport};
+use crate::views::PoolView;
 
 /// Pool commands.
 #[derive(Debug, Subcommand)]
@@ -131,25 +131,6 @@ missing and never counted as zero.")]
         #[arg(long)]
         deadline: Option<Date>,
     },
-}
-
-fn pool_json(r: &PoolReport) -> serde_json::Value {
-    let d = &r.data;
-    json!({
-        "id": r.doc.to_string().trim_start_matches("pool/"),
-        "name": d.charter.as_ref().map(|c| c.name.clone()),
-        "framework": d.charter.as_ref().and_then(|c| c.framework.clone()),
-        "coordinator": d.charter.as_ref().map(|c| c.coordinator.clone()),
-        "coordinator_nodes": d.owner.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
-        "members": d.members.iter().map(|(s, nodes)| json!({
-            "state": s.to_string(),
-            "nodes": nodes.keys().map(|n| n.to_string()).collect::<Vec<_>>(),
-            "contributed": d.contributions.get(s).map(|c| c.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
-        })).collect::<Vec<_>>(),
-        "invited": d.invites.keys().filter(|s| !d.is_member(**s)).map(|s| s.to_string()).collect::<Vec<_>>(),
-        "observers": d.observers.iter().map(|(n, o)| json!({"node": n.to_string(), "name": o.name})).collect::<Vec<_>>(),
-        "pooled": r.rollups.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
-    })
 }
 
 fn print_pool(r: &PoolReport) {
@@ -322,9 +303,8 @@ pub fn pool(home: Option<PathBuf>, cmd: PoolCmd) -> anyhow::Result<()> {
                 reports.push(node.pool_report(&id)?);
             }
             if json {
-                return print_json(&serde_json::Value::Array(
-                    reports.iter().map(pool_json).collect(),
-                ));
+                let views: Vec<PoolView> = reports.iter().map(PoolView::of).collect();
+                return print_json(&views);
             }
             if reports.is_empty() {
                 println!("No pools held. Create one with `poa-node pool create --help`.");
@@ -354,7 +334,7 @@ pub fn pool(home: Option<PathBuf>, cmd: PoolCmd) -> anyhow::Result<()> {
             let node = open(home)?;
             let r = node.pool_report(&pool)?;
             if json {
-                return print_json(&pool_json(&r));
+                return print_json(&PoolView::of(&r));
             }
             print_pool(&r);
         }

@@ -53,3 +53,66 @@ pub fn demo_homes(dir: &'static str) -> &'static Path {
         dir
     })
 }
+
+/// `poa-node serve --http` on a home, on free ports; killed when dropped.
+pub struct Served {
+    child: std::process::Child,
+    /// Where the dashboard listens: `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `poa-node --home HOME serve` with the dashboard, and waits for its address.
+pub fn serve_http(home: &Path) -> Served {
+    use std::io::BufRead;
+    let mut child = Command::new(bin())
+        .env_remove("POA_HOME")
+        .env_remove("RUST_LOG")
+        .arg("--home")
+        .arg(home)
+        .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("poa-node serve starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(url) = line.strip_prefix("Dashboard on http://") {
+                let _ = tx.send(url.trim_end_matches('/').to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the node prints the dashboard's address");
+    Served { child, addr }
+}
+
+/// A plain HTTP/1.1 GET of `path` from `addr`: the status line and the body.
+pub fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("the dashboard accepts");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("the request is sent");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("the answer is read");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
+}
