@@ -328,11 +328,13 @@ fn print_json<T: serde::Serialize + ?Sized>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens the node in `home` (`--home`, `POA_HOME`, or the per-user data folder).
 fn open(home: Option<PathBuf>) -> anyhow::Result<Node> {
     let dir = home::resolve(home)?;
     Ok(Node::open(&dir)?)
 }
 
+/// The async runtime of the commands that talk to the network.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
