@@ -43,7 +43,7 @@ use rng::Rng;
 /// Milliseconds between anti-entropy summaries in the simulation (the node's default is a
 /// minute; shorter here so repair happens many times in a run).
 pub const ANTI_ENTROPY_MS: u64 = 4_000;
-/// The simulated time after the final heal in which everything must converge.
+/// The longest simulated time after the final heal in which everything must converge.
 pub const QUIET_MS: u64 = 60_000;
 /// Where the simulated calendar starts: 2026-03-01T00:00:00Z.
 pub const EPOCH_SECS: i64 = 1_772_323_200;
@@ -250,6 +250,8 @@ pub struct Sim {
     stats: Stats,
     pools: Vec<DocId>,
     hostility: BTreeMap<usize, hostile::Hostility>,
+    /// Messages that moved changes or listings, to tell when the federation is quiet.
+    moved: u64,
 }
 
 impl std::fmt::Debug for Sim {
@@ -303,9 +305,19 @@ pub fn replay_line(seed: u64) -> String {
 /// run is caught and reported as a failure of its seed.
 pub fn run(seed: u64) -> Result<Stats, Failure> {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let t = std::time::Instant::now();
         let mut sim = Sim::build(seed);
+        let built = t.elapsed();
         sim.play();
+        let played = t.elapsed();
         let problems = sim.check();
+        if std::env::var_os("POA_SIM_TIMING").is_some() {
+            eprintln!(
+                "TIMING build {built:?} play {:?} check {:?}",
+                played - built,
+                t.elapsed() - played
+            );
+        }
         (sim, problems)
     }));
     match outcome {
@@ -585,6 +597,11 @@ impl Sim {
                     continue;
                 }
             };
+            if matches!(&msg, Message::Sync(s) if !s.changes.is_empty())
+                || matches!(msg, Message::ListRequest | Message::Offers { .. })
+            {
+                self.moved += 1;
+            }
             let line = describe(&msg);
             self.log(format!(
                 "{} -> {} c{c} {line}",
@@ -984,8 +1001,19 @@ impl Sim {
         let until = self.workload_until;
         self.run_until(until);
         self.heal();
-        let quiet = self.now + QUIET_MS;
-        self.run_until(quiet);
+        // Quiet: at least a few anti-entropy rounds, and until a stretch of two rounds moves no
+        // change and asks for no listing (or the limit passes: then the checks say what is
+        // left unsynced).
+        let start = self.now;
+        loop {
+            let moved = self.moved;
+            let next = self.now + 2 * ANTI_ENTROPY_MS;
+            self.run_until(next);
+            let elapsed = self.now - start;
+            if elapsed >= QUIET_MS || (elapsed >= 3 * ANTI_ENTROPY_MS && self.moved == moved) {
+                break;
+            }
+        }
         self.stats.sim_ms = self.now;
     }
 

@@ -68,6 +68,7 @@ impl Sim {
             stats: Stats::default(),
             pools: Vec::new(),
             hostility: BTreeMap::new(),
+            moved: 0,
         };
         let large = rng.chance(0.05);
         let states = if large {
