@@ -1,5 +1,5 @@
 //! The node as the sync session sees it: [`NodeHost`] implements the session's
-//! [`Host`](poa_protocol::session::Host) over the store, for the length of one message, and
+//! [`Host`] over the store, for the length of one message, and
 //! holds the rules of the node's side of sync: what a peer may read (egress), what may be taken
 //! from it and kept only if it may read the result (ingress), keys learnt from pinned nodes and
 //! introducers, and changes parked until their dependencies arrive. It does no I/O beyond the

@@ -229,6 +229,10 @@ struct Their {
     need: Vec<ChangeHash>,
 }
 
+/// A peer's listing as this node took it: the documents held here, and the others with the
+/// peer's heads.
+type TakenListing = (Vec<DocId>, Vec<(DocId, Vec<ChangeHash>)>);
+
 /// The sans-IO sync session with one peer.
 #[derive(Debug)]
 pub struct Session {
@@ -250,7 +254,7 @@ pub struct Session {
     asked: HashSet<DocId>,
     /// The peer's last listing as this node took it: documents held here, and the others with
     /// the peer's heads. Kept to update what the node expects as asked documents arrive.
-    listing: Option<(Vec<DocId>, Vec<(DocId, Vec<ChangeHash>)>)>,
+    listing: Option<TakenListing>,
     rejected: usize,
     awaiting: bool,
     revealed: BTreeSet<DocId>,
