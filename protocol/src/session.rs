@@ -255,6 +255,12 @@ pub struct Session {
     /// The peer's last listing as this node took it: documents held here, and the others with
     /// the peer's heads. Kept to update what the node expects as asked documents arrive.
     listing: Option<TakenListing>,
+    /// Held documents whose newer changes this node asked the peer for without telling it
+    /// anything (see [`Session::pull`]), with the peer's heads then.
+    pulled: BTreeMap<DocId, Vec<ChangeHash>>,
+    /// Pulls the peer's changes did not justify (it may not read the document even with
+    /// them): not asked again at the same heads on this connection.
+    pull_refused: HashSet<(DocId, Vec<ChangeHash>)>,
     rejected: usize,
     awaiting: bool,
     revealed: BTreeSet<DocId>,
@@ -361,6 +367,8 @@ impl Session {
             next_anti_entropy: None,
             asked: HashSet::new(),
             listing: None,
+            pulled: BTreeMap::new(),
+            pull_refused: HashSet::new(),
             rejected: 0,
             awaiting: false,
             revealed: BTreeSet::new(),
@@ -668,6 +676,7 @@ impl Session {
         let mut held = Vec::new();
         let mut unheld: Vec<(DocId, Vec<ChangeHash>)> = Vec::new();
         let mut start = Vec::new();
+        let mut pulls = Vec::new();
         for d in docs {
             let theirs = hashes(&d.heads);
             let is_held = holds(host, &d.doc);
@@ -677,8 +686,19 @@ impl Session {
                 let mut t = theirs.clone();
                 ours.sort();
                 t.sort();
-                if ours != t && host.may_read(&self.peer, &d.doc) {
-                    start.push(d.doc);
+                if ours != t {
+                    if host.may_read(&self.peer, &d.doc) {
+                        start.push(d.doc);
+                    } else if !self.pull_refused.contains(&(d.doc.clone(), t.clone()))
+                        && host.takeable(&self.peer, &d.doc)
+                    {
+                        let newer = host
+                            .with_ledger(&d.doc, |l| t.iter().any(|h| !l.has(h)))
+                            .unwrap_or(false);
+                        if newer {
+                            pulls.push((d.doc, t));
+                        }
+                    }
                 }
             } else {
                 if self.asked.len() < self.config.max_asked && host.takeable(&self.peer, &d.doc) {
@@ -698,6 +718,38 @@ impl Session {
                 self.begin(host, &doc);
             }
         }
+        for (doc, theirs) in pulls {
+            if !self.docs.get(&doc).is_some_and(|d| d.awaiting) {
+                self.pull(host, doc, theirs);
+            }
+        }
+    }
+
+    /// Asks the peer for changes of a document held here that, by this node's copy, the peer
+    /// may not read, while the peer lists newer heads: its changes may be what makes it a
+    /// reader (a share list grown since this copy). The request is the very message a node
+    /// holding nothing sends to ask for a listed document (no heads, no filter, no hashes), so
+    /// it tells the peer nothing of this node's copy, not even that there is one; the peer
+    /// sends what it would send a node holding nothing, and the changes are kept only if,
+    /// with them, the peer may read the document (the ingress rule, in [`Host::apply`]).
+    /// Without it, a relay with a stale copy and a new reader holding the newer one would
+    /// wait on each other for good.
+    fn pull(&mut self, host: &mut impl Host, doc: DocId, theirs: Vec<ChangeHash>) {
+        self.pulled.insert(doc.clone(), theirs);
+        let now = self.now;
+        let st = self.docs.entry(doc.clone()).or_default();
+        st.awaiting = true;
+        st.since = now;
+        let msg = Message::Sync(DocSync {
+            doc: doc.clone(),
+            heads: Vec::new(),
+            shared: Vec::new(),
+            have: Bloom::default(),
+            need: Vec::new(),
+            changes: Vec::new(),
+        });
+        // The peer named the document in the listing this answers.
+        self.send(host, msg, Some(&doc));
     }
 
     /// Tells the host what to expect of the peer's next summary: the documents it listed that
@@ -786,6 +838,11 @@ impl Session {
         } else {
             false
         };
+        if let Some(theirs) = self.pulled.remove(&doc)
+            && !allowed
+        {
+            self.pull_refused.insert((doc.clone(), theirs));
+        }
         if !allowed {
             self.docs.remove(&doc);
             self.send(host, Message::SyncIdle { doc: doc.clone() }, Some(&doc));

@@ -435,3 +435,66 @@ fn a_document_whose_answer_was_lost_is_asked_for_again_on_the_next_connection() 
     again.drive(1000);
     assert_eq!(heads(&again.a.host, &doc), heads(&again.b.host, &doc));
 }
+
+/// Found by the simulator (seed 0x380824b3055c7b27): a relay held a State's document from
+/// before the State shared it with a new reader; the new reader, holding the newer copy, listed
+/// it to the relay. By its copy the relay could not let the reader read, so it did not sync
+/// with it, and the reader could not send the change that made it a reader: they waited on
+/// each other for good. The relay now asks, telling nothing of its copy, and keeps the changes
+/// only if they make the peer a reader.
+#[test]
+fn a_relay_with_a_stale_copy_takes_the_change_that_makes_its_peer_a_reader() {
+    let doc = published();
+    let (relay_id, state_id, reader_id) = (
+        relay_key().node_id(),
+        node_key().node_id(),
+        stranger_key().node_id(),
+    );
+    let config = || SessionConfig {
+        anti_entropy_ms: 60_000,
+        ..SessionConfig::default()
+    };
+    // The relay takes the document while only it is a reader.
+    let mut p = pair(relay(), state_node(2), Mode::OneShot);
+    p.drive(1000);
+    let (stale, mut state) = (p.a.host, p.b.host);
+    // Then the State shares it with the new reader, which syncs with the State's node.
+    write(
+        &mut state,
+        &doc,
+        &node_key(),
+        vec![put(
+            &doc,
+            "readers",
+            &reader_id.to_string(),
+            &serde_json::json!(true),
+        )],
+    );
+    state.pins.insert(reader_id, Pin::default());
+    let mut reader = host(None, &trusted());
+    reader.pins.insert(
+        state_id,
+        Pin {
+            pinned_as: Some(Principal::State(xaa())),
+            introducer: false,
+        },
+    );
+    let mut p = Pair::new(
+        (reader_id, reader),
+        (state_id, state),
+        Mode::OneShot,
+        config(),
+    );
+    p.drive(1000);
+    let reader = p.a.host;
+    assert_ne!(heads(&stale, &doc), heads(&reader, &doc));
+    // The relay and the new reader meet.
+    let mut p = Pair::new(
+        (relay_id, stale),
+        (reader_id, reader),
+        Mode::OneShot,
+        config(),
+    );
+    p.drive(1000);
+    assert_eq!(heads(&p.a.host, &doc), heads(&p.b.host, &doc));
+}
