@@ -8,7 +8,9 @@ use poa_tests::sim::{self, Failure};
 
 /// Seeds every CI run tries, so a regression on them is caught every time.
 const FIXED: std::ops::Range<u64> = 0..200;
-/// Seeds that once found a bug, replayed on every run.
+/// Seeds that found a bug, replayed on every run. A seed replays exactly only on the code it
+/// was found on: as the node and the simulator change, the same seed builds another run, so
+/// each of these bugs also has a deterministic session test (protocol/src/session_tests.rs).
 const REGRESSIONS: &[u64] = &[
     // Equivocation evidence not compared by sync: two nodes showed different content.
     0x5,
@@ -17,7 +19,7 @@ const REGRESSIONS: &[u64] = &[
     0x32,
     // A document asked for, whose answer was lost, never asked for again.
     0x0aa8_e9da_dbf7_ea38,
-    // With parking removed (a scratch reintroduction), the only seed of 500 that caught it.
+    // A relay with a stale copy and a new reader waiting on each other.
     0x3808_24b3_055c_7b27,
 ];
 /// Fresh seeds tried by each run, besides the fixed ones.

@@ -69,6 +69,7 @@ impl Sim {
             pools: Vec::new(),
             hostility: BTreeMap::new(),
             moved: 0,
+            push_only: super::push_only(seed),
         };
         let large = rng.chance(0.05);
         let states = if large {
@@ -318,7 +319,8 @@ impl Sim {
             }
         }
         sim.log(format!(
-            "federation of {} nodes ({} hostile), {} links",
+            "{}federation of {} nodes ({} hostile), {} links",
+            if sim.push_only { "push-only " } else { "" },
             sim.nodes.len(),
             sim.hostility.len(),
             sim.links.len()
