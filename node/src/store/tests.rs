@@ -1,0 +1,137 @@
+//! Tests of the store: writes surviving a reopen, tampered rows, failed transactions, the
+//! append-only audit log.
+
+use super::schema::MIGRATIONS;
+use super::*;
+use poa_protocol::change::{FlatAction, FlatOp, SignedChange};
+use poa_protocol::doc::PoolId;
+use poa_protocol::ledger::actor_bytes;
+use poa_protocol::sign::{NodeKey, sign_change};
+
+fn write(store: &mut Store, key: &NodeKey, doc: &DocId, id: &str) -> Outcome {
+    store
+        .transact(|tx| {
+            let data = tx.with_ledger(doc, |l| {
+                l.next_change(
+                    &actor_bytes(&key.node_id(), &[9; 8]),
+                    1,
+                    vec![FlatOp {
+                        container: doc.kind().container("pooled").unwrap_or(0),
+                        key: id.into(),
+                        action: FlatAction::Put {
+                            value: "{}".into(),
+                            preds: vec![],
+                        },
+                    }],
+                )
+            })?;
+            let hash = data.to_automerge(doc).expect("encodes").hash();
+            let c = SignedChange {
+                signature: sign_change(key, doc, &hash).to_vec(),
+                data,
+            };
+            tx.apply(doc, vec![c], Source::Local, 1)
+        })
+        .expect("writes")
+}
+
+#[test]
+fn writes_survive_reopen_and_are_verified_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("poa.db");
+    let key = NodeKey::from_seed(&[5; 32]);
+    let doc = DocId::Pool(PoolId::new("p1", &key.node_id()));
+    let mut store = Store::open(&path).unwrap();
+    for i in 0..70 {
+        let out = write(&mut store, &key, &doc, &format!("R{i}"));
+        assert_eq!(out.accepted.len(), 1, "{:?}", out.rejected);
+    }
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.with_ledger(&doc, |l| l.len()).unwrap(), Some(71));
+    assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the database is readable by others: {mode:o}"
+        );
+    }
+}
+
+#[test]
+fn a_tampered_row_stops_the_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("poa.db");
+    let key = NodeKey::from_seed(&[5; 32]);
+    let doc = DocId::Pool(PoolId::new("p1", &key.node_id()));
+    let mut store = Store::open(&path).unwrap();
+    write(&mut store, &key, &doc, "R1");
+    store
+        .conn
+        .execute("UPDATE doc_changes SET signature = zeroblob(64)", [])
+        .unwrap();
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert!(matches!(
+        store.view(&doc),
+        Err(StoreError::Unverified { .. })
+    ));
+}
+
+#[test]
+fn a_failed_transaction_leaves_no_trace_in_the_database_or_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = NodeKey::from_seed(&[5; 32]);
+    let doc = DocId::Pool(PoolId::new("p1", &key.node_id()));
+    let mut store = Store::open(&dir.path().join("poa.db")).unwrap();
+    write(&mut store, &key, &doc, "R1");
+    let r: Result<(), StoreError> = store.transact(|tx| {
+        let data = tx.with_ledger(&doc, |l| {
+            l.next_change(
+                &actor_bytes(&key.node_id(), &[9; 8]),
+                1,
+                vec![FlatOp {
+                    container: 5,
+                    key: "R2".into(),
+                    action: FlatAction::Put {
+                        value: "{}".into(),
+                        preds: vec![],
+                    },
+                }],
+            )
+        })?;
+        let hash = data.to_automerge(&doc).unwrap().hash();
+        let c = SignedChange {
+            signature: sign_change(&key, &doc, &hash).to_vec(),
+            data,
+        };
+        tx.apply(&doc, vec![c], Source::Local, 1)?;
+        Err(StoreError::OldFormat)
+    });
+    assert!(r.is_err());
+    assert_eq!(store.with_ledger(&doc, |l| l.len()).unwrap(), Some(2));
+}
+
+#[test]
+fn the_audit_log_is_append_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("poa.db")).unwrap();
+    store
+        .conn
+        .execute(
+            "INSERT INTO audit (at, event, detail) VALUES (1, 'x', 'y')",
+            [],
+        )
+        .unwrap();
+    assert!(store.conn.execute("DELETE FROM audit", []).is_err());
+    assert!(
+        store
+            .conn
+            .execute("UPDATE audit SET detail = 'z'", [])
+            .is_err()
+    );
+}
