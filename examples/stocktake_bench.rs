@@ -159,6 +159,7 @@ fn delegation(
             issued: "2026-01-01".parse()?,
             key: principal_key.node_id(),
             cutoff: Vec::new(),
+            serial: 0,
         },
     ))
 }

@@ -341,7 +341,7 @@ pub(crate) fn own_delegation_in(view: &Json, me: &NodeId) -> Option<String> {
         .iter()
         .filter(|(k, _)| k.starts_with(&prefix))
         .filter_map(|(_, v)| SignedGrant::from_value(v).ok())
-        .max_by_key(|g| (g.grant.issued, g.storage_key()))
+        .max_by_key(|g| (g.grant.serial, g.grant.issued, g.storage_key()))
         .map(|g| g.to_text())
 }
 
@@ -364,6 +364,7 @@ pub(crate) fn self_delegation(
             issued,
             key: key.node_id(),
             cutoff: Vec::new(),
+            serial: 0,
         },
     )
 }
@@ -543,7 +544,17 @@ impl Node {
         };
         let docs = self.own_grant_docs();
         let mut cutoff = Vec::new();
-        if kind == GrantKind::Revocation {
+        // A revocation keeps what the node wrote up to now; a delegation replacing an earlier
+        // one (narrower, wider, renewed) leaves what it wrote up to now judged under the one
+        // it was written under.
+        let earlier = self
+            .grants()?
+            .iter()
+            .filter(|(g, _)| g.kind == GrantKind::Delegation && g.node == node)
+            .map(|(g, _)| g.serial + 1)
+            .max();
+        let replaces = kind == GrantKind::Delegation && earlier.is_some();
+        if kind == GrantKind::Revocation || replaces {
             for d in &docs {
                 if let Some(c) = self.store.with_ledger(d, |l| l.cutoff_for(&node))? {
                     cutoff.extend(c);
@@ -568,6 +579,11 @@ impl Node {
                 issued: self.clock.today(),
                 key: key.node_id(),
                 cutoff,
+                serial: if kind == GrantKind::Delegation {
+                    earlier.unwrap_or(0)
+                } else {
+                    0
+                },
             },
         );
         let now = self.now();
@@ -608,7 +624,7 @@ impl Node {
             let latest = grants
                 .iter()
                 .filter(|(x, _)| x.kind == GrantKind::Delegation && x.node == g.node)
-                .max_by_key(|(x, _)| x.issued);
+                .max_by_key(|(x, _)| (x.serial, x.issued));
             if let Some((l, _)) = latest
                 && l == g
                 && g.expires.is_some_and(|e| e < today)

@@ -154,9 +154,19 @@ pub struct Grant {
     /// The principal key that signed it.
     pub key: NodeId,
     /// Revocations: the changes of the revoked node that stand, per document and actor;
-    /// everything else it wrote there is void.
+    /// everything else it wrote there is void. Delegations that replace an earlier one: the
+    /// changes still judged under the delegation they were written under.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cutoff: Vec<Cutoff>,
+    /// Delegations: how many delegations of this node the key signed before this one. The
+    /// highest serial decides (then the later issue date), so a delegation replaced on the
+    /// day it was issued is replaced for certain.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub serial: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Delegation or revocation.
@@ -339,9 +349,6 @@ impl SignedGrant {
                 ),
             ));
         }
-        if kind == GrantKind::Delegation && !g.grant.cutoff.is_empty() {
-            return Err(BadGrant::Misplaced("a delegation with a cut-off".into()));
-        }
         Ok(g)
     }
 }
@@ -433,6 +440,7 @@ mod tests {
                 issued: "2026-01-01".parse().unwrap(),
                 key: key.node_id(),
                 cutoff: vec![],
+                serial: 0,
             },
         )
     }

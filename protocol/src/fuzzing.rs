@@ -90,6 +90,7 @@ fn grant(
             issued: crate::date::Date::from_unix_seconds(1_767_225_600),
             key: key(40).node_id(),
             cutoff,
+            serial: 0,
         },
     )
 }

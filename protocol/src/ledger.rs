@@ -901,6 +901,39 @@ impl Ledger {
             }
         }
 
+        let mut delegations: HashMap<NodeId, Vec<SignedGrant>> = HashMap::new();
+        if let (Some(principal), Some(key), Some(c)) =
+            (&principal, key, self.kind.container("delegations"))
+        {
+            for ((_, k), ats) in self.keys.range((c, String::new())..(c + 1, String::new())) {
+                for at in ats {
+                    if !inside(at.entry as usize) {
+                        continue;
+                    }
+                    let Some(text) = self.op(*at).value() else {
+                        continue;
+                    };
+                    if let Ok(g) =
+                        SignedGrant::parse_at(text, k, GrantKind::Delegation, principal, key)
+                    {
+                        let mine = delegations.entry(g.grant.node).or_default();
+                        if !mine.iter().any(|x| x.storage_key() == g.storage_key()) {
+                            mine.push(g);
+                        }
+                    }
+                }
+            }
+        }
+        for grants in delegations.values_mut() {
+            grants.sort_by_key(|g| (g.grant.serial, g.grant.issued, g.storage_key()));
+        }
+        let sw = SetWide {
+            void_from,
+            too_many,
+            cutoffs,
+            delegations,
+        };
+
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(n);
         for i in 0..n {
             if !inside(i) {
@@ -921,20 +954,8 @@ impl Ledger {
             };
             let verdict = if e.grant_only {
                 self.judge_grants(i as u32, data, principal.as_ref(), key, &verdicts)
-            } else if void_from.get(&e.actor).is_some_and(|s| e.seq >= *s) {
-                Err(Denied::Equivocation(author))
-            } else if too_many.contains(&author) {
-                Err(Denied::TooManyActors(author))
-            } else if let Some(cut) = cutoffs.get(&author)
-                && cut
-                    .get(&hex(&self.actors[e.actor as usize].bytes))
-                    .is_none_or(|last| u64::from(e.seq) > *last)
-            {
-                Err(Denied::Revoked(
-                    principal.as_ref().map(|p| p.code()).unwrap_or_default(),
-                ))
             } else {
-                self.authorize(i as u32, &author, data, principal.as_ref(), key, &verdicts)
+                self.authorize(i as u32, &author, data, principal.as_ref(), key, &sw, &verdicts)
             };
             verdicts.push(match verdict {
                 Ok(()) => Verdict::Stands,
@@ -1152,7 +1173,8 @@ impl Ledger {
                     SignedGrant::parse_at(text, &k, GrantKind::Delegation, principal, key)
                 {
                     let newer = best.as_ref().is_none_or(|b| {
-                        (g.grant.issued, g.storage_key()) > (b.grant.issued, b.storage_key())
+                        (g.grant.serial, g.grant.issued, g.storage_key())
+                            > (b.grant.serial, b.grant.issued, b.storage_key())
                     });
                     if newer {
                         best = Some(g);
@@ -1163,34 +1185,103 @@ impl Ledger {
         best
     }
 
-    /// The areas of every live version of target `id` in `at`'s past, and those this change
-    /// itself writes.
-    fn target_areas(&self, id: &str, at: u32, data: &ChangeData, v: &[Verdict]) -> Vec<Area> {
+    /// The areas target `id` is in, as the whole set says, whatever a change's past holds:
+    /// the area of every first version of it held whose author could write it (delegated with
+    /// a scope covering that area, not revoked, not an equivocator), and the areas of the
+    /// versions the change itself writes. A scoped author so cannot take over another area's
+    /// target by building on a past without it: a first version written anywhere binds every
+    /// later change about the target. (An author who writes a rival first version makes a
+    /// dispute, which is shown as such.)
+    fn target_areas(
+        &self,
+        id: &str,
+        data: &ChangeData,
+        principal: Option<&Principal>,
+        sw: &SetWide,
+    ) -> Vec<Area> {
         let mut out = Vec::new();
-        let prefix = format!("{id}/");
-        let mut texts: Vec<String> = Vec::new();
-        for k in self.live_keys_with_prefix("targets", &prefix, Some(at), v) {
-            texts.extend(
-                self.live_values("targets", &k, Some(at), v)
-                    .iter()
-                    .map(|s| s.to_string()),
-            );
-        }
         let targets = self.kind.container("targets");
+        if let Some(c) = targets
+            && let Some(ats) = self.keys.get(&(c, crate::doc::target_key(id, 1)))
+        {
+            for at in ats {
+                let e = &self.entries[at.entry as usize];
+                let (Some(area), Some(d), Some(author)) = (
+                    self.op(*at).value().and_then(area_of_value),
+                    e.data.as_ref(),
+                    self.actors[e.actor as usize].author,
+                ) else {
+                    continue;
+                };
+                let time = Date::from_unix_seconds(d.time);
+                if self
+                    .author_standing(at.entry, &author, time, principal, sw)
+                    .is_ok_and(|scope| scope.covers(area))
+                {
+                    out.push(area);
+                }
+            }
+        }
+        let prefix = format!("{id}/");
         for op in &data.ops {
             if Some(op.container) == targets
                 && op.key.starts_with(&prefix)
-                && let Some(t) = op.value()
+                && let Some(a) = op.value().and_then(area_of_value)
             {
-                texts.push(t.to_string());
-            }
-        }
-        for t in texts {
-            if let Some(a) = area_of_value(&t) {
                 out.push(a);
             }
         }
         out
+    }
+
+    /// Whether the author of entry `i` could write at all there, by what is true of the whole
+    /// set and not of the change's past: not an equivocator or a user of too many actor ids
+    /// at that position, not revoked before it, and delegated. Returns the scope it writes
+    /// in (all, for a pool's writers, whose rights [`Ledger::authorize_pool`] judges).
+    fn author_standing(
+        &self,
+        i: u32,
+        author: &NodeId,
+        time: Date,
+        principal: Option<&Principal>,
+        sw: &SetWide,
+    ) -> Result<Scope, Denied> {
+        let e = &self.entries[i as usize];
+        if sw.void_from.get(&e.actor).is_some_and(|s| e.seq >= *s) {
+            return Err(Denied::Equivocation(*author));
+        }
+        if sw.too_many.contains(author) {
+            return Err(Denied::TooManyActors(*author));
+        }
+        let actor = hex(&self.actors[e.actor as usize].bytes);
+        if let Some(cut) = sw.cutoffs.get(author)
+            && cut.get(&actor).is_none_or(|last| u64::from(e.seq) > *last)
+        {
+            return Err(Denied::Revoked(
+                principal.map(|p| p.code()).unwrap_or_default(),
+            ));
+        }
+        if matches!(self.doc, DocId::Pool(_)) {
+            return Ok(Scope::ALL);
+        }
+        let Some(principal) = principal else {
+            return Err(Denied::Forbidden {
+                path: String::new(),
+                why: "the document has no owner".into(),
+            });
+        };
+        let grant = sw
+            .delegation_for(&self.doc, author, &actor, e.seq)
+            .ok_or_else(|| Denied::NotDelegated(principal.code()))?;
+        if let Some(expires) = grant.grant.expires
+            && time > expires
+        {
+            return Err(Denied::Expired {
+                principal: principal.code(),
+                expires,
+            });
+        }
+        Ok(grant.grant.scope.clone().unwrap_or(Scope::ALL))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1201,33 +1292,17 @@ impl Ledger {
         data: &ChangeData,
         principal: Option<&Principal>,
         key: Option<&NodeId>,
+        sw: &SetWide,
         verdicts: &[Verdict],
     ) -> Result<(), Denied> {
         let time = Date::from_unix_seconds(data.time);
+        if principal.is_some() && key.is_none() {
+            return Err(principal.map(no_key).unwrap_or(Denied::NotDelegated(String::new())));
+        }
+        let scope = self.author_standing(i, author, time, principal, sw)?;
         if let DocId::Pool(id) = &self.doc {
             return self.authorize_pool(i, author, data, id, time, verdicts);
         }
-        let (Some(principal), Some(key)) = (principal, key) else {
-            return Err(match principal {
-                Some(p) => no_key(p),
-                None => Denied::Forbidden {
-                    path: String::new(),
-                    why: "the document has no owner".into(),
-                },
-            });
-        };
-        let grant = self
-            .delegation_at(author, principal, key, i, verdicts)
-            .ok_or_else(|| Denied::NotDelegated(principal.code()))?;
-        if let Some(expires) = grant.grant.expires
-            && time > expires
-        {
-            return Err(Denied::Expired {
-                principal: principal.code(),
-                expires,
-            });
-        }
-        let scope = grant.grant.scope.clone().unwrap_or(Scope::ALL);
         for op in &data.ops {
             let (container, policy) = self
                 .kind
@@ -1247,7 +1322,7 @@ impl Ledger {
             let areas: Vec<Area> = match container {
                 "targets" => {
                     let id = op.key.split('/').next().unwrap_or_default();
-                    let mut a = self.target_areas(id, i, data, verdicts);
+                    let mut a = self.target_areas(id, data, principal, sw);
                     if let Some(v) = op.value().and_then(area_of_value) {
                         a.push(v);
                     }
@@ -1257,9 +1332,9 @@ impl Ledger {
                     .value()
                     .and_then(parse_value)
                     .and_then(|v| v.get("target").and_then(Json::as_str).map(str::to_string))
-                    .map(|t| self.target_areas(&t, i, data, verdicts))
+                    .map(|t| self.target_areas(&t, data, principal, sw))
                     .unwrap_or_default(),
-                "withdrawn" => self.target_areas(&op.key, i, data, verdicts),
+                "withdrawn" => self.target_areas(&op.key, data, principal, sw),
                 "needs" => op.value().and_then(area_of_value).into_iter().collect(),
                 _ => Vec::new(),
             };
@@ -1814,6 +1889,41 @@ impl Ledger {
             }
         }
         out
+    }
+}
+
+/// What decides authority over the whole set judged, computed before any verdict: what a
+/// change's author chose as its dependencies cannot move it.
+struct SetWide {
+    /// Actor → the first sequence number at which it equivocated.
+    void_from: HashMap<u32, u32>,
+    /// Authors with more actor ids than a node needs.
+    too_many: HashSet<NodeId>,
+    /// Revoked node → per actor (hex), the last sequence number that stands.
+    cutoffs: HashMap<NodeId, HashMap<String, u64>>,
+    /// Every valid delegation held, by node, oldest first.
+    delegations: HashMap<NodeId, Vec<SignedGrant>>,
+}
+
+impl SetWide {
+    /// The delegation a change of `author` at `actor` (hex) and `seq` is judged under: the
+    /// latest (by serial, then issue date) whose cut-off, if it has one, this change comes after. A delegation that
+    /// replaces an earlier one (narrowing, widening, renewing) carries the cut-off of what the
+    /// node had written by then, which stays judged under the delegation it was written under.
+    fn delegation_for(
+        &self,
+        doc: &DocId,
+        author: &NodeId,
+        actor: &str,
+        seq: u32,
+    ) -> Option<&SignedGrant> {
+        self.delegations.get(author)?.iter().rev().find(|g| {
+            g.grant
+                .cutoff
+                .iter()
+                .find(|c| c.doc == *doc && c.actor == actor)
+                .is_none_or(|c| u64::from(seq) > c.seq)
+        })
     }
 }
 

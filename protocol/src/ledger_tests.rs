@@ -73,6 +73,7 @@ fn grant(kind: GrantKind, n: &NodeKey, scope: Option<Scope>, cutoff: Vec<Cutoff>
             issued: "2026-01-01".parse().unwrap(),
             key: key(),
             cutoff,
+            serial: 0,
         },
     )
 }
@@ -392,7 +393,8 @@ fn h1_a_scoped_ministry_writes_only_its_areas_judged_before_and_after() {
     );
     assert!(void_reason(&v).contains("needs scope all"), "{v:?}");
     // Building on the genesis to create T5/1 again, in its own area, does not replace the
-    // stockpile record: the two are disputed and neither shows.
+    // stockpile record: the first version held anywhere puts T5 in the stockpile area, so the
+    // rival is out of scope, whatever its past holds.
     l.settle(Some(&key()));
     let data = l.change_at(
         &delegation,
@@ -400,15 +402,15 @@ fn h1_a_scoped_ministry_writes_only_its_areas_judged_before_and_after() {
         T0,
         vec![op(&doc, "targets", "T5/1", &target("T5", 1, "marking"))],
     );
-    let _ = l.admit(&sign(&doc, &marking, data), Some(&key()));
+    let rival = l.admit(&sign(&doc, &marking, data), Some(&key()));
+    let Admitted::New(rival) = rival else {
+        panic!("{rival:?}")
+    };
+    l.settle(Some(&key()));
+    let v = l.verdict(&rival).cloned().unwrap();
+    assert!(void_reason(&v).contains("stockpile"), "{v:?}");
     let shown = view_targets(&mut l);
-    assert!(!shown.contains(&"T5/1".to_string()), "{shown:?}");
-    assert!(
-        l.settle(Some(&key()))
-            .disputed
-            .iter()
-            .any(|d| d.path == "targets/T5/1")
-    );
+    assert!(shown.contains(&"T5/1".to_string()), "{shown:?}");
 }
 
 #[test]
@@ -730,6 +732,7 @@ fn m5_a_member_joins_only_for_itself_and_counts_only_under_the_trusted_state_key
                 issued: "2026-01-01".parse().unwrap(),
                 key: k.node_id(),
                 cutoff: vec![],
+                serial: 0,
             },
         )
     };
@@ -943,4 +946,79 @@ proptest! {
         prop_assert_eq!(&results[0], &results[1]);
         prop_assert_eq!(&results[1], &results[2]);
     }
+}
+
+/// A ministry's delegation is narrowed (from all to marking) on the day it was issued, with
+/// the cut-off of what it wrote so far. What it wrote before stands; what it writes after is
+/// judged under the narrower scope, on whatever past it builds, in any arrival order.
+#[test]
+fn a_replaced_delegation_judges_what_came_after_its_cutoff_and_keeps_what_came_before() {
+    let doc = published();
+    let ministry = node(2);
+    let mut l = delegated(&[(&ministry, Scope::ALL)]);
+    let first = node(1);
+    let early = l.settle(Some(&key())).heads.clone();
+    let (t1, v) = write(
+        &mut l,
+        &ministry,
+        2,
+        vec![op(&doc, "targets", "T1/1", &target("T1", 1, "stockpile"))],
+    );
+    assert_eq!(v, Verdict::Stands);
+    let mut narrow = grant(
+        GrantKind::Delegation,
+        &ministry,
+        Some(Scope::Areas(vec![Area::Marking])),
+        l.cutoff_for(&ministry.node_id()),
+    );
+    narrow.grant.serial = 1;
+    let narrow = SignedGrant::sign(&state_key(), narrow.grant);
+    let (_, v) = write(&mut l, &first, 1, vec![grant_op(&doc, &narrow)]);
+    assert_eq!(v, Verdict::Stands);
+    // After the narrowing: a stockpile target is out of scope, even built on the past before
+    // the narrowing (or before its first target); a marking one stands.
+    // (A fresh actor id on the old past: the same one would equivocate.)
+    for (past, suffix) in [(l.settle(Some(&key())).heads.clone(), 2), (early.clone(), 3)] {
+        let mut m = l.clone();
+        m.settle(Some(&key()));
+        let c = m.change_at(
+            &past,
+            &actor(&ministry, suffix),
+            T0,
+            vec![op(&doc, "targets", "T2/1", &target("T2", 1, "stockpile"))],
+        );
+        let h = match m.admit(&sign(&doc, &ministry, c), Some(&key())) {
+            Admitted::New(h) => h,
+            other => panic!("{other:?}"),
+        };
+        m.settle(Some(&key()));
+        assert!(void_reason(m.verdict(&h).unwrap()).contains("stockpile"));
+        assert_eq!(m.verdict(&t1), Some(&Verdict::Stands));
+    }
+    let (_, v) = write(
+        &mut l,
+        &ministry,
+        2,
+        vec![op(&doc, "targets", "T3/1", &target("T3", 1, "marking"))],
+    );
+    assert_eq!(v, Verdict::Stands);
+    // Any arrival order: the same verdicts.
+    let all: Vec<SignedChange> = l.signed_changes().map(|(_, c)| c).collect();
+    let want = {
+        l.settle(Some(&key()));
+        l.audit_rows()
+    };
+    let mut rev = Ledger::new(&doc);
+    let mut pending: Vec<SignedChange> = all.into_iter().rev().collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        pending.retain(|c| matches!(rev.admit(c, Some(&key())), Admitted::Waiting(..)));
+        assert!(pending.len() < before, "stuck");
+    }
+    rev.settle(Some(&key()));
+    let mut got = rev.audit_rows();
+    let mut want = want;
+    got.sort_by_key(|r| r.0);
+    want.sort_by_key(|r| r.0);
+    assert_eq!(got, want);
 }

@@ -18,10 +18,12 @@
 //!
 //! **Egress and ingress follow the read rule.** Every message that names a document passes
 //! [`Session`]'s one send path, which checks [`Host::may_read`]. Changes of a document are taken
-//! only from a peer that may read it (judged on the document with the changes, see
-//! [`Host::apply`]), or that was asked for a document not held here. A `Sync` about a document
-//! the peer may not read here, or that this node neither holds nor asked for, gets `SyncIdle`,
-//! the same answer either way, so the reply does not tell whether the node holds it.
+//! only from a peer that may read it, judged on the document with the changes (see
+//! [`Host::apply`]). A listed document this node does not hold, or holds but by its copy the
+//! peer may not read, is asked for with one and the same message, and a `Sync` about a
+//! document the peer may not read here (or that this node does not hold and did not ask for)
+//! gets `SyncIdle`: neither tells the peer whether the node holds the document. An ask lets
+//! the peer's answer name the document only while no copy is held here.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
@@ -251,16 +253,16 @@ pub struct Session {
     processed: VecDeque<[u8; 32]>,
     dirty: bool,
     next_anti_entropy: Option<u64>,
-    asked: HashSet<DocId>,
+    /// Documents this node asked the peer for (see [`Session::ask`]), with the peer's heads
+    /// then. An ask lets the peer's answer name the document only while it is not held here:
+    /// once a copy is held, from anyone, the read rule alone decides.
+    asked: BTreeMap<DocId, Vec<ChangeHash>>,
+    /// Asks the peer's answer did not justify (it may not read the document even with its
+    /// changes): not asked again at the same heads on this connection.
+    ask_refused: HashSet<(DocId, Vec<ChangeHash>)>,
     /// The peer's last listing as this node took it: documents held here, and the others with
     /// the peer's heads. Kept to update what the node expects as asked documents arrive.
     listing: Option<TakenListing>,
-    /// Held documents whose newer changes this node asked the peer for without telling it
-    /// anything (see [`Session::pull`]), with the peer's heads then.
-    pulled: BTreeMap<DocId, Vec<ChangeHash>>,
-    /// Pulls the peer's changes did not justify (it may not read the document even with
-    /// them): not asked again at the same heads on this connection.
-    pull_refused: HashSet<(DocId, Vec<ChangeHash>)>,
     rejected: usize,
     awaiting: bool,
     revealed: BTreeSet<DocId>,
@@ -365,10 +367,9 @@ impl Session {
             processed: VecDeque::new(),
             dirty: true,
             next_anti_entropy: None,
-            asked: HashSet::new(),
+            asked: BTreeMap::new(),
+            ask_refused: HashSet::new(),
             listing: None,
-            pulled: BTreeMap::new(),
-            pull_refused: HashSet::new(),
             rejected: 0,
             awaiting: false,
             revealed: BTreeSet::new(),
@@ -550,12 +551,12 @@ impl Session {
     }
 
     /// The one send path for messages that name documents: a document the peer may not read
-    /// is never named, unless the peer named it first in the message being answered, or it is
-    /// one this node asked the peer for.
+    /// is never named, unless the peer named it first in the message being answered, or this
+    /// node asked the peer for it and holds no copy.
     fn send(&mut self, host: &mut impl Host, msg: Message, answering: Option<&DocId>) {
         for doc in msg.docs() {
             let ok = answering == Some(doc)
-                || self.asked.contains(doc)
+                || self.asking(host, doc)
                 || host.may_read(&self.peer, doc);
             if !ok {
                 self.events.push_back(Event::EgressRefused(doc.clone()));
@@ -676,37 +677,31 @@ impl Session {
         let mut held = Vec::new();
         let mut unheld: Vec<(DocId, Vec<ChangeHash>)> = Vec::new();
         let mut start = Vec::new();
-        let mut pulls = Vec::new();
+        let mut asks = Vec::new();
         for d in docs {
-            let theirs = hashes(&d.heads);
-            let is_held = holds(host, &d.doc);
-            if is_held {
+            let mut theirs = hashes(&d.heads);
+            theirs.sort();
+            if holds(host, &d.doc) && host.may_read(&self.peer, &d.doc) {
                 held.push(d.doc.clone());
                 let mut ours = heads_of(host, &d.doc);
-                let mut t = theirs.clone();
                 ours.sort();
-                t.sort();
-                if ours != t {
-                    if host.may_read(&self.peer, &d.doc) {
-                        start.push(d.doc);
-                    } else if !self.pull_refused.contains(&(d.doc.clone(), t.clone()))
-                        && host.takeable(&self.peer, &d.doc)
-                    {
-                        let newer = host
-                            .with_ledger(&d.doc, |l| t.iter().any(|h| !l.has(h)))
-                            .unwrap_or(false);
-                        if newer {
-                            pulls.push((d.doc, t));
-                        }
-                    }
+                if ours != theirs {
+                    start.push(d.doc);
                 }
-            } else {
-                if self.asked.len() < self.config.max_asked && host.takeable(&self.peer, &d.doc) {
-                    self.asked.insert(d.doc.clone());
-                    start.push(d.doc.clone());
-                }
-                unheld.push((d.doc, theirs));
+                continue;
             }
+            // Not held here, or held but by this copy the peer may not read it: answered
+            // alike, so the answer does not tell the peer which.
+            let refused = self.ask_refused.contains(&(d.doc.clone(), theirs.clone()));
+            if !refused
+                && (self.asked.contains_key(&d.doc) || self.asked.len() < self.config.max_asked)
+                && host.takeable(&self.peer, &d.doc)
+            {
+                // Recorded now: the expectation saved below leaves asked documents out.
+                self.asked.insert(d.doc.clone(), theirs.clone());
+                asks.push(d.doc.clone());
+            }
+            unheld.push((d.doc, theirs));
         }
         self.listing = Some((held, unheld));
         self.save_expected(host);
@@ -718,24 +713,28 @@ impl Session {
                 self.begin(host, &doc);
             }
         }
-        for (doc, theirs) in pulls {
+        for doc in asks {
             if !self.docs.get(&doc).is_some_and(|d| d.awaiting) {
-                self.pull(host, doc, theirs);
+                self.ask(host, doc);
             }
         }
     }
 
-    /// Asks the peer for changes of a document held here that, by this node's copy, the peer
-    /// may not read, while the peer lists newer heads: its changes may be what makes it a
-    /// reader (a share list grown since this copy). The request is the very message a node
-    /// holding nothing sends to ask for a listed document (no heads, no filter, no hashes), so
-    /// it tells the peer nothing of this node's copy, not even that there is one; the peer
-    /// sends what it would send a node holding nothing, and the changes are kept only if,
-    /// with them, the peer may read the document (the ingress rule, in [`Host::apply`]).
-    /// Without it, a relay with a stale copy and a new reader holding the newer one would
-    /// wait on each other for good.
-    fn pull(&mut self, host: &mut impl Host, doc: DocId, theirs: Vec<ChangeHash>) {
-        self.pulled.insert(doc.clone(), theirs);
+    /// Whether the peer's messages about `doc` are the answer to an ask: asked for, and still
+    /// not held here.
+    fn asking(&mut self, host: &mut impl Host, doc: &DocId) -> bool {
+        self.asked.contains_key(doc) && !holds(host, doc)
+    }
+
+    /// Asks the peer for a document it listed that this node does not hold, or holds but by
+    /// its copy the peer may not read (the peer's newer changes may be what makes it a reader:
+    /// a share list grown since this copy; without asking, a relay with a stale copy and a new
+    /// reader holding the newer one would wait on each other for good). The request is the
+    /// same message either way (no heads, no filter, no hashes): it tells the peer nothing of
+    /// this node's copy, not even whether there is one. The peer sends what it would send a
+    /// node holding nothing, and the changes are kept only if, with them, the peer may read
+    /// the document (the ingress rule, in [`Host::apply`]).
+    fn ask(&mut self, host: &mut impl Host, doc: DocId) {
         let now = self.now;
         let st = self.docs.entry(doc.clone()).or_default();
         st.awaiting = true;
@@ -764,7 +763,7 @@ impl Session {
         let digest = summary_part(
             unheld
                 .iter()
-                .filter(|(d, _)| !self.asked.contains(d))
+                .filter(|(d, _)| !self.asked.contains_key(d))
                 .map(|(d, h)| (d, h.as_slice())),
         );
         host.set_expected(&self.peer, held, digest);
@@ -783,8 +782,8 @@ impl Session {
 
     fn on_sync(&mut self, host: &mut impl Host, s: DocSync) -> Result<(), SessionError> {
         let doc = s.doc.clone();
-        let asked = self.asked.contains(&doc);
         let held = holds(host, &doc);
+        let asked = !held && self.asked.contains_key(&doc);
         let mut accepted = 0;
         let allowed = if s.changes.is_empty() {
             (held && host.may_read(&self.peer, &doc)) || asked
@@ -794,9 +793,7 @@ impl Session {
                 return Err(SessionError::Protocol(why));
             }
             accepted = applied.accepted;
-            if asked
-                && !held
-                && applied.accepted > 0
+            if applied.accepted > 0
                 && let Some((held_list, unheld)) = &mut self.listing
                 && let Some(at) = unheld.iter().position(|(d, _)| *d == doc)
             {
@@ -838,10 +835,8 @@ impl Session {
         } else {
             false
         };
-        if let Some(theirs) = self.pulled.remove(&doc)
-            && !allowed
-        {
-            self.pull_refused.insert((doc.clone(), theirs));
+        if !allowed && let Some(theirs) = self.asked.get(&doc) {
+            self.ask_refused.insert((doc.clone(), theirs.clone()));
         }
         if !allowed {
             self.docs.remove(&doc);

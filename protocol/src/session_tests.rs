@@ -89,6 +89,7 @@ fn state_node(targets: usize) -> MemHost {
             issued: "2026-01-01".parse().unwrap(),
             key: state_key().node_id(),
             cutoff: vec![],
+            serial: 0,
         },
     );
     write(

@@ -268,6 +268,7 @@ async fn h3_a_first_copy_from_anyone_does_not_fix_a_states_key() {
             issued: "2026-01-01".parse().unwrap(),
             key: fake_state.node_id(),
             cutoff: vec![],
+            serial: 0,
         },
     );
     let mut l = poa_protocol::ledger::Ledger::new(&xab_doc);

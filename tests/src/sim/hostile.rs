@@ -326,6 +326,7 @@ impl Sim {
                         issued: self.clock.today(),
                         key: fake.node_id(),
                         cutoff: Vec::new(),
+                        serial: 0,
                     },
                 );
                 let actor = self.actor_of(h, false);
