@@ -29,12 +29,37 @@ pub const MAX_PARKED_PER_PEER: usize = 20_000;
 
 /// Changes that arrived before their dependencies, by document, with who sent each, within
 /// bounds per sender. A sender that goes over loses everything it parked and is disconnected;
-/// what it sent comes again with its next session.
+/// what it sent comes again with its next session. A parked change is tried again only when
+/// one of the dependencies it waits for arrives: what a peer sends costs work in proportion
+/// to what it sends and what it completes, never to what waits.
 #[derive(Debug, Default)]
 pub struct Parked {
-    by_doc: BTreeMap<DocId, Vec<(NodeId, SignedChange)>>,
+    by_doc: BTreeMap<DocId, DocParked>,
     bytes: HashMap<NodeId, usize>,
     count: HashMap<NodeId, usize>,
+}
+
+#[derive(Debug, Default)]
+struct DocParked {
+    /// Parked change → who sent it, the change, and the dependencies it waits for.
+    changes: BTreeMap<ChangeHash, (NodeId, SignedChange, Vec<ChangeHash>)>,
+    /// Dependency → the parked changes waiting for it.
+    waiting_on: BTreeMap<ChangeHash, BTreeSet<ChangeHash>>,
+}
+
+impl DocParked {
+    fn take(&mut self, hash: &ChangeHash) -> Option<(NodeId, SignedChange)> {
+        let (from, c, missing) = self.changes.remove(hash)?;
+        for m in &missing {
+            if let Some(w) = self.waiting_on.get_mut(m) {
+                w.remove(hash);
+                if w.is_empty() {
+                    self.waiting_on.remove(m);
+                }
+            }
+        }
+        Some((from, c))
+    }
 }
 
 fn change_bytes(c: &SignedChange) -> usize {
@@ -48,14 +73,14 @@ fn change_bytes(c: &SignedChange) -> usize {
 }
 
 impl Parked {
-    /// Parks changes that wait for their dependencies, within the peer's bounds. Their
-    /// signatures were checked before they got here. Returns an error when the peer would
-    /// exceed them: it is disconnected.
+    /// Parks changes (hash, change, missing dependencies) that wait for their dependencies,
+    /// within the peer's bounds. Their signatures were checked before they got here. Returns
+    /// an error when the peer would exceed them: it is disconnected.
     pub fn park(
         &mut self,
         doc: &DocId,
         from: NodeId,
-        changes: Vec<SignedChange>,
+        changes: Vec<(ChangeHash, SignedChange, Vec<ChangeHash>)>,
     ) -> Result<(), String> {
         if changes.is_empty() {
             return Ok(());
@@ -64,13 +89,16 @@ impl Parked {
         let list = p.by_doc.entry(doc.clone()).or_default();
         let mut added_bytes = 0;
         let mut added = 0;
-        for c in changes {
-            if list.iter().any(|(_, x)| x.data == c.data) {
+        for (h, c, missing) in changes {
+            if list.changes.contains_key(&h) {
                 continue;
             }
             added_bytes += change_bytes(&c);
             added += 1;
-            list.push((from, c));
+            for m in &missing {
+                list.waiting_on.entry(*m).or_default().insert(h);
+            }
+            list.changes.insert(h, (from, c, missing));
         }
         let bytes = p.bytes.entry(from).or_default();
         *bytes += added_bytes;
@@ -81,9 +109,17 @@ impl Parked {
             // Let go of everything this peer parked: what it sent comes again on a later
             // connection, whose sessions start afresh.
             for l in p.by_doc.values_mut() {
-                l.retain(|(f, _)| *f != from);
+                let theirs: Vec<ChangeHash> = l
+                    .changes
+                    .iter()
+                    .filter(|(_, (f, _, _))| *f == from)
+                    .map(|(h, _)| *h)
+                    .collect();
+                for h in theirs {
+                    l.take(&h);
+                }
             }
-            p.by_doc.retain(|_, l| !l.is_empty());
+            p.by_doc.retain(|_, l| !l.changes.is_empty());
             p.bytes.remove(&from);
             p.count.remove(&from);
             return Err(format!(
@@ -94,23 +130,38 @@ impl Parked {
         Ok(())
     }
 
-    pub fn unpark(&mut self, doc: &DocId) -> Vec<(NodeId, SignedChange)> {
-        let p = self;
-        let list = p.by_doc.remove(doc).unwrap_or_default();
-        for (from, c) in &list {
-            if let Some(b) = p.bytes.get_mut(from) {
-                *b = b.saturating_sub(change_bytes(c));
-            }
-            if let Some(n) = p.count.get_mut(from) {
-                *n = n.saturating_sub(1);
+    /// Takes out the changes parked for `doc` that wait for any of `arrived` (now held), to be
+    /// tried again.
+    pub fn release(&mut self, doc: &DocId, arrived: &[ChangeHash]) -> Vec<(NodeId, SignedChange)> {
+        let Some(list) = self.by_doc.get_mut(doc) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for a in arrived {
+            let Some(waiting) = list.waiting_on.remove(a) else {
+                continue;
+            };
+            for h in waiting {
+                if let Some((from, c)) = list.take(&h) {
+                    if let Some(b) = self.bytes.get_mut(&from) {
+                        *b = b.saturating_sub(change_bytes(&c));
+                    }
+                    if let Some(n) = self.count.get_mut(&from) {
+                        *n = n.saturating_sub(1);
+                    }
+                    out.push((from, c));
+                }
             }
         }
-        list
+        if list.changes.is_empty() {
+            self.by_doc.remove(doc);
+        }
+        out
     }
 
     /// How many changes wait, over all documents.
     pub fn len(&self) -> usize {
-        self.by_doc.values().map(Vec::len).sum()
+        self.by_doc.values().map(|d| d.changes.len()).sum()
     }
 
     /// Whether nothing waits.
@@ -422,21 +473,7 @@ impl Host for NodeHost<'_> {
         _asked: bool,
     ) -> Applied {
         let mut out = Applied::default();
-        // Changes this peer left waiting here for this document come along: these may be what
-        // they lacked.
-        let mut batch = changes;
-        let mut others: Vec<(NodeId, SignedChange)> = Vec::new();
-        for (from, c) in self.parked.unpark(doc) {
-            if from == *peer {
-                batch.push(c);
-            } else {
-                others.push((from, c));
-            }
-        }
-        for (from, c) in others {
-            let _ = self.parked.park(doc, from, vec![c]);
-        }
-        match apply_from(self.node, peer, doc, batch) {
+        match apply_from(self.node, peer, doc, changes) {
             Ok(outcome) => {
                 out.allowed = true;
                 out.accepted = outcome.accepted.len();
@@ -449,13 +486,11 @@ impl Host for NodeHost<'_> {
                 if !outcome.rejected.is_empty() {
                     let _ = self.node.store.add_invalid(peer, outcome.rejected.len());
                 }
-                let waiting: Vec<SignedChange> =
-                    outcome.waiting.into_iter().map(|(c, _)| c).collect();
-                if let Err(why) = self.parked.park(doc, *peer, waiting) {
+                if let Err(why) = self.parked.park(doc, *peer, outcome.waiting) {
                     out.fatal = Some(why);
                 }
                 if out.accepted > 0 {
-                    self.retry_parked(doc);
+                    self.release_parked(doc, outcome.accepted);
                     self.after_accept(doc);
                 }
             }
@@ -470,31 +505,25 @@ impl Host for NodeHost<'_> {
 }
 
 impl NodeHost<'_> {
-    /// Retries what other peers left waiting for this document, each batch as from its own
-    /// sender (so the audit names who sent what, and the read rule is applied to it), until
-    /// nothing more applies.
-    fn retry_parked(&mut self, doc: &DocId) {
-        loop {
-            let parked = self.parked.unpark(doc);
-            if parked.is_empty() {
-                return;
-            }
+    /// Tries again what waited for the changes that just arrived, each batch as from its own
+    /// sender (so the audit names who sent what, and the read rule is applied to it), and
+    /// then what waited for those, until nothing more applies.
+    fn release_parked(&mut self, doc: &DocId, arrived: Vec<ChangeHash>) {
+        let mut arrived = arrived;
+        while !arrived.is_empty() {
+            let released = self.parked.release(doc, &arrived);
+            arrived = Vec::new();
             let mut by_sender: BTreeMap<NodeId, Vec<SignedChange>> = BTreeMap::new();
-            for (from, c) in parked {
+            for (from, c) in released {
                 by_sender.entry(from).or_default().push(c);
             }
-            let mut progressed = false;
             for (from, batch) in by_sender {
                 // If the sender may no longer read it, or the store failed, let them go: they
                 // come again with the sender's next session.
                 if let Ok(outcome) = apply_from(self.node, &from, doc, batch) {
-                    progressed |= !outcome.accepted.is_empty();
-                    let waiting = outcome.waiting.into_iter().map(|(c, _)| c).collect();
-                    let _ = self.parked.park(doc, from, waiting);
+                    arrived.extend(outcome.accepted);
+                    let _ = self.parked.park(doc, from, outcome.waiting);
                 }
-            }
-            if !progressed {
-                return;
             }
         }
     }

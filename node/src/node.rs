@@ -554,8 +554,17 @@ impl Node {
             .map(|(g, _)| g.serial + 1)
             .max();
         let replaces = kind == GrantKind::Delegation && earlier.is_some();
+        // A revoked node of a State is also revoked in the pools where it is the State's
+        // member and this node may write (a member of the State there, or the coordinator):
+        // the revocation, with a cut-off for the pool, goes into the pool too.
+        let pools = match (&principal, kind) {
+            (Principal::State(code), GrantKind::Revocation) => {
+                self.pools_with_member(*code, &node)?
+            }
+            _ => Vec::new(),
+        };
         if kind == GrantKind::Revocation || replaces {
-            for d in &docs {
+            for d in docs.iter().chain(&pools) {
                 if let Some(c) = self.store.with_ledger(d, |l| l.cutoff_for(&node))? {
                     cutoff.extend(c);
                 }
@@ -572,7 +581,7 @@ impl Node {
             key,
             Grant {
                 kind,
-                principal,
+                principal: principal.clone(),
                 node,
                 scope,
                 expires,
@@ -594,9 +603,34 @@ impl Node {
                     w.put_text(kind.container(), &signed.storage_key(), signed.to_text())
                 })?;
             }
+            if let Principal::State(code) = &principal {
+                let entry = format!("{code}/{node}/revoked");
+                for doc in &pools {
+                    write_in(tx, home, doc, now, |w, _| {
+                        w.put_text("members", &entry, signed.to_text())
+                    })?;
+                }
+            }
             Ok::<_, NodeError>(())
         })?;
         Ok(signed)
+    }
+
+    /// The pools held here where `node` is a member for `state` and this node may write: the
+    /// coordinator's, or where this node is a member for `state` itself.
+    fn pools_with_member(&self, state: StateCode, node: &NodeId) -> Result<Vec<DocId>, NodeError> {
+        let me = self.id();
+        Ok(self
+            .pools()?
+            .into_iter()
+            .filter(|(_, p)| p.members.get(&state).is_some_and(|m| m.contains_key(node)))
+            .filter_map(|(id, p)| {
+                let doc = DocId::Pool(id.parse().ok()?);
+                let coordinator = matches!(&doc, DocId::Pool(pid) if pid.is_creator(&me));
+                let member = p.members.get(&state).is_some_and(|m| m.contains_key(&me));
+                (coordinator || member).then_some(doc)
+            })
+            .collect())
     }
 
     /// On the node holding its State's or body's key: revokes, with a cut-off at what this

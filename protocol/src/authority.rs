@@ -131,6 +131,11 @@ pub struct Cutoff {
     pub actor: String,
     /// Its last sequence number that stands.
     pub seq: u64,
+    /// The hash (hex) of its last change that stands: with it, exactly that change and the
+    /// actor's changes in its causal past stand, so a change signed at a kept position after
+    /// the revocation (a twin) neither stands nor voids what was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
 }
 
 /// The signed part of a delegation or revocation.

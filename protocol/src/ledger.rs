@@ -13,23 +13,26 @@
 //! 2. **Standing** ([`Ledger::settle`]) decides, over the whole set held, which changes count.
 //!    It is a pure function of (the set of changes, the document's key): the order they arrived
 //!    in, who relayed them, and what their authors claim about time or dependencies cannot move
-//!    it. A change stands if its author was allowed to make it *as of the standing changes in
-//!    its causal past* (delegation and scope, pool membership, records never edited in place),
-//!    and nothing voids it: a **revocation cut-off** of its author (signed by the document's key,
-//!    found anywhere in the set, whatever the revoked change's dependencies say), an
-//!    **equivocation** (two changes signed at one actor and sequence number: both void, with
-//!    everything after them by that actor), or an author using more actor ids than any honest
-//!    node needs. Grants (delegations and revocations) are self-certifying: a change holding
-//!    only grants signed by the document's key stands whoever placed it.
+//!    it. What decides authority is read off the whole set, never off the past a change
+//!    claims: a **revocation cut-off** of its author (signed by the document's key, found
+//!    anywhere, naming the last kept change of each actor), an **equivocation** (two changes
+//!    signed at one actor and sequence number: both void, with everything after them by that
+//!    actor), an author using more actor ids than any honest node needs, the **delegation** the
+//!    change falls under (the latest whose cut-off it comes after), and the **area** of a
+//!    target (that of every first version held whose author could write it). Against those, a
+//!    change stands if its operations are allowed on its causal past (records never edited in
+//!    place, slots replaced exactly, pool membership). Grants (delegations and revocations)
+//!    are self-certifying: a change holding only grants signed by the document's key stands
+//!    whoever placed it.
 //!
 //! What the document shows ([`Settled::view`]) is materialised from the standing changes only.
 //! Voided changes stay stored, listed with the reason, and are never shown. Two records written
 //! concurrently under one key with different content are a *dispute*: neither is shown, both
 //! are listed ([`Settled::disputed`]). What a node offers its peers ([`Settled::heads`]) is the
-//! standing changes with their causal past, and the evidence of any equivocation, so honest
-//! nodes converge on the same set and reach the same verdicts.
+//! standing changes with their causal past, and a bounded, canonical evidence of any
+//! equivocation, so honest nodes converge on the same set and reach the same verdicts.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use automerge::ChangeHash;
 use serde_json::{Value as Json, json};
@@ -272,10 +275,45 @@ pub struct Ledger {
     op_at: HashMap<(u64, u32), Vec<OpAt>>,
     settled: Option<Settled>,
     settled_key: Option<NodeId>,
+    /// Changes refused by a cap that depends on what else is held (twins at one position,
+    /// actor ids per author), kept a little while with their author: a change of another
+    /// author that arrives depending on one brings it in (see [`Ledger::admit`]).
+    capped: VecDeque<(ChangeHash, NodeId, SignedChange)>,
+    capped_bytes: usize,
+    /// Hashes a waiting change of another author depends on, with that author: if one
+    /// comes, those caps do not refuse it.
+    wanted: VecDeque<(ChangeHash, NodeId)>,
 }
+
+/// How many capped changes a ledger keeps, and their bytes at most.
+const CAPPED_KEEP: usize = 64;
+const CAPPED_BYTES: usize = 2 << 20;
+/// How many wanted hashes a ledger remembers.
+const WANTED_KEEP: usize = 1024;
 
 fn short(hash: &ChangeHash) -> String {
     hash.to_string()[..12].to_string()
+}
+
+/// Roughly what a change weighs in memory.
+fn approx_bytes(c: &SignedChange) -> usize {
+    256 + c
+        .data
+        .ops
+        .iter()
+        .map(|o| 64 + o.key.len() + o.value().map_or(0, str::len))
+        .sum::<usize>()
+}
+
+fn parse_hash(text: &str) -> Option<ChangeHash> {
+    let mut out = [0u8; 32];
+    if text.len() != 64 {
+        return None;
+    }
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(ChangeHash(out))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -298,6 +336,9 @@ impl Ledger {
             op_at: HashMap::new(),
             settled: None,
             settled_key: None,
+            capped: VecDeque::new(),
+            capped_bytes: 0,
+            wanted: VecDeque::new(),
         };
         if let Some(g) = genesis(doc) {
             let actor = g.actor_id().to_bytes().to_vec();
@@ -438,11 +479,48 @@ impl Ledger {
         self.admit_with(change, key, false)
     }
 
+    /// Admits a change a cap refused, because another author's change needs it.
+    fn admit_forced(&mut self, change: &SignedChange, key: Option<&NodeId>) -> Admitted {
+        self.admit_inner(change, key, true, true)
+    }
+
     fn admit_with(
         &mut self,
         change: &SignedChange,
         key: Option<&NodeId>,
         screen: bool,
+    ) -> Admitted {
+        self.admit_inner(change, key, screen, false)
+    }
+
+    /// Whether `hash` would be among the `k` smallest hashes of `held` and itself.
+    fn among_smallest(&self, held: impl Iterator<Item = u32>, hash: &ChangeHash, k: usize) -> bool {
+        held.filter(|i| self.entries[*i as usize].hash < *hash)
+            .count()
+            < k
+    }
+
+    fn keep_capped(&mut self, hash: ChangeHash, author: NodeId, change: &SignedChange) {
+        let bytes = approx_bytes(change);
+        if bytes > CAPPED_BYTES || self.capped.iter().any(|(h, _, _)| *h == hash) {
+            return;
+        }
+        while self.capped.len() >= CAPPED_KEEP || self.capped_bytes + bytes > CAPPED_BYTES {
+            let Some((_, _, c)) = self.capped.pop_front() else {
+                break;
+            };
+            self.capped_bytes = self.capped_bytes.saturating_sub(approx_bytes(&c));
+        }
+        self.capped_bytes += bytes;
+        self.capped.push_back((hash, author, change.clone()));
+    }
+
+    fn admit_inner(
+        &mut self,
+        change: &SignedChange,
+        key: Option<&NodeId>,
+        screen: bool,
+        forced: bool,
     ) -> Admitted {
         let data = &change.data;
         let containers = self.kind.container_policies().len();
@@ -475,6 +553,32 @@ impl Ledger {
         let deps: Vec<ChangeHash> = data.deps.iter().map(|d| ChangeHash(*d)).collect();
         let missing: Vec<ChangeHash> = deps.iter().filter(|d| !self.has(d)).copied().collect();
         if !missing.is_empty() {
+            // A dependency refused by a cap that depends on arrival order, needed by another
+            // author: an honest node built on it where it came first, so it comes in here too.
+            let mut brought = false;
+            for m in &missing {
+                if let Some(at) = self
+                    .capped
+                    .iter()
+                    .position(|(h, a, _)| h == m && *a != author)
+                {
+                    if let Some((_, _, c)) = self.capped.remove(at) {
+                        self.capped_bytes = self.capped_bytes.saturating_sub(approx_bytes(&c));
+                        brought |= matches!(self.admit_forced(&c, key), Admitted::New(_));
+                    }
+                }
+            }
+            if brought {
+                return self.admit_inner(change, key, screen, forced);
+            }
+            for m in &missing {
+                if !self.wanted.iter().any(|(h, a)| h == m && *a == author) {
+                    if self.wanted.len() >= WANTED_KEEP {
+                        self.wanted.pop_front();
+                    }
+                    self.wanted.push_back((*m, author));
+                }
+            }
             return Admitted::Waiting(hash, missing);
         }
         let dep_ix: Vec<u32> = deps.iter().map(|d| self.by_hash[d]).collect();
@@ -507,17 +611,37 @@ impl Ledger {
             });
         }
         let seq = data.seq as u32;
+        // Caps on what a misbehaving author can make a node hold. They depend on what else is
+        // held, so none refuses a change another author's change needs, or one that belongs
+        // to the evidence every node offers (see [`Ledger::settle`]): honest nodes holding
+        // different parts of a flood still converge.
+        let wanted =
+            forced || !screen || self.wanted.iter().any(|(h, a)| *h == hash && *a != author);
         if let Some(a) = existing_actor
-            && self
-                .by_actor_seq
-                .get(&(a, seq))
-                .is_some_and(|t| t.len() >= MAX_TWINS)
+            && let Some(twins) = self.by_actor_seq.get(&(a, seq))
+            && twins.len() >= MAX_TWINS
+            && !wanted
+            && !self.among_smallest(twins.iter().copied(), &hash, 2)
         {
+            self.keep_capped(hash, author, change);
             return refuse(Rejection::TooManyTwins { hash: short(&hash) });
         }
         if existing_actor.is_none() {
-            let mine = self.author_actors.get(&author).map_or(0, Vec::len);
-            if mine > MAX_ACTORS_PER_AUTHOR || self.actors.len() >= MAX_ACTORS {
+            if self.actors.len() >= MAX_ACTORS {
+                return refuse(Rejection::TooManyActors { hash: short(&hash) });
+            }
+            let firsts: Vec<u32> = self
+                .author_actors
+                .get(&author)
+                .into_iter()
+                .flatten()
+                .filter_map(|a| self.first_of_actor(*a, &|_| true))
+                .collect();
+            if firsts.len() > MAX_ACTORS_PER_AUTHOR
+                && !wanted
+                && !self.among_smallest(firsts.into_iter(), &hash, MAX_ACTORS_PER_AUTHOR + 1)
+            {
+                self.keep_capped(hash, author, change);
                 return refuse(Rejection::TooManyActors { hash: short(&hash) });
             }
         }
@@ -706,10 +830,16 @@ impl Ledger {
                 }
                 let me = format!("/{author}");
                 let members = self.kind.container("members");
-                let joining = data
-                    .ops
-                    .iter()
-                    .any(|op| Some(op.container) == members && op.key.ends_with(&me));
+                // A join names the node's State, and carries a delegation of the node signed
+                // by the key an invitation of that State (held here, in any version) names:
+                // a stranger's key cannot make a node hold its changes.
+                let joining = data.ops.iter().any(|op| {
+                    Some(op.container) == members
+                        && op.key.ends_with(&me)
+                        && op
+                            .value()
+                            .is_some_and(|v| self.invited_join(&op.key, author, v))
+                });
                 let member = members.is_some_and(|c| {
                     self.keys
                         .range((c, String::new())..(c + 1, String::new()))
@@ -814,53 +944,11 @@ impl Ledger {
         let inside = |i: usize| mask.is_none_or(|m| m[i]);
         let principal = self.doc.principal();
 
-        // Voids that do not depend on causal position: equivocations, too many actors,
-        // revocation cut-offs.
-        let mut void_from: HashMap<u32, u32> = HashMap::new();
-        let mut evidence = vec![false; n];
-        let mut flagged: BTreeMap<NodeId, String> = BTreeMap::new();
-        for ((actor, seq), twins) in &self.by_actor_seq {
-            let held: Vec<u32> = twins
-                .iter()
-                .copied()
-                .filter(|t| inside(*t as usize))
-                .collect();
-            if held.len() >= 2 {
-                let f = void_from.entry(*actor).or_insert(*seq);
-                *f = (*f).min(*seq);
-                for t in held {
-                    evidence[t as usize] = true;
-                }
-                if let Some(a) = self.actors[*actor as usize].author {
-                    flagged.insert(
-                        a,
-                        "signed two different changes at one position (equivocation)".into(),
-                    );
-                }
-            }
-        }
-        let mut too_many: HashSet<NodeId> = HashSet::new();
-        for (author, actors) in &self.author_actors {
-            let held: Vec<u32> = actors
-                .iter()
-                .copied()
-                .filter(|a| self.first_of_actor(*a).is_some_and(|i| inside(i as usize)))
-                .collect();
-            if held.len() > MAX_ACTORS_PER_AUTHOR {
-                too_many.insert(*author);
-                flagged.insert(
-                    *author,
-                    "wrote with more actor ids than a node needs".into(),
-                );
-                for a in held {
-                    if let Some(i) = self.first_of_actor(a) {
-                        evidence[i as usize] = true;
-                    }
-                }
-            }
-        }
-        // Revocations are grants: valid wherever they are held.
-        let mut cutoffs: HashMap<NodeId, HashMap<String, u64>> = HashMap::new();
+        // Voids that do not depend on causal position: revocation cut-offs and equivocations.
+        // Revocations are grants: valid wherever they are held. Each says, per actor of the
+        // revoked node, which of its changes stand: the named last change and its causal past
+        // (followed exactly, along dependencies: a vector clock cannot tell twins apart).
+        let mut cutoffs: HashMap<NodeId, Vec<HashMap<String, HashSet<u32>>>> = HashMap::new();
         if let (Some(principal), Some(key), Some(c)) =
             (&principal, key, self.kind.container("revocations"))
         {
@@ -878,26 +966,101 @@ impl Ledger {
                     else {
                         continue;
                     };
-                    let mine: HashMap<String, u64> = g
+                    let kept: HashMap<String, HashSet<u32>> = g
                         .grant
                         .cutoff
                         .iter()
                         .filter(|c| c.doc == self.doc)
-                        .map(|c| (c.actor.clone(), c.seq))
+                        .map(|c| (c.actor.clone(), self.kept_by(c, &inside)))
                         .collect();
-                    match cutoffs.get_mut(&g.grant.node) {
-                        // Two revocations of one node: the stricter cut-off of each actor.
-                        Some(existing) => {
-                            existing.retain(|a, _| mine.contains_key(a));
-                            for (a, s) in existing.iter_mut() {
-                                *s = (*s).min(mine[a]);
-                            }
-                        }
-                        None => {
-                            cutoffs.insert(g.grant.node, mine);
-                        }
-                    }
+                    cutoffs.entry(g.grant.node).or_default().push(kept);
                 }
+            }
+        }
+        // A pool holds its members' revocations in its `members` map, under
+        // `STATE/NODE/revoked`, signed by the key that signed that node's membership.
+        if let DocId::Pool(_) = &self.doc
+            && let Some(c) = self.kind.container("members")
+        {
+            for ((_, k), ats) in self.keys.range((c, String::new())..(c + 1, String::new())) {
+                for at in ats {
+                    if !inside(at.entry as usize) {
+                        continue;
+                    }
+                    let Some(g) = self
+                        .op(*at)
+                        .value()
+                        .and_then(|t| self.pool_revocation(k, t))
+                    else {
+                        continue;
+                    };
+                    let kept: HashMap<String, HashSet<u32>> = g
+                        .grant
+                        .cutoff
+                        .iter()
+                        .filter(|c| c.doc == self.doc)
+                        .map(|c| (c.actor.clone(), self.kept_by(c, &inside)))
+                        .collect();
+                    cutoffs.entry(g.grant.node).or_default().push(kept);
+                }
+            }
+        }
+        // Equivocations, of nodes not revoked (what a revocation keeps stands whatever else
+        // the node signs). The evidence offered to peers is, at the first position each actor
+        // equivocated at, the two changes with the smallest hashes: enough to prove it to any
+        // node, the same pair on every node that holds them, and a flood of twins is not
+        // relayed.
+        let mut void_from: HashMap<u32, u32> = HashMap::new();
+        let mut evidence = vec![false; n];
+        let mut flagged: BTreeMap<NodeId, String> = BTreeMap::new();
+        for ((actor, seq), twins) in &self.by_actor_seq {
+            let author = self.actors[*actor as usize].author;
+            if author.is_some_and(|a| cutoffs.contains_key(&a)) {
+                continue;
+            }
+            if twins.iter().filter(|t| inside(**t as usize)).count() >= 2 {
+                let f = void_from.entry(*actor).or_insert(*seq);
+                *f = (*f).min(*seq);
+                if let Some(a) = author {
+                    flagged.insert(
+                        a,
+                        "signed two different changes at one position (equivocation)".into(),
+                    );
+                }
+            }
+        }
+        // Authors with more actor ids than a node needs (not revoked): all their changes are
+        // void, and the evidence is the first change of each of their first actors by hash.
+        let mut too_many: HashSet<NodeId> = HashSet::new();
+        for (author, actors) in &self.author_actors {
+            if cutoffs.contains_key(author) {
+                continue;
+            }
+            let mut firsts: Vec<u32> = actors
+                .iter()
+                .filter_map(|a| self.first_of_actor(*a, &inside))
+                .collect();
+            if firsts.len() > MAX_ACTORS_PER_AUTHOR {
+                too_many.insert(*author);
+                flagged.insert(
+                    *author,
+                    "wrote with more actor ids than a node needs".into(),
+                );
+                firsts.sort_by_key(|i| self.entries[*i as usize].hash);
+                for i in firsts.into_iter().take(MAX_ACTORS_PER_AUTHOR + 1) {
+                    evidence[i as usize] = true;
+                }
+            }
+        }
+        for (actor, seq) in &void_from {
+            let mut held: Vec<u32> = self.by_actor_seq[&(*actor, *seq)]
+                .iter()
+                .copied()
+                .filter(|t| inside(*t as usize))
+                .collect();
+            held.sort_by_key(|t| self.entries[*t as usize].hash);
+            for t in held.into_iter().take(2) {
+                evidence[t as usize] = true;
             }
         }
 
@@ -955,7 +1118,15 @@ impl Ledger {
             let verdict = if e.grant_only {
                 self.judge_grants(i as u32, data, principal.as_ref(), key, &verdicts)
             } else {
-                self.authorize(i as u32, &author, data, principal.as_ref(), key, &sw, &verdicts)
+                self.authorize(
+                    i as u32,
+                    &author,
+                    data,
+                    principal.as_ref(),
+                    key,
+                    &sw,
+                    &verdicts,
+                )
             };
             verdicts.push(match verdict {
                 Ok(()) => Verdict::Stands,
@@ -1020,10 +1191,15 @@ impl Ledger {
         }
     }
 
-    fn first_of_actor(&self, actor: u32) -> Option<u32> {
+    /// The first change of an actor (the one with the smallest hash if it has twins), among
+    /// those judged.
+    fn first_of_actor(&self, actor: u32, inside: &dyn Fn(usize) -> bool) -> Option<u32> {
         self.by_actor_seq
-            .get(&(actor, 1))
-            .and_then(|v| v.iter().min().copied())
+            .get(&(actor, 1))?
+            .iter()
+            .copied()
+            .filter(|i| inside(*i as usize))
+            .min_by_key(|i| self.entries[*i as usize].hash)
     }
 
     /// The operations on `(container, key)` that are live: put by a standing change and not
@@ -1235,8 +1411,9 @@ impl Ledger {
     }
 
     /// Whether the author of entry `i` could write at all there, by what is true of the whole
-    /// set and not of the change's past: not an equivocator or a user of too many actor ids
-    /// at that position, not revoked before it, and delegated. Returns the scope it writes
+    /// set and not of the change's past: kept by every revocation of it, or (never revoked)
+    /// neither an equivocator at that position nor a user of too many actor ids; and
+    /// delegated. Returns the scope it writes
     /// in (all, for a pool's writers, whose rights [`Ledger::authorize_pool`] judges).
     fn author_standing(
         &self,
@@ -1247,19 +1424,20 @@ impl Ledger {
         sw: &SetWide,
     ) -> Result<Scope, Denied> {
         let e = &self.entries[i as usize];
-        if sw.void_from.get(&e.actor).is_some_and(|s| e.seq >= *s) {
-            return Err(Denied::Equivocation(*author));
-        }
-        if sw.too_many.contains(author) {
-            return Err(Denied::TooManyActors(*author));
-        }
         let actor = hex(&self.actors[e.actor as usize].bytes);
-        if let Some(cut) = sw.cutoffs.get(author)
-            && cut.get(&actor).is_none_or(|last| u64::from(e.seq) > *last)
-        {
-            return Err(Denied::Revoked(
-                principal.map(|p| p.code()).unwrap_or_default(),
-            ));
+        if let Some(revocations) = sw.cutoffs.get(author) {
+            let kept = revocations
+                .iter()
+                .all(|r| r.get(&actor).is_some_and(|k| k.contains(&i)));
+            if !kept {
+                return Err(Denied::Revoked(
+                    principal.map(|p| p.code()).unwrap_or_default(),
+                ));
+            }
+        } else if sw.void_from.get(&e.actor).is_some_and(|s| e.seq >= *s) {
+            return Err(Denied::Equivocation(*author));
+        } else if sw.too_many.contains(author) {
+            return Err(Denied::TooManyActors(*author));
         }
         if matches!(self.doc, DocId::Pool(_)) {
             return Ok(Scope::ALL);
@@ -1297,7 +1475,9 @@ impl Ledger {
     ) -> Result<(), Denied> {
         let time = Date::from_unix_seconds(data.time);
         if principal.is_some() && key.is_none() {
-            return Err(principal.map(no_key).unwrap_or(Denied::NotDelegated(String::new())));
+            return Err(principal
+                .map(no_key)
+                .unwrap_or(Denied::NotDelegated(String::new())));
         }
         let scope = self.author_standing(i, author, time, principal, sw)?;
         if let DocId::Pool(id) = &self.doc {
@@ -1434,6 +1614,19 @@ impl Ledger {
                 why: why.into(),
             };
             match container {
+                "members" if op.key.ends_with("/revoked") => match &op.action {
+                    // Self-certifying: any writer of the pool may place it.
+                    FlatAction::Put { value, .. } => {
+                        if self.pool_revocation(&op.key, value).is_none() {
+                            return Err(forbidden(
+                                "not a revocation of that member signed by the key of its membership",
+                            ));
+                        }
+                    }
+                    FlatAction::Delete { .. } => {
+                        return Err(forbidden("revocations are never removed"));
+                    }
+                },
                 "members" => {
                     let (state, node) = op
                         .key
@@ -1451,15 +1644,22 @@ impl Ledger {
                         }
                         FlatAction::Delete { .. } => {
                             let member = !self
-                                .live_keys_with_prefix(
-                                    "members",
-                                    &format!("{state}/{me}"),
-                                    Some(i),
-                                    verdicts,
-                                )
+                                .live_values("members", &format!("{state}/{me}"), Some(i), verdicts)
                                 .is_empty();
                             if node != me && !member {
                                 return Err(Denied::NotMember(state.to_string()));
+                            }
+                            // Another node's entry goes only by a member whose own membership
+                            // the same key signed: a node joined under a key someone made up
+                            // cannot remove the State's real members.
+                            if node != me {
+                                let mine = self.member_keys(&format!("{state}/{me}"));
+                                let theirs = self.member_keys(&op.key);
+                                if !theirs.iter().all(|k| mine.contains(k)) {
+                                    return Err(forbidden(
+                                        "a member removes only nodes whose membership the same State key signed",
+                                    ));
+                                }
                             }
                         }
                     }
@@ -1468,7 +1668,7 @@ impl Ledger {
                     let state = op.key.split('/').next().unwrap_or_default();
                     let key = format!("{state}/{me}");
                     let member = !self
-                        .live_keys_with_prefix("members", &key, Some(i), verdicts)
+                        .live_values("members", &key, Some(i), verdicts)
                         .is_empty()
                         || data.ops.iter().any(|o| {
                             Some(o.container) == self.kind.container("members")
@@ -1759,22 +1959,134 @@ impl Ledger {
         }
     }
 
-    /// The last sequence number held of each actor of `node`: the cut-off a revocation of
-    /// that node issued now would carry for this document.
+    /// A pool member's revocation, if `key` (`STATE/NODE/revoked`) and `text` are one: a
+    /// revocation of that node by that State, signed by the key that signed one of the node's
+    /// held membership delegations there (so the State's own key, if the membership was real:
+    /// a key someone else made up cannot revoke a member it did not sign).
+    fn pool_revocation(&self, key: &str, text: &str) -> Option<SignedGrant> {
+        let (state, rest) = key.split_once('/')?;
+        let node = rest.strip_suffix("/revoked")?;
+        let state: StateCode = state.parse().ok()?;
+        let node: NodeId = node.parse().ok()?;
+        let g = SignedGrant::parse(text).ok()?;
+        if g.grant.kind != GrantKind::Revocation
+            || g.grant.node != node
+            || g.grant.principal != Principal::State(state)
+        {
+            return None;
+        }
+        let signed_member = self.member_keys(&format!("{state}/{node}"));
+        signed_member.contains(&g.grant.key).then_some(g)
+    }
+
+    /// Whether `value` at members key `STATE/NODE` is a delegation of `author` by that State,
+    /// signed by the State key some held invitation of that State names.
+    fn invited_join(&self, key: &str, author: &NodeId, value: &str) -> bool {
+        let Some((state, _)) = key.split_once('/') else {
+            return false;
+        };
+        let (Ok(code), Some(c)) = (state.parse::<StateCode>(), self.kind.container("invites"))
+        else {
+            return false;
+        };
+        let Ok(g) = SignedGrant::parse(value) else {
+            return false;
+        };
+        if g.grant.kind != GrantKind::Delegation
+            || g.grant.node != *author
+            || g.grant.principal != Principal::State(code)
+        {
+            return false;
+        }
+        self.keys
+            .get(&(c, state.to_string()))
+            .into_iter()
+            .flatten()
+            .filter_map(|at| self.op(*at).value())
+            .filter_map(|t| parse_value(t).and_then(|v| serde_json::from_value::<Invite>(v).ok()))
+            .any(|i| i.state == code && i.state_key == g.grant.key)
+    }
+
+    /// The keys that signed the held membership delegations under a `members` key.
+    fn member_keys(&self, key: &str) -> Vec<NodeId> {
+        let Some(c) = self.kind.container("members") else {
+            return Vec::new();
+        };
+        self.keys
+            .get(&(c, key.to_string()))
+            .into_iter()
+            .flatten()
+            .filter_map(|at| self.op(*at).value())
+            .filter_map(|t| SignedGrant::parse(t).ok())
+            .filter(|g| g.grant.kind == GrantKind::Delegation)
+            .map(|g| g.grant.key)
+            .collect()
+    }
+
+    /// The changes of one actor a revocation's cut-off keeps: the named last change and that
+    /// actor's changes in its causal past, followed along dependencies. Nothing while the
+    /// named change is not held; up to the sequence number for a cut-off naming none.
+    fn kept_by(
+        &self,
+        c: &crate::authority::Cutoff,
+        inside: &dyn Fn(usize) -> bool,
+    ) -> HashSet<u32> {
+        let mut out = HashSet::new();
+        let Some(actor) = self.actors.iter().position(|a| hex(&a.bytes) == c.actor) else {
+            return out;
+        };
+        let actor = actor as u32;
+        let Some(head) = &c.head else {
+            for ((a, s), ix) in &self.by_actor_seq {
+                if *a == actor && u64::from(*s) <= c.seq {
+                    out.extend(ix.iter().copied().filter(|i| inside(*i as usize)));
+                }
+            }
+            return out;
+        };
+        let Some(&start) = parse_hash(head).and_then(|h| self.by_hash.get(&h)) else {
+            return out;
+        };
+        if !inside(start as usize) || self.entries[start as usize].actor != actor {
+            return out;
+        }
+        let mut seen = vec![false; self.entries.len()];
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut seen[i as usize], true) {
+                continue;
+            }
+            let e = &self.entries[i as usize];
+            if e.actor == actor {
+                out.insert(i);
+            }
+            stack.extend(e.deps.iter().copied());
+        }
+        out
+    }
+
+    /// For each actor of `node`, its last standing change here: the cut-off a revocation of
+    /// that node issued now would carry for this document (what stands of it now is what
+    /// stands after). An actor with nothing standing is named with nothing kept.
     pub fn cutoff_for(&self, node: &NodeId) -> Vec<crate::authority::Cutoff> {
         let mut out = Vec::new();
         for a in self.author_actors.get(node).into_iter().flatten() {
             let last = self
                 .by_actor_seq
-                .keys()
-                .filter(|(aa, _)| aa == a)
-                .map(|(_, s)| *s)
-                .max()
-                .unwrap_or(0);
+                .iter()
+                .filter(|((aa, _), _)| aa == a)
+                .flat_map(|((_, s), ix)| ix.iter().map(move |i| (*s, *i)))
+                .filter(|(_, i)| {
+                    self.settled.as_ref().is_some_and(|st| {
+                        matches!(st.verdicts.get(*i as usize), Some(Verdict::Stands))
+                    })
+                })
+                .max();
             out.push(crate::authority::Cutoff {
                 doc: self.doc.clone(),
                 actor: hex(&self.actors[*a as usize].bytes),
-                seq: u64::from(last),
+                seq: last.map_or(0, |(s, _)| u64::from(s)),
+                head: last.map(|(_, i)| hex(&self.entries[i as usize].hash.0)),
             });
         }
         out.sort();
@@ -1895,12 +2207,12 @@ impl Ledger {
 /// What decides authority over the whole set judged, computed before any verdict: what a
 /// change's author chose as its dependencies cannot move it.
 struct SetWide {
-    /// Actor → the first sequence number at which it equivocated.
+    /// Actor → the first sequence number at which it equivocated (nodes not revoked).
     void_from: HashMap<u32, u32>,
-    /// Authors with more actor ids than a node needs.
+    /// Authors with more actor ids than a node needs (nodes not revoked).
     too_many: HashSet<NodeId>,
-    /// Revoked node → per actor (hex), the last sequence number that stands.
-    cutoffs: HashMap<NodeId, HashMap<String, u64>>,
+    /// Revoked node → for each of its revocations, per actor (hex), the changes that stand.
+    cutoffs: HashMap<NodeId, Vec<HashMap<String, HashSet<u32>>>>,
     /// Every valid delegation held, by node, oldest first.
     delegations: HashMap<NodeId, Vec<SignedGrant>>,
 }

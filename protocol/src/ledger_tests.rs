@@ -978,7 +978,10 @@ fn a_replaced_delegation_judges_what_came_after_its_cutoff_and_keeps_what_came_b
     // After the narrowing: a stockpile target is out of scope, even built on the past before
     // the narrowing (or before its first target); a marking one stands.
     // (A fresh actor id on the old past: the same one would equivocate.)
-    for (past, suffix) in [(l.settle(Some(&key())).heads.clone(), 2), (early.clone(), 3)] {
+    for (past, suffix) in [
+        (l.settle(Some(&key())).heads.clone(), 2),
+        (early.clone(), 3),
+    ] {
         let mut m = l.clone();
         m.settle(Some(&key()));
         let c = m.change_at(

@@ -32,3 +32,5 @@ pub use automerge;
 pub use date::Date;
 pub use doc::DocId;
 pub use id::{BodyCode, BodyKind, NodeId, Participant, Principal, StateCode};
+#[cfg(test)]
+mod redteam_tests;

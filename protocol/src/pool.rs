@@ -24,7 +24,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
-use crate::authority::{SignedGrant, Trust};
+use crate::authority::{GrantKind, SignedGrant, Trust};
 use crate::date::Date;
 use crate::doc::{PoolId, StateData, Unreadable};
 use crate::id::{NodeId, Principal, StateCode};
@@ -300,6 +300,9 @@ pub struct PoolData {
     pub contributions: BTreeMap<StateCode, BTreeMap<String, Contribution>>,
     /// Pooled targets by id.
     pub pooled: BTreeMap<String, PooledTarget>,
+    /// Members' nodes their State revoked (a revocation signed by the State key trusted here
+    /// is in the pool): neither members nor readers.
+    pub revoked: BTreeSet<NodeId>,
     /// Records that did not parse.
     pub unreadable: Vec<Unreadable>,
 }
@@ -350,6 +353,24 @@ impl PoolData {
                 p.invites.insert(i.state, i);
             }
         }
+        // Revoked members (`STATE/NODE/revoked`, a revocation signed by the State key trusted
+        // here) are not members, whatever their membership entry says.
+        let revoked: BTreeSet<(StateCode, NodeId)> = map_of(root, "members")
+            .filter_map(|(k, v)| {
+                let (state, node) = k.strip_suffix("/revoked")?.split_once('/')?;
+                let (state, node) = (
+                    state.parse::<StateCode>().ok()?,
+                    node.parse::<NodeId>().ok()?,
+                );
+                let g = SignedGrant::from_value(v).ok()?;
+                let trusted = trust.key(&Principal::State(state))?;
+                (g.grant.kind == GrantKind::Revocation
+                    && g.grant.node == node
+                    && g.grant.principal == Principal::State(state)
+                    && g.grant.key == *trusted)
+                    .then_some((state, node))
+            })
+            .collect();
         for (k, v) in map_of(root, "members") {
             let Some((state, node)) = k.split_once('/') else {
                 continue;
@@ -357,6 +378,10 @@ impl PoolData {
             let (Ok(state), Ok(node)) = (state.parse::<StateCode>(), node.parse::<NodeId>()) else {
                 continue;
             };
+            if revoked.contains(&(state, node)) {
+                p.revoked.insert(node);
+                continue;
+            }
             let grant = SignedGrant::from_value(v).ok();
             let key = grant.as_ref().map(|g| g.grant.key);
             match (trust.key(&Principal::State(state)), key) {
@@ -436,6 +461,9 @@ impl PoolData {
     /// Whether `peer` (pinned here as a node of `peer_state`) may read the pool document: its
     /// audience, and the nodes of invited States (they need it to join).
     pub fn may_read(&self, peer: &NodeId, peer_state: Option<StateCode>) -> bool {
+        if self.revoked.contains(peer) {
+            return false;
+        }
         self.audience().contains(peer)
             || self.invites.values().any(|i| {
                 i.node.as_ref() == Some(peer) || (i.node.is_none() && Some(i.state) == peer_state)

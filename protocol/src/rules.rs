@@ -26,7 +26,7 @@ pub struct Reader<'a> {
 /// document shared with `pool/<id>` is read by that pool's audience while the State is one of
 /// its verified members.
 ///
-/// - a draft: only nodes pinned as the State's own;
+/// - a draft: only nodes pinned as the State's own (a node its State revoked is not);
 /// - a State's published document: its own nodes, those its share list names (or everyone if
 ///   it says `*`), and the audience of a pool it shares with and is a member of;
 /// - a body's offers: its own nodes, and those its share list names;
@@ -37,7 +37,11 @@ pub fn may_read(
     reader: Reader<'_>,
     pool: impl Fn(&DocId) -> Option<PoolData>,
 ) -> bool {
-    let own = doc.principal().is_some() && doc.principal().as_ref() == reader.pinned_as;
+    // A node pinned as the principal's own reads as its own unless the principal revoked it
+    // (a revocation in the document: a thief holding a revoked key reads nothing new).
+    let own = doc.principal().is_some()
+        && doc.principal().as_ref() == reader.pinned_as
+        && !revoked(view, reader.node);
     match doc {
         DocId::Draft(_) => own,
         DocId::Pool(_) => {
@@ -69,6 +73,14 @@ pub fn may_read(
             list.contains(PUBLIC) || list.contains(&reader.node.to_string())
         }
     }
+}
+
+/// Whether the document's revocations name `node`.
+fn revoked(view: &Json, node: &NodeId) -> bool {
+    let prefix = format!("{node}/");
+    view.get("revocations")
+        .and_then(Json::as_object)
+        .is_some_and(|m| m.keys().any(|k| k.starts_with(&prefix)))
 }
 
 #[cfg(test)]

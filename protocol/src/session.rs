@@ -555,9 +555,8 @@ impl Session {
     /// node asked the peer for it and holds no copy.
     fn send(&mut self, host: &mut impl Host, msg: Message, answering: Option<&DocId>) {
         for doc in msg.docs() {
-            let ok = answering == Some(doc)
-                || self.asking(host, doc)
-                || host.may_read(&self.peer, doc);
+            let ok =
+                answering == Some(doc) || self.asking(host, doc) || host.may_read(&self.peer, doc);
             if !ok {
                 self.events.push_back(Event::EgressRefused(doc.clone()));
                 return;

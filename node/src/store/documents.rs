@@ -56,8 +56,8 @@ pub struct Outcome {
     pub accepted: Vec<ChangeHash>,
     /// Refused, with the reason.
     pub rejected: Vec<(Option<ChangeHash>, Rejection)>,
-    /// Waiting for dependencies not held: the change and what it lacks.
-    pub waiting: Vec<(SignedChange, Vec<ChangeHash>)>,
+    /// Waiting for dependencies not held: the change's hash, the change, and what it lacks.
+    pub waiting: Vec<(ChangeHash, SignedChange, Vec<ChangeHash>)>,
     /// Held changes that stood before and are now void, with why.
     pub voided: Vec<(ChangeHash, String)>,
 }
@@ -345,7 +345,7 @@ impl StoreTx<'_> {
                                     dep: dep.to_string()[..12].to_string(),
                                 },
                             )),
-                            None => still.push((c, missing)),
+                            None => still.push((h, c, missing)),
                         }
                     }
                     Admitted::Refused(h, r) => out.rejected.push((h, r)),
@@ -355,7 +355,7 @@ impl StoreTx<'_> {
                 out.waiting = still;
                 break;
             }
-            pending = still.into_iter().map(|(c, _)| c).collect();
+            pending = still.into_iter().map(|(_, c, _)| c).collect();
         }
         // Record what was admitted.
         if !out.accepted.is_empty() {
