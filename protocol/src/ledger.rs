@@ -557,15 +557,13 @@ impl Ledger {
             // author: an honest node built on it where it came first, so it comes in here too.
             let mut brought = false;
             for m in &missing {
-                if let Some(at) = self
+                let at = self
                     .capped
                     .iter()
-                    .position(|(h, a, _)| h == m && *a != author)
-                {
-                    if let Some((_, _, c)) = self.capped.remove(at) {
-                        self.capped_bytes = self.capped_bytes.saturating_sub(approx_bytes(&c));
-                        brought |= matches!(self.admit_forced(&c, key), Admitted::New(_));
-                    }
+                    .position(|(h, a, _)| h == m && *a != author);
+                if let Some((_, _, c)) = at.and_then(|at| self.capped.remove(at)) {
+                    self.capped_bytes = self.capped_bytes.saturating_sub(approx_bytes(&c));
+                    brought |= matches!(self.admit_forced(&c, key), Admitted::New(_));
                 }
             }
             if brought {
@@ -966,14 +964,10 @@ impl Ledger {
                     else {
                         continue;
                     };
-                    let kept: HashMap<String, HashSet<u32>> = g
-                        .grant
-                        .cutoff
-                        .iter()
-                        .filter(|c| c.doc == self.doc)
-                        .map(|c| (c.actor.clone(), self.kept_by(c, &inside)))
-                        .collect();
-                    cutoffs.entry(g.grant.node).or_default().push(kept);
+                    cutoffs
+                        .entry(g.grant.node)
+                        .or_default()
+                        .push(self.kept_here(&g, &inside));
                 }
             }
         }
@@ -994,14 +988,10 @@ impl Ledger {
                     else {
                         continue;
                     };
-                    let kept: HashMap<String, HashSet<u32>> = g
-                        .grant
-                        .cutoff
-                        .iter()
-                        .filter(|c| c.doc == self.doc)
-                        .map(|c| (c.actor.clone(), self.kept_by(c, &inside)))
-                        .collect();
-                    cutoffs.entry(g.grant.node).or_default().push(kept);
+                    cutoffs
+                        .entry(g.grant.node)
+                        .or_default()
+                        .push(self.kept_here(&g, &inside));
                 }
             }
         }
@@ -2023,6 +2013,21 @@ impl Ledger {
             .collect()
     }
 
+    /// What a revocation keeps of this document: per actor (hex) of the revoked node, the
+    /// changes that stand.
+    fn kept_here(
+        &self,
+        g: &SignedGrant,
+        inside: &dyn Fn(usize) -> bool,
+    ) -> HashMap<String, HashSet<u32>> {
+        g.grant
+            .cutoff
+            .iter()
+            .filter(|c| c.doc == self.doc)
+            .map(|c| (c.actor.clone(), self.kept_by(c, inside)))
+            .collect()
+    }
+
     /// The changes of one actor a revocation's cut-off keeps: the named last change and that
     /// actor's changes in its causal past, followed along dependencies. Nothing while the
     /// named change is not held; up to the sequence number for a cut-off naming none.
@@ -2069,6 +2074,14 @@ impl Ledger {
     /// that node issued now would carry for this document (what stands of it now is what
     /// stands after). An actor with nothing standing is named with nothing kept.
     pub fn cutoff_for(&self, node: &NodeId) -> Vec<crate::authority::Cutoff> {
+        let judged;
+        let verdicts = match &self.settled {
+            Some(s) => &s.verdicts,
+            None => {
+                judged = self.judge(None, self.settled_key.as_ref());
+                &judged.verdicts
+            }
+        };
         let mut out = Vec::new();
         for a in self.author_actors.get(node).into_iter().flatten() {
             let last = self
@@ -2076,11 +2089,7 @@ impl Ledger {
                 .iter()
                 .filter(|((aa, _), _)| aa == a)
                 .flat_map(|((_, s), ix)| ix.iter().map(move |i| (*s, *i)))
-                .filter(|(_, i)| {
-                    self.settled.as_ref().is_some_and(|st| {
-                        matches!(st.verdicts.get(*i as usize), Some(Verdict::Stands))
-                    })
-                })
+                .filter(|(_, i)| matches!(verdicts.get(*i as usize), Some(Verdict::Stands)))
                 .max();
             out.push(crate::authority::Cutoff {
                 doc: self.doc.clone(),

@@ -1,4 +1,7 @@
-//! Red-team proofs: each test PASSES when the attack it names succeeds.
+//! Attacks from the second review of the gate and the session, through the real `Ledger` and
+//! `Session`. Each test was written to pass while its attack succeeded (and did, on the code
+//! before the fix); each now asserts that the attack fails, and says in its comment what it
+//! used to do.
 //!
 //! Run: `cargo test -p poa-protocol --lib redteam`
 

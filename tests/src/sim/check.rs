@@ -141,8 +141,9 @@ impl Sim {
     }
 
     /// Whether `b` can take `doc` from `a`: it can judge the document (it trusts the owner's
-    /// key, or it is a pool, or a draft between nodes of its State), and it finds, on `a`'s copy
-    /// with the pools `b` holds, that `a` may read it (the ingress rule).
+    /// key, or it is a pool, or a draft between nodes of its State), and it finds, on its copy
+    /// with `a`'s changes (or `a`'s copy, if it holds none) and the pools it holds, that `a`
+    /// may read it (the ingress rule).
     fn takes(&self, a: usize, b: usize, doc: &DocId) -> bool {
         let (Some(na), Some(nb)) = (self.nodes[a].node.as_ref(), self.nodes[b].node.as_ref())
         else {
@@ -159,9 +160,27 @@ impl Sim {
         if !judged {
             return false;
         }
-        let Some(view) = na.store.view(doc).ok().flatten() else {
+        let Some(theirs) = na.store.with_ledger(doc, Clone::clone).ok().flatten() else {
             return false;
         };
+        let key = nb.store.trust().key_for_doc(doc).copied();
+        let mut merged = nb
+            .store
+            .with_ledger(doc, Clone::clone)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| poa_protocol::ledger::Ledger::new(doc));
+        let changes: Vec<_> = theirs.signed_changes().map(|(_, c)| c).collect();
+        for _ in 0..changes.len().min(64) {
+            let before = merged.len();
+            for c in &changes {
+                let _ = merged.admit(c, key.as_ref());
+            }
+            if merged.len() == before {
+                break;
+            }
+        }
+        let view = merged.settle(key.as_ref()).view.clone();
         let pa = self.nodes[a].principal();
         may_read(
             doc,
