@@ -123,6 +123,7 @@ pub enum Rejection {
         /// The change.
         hash: String,
     },
+
     /// The document's key is not trusted here, so nothing of it can be judged.
     #[error("{0}")]
     NoKey(Denied),
@@ -285,6 +286,10 @@ pub struct Ledger {
     wanted: VecDeque<(ChangeHash, NodeId)>,
 }
 
+/// Past these, a change that would belong to the evidence (a smaller hash) is refused too: an
+/// author sending its twins or actors largest hash first gets no further.
+const HARD_TWINS: usize = 2 * MAX_TWINS;
+const HARD_ACTORS_PER_AUTHOR: usize = 4 * (MAX_ACTORS_PER_AUTHOR + 1);
 /// How many capped changes a ledger keeps, and their bytes at most.
 const CAPPED_KEEP: usize = 64;
 const CAPPED_BYTES: usize = 2 << 20;
@@ -552,7 +557,24 @@ impl Ledger {
         }
         let deps: Vec<ChangeHash> = data.deps.iter().map(|d| ChangeHash(*d)).collect();
         let missing: Vec<ChangeHash> = deps.iter().filter(|d| !self.has(d)).copied().collect();
+        let grant_only = data.ops.iter().all(|op| {
+            matches!(self.kind.policy(op.container), Some((_, Policy::Grant)))
+                && matches!(op.action, FlatAction::Put { .. })
+        });
         if !missing.is_empty() {
+            // Only a change whose author could write here marks anything as needed.
+            if screen && self.screen(&author, data, grant_only, key).is_err() {
+                return Admitted::Waiting(hash, missing);
+            }
+            // Who needs this change's dependencies: its author, and whoever needs the change
+            // itself (so a change of another author two steps past a capped change still
+            // brings it in).
+            let mut wanters: Vec<NodeId> = vec![author];
+            for (h, a) in &self.wanted {
+                if *h == hash && !wanters.contains(a) {
+                    wanters.push(*a);
+                }
+            }
             // A dependency refused by a cap that depends on arrival order, needed by another
             // author: an honest node built on it where it came first, so it comes in here too.
             let mut brought = false;
@@ -560,7 +582,7 @@ impl Ledger {
                 let at = self
                     .capped
                     .iter()
-                    .position(|(h, a, _)| h == m && *a != author);
+                    .position(|(h, a, _)| h == m && wanters.iter().any(|w| w != a));
                 if let Some((_, _, c)) = at.and_then(|at| self.capped.remove(at)) {
                     self.capped_bytes = self.capped_bytes.saturating_sub(approx_bytes(&c));
                     brought |= matches!(self.admit_forced(&c, key), Admitted::New(_));
@@ -570,11 +592,13 @@ impl Ledger {
                 return self.admit_inner(change, key, screen, forced);
             }
             for m in &missing {
-                if !self.wanted.iter().any(|(h, a)| h == m && *a == author) {
-                    if self.wanted.len() >= WANTED_KEEP {
-                        self.wanted.pop_front();
+                for w in &wanters {
+                    if !self.wanted.iter().any(|(h, a)| h == m && a == w) {
+                        if self.wanted.len() >= WANTED_KEEP {
+                            self.wanted.pop_front();
+                        }
+                        self.wanted.push_back((*m, *w));
                     }
-                    self.wanted.push_back((*m, author));
                 }
             }
             return Admitted::Waiting(hash, missing);
@@ -619,7 +643,7 @@ impl Ledger {
             && let Some(twins) = self.by_actor_seq.get(&(a, seq))
             && twins.len() >= MAX_TWINS
             && !wanted
-            && !self.among_smallest(twins.iter().copied(), &hash, 2)
+            && (twins.len() >= HARD_TWINS || !self.among_smallest(twins.iter().copied(), &hash, 2))
         {
             self.keep_capped(hash, author, change);
             return refuse(Rejection::TooManyTwins { hash: short(&hash) });
@@ -637,7 +661,8 @@ impl Ledger {
                 .collect();
             if firsts.len() > MAX_ACTORS_PER_AUTHOR
                 && !wanted
-                && !self.among_smallest(firsts.into_iter(), &hash, MAX_ACTORS_PER_AUTHOR + 1)
+                && (firsts.len() >= HARD_ACTORS_PER_AUTHOR
+                    || !self.among_smallest(firsts.into_iter(), &hash, MAX_ACTORS_PER_AUTHOR + 1))
             {
                 self.keep_capped(hash, author, change);
                 return refuse(Rejection::TooManyActors { hash: short(&hash) });
@@ -672,10 +697,6 @@ impl Ledger {
                 }
             }
         }
-        let grant_only = data.ops.iter().all(|op| {
-            matches!(self.kind.policy(op.container), Some((_, Policy::Grant)))
-                && matches!(op.action, FlatAction::Put { .. })
-        });
         if let Err(why) = if screen {
             self.screen(&author, data, grant_only, key)
         } else {
@@ -947,6 +968,7 @@ impl Ledger {
         // revoked node, which of its changes stand: the named last change and its causal past
         // (followed exactly, along dependencies: a vector clock cannot tell twins apart).
         let mut cutoffs: HashMap<NodeId, Vec<HashMap<String, HashSet<u32>>>> = HashMap::new();
+        let mut revocations: BTreeMap<String, SignedGrant> = BTreeMap::new();
         if let (Some(principal), Some(key), Some(c)) =
             (&principal, key, self.kind.container("revocations"))
         {
@@ -964,10 +986,7 @@ impl Ledger {
                     else {
                         continue;
                     };
-                    cutoffs
-                        .entry(g.grant.node)
-                        .or_default()
-                        .push(self.kept_here(&g, &inside));
+                    revocations.insert(g.storage_key(), g);
                 }
             }
         }
@@ -988,12 +1007,16 @@ impl Ledger {
                     else {
                         continue;
                     };
-                    cutoffs
-                        .entry(g.grant.node)
-                        .or_default()
-                        .push(self.kept_here(&g, &inside));
+                    revocations.insert(g.storage_key(), g);
                 }
             }
+        }
+        // Each distinct revocation once, however many copies of it are held.
+        for g in revocations.values() {
+            cutoffs
+                .entry(g.grant.node)
+                .or_default()
+                .push(self.kept_here(g, &inside));
         }
         // Equivocations, of nodes not revoked (what a revocation keeps stands whatever else
         // the node signs). The evidence offered to peers is, at the first position each actor
@@ -1105,7 +1128,14 @@ impl Ledger {
                 }));
                 continue;
             };
-            let verdict = if e.grant_only {
+            let verdict = if let Some(revocations) = sw.cutoffs.get(&author)
+                && !self.kept(i as u32, revocations)
+            {
+                // Nothing a revoked node wrote past its cut-off counts, grants included.
+                Err(Denied::Revoked(
+                    principal.as_ref().map(|p| p.code()).unwrap_or_default(),
+                ))
+            } else if e.grant_only {
                 self.judge_grants(i as u32, data, principal.as_ref(), key, &verdicts)
             } else {
                 self.authorize(
@@ -1140,6 +1170,28 @@ impl Ledger {
             }
             mark
         };
+        // The first versions that decide a target's areas decide verdicts of other changes, so
+        // they are offered whatever their own verdict: a node that lacked one would judge
+        // differently for good.
+        if let (Some(c), false) = (
+            self.kind.container("targets"),
+            matches!(self.doc, DocId::Pool(_)),
+        ) {
+            for ((_, k), ats) in self.keys.range((c, String::new())..(c + 1, String::new())) {
+                if !k.ends_with("/1") {
+                    continue;
+                }
+                for at in ats {
+                    if inside(at.entry as usize)
+                        && self
+                            .first_version_area(*at, principal.as_ref(), &sw)
+                            .is_some()
+                    {
+                        evidence[at.entry as usize] = true;
+                    }
+                }
+            }
+        }
         let standing = closure(&|i| matches!(verdicts[i], Verdict::Stands));
         let exported = closure(&|i| standing[i] || evidence[i]);
         let mut has_child = vec![false; n];
@@ -1370,23 +1422,10 @@ impl Ledger {
         if let Some(c) = targets
             && let Some(ats) = self.keys.get(&(c, crate::doc::target_key(id, 1)))
         {
-            for at in ats {
-                let e = &self.entries[at.entry as usize];
-                let (Some(area), Some(d), Some(author)) = (
-                    self.op(*at).value().and_then(area_of_value),
-                    e.data.as_ref(),
-                    self.actors[e.actor as usize].author,
-                ) else {
-                    continue;
-                };
-                let time = Date::from_unix_seconds(d.time);
-                if self
-                    .author_standing(at.entry, &author, time, principal, sw)
-                    .is_ok_and(|scope| scope.covers(area))
-                {
-                    out.push(area);
-                }
-            }
+            out.extend(
+                ats.iter()
+                    .filter_map(|at| self.first_version_area(*at, principal, sw)),
+            );
         }
         let prefix = format!("{id}/");
         for op in &data.ops {
@@ -1398,6 +1437,23 @@ impl Ledger {
             }
         }
         out
+    }
+
+    /// The area of a first version of a target (the operation at `at`), if its author could
+    /// write it: delegated, as the whole set says, with a scope covering that area.
+    fn first_version_area(
+        &self,
+        at: OpAt,
+        principal: Option<&Principal>,
+        sw: &SetWide,
+    ) -> Option<Area> {
+        let e = &self.entries[at.entry as usize];
+        let area = self.op(at).value().and_then(area_of_value)?;
+        let time = Date::from_unix_seconds(e.data.as_ref()?.time);
+        let author = self.actors[e.actor as usize].author?;
+        self.author_standing(at.entry, &author, time, principal, sw)
+            .is_ok_and(|scope| scope.covers(area))
+            .then_some(area)
     }
 
     /// Whether the author of entry `i` could write at all there, by what is true of the whole
@@ -1416,10 +1472,7 @@ impl Ledger {
         let e = &self.entries[i as usize];
         let actor = hex(&self.actors[e.actor as usize].bytes);
         if let Some(revocations) = sw.cutoffs.get(author) {
-            let kept = revocations
-                .iter()
-                .all(|r| r.get(&actor).is_some_and(|k| k.contains(&i)));
-            if !kept {
+            if !self.kept(i, revocations) {
                 return Err(Denied::Revoked(
                     principal.map(|p| p.code()).unwrap_or_default(),
                 ));
@@ -1492,7 +1545,14 @@ impl Ledger {
             let areas: Vec<Area> = match container {
                 "targets" => {
                     let id = op.key.split('/').next().unwrap_or_default();
-                    let mut a = self.target_areas(id, data, principal, sw);
+                    // A first version is judged on its own area: a rival one is a dispute
+                    // over that record, shown as such. Every later change about the target
+                    // is judged on the areas of all its first versions.
+                    let mut a = if op.key == crate::doc::target_key(id, 1) {
+                        Vec::new()
+                    } else {
+                        self.target_areas(id, data, principal, sw)
+                    };
                     if let Some(v) = op.value().and_then(area_of_value) {
                         a.push(v);
                     }
@@ -1997,20 +2057,46 @@ impl Ledger {
             .any(|i| i.state == code && i.state_key == g.grant.key)
     }
 
-    /// The keys that signed the held membership delegations under a `members` key.
+    /// The keys that signed the membership delegations held under members key `STATE/NODE`
+    /// that the node itself placed and that are about it and that State: only the node can
+    /// sign its own join, so no one else can add a key to its membership (a void put by the
+    /// coordinator, or a copy of another node's delegation, does not count).
     fn member_keys(&self, key: &str) -> Vec<NodeId> {
         let Some(c) = self.kind.container("members") else {
+            return Vec::new();
+        };
+        let Some((state, node)) = key.split_once('/') else {
+            return Vec::new();
+        };
+        let (Ok(state), Ok(node)) = (state.parse::<StateCode>(), node.parse::<NodeId>()) else {
             return Vec::new();
         };
         self.keys
             .get(&(c, key.to_string()))
             .into_iter()
             .flatten()
+            .filter(|at| {
+                let e = &self.entries[at.entry as usize];
+                self.actors[e.actor as usize].author == Some(node)
+            })
             .filter_map(|at| self.op(*at).value())
             .filter_map(|t| SignedGrant::parse(t).ok())
-            .filter(|g| g.grant.kind == GrantKind::Delegation)
+            .filter(|g| {
+                g.grant.kind == GrantKind::Delegation
+                    && g.grant.node == node
+                    && g.grant.principal == Principal::State(state)
+            })
             .map(|g| g.grant.key)
             .collect()
+    }
+
+    /// Whether every revocation of its author keeps entry `i`.
+    fn kept(&self, i: u32, revocations: &[HashMap<String, HashSet<u32>>]) -> bool {
+        let e = &self.entries[i as usize];
+        let actor = hex(&self.actors[e.actor as usize].bytes);
+        revocations
+            .iter()
+            .all(|r| r.get(&actor).is_some_and(|k| k.contains(&i)))
     }
 
     /// What a revocation keeps of this document: per actor (hex) of the revoked node, the

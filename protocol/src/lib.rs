@@ -33,4 +33,6 @@ pub use date::Date;
 pub use doc::DocId;
 pub use id::{BodyCode, BodyKind, NodeId, Participant, Principal, StateCode};
 #[cfg(test)]
+mod redteam2_tests;
+#[cfg(test)]
 mod redteam_tests;

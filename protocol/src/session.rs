@@ -770,7 +770,7 @@ impl Session {
 
     /// Starts (or restarts) syncing a document with the first message of a session.
     fn begin(&mut self, host: &mut impl Host, doc: &DocId) {
-        if let Some(msg) = self.generate(host, doc, None) {
+        if let Some(msg) = self.generate(host, doc, None, false) {
             let now = self.now;
             let st = self.docs.entry(doc.clone()).or_default();
             st.awaiting = true;
@@ -782,10 +782,14 @@ impl Session {
     fn on_sync(&mut self, host: &mut impl Host, s: DocSync) -> Result<(), SessionError> {
         let doc = s.doc.clone();
         let held = holds(host, &doc);
-        let asked = !held && self.asked.contains_key(&doc);
+        let readable = held && host.may_read(&self.peer, &doc);
+        // The answer to an ask, about a document this node does not hold or holds but the
+        // peer may not read here: whatever it says back is what a node holding nothing would
+        // say, so the exchange tells nothing of the copy.
+        let asked = !readable && self.asked.contains_key(&doc);
         let mut accepted = 0;
         let allowed = if s.changes.is_empty() {
-            (held && host.may_read(&self.peer, &doc)) || asked
+            readable || asked
         } else if held || asked {
             let applied = host.apply(&self.peer, &doc, s.changes.clone(), asked);
             if let Some(why) = applied.fatal {
@@ -837,6 +841,10 @@ impl Session {
         if !allowed && let Some(theirs) = self.asked.get(&doc) {
             self.ask_refused.insert((doc.clone(), theirs.clone()));
         }
+        // The reply carries this node's copy only if the peer may read it as it is now, after
+        // the changes and what they released from waiting (a release can end the peer's read).
+        let blind = !(holds(host, &doc) && host.may_read(&self.peer, &doc));
+        let allowed = allowed && (!blind || asked);
         if !allowed {
             self.docs.remove(&doc);
             self.send(host, Message::SyncIdle { doc: doc.clone() }, Some(&doc));
@@ -848,7 +856,7 @@ impl Session {
             have: s.have,
             need: hashes(&s.need),
         };
-        if holds(host, &doc) {
+        if !blind {
             let mut known = host.shared(&self.peer, &doc);
             known.extend(their.heads.iter().copied());
             let shared = host
@@ -856,7 +864,7 @@ impl Session {
                 .unwrap_or_default();
             host.set_shared(&self.peer, &doc, &shared);
         }
-        let reply = self.generate(host, &doc, Some((&their, accepted)));
+        let reply = self.generate(host, &doc, Some((&their, accepted)), blind);
         match reply {
             Some(msg) => {
                 let now = self.now;
@@ -874,13 +882,15 @@ impl Session {
     }
 
     /// The next sync message for `doc`, or `None` when there is nothing more to say.
+    /// `blind`: as a node holding nothing would say it.
     fn generate(
         &mut self,
         host: &mut impl Host,
         doc: &DocId,
         their: Option<(&Their, usize)>,
+        blind: bool,
     ) -> Option<DocSync> {
-        let shared = if holds(host, doc) {
+        let shared = if !blind && holds(host, doc) {
             host.shared(&self.peer, doc)
         } else {
             Vec::new()
@@ -889,56 +899,60 @@ impl Session {
         let max_rounds = self.config.max_doc_rounds;
         let st = self.docs.entry(doc.clone()).or_default();
         let sent = &mut st.sent;
-        let computed = host.with_ledger(doc, |l| {
-            let heads = l.settled().map(|s| s.offered.clone()).unwrap_or_default();
-            let mine = l.exported_since(&shared);
-            let have = Bloom::new(mine.iter());
-            let mut need: Vec<ChangeHash> = Vec::new();
-            let mut to_send: Vec<ChangeHash> = Vec::new();
-            match their {
-                Some((t, _)) => {
-                    need = t.heads.iter().filter(|h| !l.has(h)).copied().collect();
-                    let mut known = t.shared.clone();
-                    known.extend(t.heads.iter().copied());
-                    let missing: HashSet<ChangeHash> = l
-                        .exported_since(&known)
-                        .into_iter()
-                        .filter(|h| !t.have.contains(h))
-                        .collect();
-                    let mut set: Vec<ChangeHash> = l.exported_descendants(&missing);
-                    for h in &t.need {
-                        if l.is_exported(h) && !set.contains(h) {
-                            set.push(*h);
+        let computed = if blind {
+            None
+        } else {
+            host.with_ledger(doc, |l| {
+                let heads = l.settled().map(|s| s.offered.clone()).unwrap_or_default();
+                let mine = l.exported_since(&shared);
+                let have = Bloom::new(mine.iter());
+                let mut need: Vec<ChangeHash> = Vec::new();
+                let mut to_send: Vec<ChangeHash> = Vec::new();
+                match their {
+                    Some((t, _)) => {
+                        need = t.heads.iter().filter(|h| !l.has(h)).copied().collect();
+                        let mut known = t.shared.clone();
+                        known.extend(t.heads.iter().copied());
+                        let missing: HashSet<ChangeHash> = l
+                            .exported_since(&known)
+                            .into_iter()
+                            .filter(|h| !t.have.contains(h))
+                            .collect();
+                        let mut set: Vec<ChangeHash> = l.exported_descendants(&missing);
+                        for h in &t.need {
+                            if l.is_exported(h) && !set.contains(h) {
+                                set.push(*h);
+                            }
                         }
+                        to_send = set;
                     }
-                    to_send = set;
+                    None if !shared.is_empty() => {
+                        // A push to a peer this node synced with before: send what it likely
+                        // lacks at once.
+                        to_send = mine.clone();
+                    }
+                    None => {}
                 }
-                None if !shared.is_empty() => {
-                    // A push to a peer this node synced with before: send what it likely
-                    // lacks at once.
-                    to_send = mine.clone();
+                let mut changes = Vec::new();
+                let mut bytes = 0;
+                for h in to_send {
+                    if changes.len() >= crate::wire::MAX_SYNC_CHANGES {
+                        break;
+                    }
+                    if sent.contains(&h) {
+                        continue;
+                    }
+                    let Some(c) = l.signed(&h) else { continue };
+                    bytes += approx_size(&c);
+                    if bytes > batch && !changes.is_empty() {
+                        break;
+                    }
+                    sent.insert(h);
+                    changes.push(c);
                 }
-                None => {}
-            }
-            let mut changes = Vec::new();
-            let mut bytes = 0;
-            for h in to_send {
-                if changes.len() >= crate::wire::MAX_SYNC_CHANGES {
-                    break;
-                }
-                if sent.contains(&h) {
-                    continue;
-                }
-                let Some(c) = l.signed(&h) else { continue };
-                bytes += approx_size(&c);
-                if bytes > batch && !changes.is_empty() {
-                    break;
-                }
-                sent.insert(h);
-                changes.push(c);
-            }
-            (heads, have, need, changes)
-        });
+                (heads, have, need, changes)
+            })
+        };
         let (mut heads, have, need, changes) =
             computed.unwrap_or_else(|| (Vec::new(), Bloom::default(), Vec::new(), Vec::new()));
         heads.truncate(MAX_HEADS);

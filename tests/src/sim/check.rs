@@ -243,6 +243,33 @@ impl Sim {
                     {
                         let hy = heads(ny, &doc).unwrap_or_default();
                         if hx != hy {
+                            if std::env::var("POA_SIM_DEBUG").is_ok() {
+                                let rows = |n: &Node| {
+                                    n.store
+                                        .with_ledger(&doc, |l| l.audit_rows())
+                                        .ok()
+                                        .flatten()
+                                        .unwrap_or_default()
+                                };
+                                let (rx, ry) = (rows(nx), rows(ny));
+                                for r in &rx {
+                                    let other = ry.iter().find(|q| q.0 == r.0);
+                                    if other.map(|q| &q.2) != Some(&r.2) {
+                                        eprintln!(
+                                            "DEBUG {} {:?} {:?} vs {:?}",
+                                            r.0,
+                                            r.1,
+                                            r.2,
+                                            other.map(|q| &q.2)
+                                        );
+                                    }
+                                }
+                                for r in &ry {
+                                    if !rx.iter().any(|q| q.0 == r.0) {
+                                        eprintln!("DEBUG only in y {} {:?} {:?}", r.0, r.1, r.2);
+                                    }
+                                }
+                            }
                             out.push(format!(
                                 "{} and {} read {doc} at different heads",
                                 self.nodes[x].label, self.nodes[y].label
