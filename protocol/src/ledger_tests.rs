@@ -1024,3 +1024,56 @@ fn a_replaced_delegation_judges_what_came_after_its_cutoff_and_keeps_what_came_b
     want.sort_by_key(|r| r.0);
     assert_eq!(got, want);
 }
+
+/// Found by the simulator (seed 0xaa29bd2475f1d9c1): two ministries of one State, of different
+/// areas, created the same target id while apart. A node holding both judged each out of scope
+/// (the target was in two areas) and offered neither; a node holding one kept it standing: they
+/// disagreed for good. A first version is judged on its own area, so the two are a dispute on
+/// every node, and what decides a target's areas is offered.
+#[test]
+fn two_ministries_creating_one_target_id_apart_converge_on_a_dispute() {
+    let doc = published();
+    let transfers = node(3);
+    let marking = node(4);
+    let mut l = delegated(&[
+        (&transfers, Scope::Areas(vec![Area::Transfers])),
+        (&marking, Scope::Areas(vec![Area::Marking])),
+    ]);
+    let base = l.settle(Some(&key())).heads.clone();
+    let a = l.change_at(
+        &base,
+        &actor(&transfers, 3),
+        T0,
+        vec![op(&doc, "targets", "T12/1", &target("T12", 1, "transfers"))],
+    );
+    let b = l.change_at(
+        &base,
+        &actor(&marking, 4),
+        T0,
+        vec![op(&doc, "targets", "T12/1", &target("T12", 1, "marking"))],
+    );
+    let (a, b) = (sign(&doc, &transfers, a), sign(&doc, &marking, b));
+    let mut x = l.clone();
+    let mut y = l;
+    for c in [&a, &b] {
+        assert!(matches!(x.admit(c, Some(&key())), Admitted::New(_)));
+    }
+    assert!(matches!(y.admit(&a, Some(&key())), Admitted::New(_)));
+    x.settle(Some(&key()));
+    let offered: Vec<SignedChange> = x
+        .signed_changes()
+        .filter(|(h, _)| x.is_exported(h))
+        .map(|(_, c)| c)
+        .collect();
+    for c in &offered {
+        let _ = y.admit(c, Some(&key()));
+    }
+    let (sx, sy) = (
+        x.settle(Some(&key())).clone(),
+        y.settle(Some(&key())).clone(),
+    );
+    assert_eq!(sx.offered, sy.offered);
+    assert_eq!(sx.heads, sy.heads);
+    assert_eq!(sx.view, sy.view);
+    assert!(sx.disputed.iter().any(|d| d.path == "targets/T12/1"));
+}
