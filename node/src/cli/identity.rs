@@ -260,11 +260,16 @@ pub fn delegate(
 ) -> anyhow::Result<()> {
     let scope = parse_scope(&scope)?;
     let mut node = open(home)?;
-    node.delegate(id, scope.clone(), expires)?;
+    let grant = node.delegate(id, scope.clone(), expires)?;
     let state = node.own_state()?;
     let until = expires.map(|e| format!(", until {e}")).unwrap_or_default();
+    let replaces = if grant.grant.serial > 0 {
+        " It replaces the node's earlier delegation for what it writes from now on; what it wrote before stays judged under the one it was written under."
+    } else {
+        ""
+    };
     println!(
-        "Delegated {id} (scope {scope}{until}). It is in state/{state} and its draft; it reaches the delegate at the next sync."
+        "Delegated {id} (scope {scope}{until}).{replaces} It is in state/{state} and its draft; it reaches the delegate at the next sync."
     );
     Ok(())
 }
@@ -273,7 +278,9 @@ pub fn delegate(
 pub fn revoke(home: Option<PathBuf>, id: NodeId) -> anyhow::Result<()> {
     let mut node = open(home)?;
     node.revoke(id)?;
-    println!("Revoked {id}. Its changes made after it learns of this are refused everywhere.");
+    println!(
+        "Revoked {id}. What it wrote past what this node holds of it is void on every node, whatever its dates, and it reads nothing more of this State's own documents. It is also placed in the pools where this node is a member or the coordinator, and only there."
+    );
     Ok(())
 }
 
