@@ -6,6 +6,9 @@
 use poa_protocol::authority::{Denied, Grant, GrantKind, Scope, SignedGrant};
 use poa_protocol::automerge::ChangeHash;
 use poa_protocol::change::{FlatAction, FlatOp, SignedChange};
+use poa_protocol::checks::{
+    Finding, Severity, Stage, check_need, check_progress, check_target, has_errors,
+};
 use poa_protocol::doc::{DocError, DocId, StateData, read_offers, record_text, target_key};
 use poa_protocol::ledger::{Ledger, Rejection, Verdict, actor_bytes};
 use poa_protocol::model::{ModelError, Need, Offer, Progress, Target};
@@ -64,6 +67,9 @@ pub enum NodeError {
         "the new version of {0} would be the same as the current one: give the fields that change (--value, --deadline...)"
     )]
     NothingChanged(String),
+    /// The checks before publishing found errors: nothing was written.
+    #[error("{}", checks_line(.0))]
+    Checks(Vec<Finding>),
     /// The target was withdrawn.
     #[error("target {0} is withdrawn; it can no longer change")]
     Withdrawn(String),
@@ -172,6 +178,9 @@ pub struct Node {
     pub store: Store,
     /// Where this node reads the time.
     pub clock: Clock,
+    /// The checks' warnings on the record the last write added (the CLI shows them; the
+    /// audit log keeps them as `check-warning`).
+    pub warnings: Vec<Finding>,
 }
 
 /// Where a node reads the time: the system clock, or (in the simulator) a clock that only the
@@ -433,6 +442,25 @@ pub fn today() -> Date {
     Date::from_unix_seconds(now_secs())
 }
 
+/// The errors of a check, in one line, each with what to do.
+fn checks_line(findings: &[Finding]) -> String {
+    let errors: Vec<String> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| format!("{} {}", f.field, f.message))
+        .collect();
+    format!("nothing written: {}", errors.join("; "))
+}
+
+/// Refuses a record the checks find errors in; returns its warnings.
+fn refuse_errors(findings: Vec<Finding>) -> Result<Vec<Finding>, NodeError> {
+    if has_errors(&findings) {
+        Err(NodeError::Checks(findings))
+    } else {
+        Ok(findings)
+    }
+}
+
 impl Node {
     /// Opens the node in `dir`.
     pub fn open(dir: &std::path::Path) -> Result<Node, NodeError> {
@@ -442,6 +470,7 @@ impl Node {
             home,
             store,
             clock: Clock::system(),
+            warnings: Vec::new(),
         })
     }
 
@@ -452,6 +481,7 @@ impl Node {
             home,
             store,
             clock: Clock::system(),
+            warnings: Vec::new(),
         })
     }
 
@@ -761,7 +791,9 @@ impl Node {
         target.version = 1;
         target.supersedes = None;
         target.validate()?;
-        let (_, hash) = self.write(&DocId::Draft(state), |w, before| {
+        let today = self.clock.today();
+        let requests = self.state_data(&DocId::State(state))?.needs;
+        let (warnings, hash) = self.write(&DocId::Draft(state), |w, before| {
             let data = StateData::from_json(before);
             if data.latest(&target.id).is_some() {
                 return Err(NodeError::TargetExists {
@@ -769,9 +801,52 @@ impl Node {
                     id: target.id.clone(),
                 });
             }
-            w.put("targets", &target_key(&target.id, 1), &target)
+            let held = StateData {
+                needs: requests,
+                ..data
+            };
+            let warnings = refuse_errors(check_target(&target, &held, today, Stage::Draft))?;
+            w.put("targets", &target_key(&target.id, 1), &target)?;
+            Ok(warnings)
         })?;
+        self.record_warnings(&DocId::Draft(state), &warnings);
         hash.ok_or_else(|| NodeError::Exists(target.id.clone()))
+    }
+
+    /// Records the checks' warnings on a record just written (the audit's `check-warning`).
+    fn record_warnings(&mut self, doc: &DocId, warnings: &[Finding]) {
+        let now = self.now();
+        self.warnings = warnings.to_vec();
+        for f in warnings {
+            let _ = self
+                .store
+                .audit_event(now, "check-warning", Some(doc), None, &f.to_string());
+        }
+    }
+
+    /// The checks' findings on the records of this node's State: every target version,
+    /// progress report and request it holds, against the rest (what the submission and the
+    /// stocktake's data quality show).
+    pub fn check_all(&self) -> Result<Vec<Finding>, NodeError> {
+        let state = self.own_state()?;
+        let today = self.clock.today();
+        let mut held = self.state_data(&DocId::Draft(state))?;
+        held.needs = self.state_data(&DocId::State(state))?.needs;
+        let mut out = Vec::new();
+        for t in held.targets.values() {
+            let mut others = held.clone();
+            others.targets.remove(&(t.id.clone(), t.version));
+            out.extend(check_target(t, &others, today, Stage::Publish));
+        }
+        for p in held.progress.values() {
+            out.extend(check_progress(p, &held, today));
+        }
+        for n in held.needs.values() {
+            let mut others = held.clone();
+            others.needs.remove(&n.id);
+            out.extend(check_need(n, &others));
+        }
+        Ok(out)
     }
 
     /// Writes a new version of a target. `edit` changes a copy of the current version; the old
@@ -782,6 +857,8 @@ impl Node {
         edit: impl FnOnce(&mut Target) -> Result<(), NodeError>,
     ) -> Result<u32, NodeError> {
         let state = self.own_state()?;
+        let today = self.clock.today();
+        let requests = self.state_data(&DocId::State(state))?.needs;
         let (version, _) = self.write(&DocId::Draft(state), |w, before| {
             let data = StateData::from_json(before);
             let current = data.latest(id).ok_or_else(|| NodeError::NoTarget {
@@ -803,9 +880,16 @@ impl Node {
             next.version = current.version + 1;
             next.supersedes = Some(current.version);
             next.validate()?;
+            let held = StateData {
+                needs: requests,
+                ..data.clone()
+            };
+            let warnings = refuse_errors(check_target(&next, &held, today, Stage::Draft))?;
             w.put("targets", &target_key(id, next.version), &next)?;
-            Ok(next.version)
+            Ok((next.version, warnings))
         })?;
+        let (version, warnings) = version;
+        self.record_warnings(&DocId::Draft(state), &warnings);
         Ok(version)
     }
 
@@ -832,7 +916,8 @@ impl Node {
     /// `-3`... if the State reports twice for the same date.
     pub fn add_progress(&mut self, mut report: Progress) -> Result<String, NodeError> {
         let state = self.own_state()?;
-        let (id, _) = self.write(&DocId::Draft(state), |w, before| {
+        let today = self.clock.today();
+        let ((id, warnings), _) = self.write(&DocId::Draft(state), |w, before| {
             let data = StateData::from_json(before);
             let target = data
                 .latest(&report.target)
@@ -853,9 +938,11 @@ impl Node {
             }
             report.id = id.clone();
             report.validate(target)?;
+            let warnings = refuse_errors(check_progress(&report, &data, today))?;
             w.put("progress", &id, &report)?;
-            Ok(id)
+            Ok((id, warnings))
         })?;
+        self.record_warnings(&DocId::Draft(state), &warnings);
         Ok(id)
     }
 
@@ -870,6 +957,7 @@ impl Node {
                 id: id.to_string(),
             });
         }
+        let today = self.clock.today();
         let (published, _) = self.write(&DocId::State(state), |w, before| {
             let public = StateData::from_json(before);
             let mut out = Published {
@@ -879,6 +967,12 @@ impl Node {
             };
             for t in draft.versions(id) {
                 if !public.targets.contains_key(&(t.id.clone(), t.version)) {
+                    // What goes out must name only what exists: the requests it is
+                    // conditional on are published (they go straight to this document).
+                    let mut held = draft.clone();
+                    held.needs = public.needs.clone();
+                    held.targets.remove(&(t.id.clone(), t.version));
+                    refuse_errors(check_target(t, &held, today, Stage::Publish))?;
                     w.put("targets", &target_key(id, t.version), t)?;
                     out.versions.push(t.version);
                 }
@@ -906,13 +1000,20 @@ impl Node {
         let state = self.own_state()?;
         need.state = state;
         need.validate()?;
-        self.write(&DocId::State(state), |w, before| {
+        // References are checked against every target the State has (its draft holds them
+        // all) and the requests it published.
+        let mut held = self.state_data(&DocId::Draft(state))?;
+        let (warnings, _) = self.write(&DocId::State(state), |w, before| {
             let data = StateData::from_json(before);
             if data.needs.contains_key(&need.id) {
                 return Err(NodeError::Exists(format!("request {}", need.id)));
             }
-            w.put("needs", &need.id, &need)
+            held.needs = data.needs;
+            let warnings = refuse_errors(check_need(&need, &held))?;
+            w.put("needs", &need.id, &need)?;
+            Ok(warnings)
         })?;
+        self.record_warnings(&DocId::State(state), &warnings);
         Ok(())
     }
 

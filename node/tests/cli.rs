@@ -696,9 +696,20 @@ fn a_state_sets_reports_supersedes_and_publishes_targets() {
 fn a_second_state_requests_assistance_for_a_conditional_target() {
     let xab = Node::state("XAB", "XAB Ministry of Justice");
     xab.ok(XAB_T1);
+    // T2 and R1 name each other: the target first, with a warning until the request exists
+    // (it could not be published before); then the request, which needs T2 to exist.
+    let out = xab.run(XAB_T2);
+    let (_, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--conditional-on: no request R1 exists"),
+        "{stderr}"
+    );
+    let refused = xab.run(&["target", "publish", "T2"]);
+    assert!(!refused.status.success());
+    assert!(texts(&refused).1.contains("no request R1 exists"));
     let published = xab.ok(XAB_R1);
     assert!(published.contains("R1"), "{published}");
-    xab.ok(XAB_T2);
 
     let needs = as_array(xab.json(&["need", "list", "--json"]));
     assert_eq!(
@@ -736,8 +747,10 @@ fn a_second_state_requests_assistance_for_a_conditional_target() {
     assert_eq!(t2["mosaic"], json!(["05.50"]));
     assert_eq!(t2["conditional_on"], json!(["R1"]));
     assert_eq!(t2["status"], "draft");
+    xab.ok(&["target", "publish", "T2"]);
 
-    // The request went straight to the published document; the targets are in the draft.
+    // The request went straight to the published document; the targets are written to the
+    // draft.
     let docs = as_array(xab.json(&["doc", "list", "--json"]));
     let ids: Vec<&str> = docs.iter().filter_map(|d| d["id"].as_str()).collect();
     assert_eq!(ids, ["state/XAB", "state/XAB/draft"]);
@@ -1561,5 +1574,108 @@ fn reference_lists_are_printed_as_json() {
     assert_eq!(
         codes(&cycles),
         ["BMS7", "BMS8", "RevCon4", "BMS9", "BMS10", "RevCon5"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks before publishing
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_checks_refuse_impossible_records_and_show_warnings() {
+    let xaa = xaa_fixture();
+    let long: &'static str = Box::leak("x".repeat(201).into_boxed_str());
+    let cases = [
+        bad(
+            "an id that is another's but for case",
+            &t3_with(&[("--id", "t1")]),
+            "T1 exists already",
+        ),
+        bad(
+            "a title over two lines",
+            &t3_with(&[("--title", "Mark police\nSALW")]),
+            "one line",
+        ),
+        bad(
+            "a title too long",
+            &t3_with(&[("--title", long)]),
+            "characters long",
+        ),
+        bad(
+            "180 percent",
+            &t3_with(&[("--value", "180")]),
+            "not a percentage",
+        ),
+        bad(
+            "a progress report of 180 percent",
+            &[
+                "progress",
+                "add",
+                "T1",
+                "--as-of",
+                "2026-03-31",
+                "--value",
+                "180",
+            ],
+            "not a percentage",
+        ),
+        bad(
+            "a request for a target that does not exist",
+            &[
+                "need",
+                "add",
+                "--id",
+                "R7",
+                "--title",
+                "Scanners",
+                "--area",
+                "marking",
+                "--kind",
+                "equipment",
+                "--target",
+                "T99",
+            ],
+            "no target T99",
+        ),
+    ];
+    assert_no_problems(check_rejected(&xaa, &cases));
+
+    // A draft may name a request still to be written (with a warning); publishing it may not.
+    let out = xaa.run(&t3_with(&[("--conditional-on", "R99")]));
+    assert!(out.status.success());
+    assert!(texts(&out).1.contains("no request R99 exists"));
+    assert_no_problems(check_rejected(
+        &xaa,
+        &[bad(
+            "publishing what is conditional on nothing",
+            &["target", "publish", "T3"],
+            "no request R99 exists",
+        )],
+    ));
+
+    // A report dated in the future is kept, with a warning shown and recorded.
+    let out = xaa.run(&[
+        "progress",
+        "add",
+        "T1",
+        "--as-of",
+        "2030-01-01",
+        "--value",
+        "65",
+    ]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("Recorded progress"), "{stdout}");
+    assert!(
+        stderr.starts_with("warning: progress/T1/2030-01-01 --as-of: 2030-01-01 is in the future"),
+        "{stderr}"
+    );
+    let audit = xaa.json(&["audit", "--json"]);
+    assert!(
+        as_array(audit).iter().any(|r| r["event"] == "check-warning"
+            && r["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("in the future"))),
+        "the warning is in the audit log"
     );
 }

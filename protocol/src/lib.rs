@@ -11,6 +11,7 @@
 pub mod assist;
 pub mod authority;
 pub mod change;
+pub mod checks;
 pub mod date;
 pub mod doc;
 #[doc(hidden)]

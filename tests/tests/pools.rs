@@ -377,6 +377,10 @@ async fn the_illustrative_requests_and_offers_match_o1_to_r2_and_leave_r1_unmet(
     for (m, s) in [(&xab, "XAB"), (&xac, "XAC")] {
         let records = data.states.iter().find(|r| r.code == code(s)).unwrap();
         m.with_node(|n| {
+            // A request names targets that exist (in the draft is enough).
+            for t in &records.targets {
+                n.add_target(t.clone())?;
+            }
             for need in &records.needs {
                 n.add_need(need.clone())?;
             }

@@ -189,6 +189,7 @@ pub fn need(home: Option<PathBuf>, cmd: NeedCmd) -> anyhow::Result<()> {
                 until,
                 priority,
             })?;
+            super::targets::print_warnings(&node);
             println!("Published request {id} of {state}.");
         }
         NeedCmd::List { state, json } => {

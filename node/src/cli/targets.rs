@@ -177,6 +177,13 @@ poa-node progress add T1 --as-of 2025-12-31 --value 55 --assessment on-track \\\
     },
 }
 
+/// Prints the checks' warnings on what was just written, one line each, on stderr.
+pub(crate) fn print_warnings(node: &crate::node::Node) {
+    for w in &node.warnings {
+        eprintln!("{}", safe(&w.to_string()));
+    }
+}
+
 /// Runs a `target` command.
 pub fn target(home: Option<PathBuf>, cmd: TargetCmd) -> anyhow::Result<()> {
     let mut node = open(home)?;
@@ -184,6 +191,7 @@ pub fn target(home: Option<PathBuf>, cmd: TargetCmd) -> anyhow::Result<()> {
         TargetCmd::Add { id, fields } => {
             let t = build_target(id, fields)?;
             node.add_target(t.clone())?;
+            print_warnings(&node);
             println!(
                 "Added {} {} v1 to the draft. Publish it with `poa-node target publish {}`.",
                 node.own_state()?,
@@ -198,6 +206,7 @@ pub fn target(home: Option<PathBuf>, cmd: TargetCmd) -> anyhow::Result<()> {
                 apply_fields(t, fields, reason);
                 Ok(())
             })?;
+            print_warnings(&node);
             println!(
                 "Wrote {id} v{v}; v{} is kept, marked superseded. Publish with `poa-node target publish {id}`.",
                 v - 1
@@ -266,6 +275,7 @@ pub fn progress(home: Option<PathBuf>, cmd: ProgressCmd) -> anyhow::Result<()> {
                 source,
                 assistance_received,
             })?;
+            print_warnings(&node);
             println!(
                 "Recorded progress {id} in the draft. Publish it with `poa-node target publish {target}`."
             );

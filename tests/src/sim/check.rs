@@ -307,7 +307,8 @@ impl Sim {
     }
 
     /// Once an honest node holds both changes of an equivocation, neither stands anywhere it
-    /// reached, and every honest node holding one holds the other.
+    /// reached, and an honest node holding one (the proof offered is the smallest pair at the
+    /// first position) does not let it stand.
     fn check_twins(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (doc, t1, t2) in &self.twins {
@@ -342,9 +343,14 @@ impl Sim {
                                 && self.takes(other, i, doc)
                         })
                 });
-                if h1 != h2 && linked_to_proof {
+                // The proof need not travel whole: each node offers, for each equivocating
+                // actor, the smallest pair at its first position, and nothing of a revoked
+                // node's (its cut-off decides). What must hold is that the one it holds does
+                // not stand.
+                let held = if h1 { t1 } else { t2 };
+                if h1 != h2 && linked_to_proof && verdict(n, doc, held) == Some(Verdict::Stands) {
                     out.push(format!(
-                        "{} holds only one change of an equivocation in {doc}, though a peer that lets it read the document holds both",
+                        "{} holds only one change of an equivocation in {doc} and lets it stand, though a peer that lets it read the document holds both",
                         self.nodes[i].label
                     ));
                 }
