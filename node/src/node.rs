@@ -824,31 +824,6 @@ impl Node {
         }
     }
 
-    /// The checks' findings on the records of this node's State: every target version,
-    /// progress report and request it holds, against the rest (what the submission and the
-    /// stocktake's data quality show).
-    pub fn check_all(&self) -> Result<Vec<Finding>, NodeError> {
-        let state = self.own_state()?;
-        let today = self.clock.today();
-        let mut held = self.state_data(&DocId::Draft(state))?;
-        held.needs = self.state_data(&DocId::State(state))?.needs;
-        let mut out = Vec::new();
-        for t in held.targets.values() {
-            let mut others = held.clone();
-            others.targets.remove(&(t.id.clone(), t.version));
-            out.extend(check_target(t, &others, today, Stage::Publish));
-        }
-        for p in held.progress.values() {
-            out.extend(check_progress(p, &held, today));
-        }
-        for n in held.needs.values() {
-            let mut others = held.clone();
-            others.needs.remove(&n.id);
-            out.extend(check_need(n, &others));
-        }
-        Ok(out)
-    }
-
     /// Writes a new version of a target. `edit` changes a copy of the current version; the old
     /// one stays readable, marked superseded.
     pub fn supersede_target(
