@@ -199,7 +199,7 @@ fn open_status(deadline: &str) -> &'static str {
     if deadline < today() {
         "not-achieved"
     } else {
-        "active"
+        "in-progress"
     }
 }
 

@@ -7,18 +7,21 @@ use serde_json::{Value as Json, json};
 use crate::date::Date;
 use crate::doc::StateData;
 use crate::model::{Assessment, Direction, IndicatorKind, Progress, Target};
+use crate::stocktake::Standing;
 
 /// The status of a target version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Status {
     /// Written but not published.
     Draft,
-    /// Published and in force.
-    Active,
+    /// Published, reported on, not reached, deadline not passed.
+    InProgress,
     /// Reached, by the State's assessment or by its latest reported value.
     Achieved,
-    /// Past its deadline and not reached.
+    /// Reported on, past its deadline and not reached.
     NotAchieved,
+    /// Published with no progress report by the date: unknown, never counted as zero.
+    NoData,
     /// Withdrawn by the State.
     Withdrawn,
     /// Replaced by a newer version.
@@ -30,9 +33,10 @@ impl Status {
     pub fn slug(&self) -> &'static str {
         match self {
             Status::Draft => "draft",
-            Status::Active => "active",
+            Status::InProgress => "in-progress",
             Status::Achieved => "achieved",
             Status::NotAchieved => "not-achieved",
+            Status::NoData => "no-data",
             Status::Withdrawn => "withdrawn",
             Status::Superseded => "superseded",
         }
@@ -194,16 +198,20 @@ pub fn target_view(
         .withdrawn
         .get(id)
         .map(|v| v.as_str().unwrap_or("yes").to_string());
+    // One rule for the status everywhere (lists, the dashboard, the stocktake): the
+    // stocktake's, on what is published.
     let current_status = if withdrawn.is_some() {
         Status::Withdrawn
     } else if !is_pub_version(latest) {
         Status::Draft
-    } else if is_achieved(latest, &progress) {
-        Status::Achieved
-    } else if latest.deadline < today {
-        Status::NotAchieved
     } else {
-        Status::Active
+        match crate::stocktake::standing(published.unwrap_or(data), latest, today) {
+            Standing::Achieved => Status::Achieved,
+            Standing::InProgress => Status::InProgress,
+            Standing::NotAchieved => Status::NotAchieved,
+            Standing::NoData => Status::NoData,
+            Standing::Withdrawn => Status::Withdrawn,
+        }
     };
     let versions = versions
         .iter()
@@ -261,9 +269,33 @@ mod tests {
     fn past_deadline_and_below_value_is_not_achieved() {
         let d = data_with(Some(report(Some(55.0), None)));
         let before = target_view(&d, None, "T1", "2026-01-01".parse().unwrap()).unwrap();
-        assert_eq!(before.current().status, Status::Active);
+        assert_eq!(before.current().status, Status::InProgress);
         let after = target_view(&d, None, "T1", "2026-07-01".parse().unwrap()).unwrap();
         assert_eq!(after.current().status, Status::NotAchieved);
+    }
+
+    /// The status a list shows is the stocktake's: a published target with no report is
+    /// no-data, not not-achieved, past its deadline; a report dated after the day does not
+    /// count yet, in both.
+    #[test]
+    fn the_status_is_the_stocktakes_standing() {
+        let t = xaa_t1();
+        let after_deadline: Date = "2026-07-01".parse().unwrap();
+        for (progress, want) in [
+            (None, Status::NoData),
+            (Some(report(Some(55.0), None)), Status::NotAchieved),
+        ] {
+            let d = data_with(progress);
+            let v = target_view(&d, Some(&d), "T1", after_deadline).unwrap();
+            assert_eq!(v.current().status, want);
+            let s = crate::stocktake::standing(&d, &t, after_deadline);
+            assert_eq!(v.current().status.slug(), s.slug());
+        }
+        let mut future = report(Some(75.0), None);
+        future.as_of = "2030-01-01".parse().unwrap();
+        let d = data_with(Some(future));
+        let v = target_view(&d, Some(&d), "T1", after_deadline).unwrap();
+        assert_eq!(v.current().status, Status::NoData);
     }
 
     #[test]
