@@ -992,6 +992,28 @@ impl Node {
         Ok(())
     }
 
+    /// Withdraws a published request, with the reason: it stays in the document, marked
+    /// withdrawn, and every node leaves it out of what is asked for.
+    pub fn withdraw_need(&mut self, id: &str, reason: &str) -> Result<(), NodeError> {
+        let state = self.own_state()?;
+        poa_protocol::model::check_text("the reason", reason)?;
+        let today = self.clock.today();
+        self.write(&DocId::State(state), |w, before| {
+            let data = StateData::from_json(before);
+            let key = format!("needs/{id}");
+            // A withdrawn request is no longer among the State's requests.
+            if !data.needs.contains_key(id) {
+                return Err(NodeError::NoNeed(id.to_string()));
+            }
+            w.put(
+                "retracted",
+                &key,
+                &serde_json::json!({"date": today.to_string(), "reason": reason}),
+            )
+        })?;
+        Ok(())
+    }
+
     /// The State's assistance requests (this node's State, or another it holds).
     pub fn needs(&self, state: Option<StateCode>) -> Result<Vec<Need>, NodeError> {
         let state = match state {

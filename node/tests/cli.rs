@@ -1678,4 +1678,41 @@ fn the_checks_refuse_impossible_records_and_show_warnings() {
                 .is_some_and(|d| d.contains("in the future"))),
         "the warning is in the audit log"
     );
+
+    // A request published by mistake is withdrawn with a reason, once.
+    xaa.ok(&[
+        "need",
+        "add",
+        "--id",
+        "R1",
+        "--title",
+        "Scanners",
+        "--area",
+        "marking",
+        "--kind",
+        "equipment",
+        "--target",
+        "T1",
+    ]);
+    let done = xaa.ok(&["need", "withdraw", "R1", "--reason", "entered by mistake"]);
+    assert!(done.starts_with("Withdrew request R1"), "{done}");
+    assert_eq!(
+        as_array(xaa.json(&["need", "list", "--json"])),
+        Vec::<Value>::new()
+    );
+    assert_no_problems(check_rejected(
+        &xaa,
+        &[
+            bad(
+                "withdrawing it again",
+                &["need", "withdraw", "R1", "--reason", "again"],
+                "no request R1",
+            ),
+            bad(
+                "withdrawing with no reason",
+                &["need", "withdraw", "R2", "--reason", " "],
+                "reason",
+            ),
+        ],
+    ));
 }

@@ -404,6 +404,8 @@ pub struct StateData {
     pub readers: BTreeMap<String, Json>,
     /// The State's decisions on matches of its requests with offers, by match key.
     pub matches: BTreeMap<String, MatchRecord>,
+    /// Withdrawn records other than targets (`needs/R1` → the withdrawal, with its reason).
+    pub retracted: BTreeMap<String, Json>,
     /// Records that did not parse.
     pub unreadable: Vec<Unreadable>,
 }
@@ -461,6 +463,12 @@ impl StateData {
             .into_iter()
             .collect();
         data.withdrawn = plain(root, "withdrawn");
+        // A request the State withdrew (`retracted/needs/R1`) is no longer asked for: every
+        // reader (the unmet list, matching, the stocktake) leaves it out alike.
+        let retracted = plain(root, "retracted");
+        data.needs
+            .retain(|id, _| !retracted.contains_key(&format!("needs/{id}")));
+        data.retracted = retracted;
         data.readers = plain(root, "readers");
         data
     }

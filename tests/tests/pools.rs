@@ -445,6 +445,19 @@ async fn the_illustrative_requests_and_offers_match_o1_to_r2_and_leave_r1_unmet(
     // The met request gets no more suggestions.
     let s = un.with_node(|n| n.match_suggest()).unwrap();
     assert!(s.iter().all(|x| x.need.to_string() != "XAC/R2"), "{s:?}");
+
+    // XAB withdraws R1 (entered by mistake): once the Secretariat has synced, it is no longer
+    // in its unmet list, nor asked for anywhere; it stays in XAB's document, marked withdrawn.
+    xab.with_node(|n| n.withdraw_need("R1", "entered by mistake"))
+        .unwrap();
+    converge(&[&xab, &xrb, &un], &published("XAB")).await;
+    let unmet = un.with_node(|n| n.unmet_needs()).unwrap();
+    assert!(unmet.is_empty(), "{unmet:?}");
+    let held = un.with_node(|n| n.state_data(&published("XAB"))).unwrap();
+    assert!(held.needs.is_empty());
+    assert!(held.retracted["needs/R1"]["reason"] == "entered by mistake");
+    let again = xab.with_node(|n| n.withdraw_need("R1", "twice"));
+    assert!(again.unwrap_err().to_string().contains("no request R1"));
 }
 
 /// A pool id carries its creator's key fingerprint: another node's pool of the same name is

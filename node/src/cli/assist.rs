@@ -55,6 +55,16 @@ poa-node need add --id R1 --title \"Destruction equipment\" --target T2 --area d
         #[arg(long, default_value = "medium")]
         priority: Priority,
     },
+    /// Withdraw a published request (it stays readable, marked withdrawn, and is no longer
+    /// asked for anywhere).
+    #[command(after_help = "Example:\n  poa-node need withdraw R1 --reason \"entered by mistake\"")]
+    Withdraw {
+        /// The request: R1.
+        id: String,
+        /// Why, for those who read it.
+        #[arg(long)]
+        reason: String,
+    },
     /// List requests (this State's, or another's that this node holds).
     List {
         /// Another State.
@@ -191,6 +201,13 @@ pub fn need(home: Option<PathBuf>, cmd: NeedCmd) -> anyhow::Result<()> {
             })?;
             super::targets::print_warnings(&node);
             println!("Published request {id} of {state}.");
+        }
+        NeedCmd::Withdraw { id, reason } => {
+            let mut node = open(home)?;
+            node.withdraw_need(&id, &reason)?;
+            println!(
+                "Withdrew request {id}. It stays in the published document, marked withdrawn; peers leave it out once they sync."
+            );
         }
         NeedCmd::List { state, json } => {
             let node = open(home)?;
