@@ -263,7 +263,7 @@ fn assert_no_problems(problems: Vec<String>) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The illustrative data set of the domain primer (DOMAIN.md), as command lines
+// The illustrative data set (the Xanadu sub-region of `poa-node demo`), as command lines
 // ---------------------------------------------------------------------------------------------
 
 const XAA_T1: &[&str] = &[
@@ -1558,7 +1558,7 @@ fn reference_lists_are_printed_as_json() {
         mosaic.contains(&json!({"code": "05.30", "name": "Marking and record-keeping"})),
         "{mosaic:#?}"
     );
-    assert_eq!(mosaic.len(), 24, "the MOSAIC modules of DOMAIN.md");
+    assert_eq!(mosaic.len(), 24, "the 24 MOSAIC modules");
     let codes = |v: &[Value]| -> Vec<String> {
         v.iter()
             .filter_map(|e| e["code"].as_str().map(String::from))

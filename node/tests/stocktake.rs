@@ -1,5 +1,5 @@
 //! The stocktake of the illustrative data set, computed by the real binary on the homes of a
-//! demo federation: the figures DOMAIN.md implies, byte-identical reports on two nodes that
+//! demo federation: the figures the illustrative data set implies, byte-identical reports on two nodes that
 //! synced the same documents, and `stocktake verify` catching one altered figure.
 
 #![allow(clippy::unwrap_used)]

@@ -1,4 +1,4 @@
-//! The illustrative data set of DOMAIN.md, the "Xanadu sub-region" in cycle BMS9: what each
+//! The illustrative data set, the "Xanadu sub-region" in cycle BMS9: what each
 //! State, the donor and the pool's coordinator enter, as records ready for the node's methods.
 
 use std::fmt::Display;
@@ -58,7 +58,7 @@ pub struct PoolRecords {
     pub pooled: Vec<PooledTarget>,
 }
 
-/// The illustrative data set of DOMAIN.md: the "Xanadu sub-region", cycle BMS9.
+/// The illustrative data set: the "Xanadu sub-region", cycle BMS9.
 #[derive(Clone, Debug)]
 pub struct Dataset {
     /// The member States.
@@ -177,7 +177,7 @@ fn progress(
     })
 }
 
-/// The illustrative data set of DOMAIN.md ("An illustrative data set"), as records ready to be
+/// The illustrative data set, as records ready to be
 /// entered: XAA, XAB and XAC with their targets, progress reports and requests, and the offers
 /// of the donor XZZ. Targets are for cycle BMS9; baselines are of 2023.
 pub fn dataset() -> Result<Dataset, DemoError> {

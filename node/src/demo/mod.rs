@@ -1,4 +1,4 @@
-//! `poa-node demo`: the illustrative sub-region of DOMAIN.md as six real nodes on this machine.
+//! `poa-node demo`: the illustrative Xanadu sub-region as six real nodes on this machine.
 //!
 //! Three States (XAA, XAB, XAC), the regional body XRB, the donor XZZ and the UN Secretariat each
 //! get their own home folder, key, SQLite file and QUIC endpoint on loopback. The data set is

@@ -33,7 +33,7 @@ pub async fn run(keep: Option<PathBuf>, serve: Option<SocketAddr>) -> Result<(),
     let data = dataset()?;
     let homes = Homes::new(keep)?;
 
-    println!("poa-node demo: the illustrative Xanadu sub-region of DOMAIN.md, cycle BMS9.");
+    println!("poa-node demo: the illustrative Xanadu sub-region, cycle BMS9.");
     println!(
         "Six real nodes on this machine, each with its own key, SQLite file and QUIC endpoint"
     );
