@@ -9,31 +9,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::authority::{Cutoff, Grant, GrantKind, Scope, SignedGrant};
-use crate::change::{ChangeData, FlatAction, FlatOp, SignedChange};
+use crate::change::{FlatAction, FlatOp, SignedChange};
 use crate::date::Date;
-use crate::doc::{DocId, PoolId, StateData};
+use crate::doc::{DocId, StateData};
 use crate::id::{NodeId, Principal, StateCode};
 use crate::ledger::{Admitted, Ledger, Verdict, actor_bytes};
 use crate::model::Area;
-use crate::sign::{NodeKey, sign_change};
-
-const T0: i64 = 1_767_225_600; // 2026-01-01
-
-fn key(seed: u8) -> NodeKey {
-    NodeKey::from_seed(&[seed; 32])
-}
-
-fn xaa() -> StateCode {
-    StateCode::from_static("XAA")
-}
-
-fn state_key() -> NodeKey {
-    key(40)
-}
-
-fn grant(kind: GrantKind, node: &NodeId, scope: Option<Scope>, cutoff: Vec<Cutoff>) -> SignedGrant {
-    grant_by(&state_key(), kind, node, scope, cutoff, 0, T0)
-}
+use crate::redteam_tests::{
+    T0, actor, grant, grant_op, hash_of, join, key, pool_setup, put, signed, state_key,
+    target_json, xaa,
+};
+use crate::sign::NodeKey;
 
 fn grant_by(
     k: &NodeKey,
@@ -60,60 +46,10 @@ fn grant_by(
     )
 }
 
-fn grant_op(doc: &DocId, g: &SignedGrant) -> FlatOp {
-    FlatOp {
-        container: doc.kind().container(g.grant.kind.container()).unwrap(),
-        key: g.storage_key(),
-        action: FlatAction::Put {
-            value: g.to_text(),
-            preds: vec![],
-        },
-    }
-}
-
-fn put(doc: &DocId, container: &str, k: &str, value: String) -> FlatOp {
-    FlatOp {
-        container: doc.kind().container(container).unwrap(),
-        key: k.into(),
-        action: FlatAction::Put {
-            value,
-            preds: vec![],
-        },
-    }
-}
-
-fn signed(doc: &DocId, k: &NodeKey, data: ChangeData) -> SignedChange {
-    let h = data.to_automerge(doc).unwrap().hash();
-    SignedChange {
-        data,
-        signature: sign_change(k, doc, &h).to_vec(),
-    }
-}
-
-fn hash_of(doc: &DocId, c: &SignedChange) -> automerge::ChangeHash {
-    c.data.to_automerge(doc).unwrap().hash()
-}
-
-fn actor(k: &NodeKey, suffix: u8) -> Vec<u8> {
-    actor_bytes(&k.node_id(), &[suffix; 8])
-}
-
 fn actor16(k: &NodeKey, n: u16) -> Vec<u8> {
     let mut s = [0xEEu8; 8];
     s[0..2].copy_from_slice(&n.to_be_bytes());
     actor_bytes(&k.node_id(), &s)
-}
-
-fn target_json(id: &str, version: u32, area: Area) -> String {
-    let mut t = crate::model::tests::xaa_t1();
-    t.id = id.into();
-    t.version = version;
-    t.area = area;
-    if version > 1 {
-        t.supersedes = Some(version - 1);
-        t.reason = Some("changed".into());
-    }
-    serde_json::to_string(&t).unwrap()
 }
 
 fn admit_ok(l: &mut Ledger, c: &SignedChange, s: Option<&NodeId>) -> automerge::ChangeHash {
@@ -165,54 +101,6 @@ fn state_doc_with(
         h1 = admit_ok(&mut l, &signed(&doc, &a, c1), Some(&s));
     }
     (doc, l, a, h1)
-}
-
-fn pool_setup() -> (DocId, PoolId, Ledger, NodeKey) {
-    let c = key(5);
-    let id = PoolId::new("xanadu", &c.node_id());
-    let doc = DocId::Pool(id.clone());
-    let mut l = Ledger::new(&doc);
-    l.settle(None);
-    let charter = serde_json::json!({
-        "name": "Xanadu", "node": c.node_id(), "coordinator": "XZZ", "created": "2026-01-01"
-    })
-    .to_string();
-    let invite = serde_json::json!({
-        "state": "XAA", "state_key": state_key().node_id(), "invited": "2026-01-01"
-    })
-    .to_string();
-    let ch = l.next_change(
-        &actor(&c, 0),
-        T0,
-        vec![
-            put(&doc, "charter", "charter", charter),
-            put(&doc, "invites", "XAA", invite),
-        ],
-    );
-    admit_ok(&mut l, &signed(&doc, &c, ch), None);
-    (doc, id, l, c)
-}
-
-fn join(l: &mut Ledger, doc: &DocId, n: &NodeKey, t: i64) -> automerge::ChangeHash {
-    let g = grant(
-        GrantKind::Delegation,
-        &n.node_id(),
-        Some(Scope::ALL),
-        vec![],
-    );
-    let c = l.next_change(
-        &actor(n, 0),
-        t,
-        vec![put(
-            doc,
-            "members",
-            &format!("XAA/{}", n.node_id()),
-            g.to_text(),
-        )],
-    );
-    let h = admit_ok(l, &signed(doc, n, c), None);
-    assert_eq!(l.verdict(&h), Some(&Verdict::Stands));
-    h
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ use crate::ledger::{Admitted, Ledger, Verdict, actor_bytes};
 use crate::model::Area;
 use crate::sign::{NodeKey, sign_change};
 
-const T0: i64 = 1_767_225_600; // 2026-01-01
+pub(crate) const T0: i64 = 1_767_225_600; // 2026-01-01
 
-fn key(seed: u8) -> NodeKey {
+pub(crate) fn key(seed: u8) -> NodeKey {
     NodeKey::from_seed(&[seed; 32])
 }
 
@@ -29,16 +29,21 @@ fn key16(seed: u16) -> NodeKey {
     NodeKey::from_seed(&s)
 }
 
-fn xaa() -> StateCode {
+pub(crate) fn xaa() -> StateCode {
     StateCode::from_static("XAA")
 }
 
 /// The State key of XAA.
-fn state_key() -> NodeKey {
+pub(crate) fn state_key() -> NodeKey {
     key(40)
 }
 
-fn grant(kind: GrantKind, node: &NodeId, scope: Option<Scope>, cutoff: Vec<Cutoff>) -> SignedGrant {
+pub(crate) fn grant(
+    kind: GrantKind,
+    node: &NodeId,
+    scope: Option<Scope>,
+    cutoff: Vec<Cutoff>,
+) -> SignedGrant {
     SignedGrant::sign(
         &state_key(),
         Grant {
@@ -55,7 +60,7 @@ fn grant(kind: GrantKind, node: &NodeId, scope: Option<Scope>, cutoff: Vec<Cutof
     )
 }
 
-fn grant_op(doc: &DocId, g: &SignedGrant) -> FlatOp {
+pub(crate) fn grant_op(doc: &DocId, g: &SignedGrant) -> FlatOp {
     FlatOp {
         container: doc.kind().container(g.grant.kind.container()).unwrap(),
         key: g.storage_key(),
@@ -66,7 +71,7 @@ fn grant_op(doc: &DocId, g: &SignedGrant) -> FlatOp {
     }
 }
 
-fn put(doc: &DocId, container: &str, k: &str, value: String) -> FlatOp {
+pub(crate) fn put(doc: &DocId, container: &str, k: &str, value: String) -> FlatOp {
     FlatOp {
         container: doc.kind().container(container).unwrap(),
         key: k.into(),
@@ -77,7 +82,7 @@ fn put(doc: &DocId, container: &str, k: &str, value: String) -> FlatOp {
     }
 }
 
-fn signed(doc: &DocId, k: &NodeKey, data: ChangeData) -> SignedChange {
+pub(crate) fn signed(doc: &DocId, k: &NodeKey, data: ChangeData) -> SignedChange {
     let h = data.to_automerge(doc).unwrap().hash();
     SignedChange {
         data,
@@ -85,15 +90,15 @@ fn signed(doc: &DocId, k: &NodeKey, data: ChangeData) -> SignedChange {
     }
 }
 
-fn hash_of(doc: &DocId, c: &SignedChange) -> automerge::ChangeHash {
+pub(crate) fn hash_of(doc: &DocId, c: &SignedChange) -> automerge::ChangeHash {
     c.data.to_automerge(doc).unwrap().hash()
 }
 
-fn actor(k: &NodeKey, suffix: u8) -> Vec<u8> {
+pub(crate) fn actor(k: &NodeKey, suffix: u8) -> Vec<u8> {
     actor_bytes(&k.node_id(), &[suffix; 8])
 }
 
-fn target_json(id: &str, version: u32, area: Area) -> String {
+pub(crate) fn target_json(id: &str, version: u32, area: Area) -> String {
     let mut t = crate::model::tests::xaa_t1();
     t.id = id.into();
     t.version = version;
@@ -467,7 +472,7 @@ fn redteam_thirty_three_twins_cut_off_an_honest_node_for_good() {
 // 3. Pools ignore revocations.
 // ---------------------------------------------------------------------------------------------
 
-fn pool_setup() -> (DocId, PoolId, Ledger, NodeKey) {
+pub(crate) fn pool_setup() -> (DocId, PoolId, Ledger, NodeKey) {
     let c = key(5);
     let id = PoolId::new("xanadu", &c.node_id());
     let doc = DocId::Pool(id.clone());
@@ -495,7 +500,7 @@ fn pool_setup() -> (DocId, PoolId, Ledger, NodeKey) {
     (doc, id, l, c)
 }
 
-fn join(l: &mut Ledger, doc: &DocId, n: &NodeKey, t: i64) -> automerge::ChangeHash {
+pub(crate) fn join(l: &mut Ledger, doc: &DocId, n: &NodeKey, t: i64) -> automerge::ChangeHash {
     let g = grant(
         GrantKind::Delegation,
         &n.node_id(),

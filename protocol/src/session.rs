@@ -843,7 +843,11 @@ impl Session {
         }
         // The reply carries this node's copy only if the peer may read it as it is now, after
         // the changes and what they released from waiting (a release can end the peer's read).
-        let blind = !(holds(host, &doc) && host.may_read(&self.peer, &doc));
+        let blind = if s.changes.is_empty() {
+            !readable
+        } else {
+            !(holds(host, &doc) && host.may_read(&self.peer, &doc))
+        };
         let allowed = allowed && (!blind || asked);
         if !allowed {
             self.docs.remove(&doc);
