@@ -117,6 +117,11 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     print!("{}", table("", header, rows));
 }
 
+/// Bytes as lowercase hexadecimal.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod dashboard;
 pub mod demo;
+pub mod evidence;
 pub mod federation;
 pub mod format;
 pub mod home;
@@ -16,8 +17,10 @@ pub mod host;
 pub mod html_kit;
 pub mod node;
 pub mod pools;
+pub mod records;
 pub mod report;
 pub mod store;
+pub mod submission;
 pub mod sync;
 pub mod transport;
 pub mod views;

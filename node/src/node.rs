@@ -6,12 +6,10 @@
 use poa_protocol::authority::{Denied, Grant, GrantKind, Scope, SignedGrant};
 use poa_protocol::automerge::ChangeHash;
 use poa_protocol::change::{FlatAction, FlatOp, SignedChange};
-use poa_protocol::checks::{
-    Finding, Severity, Stage, check_need, check_progress, check_target, has_errors,
-};
-use poa_protocol::doc::{DocError, DocId, StateData, read_offers, record_text, target_key};
+use poa_protocol::checks::{Finding, Severity, has_errors};
+use poa_protocol::doc::{DocError, DocId, StateData, read_offers, record_text};
 use poa_protocol::ledger::{Ledger, Rejection, Verdict, actor_bytes};
-use poa_protocol::model::{ModelError, Need, Offer, Progress, Target};
+use poa_protocol::model::{ModelError, Need, Offer};
 use poa_protocol::sign::sign_change;
 use poa_protocol::view::{TargetView, target_view, target_views};
 use poa_protocol::{Date, NodeId, Participant, Principal, StateCode};
@@ -150,23 +148,45 @@ pub enum NodeError {
     /// Accepting what nobody proposed.
     #[error("nothing to accept: {0} has not proposed this match; use `poa-node match propose`")]
     NothingToAccept(String),
+    /// A value the person gave that cannot be used (a file that cannot be read...).
+    #[error("{0}")]
+    Input(String),
+    /// A published record is never edited in place.
+    #[error("{what} is published and is never edited in place: {hint}")]
+    IsPublished {
+        /// The record.
+        what: String,
+        /// What to do instead.
+        hint: String,
+    },
+    /// Withdrawing what was never published.
+    #[error("{what} was never published, so there is nothing to withdraw: {hint}")]
+    NeverPublished {
+        /// The record.
+        what: String,
+        /// What to do instead.
+        hint: String,
+    },
+    /// A record another one still names.
+    #[error("{what} is named by {by}")]
+    StillNamed {
+        /// The record.
+        what: String,
+        /// What names it.
+        by: String,
+    },
+    /// No such progress report.
+    #[error("this State has no progress report {0}; see `poa-node target show TARGET`")]
+    NoProgress(String),
+    /// Withdrawn already.
+    #[error("{0} is already withdrawn")]
+    AlreadyWithdrawn(String),
     /// The gate refused the node's own change outright.
     #[error("the change was refused: {0}")]
     Rejected(Box<Rejection>),
     /// The gate would not let the node's own change stand: this node may not write it.
     #[error("this node may not write that: {0}")]
     Denied(Box<Denied>),
-}
-
-/// What `publish` did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Published {
-    /// Versions newly published.
-    pub versions: Vec<u32>,
-    /// Progress reports newly published.
-    pub progress: Vec<String>,
-    /// Whether the withdrawal was published.
-    pub withdrawal: bool,
 }
 
 /// A node: its home and its database.
@@ -453,7 +473,7 @@ fn checks_line(findings: &[Finding]) -> String {
 }
 
 /// Refuses a record the checks find errors in; returns its warnings.
-fn refuse_errors(findings: Vec<Finding>) -> Result<Vec<Finding>, NodeError> {
+pub(crate) fn refuse_errors(findings: Vec<Finding>) -> Result<Vec<Finding>, NodeError> {
     if has_errors(&findings) {
         Err(NodeError::Checks(findings))
     } else {
@@ -784,247 +804,29 @@ impl Node {
         }
     }
 
-    /// Adds a new target (version 1) to the State's draft.
-    pub fn add_target(&mut self, mut target: Target) -> Result<ChangeHash, NodeError> {
-        let state = self.own_state()?;
-        target.state = state;
-        target.version = 1;
-        target.supersedes = None;
-        target.validate()?;
-        let today = self.clock.today();
-        let requests = self.state_data(&DocId::State(state))?.needs;
-        let (warnings, hash) = self.write(&DocId::Draft(state), |w, before| {
-            let data = StateData::from_json(before);
-            if data.latest(&target.id).is_some() {
-                return Err(NodeError::TargetExists {
-                    state,
-                    id: target.id.clone(),
-                });
-            }
-            let held = StateData {
-                needs: requests,
-                ..data
-            };
-            let warnings = refuse_errors(check_target(&target, &held, today, Stage::Draft))?;
-            w.put("targets", &target_key(&target.id, 1), &target)?;
-            Ok(warnings)
-        })?;
-        self.record_warnings(&DocId::Draft(state), &warnings);
-        hash.ok_or_else(|| NodeError::Exists(target.id.clone()))
-    }
-
-    /// Records the checks' warnings on a record just written (the audit's `check-warning`).
-    fn record_warnings(&mut self, doc: &DocId, warnings: &[Finding]) {
-        let now = self.now();
-        self.warnings = warnings.to_vec();
-        for f in warnings {
-            let _ = self
-                .store
-                .audit_event(now, "check-warning", Some(doc), None, &f.to_string());
-        }
-    }
-
-    /// Writes a new version of a target. `edit` changes a copy of the current version; the old
-    /// one stays readable, marked superseded.
-    pub fn supersede_target(
-        &mut self,
-        id: &str,
-        edit: impl FnOnce(&mut Target) -> Result<(), NodeError>,
-    ) -> Result<u32, NodeError> {
-        let state = self.own_state()?;
-        let today = self.clock.today();
-        let requests = self.state_data(&DocId::State(state))?.needs;
-        let (version, _) = self.write(&DocId::Draft(state), |w, before| {
-            let data = StateData::from_json(before);
-            let current = data.latest(id).ok_or_else(|| NodeError::NoTarget {
-                state,
-                id: id.to_string(),
-            })?;
-            if data.withdrawn.contains_key(id) {
-                return Err(NodeError::Withdrawn(id.to_string()));
-            }
-            let mut next = current.clone();
-            edit(&mut next)?;
-            let mut unchanged = next.clone();
-            unchanged.reason = current.reason.clone();
-            if unchanged == *current {
-                return Err(NodeError::NothingChanged(id.to_string()));
-            }
-            next.id = current.id.clone();
-            next.state = state;
-            next.version = current.version + 1;
-            next.supersedes = Some(current.version);
-            next.validate()?;
-            let held = StateData {
-                needs: requests,
-                ..data.clone()
-            };
-            let warnings = refuse_errors(check_target(&next, &held, today, Stage::Draft))?;
-            w.put("targets", &target_key(id, next.version), &next)?;
-            Ok((next.version, warnings))
-        })?;
-        let (version, warnings) = version;
-        self.record_warnings(&DocId::Draft(state), &warnings);
-        Ok(version)
-    }
-
-    /// Marks a target withdrawn in the draft.
-    pub fn withdraw_target(&mut self, id: &str, on: Date) -> Result<(), NodeError> {
-        let state = self.own_state()?;
-        self.write(&DocId::Draft(state), |w, before| {
-            let data = StateData::from_json(before);
-            if data.latest(id).is_none() {
-                return Err(NodeError::NoTarget {
-                    state,
-                    id: id.to_string(),
-                });
-            }
-            if data.withdrawn.contains_key(id) {
-                return Err(NodeError::Withdrawn(id.to_string()));
-            }
-            w.put("withdrawn", id, &on.to_string())
-        })?;
-        Ok(())
-    }
-
-    /// Adds a progress report on a target to the draft. Its id is `TARGET/AS-OF`, with `-2`,
-    /// `-3`... if the State reports twice for the same date.
-    pub fn add_progress(&mut self, mut report: Progress) -> Result<String, NodeError> {
-        let state = self.own_state()?;
-        let today = self.clock.today();
-        let ((id, warnings), _) = self.write(&DocId::Draft(state), |w, before| {
-            let data = StateData::from_json(before);
-            let target = data
-                .latest(&report.target)
-                .ok_or_else(|| NodeError::NoTarget {
-                    state,
-                    id: report.target.clone(),
-                })?;
-            if data.withdrawn.contains_key(&report.target) {
-                return Err(NodeError::Withdrawn(report.target.clone()));
-            }
-            report.target_version = target.version;
-            let base = format!("{}/{}", report.target, report.as_of);
-            let mut id = base.clone();
-            let mut n = 1;
-            while data.progress.contains_key(&id) {
-                n += 1;
-                id = format!("{base}-{n}");
-            }
-            report.id = id.clone();
-            report.validate(target)?;
-            let warnings = refuse_errors(check_progress(&report, &data, today))?;
-            w.put("progress", &id, &report)?;
-            Ok((id, warnings))
-        })?;
-        self.record_warnings(&DocId::Draft(state), &warnings);
-        Ok(id)
-    }
-
-    /// Copies what the draft holds of a target and is not yet published into the published
-    /// document: new versions, new progress reports, a withdrawal.
-    pub fn publish_target(&mut self, id: &str) -> Result<Published, NodeError> {
-        let state = self.own_state()?;
-        let draft = self.state_data(&DocId::Draft(state))?;
-        if draft.latest(id).is_none() {
-            return Err(NodeError::NoTarget {
-                state,
-                id: id.to_string(),
-            });
-        }
-        let today = self.clock.today();
-        let (published, _) = self.write(&DocId::State(state), |w, before| {
-            let public = StateData::from_json(before);
-            let mut out = Published {
-                versions: Vec::new(),
-                progress: Vec::new(),
-                withdrawal: false,
-            };
-            for t in draft.versions(id) {
-                if !public.targets.contains_key(&(t.id.clone(), t.version)) {
-                    // What goes out must name only what exists: the requests it is
-                    // conditional on are published (they go straight to this document).
-                    let mut held = draft.clone();
-                    held.needs = public.needs.clone();
-                    held.targets.remove(&(t.id.clone(), t.version));
-                    refuse_errors(check_target(t, &held, today, Stage::Publish))?;
-                    w.put("targets", &target_key(id, t.version), t)?;
-                    out.versions.push(t.version);
-                }
-            }
-            for p in draft.progress_of(id) {
-                if !public.progress.contains_key(&p.id) {
-                    w.put("progress", &p.id, p)?;
-                    out.progress.push(p.id.clone());
-                }
-            }
-            if let Some(wd) = draft.withdrawn.get(id)
-                && !public.withdrawn.contains_key(id)
-            {
-                w.put("withdrawn", id, wd)?;
-                out.withdrawal = true;
-            }
-            Ok(out)
-        })?;
-        Ok(published)
-    }
-
-    /// Adds an assistance request to the published document: requests exist to be seen by
-    /// those who can help.
-    pub fn add_need(&mut self, mut need: Need) -> Result<(), NodeError> {
-        let state = self.own_state()?;
-        need.state = state;
-        need.validate()?;
-        // References are checked against every target the State has (its draft holds them
-        // all) and the requests it published.
-        let mut held = self.state_data(&DocId::Draft(state))?;
-        let (warnings, _) = self.write(&DocId::State(state), |w, before| {
-            let data = StateData::from_json(before);
-            if data.needs.contains_key(&need.id) {
-                return Err(NodeError::Exists(format!("request {}", need.id)));
-            }
-            held.needs = data.needs;
-            let warnings = refuse_errors(check_need(&need, &held))?;
-            w.put("needs", &need.id, &need)?;
-            Ok(warnings)
-        })?;
-        self.record_warnings(&DocId::State(state), &warnings);
-        Ok(())
-    }
-
-    /// Withdraws a published request, with the reason: it stays in the document, marked
-    /// withdrawn, and every node leaves it out of what is asked for.
-    pub fn withdraw_need(&mut self, id: &str, reason: &str) -> Result<(), NodeError> {
-        let state = self.own_state()?;
-        poa_protocol::model::check_text("the reason", reason)?;
-        let today = self.clock.today();
-        self.write(&DocId::State(state), |w, before| {
-            let data = StateData::from_json(before);
-            let key = format!("needs/{id}");
-            // A withdrawn request is no longer among the State's requests.
-            if !data.needs.contains_key(id) {
-                return Err(NodeError::NoNeed(id.to_string()));
-            }
-            w.put(
-                "retracted",
-                &key,
-                &serde_json::json!({"date": today.to_string(), "reason": reason}),
-            )
-        })?;
-        Ok(())
-    }
-
     /// The State's assistance requests (this node's State, or another it holds).
+    /// For this node's own State (`None`), the draft's requests too: those not yet published.
     pub fn needs(&self, state: Option<StateCode>) -> Result<Vec<Need>, NodeError> {
-        let state = match state {
-            Some(s) => s,
+        let own = match state {
+            Some(s) => {
+                return Ok(self
+                    .state_data(&DocId::State(s))?
+                    .needs
+                    .into_values()
+                    .collect());
+            }
             None => self.own_state()?,
         };
-        Ok(self
-            .state_data(&DocId::State(state))?
-            .needs
-            .into_values()
-            .collect())
+        let draft = self.state_data(&DocId::Draft(own))?;
+        let published = self.state_data(&DocId::State(own))?;
+        let mut needs = draft.needs;
+        for (id, n) in published.needs {
+            // A withdrawal waiting in the draft counts here already.
+            if !draft.retracted.contains_key(&format!("needs/{id}")) {
+                needs.entry(id).or_insert(n);
+            }
+        }
+        Ok(needs.into_values().collect())
     }
 
     /// The document that holds this node's offers: `offers/<code>`, for a body's node.

@@ -579,7 +579,10 @@ fn a_state_sets_reports_supersedes_and_publishes_targets() {
 
     let published = xaa.ok(&["target", "publish", "T1"]);
     assert!(published.starts_with("Published T1"), "{published}");
-    assert!(published.contains("1 progress report"), "{published}");
+    assert!(
+        published.contains("new progress report T1/2025-12-31"),
+        "{published}"
+    );
     let again = xaa.ok(&["target", "publish", "T1"]);
     assert!(again.contains("already published"), "{again}");
 
@@ -682,7 +685,7 @@ fn a_state_sets_reports_supersedes_and_publishes_targets() {
     assert_eq!(t2["status"], "withdrawn");
     assert_eq!(t2["published"], false);
     let published = xaa.ok(&["target", "publish", "T2"]);
-    assert!(published.contains("the withdrawal"), "{published}");
+    assert!(published.contains("target T2 is withdrawn"), "{published}");
     let t2 = xaa.target("T2");
     assert_eq!(t2["status"], "withdrawn");
     assert_eq!(t2["published"], true);
@@ -725,6 +728,7 @@ fn a_second_state_requests_assistance_for_a_conditional_target() {
             "cost": 250000.0,
             "currency": "USD",
             "priority": "high",
+            "status": "draft",
         })]
     );
 
@@ -747,10 +751,17 @@ fn a_second_state_requests_assistance_for_a_conditional_target() {
     assert_eq!(t2["mosaic"], json!(["05.50"]));
     assert_eq!(t2["conditional_on"], json!(["R1"]));
     assert_eq!(t2["status"], "draft");
-    xab.ok(&["target", "publish", "T2"]);
+    // T2 cannot go out before the request it depends on; the whole submission can.
+    let refused = xab.run(&["target", "publish", "T2"]);
+    assert!(!refused.status.success());
+    assert!(texts(&refused).1.contains("no request R1 exists"));
+    let out = xab.ok(&["submission", "publish", "--yes"]);
+    assert!(out.contains("new assistance request R1"), "{out}");
+    assert!(out.contains("new target T2"), "{out}");
+    let needs = as_array(xab.json(&["need", "list", "--json"]));
+    assert_eq!(needs[0]["status"], "published");
 
-    // The request went straight to the published document; the targets are written to the
-    // draft.
+    // Both are written to the draft first, then published.
     let docs = as_array(xab.json(&["doc", "list", "--json"]));
     let ids: Vec<&str> = docs.iter().filter_map(|d| d["id"].as_str()).collect();
     assert_eq!(ids, ["state/XAB", "state/XAB/draft"]);
@@ -1694,6 +1705,14 @@ fn the_checks_refuse_impossible_records_and_show_warnings() {
         "--target",
         "T1",
     ]);
+    let never = xaa.run(&["need", "withdraw", "R1", "--reason", "entered by mistake"]);
+    assert!(!never.status.success());
+    assert!(
+        texts(&never).1.contains("never published") && texts(&never).1.contains("need delete R1"),
+        "{}",
+        texts(&never).1
+    );
+    xaa.ok(&["need", "publish", "R1"]);
     let done = xaa.ok(&["need", "withdraw", "R1", "--reason", "entered by mistake"]);
     assert!(done.starts_with("Withdrew request R1"), "{done}");
     assert_eq!(
@@ -1706,7 +1725,7 @@ fn the_checks_refuse_impossible_records_and_show_warnings() {
             bad(
                 "withdrawing it again",
                 &["need", "withdraw", "R1", "--reason", "again"],
-                "no request R1",
+                "already withdrawn",
             ),
             bad(
                 "withdrawing with no reason",

@@ -127,8 +127,12 @@ pub struct DocIdError(pub String);
 /// The kind of a document, which fixes its containers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DocKind {
-    /// A State's published or draft document.
+    /// A State's published document.
     State,
+    /// A State's draft: the same containers as its published document (so the same genesis),
+    /// but its records are working copies that the State's nodes correct and delete until
+    /// they are published.
+    Draft,
     /// A body's offers.
     Offers,
     /// A pool.
@@ -167,6 +171,19 @@ impl DocKind {
                 ("readers", Set),
                 ("rotations", Grant),
                 ("retracted", Record),
+            ],
+            DocKind::Draft => &[
+                ("targets", Slot),
+                ("progress", Slot),
+                ("withdrawn", Slot),
+                ("needs", Slot),
+                ("delegations", Grant),
+                ("revocations", Grant),
+                ("pools", Record),
+                ("matches", Slot),
+                ("readers", Set),
+                ("rotations", Grant),
+                ("retracted", Slot),
             ],
             DocKind::Offers => &[
                 ("offers", Record),
@@ -212,7 +229,8 @@ impl DocId {
     /// What kind of document this is.
     pub fn kind(&self) -> DocKind {
         match self {
-            DocId::State(_) | DocId::Draft(_) => DocKind::State,
+            DocId::State(_) => DocKind::State,
+            DocId::Draft(_) => DocKind::Draft,
             DocId::Offers(_) => DocKind::Offers,
             DocId::Pool(_) => DocKind::Pool,
         }
@@ -404,8 +422,14 @@ pub struct StateData {
     pub readers: BTreeMap<String, Json>,
     /// The State's decisions on matches of its requests with offers, by match key.
     pub matches: BTreeMap<String, MatchRecord>,
-    /// Withdrawn records other than targets (`needs/R1` → the withdrawal, with its reason).
+    /// Withdrawn records other than targets (`needs/R1`, `progress/T1/2026-06-30` → the
+    /// withdrawal, with its date and reason). A withdrawn record is left out of `needs` and
+    /// `progress`, so every reader leaves it out alike.
     pub retracted: BTreeMap<String, Json>,
+    /// The progress reports withdrawn, by id (what `retracted` took out of `progress`).
+    pub withdrawn_progress: BTreeMap<String, Progress>,
+    /// The requests withdrawn, by id.
+    pub withdrawn_needs: BTreeMap<String, Need>,
     /// Records that did not parse.
     pub unreadable: Vec<Unreadable>,
 }
@@ -463,11 +487,17 @@ impl StateData {
             .into_iter()
             .collect();
         data.withdrawn = plain(root, "withdrawn");
-        // A request the State withdrew (`retracted/needs/R1`) is no longer asked for: every
-        // reader (the unmet list, matching, the stocktake) leaves it out alike.
+        // A request or progress report the State withdrew (`retracted/needs/R1`) no longer
+        // counts: every reader (the unmet list, matching, the stocktake) leaves it out alike.
         let retracted = plain(root, "retracted");
-        data.needs
-            .retain(|id, _| !retracted.contains_key(&format!("needs/{id}")));
+        let (needs, gone) = std::mem::take(&mut data.needs)
+            .into_iter()
+            .partition(|(id, _)| !retracted.contains_key(&format!("needs/{id}")));
+        (data.needs, data.withdrawn_needs) = (needs, gone);
+        let (progress, gone) = std::mem::take(&mut data.progress)
+            .into_iter()
+            .partition(|(id, _)| !retracted.contains_key(&format!("progress/{id}")));
+        (data.progress, data.withdrawn_progress) = (progress, gone);
         data.retracted = retracted;
         data.readers = plain(root, "readers");
         data
@@ -614,6 +644,7 @@ mod tests {
         use automerge::ReadDoc;
         let (v, _) = am.get(automerge::ROOT, "doc").unwrap().unwrap();
         assert_eq!(v.as_str(), Some("state/XAA"));
+        assert_eq!(DocKind::State.containers(), DocKind::Draft.containers());
         for (i, name) in DocKind::State.containers().iter().enumerate() {
             let (_, id) = am.get(automerge::ROOT, *name).unwrap().unwrap();
             assert_eq!(

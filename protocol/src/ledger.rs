@@ -1542,32 +1542,19 @@ impl Ledger {
             if scope.is_all() {
                 continue;
             }
-            let areas: Vec<Area> = match container {
-                "targets" => {
-                    let id = op.key.split('/').next().unwrap_or_default();
-                    // A first version is judged on its own area: a rival one is a dispute
-                    // over that record, shown as such. Every later change about the target
-                    // is judged on the areas of all its first versions.
-                    let mut a = if op.key == crate::doc::target_key(id, 1) {
-                        Vec::new()
-                    } else {
-                        self.target_areas(id, data, principal, sw)
-                    };
-                    if let Some(v) = op.value().and_then(area_of_value) {
-                        a.push(v);
-                    }
-                    a
-                }
-                "progress" => op
-                    .value()
-                    .and_then(parse_value)
-                    .and_then(|v| v.get("target").and_then(Json::as_str).map(str::to_string))
-                    .map(|t| self.target_areas(&t, data, principal, sw))
-                    .unwrap_or_default(),
-                "withdrawn" => self.target_areas(&op.key, data, principal, sw),
-                "needs" => op.value().and_then(area_of_value).into_iter().collect(),
-                _ => Vec::new(),
+            // Scope is judged on the record before and after the change: the value written,
+            // and every value it replaces or deletes (a draft's records are corrected in
+            // place, and a ministry corrects only what lies in its areas).
+            let replaced = match &op.action {
+                FlatAction::Put { preds, .. } if preds.is_empty() => Vec::new(),
+                _ => self.live_values(container, &op.key, Some(i), verdicts),
             };
+            let mut areas = Vec::new();
+            for value in op.value().into_iter().chain(replaced) {
+                areas.extend(
+                    self.record_areas(i, container, &op.key, value, data, principal, sw, verdicts),
+                );
+            }
             let needs_all = areas.is_empty();
             if needs_all {
                 return Err(Denied::OutOfScope {
@@ -1583,6 +1570,69 @@ impl Ledger {
             }
         }
         Ok(())
+    }
+
+    /// The areas a record (`value`, at `container/key`) concerns, for the scope rule; none
+    /// for what only a node of scope all writes.
+    #[allow(clippy::too_many_arguments)]
+    fn record_areas(
+        &self,
+        i: u32,
+        container: &str,
+        key: &str,
+        value: &str,
+        data: &ChangeData,
+        principal: Option<&Principal>,
+        sw: &SetWide,
+        verdicts: &[Verdict],
+    ) -> Vec<Area> {
+        let target_of = |v: &str| {
+            parse_value(v).and_then(|v| v.get("target").and_then(Json::as_str).map(str::to_string))
+        };
+        match container {
+            "targets" => {
+                let id = key.split('/').next().unwrap_or_default();
+                // A first version is judged on its own area: a rival one is a dispute over
+                // that record, shown as such. Every later change about the target is judged
+                // on the areas of all its first versions.
+                let mut a = if key == crate::doc::target_key(id, 1) {
+                    Vec::new()
+                } else {
+                    self.target_areas(id, data, principal, sw)
+                };
+                a.extend(area_of_value(value));
+                a
+            }
+            "progress" => target_of(value)
+                .map(|t| self.target_areas(&t, data, principal, sw))
+                .unwrap_or_default(),
+            "withdrawn" => self.target_areas(key, data, principal, sw),
+            "needs" => area_of_value(value).into_iter().collect(),
+            // A withdrawal of a progress report or a request concerns what it withdraws, as
+            // this document holds it in the change's past.
+            "retracted" => {
+                let Some((kind, id)) = key.split_once('/') else {
+                    return Vec::new();
+                };
+                if !matches!(kind, "progress" | "needs") {
+                    return Vec::new();
+                }
+                let held = self.live_values(kind, id, Some(i), verdicts);
+                if held.is_empty() {
+                    return Vec::new();
+                }
+                let mut a = Vec::new();
+                for v in held {
+                    let areas = self.record_areas(i, kind, id, v, data, principal, sw, verdicts);
+                    if areas.is_empty() {
+                        return Vec::new();
+                    }
+                    a.extend(areas);
+                }
+                a
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Records are written once; slots are replaced only by a put naming what it replaces;

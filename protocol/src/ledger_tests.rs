@@ -1077,3 +1077,109 @@ fn two_ministries_creating_one_target_id_apart_converge_on_a_dispute() {
     assert_eq!(sx.view, sy.view);
     assert!(sx.disputed.iter().any(|d| d.path == "targets/T12/1"));
 }
+
+/// In the draft, records are corrected in place and deleted; a scoped ministry does either
+/// only to records in its areas, judged on the value before and after.
+#[test]
+fn a_draft_record_is_corrected_or_deleted_only_within_the_writers_areas() {
+    let doc = DocId::Draft(xaa());
+    let marking = node(3);
+    let first = node(1);
+    let mut l = Ledger::new(&doc);
+    let own = grant(GrantKind::Delegation, &first, Some(Scope::ALL), vec![]);
+    assert_eq!(
+        write(&mut l, &first, 1, vec![grant_op(&doc, &own)]).1,
+        Verdict::Stands
+    );
+    let g = grant(
+        GrantKind::Delegation,
+        &marking,
+        Some(Scope::Areas(vec![Area::Marking])),
+        vec![],
+    );
+    assert_eq!(
+        write(&mut l, &first, 1, vec![grant_op(&doc, &g)]).1,
+        Verdict::Stands
+    );
+    let put = |l: &mut Ledger, k: &NodeKey, suffix: u8, at: &str, value: Option<&Json>| {
+        l.settle(Some(&key()));
+        let preds = l.live_refs("targets", at);
+        let op = FlatOp {
+            container: doc.kind().container("targets").unwrap(),
+            key: at.into(),
+            action: match value {
+                Some(v) => FlatAction::Put {
+                    value: v.to_string(),
+                    preds,
+                },
+                None => FlatAction::Delete { preds },
+            },
+        };
+        write(l, k, suffix, vec![op])
+    };
+    let stockpile = target("T5", 1, "stockpile");
+    assert_eq!(
+        put(&mut l, &first, 1, "T5/1", Some(&stockpile)).1,
+        Verdict::Stands
+    );
+    let mine = target("T1", 1, "marking");
+    assert_eq!(
+        put(&mut l, &marking, 3, "T1/1", Some(&mine)).1,
+        Verdict::Stands
+    );
+
+    // Its own record: corrected, then deleted.
+    let mut fixed = mine.clone();
+    fixed["title"] = json!("Mark all State-held SALW");
+    assert_eq!(
+        put(&mut l, &marking, 3, "T1/1", Some(&fixed)).1,
+        Verdict::Stands
+    );
+    assert_eq!(
+        l.settle(Some(&key())).view["targets"]["T1/1"]["title"],
+        "Mark all State-held SALW"
+    );
+    assert_eq!(put(&mut l, &marking, 3, "T1/1", None).1, Verdict::Stands);
+    assert!(!view_targets(&mut l).contains(&"T1/1".to_string()));
+
+    // Another ministry's stockpile record: neither turned into a marking one nor deleted.
+    let (_, v) = put(
+        &mut l,
+        &marking,
+        3,
+        "T5/1",
+        Some(&target("T5", 1, "marking")),
+    );
+    assert!(void_reason(&v).contains("stockpile"), "{v:?}");
+    let (_, v) = put(&mut l, &marking, 3, "T5/1", None);
+    assert!(void_reason(&v).contains("stockpile"), "{v:?}");
+    assert_eq!(
+        l.settle(Some(&key())).view["targets"]["T5/1"]["area"],
+        "stockpile"
+    );
+
+    // A published document's record is still never edited in place.
+    let mut p = delegated(&[]);
+    let pdoc = published();
+    assert_eq!(
+        write(
+            &mut p,
+            &first,
+            1,
+            vec![op(&pdoc, "targets", "T5/1", &stockpile)]
+        )
+        .1,
+        Verdict::Stands
+    );
+    let preds = p.live_refs("targets", "T5/1");
+    let edit = FlatOp {
+        container: pdoc.kind().container("targets").unwrap(),
+        key: "T5/1".into(),
+        action: FlatAction::Put {
+            value: target("T5", 1, "marking").to_string(),
+            preds,
+        },
+    };
+    let (_, v) = write(&mut p, &first, 1, vec![edit]);
+    assert!(void_reason(&v).contains("never edited in place"), "{v:?}");
+}

@@ -24,6 +24,7 @@ pub mod rules;
 pub mod session;
 pub mod sign;
 pub mod stocktake;
+pub mod submission;
 #[doc(hidden)]
 pub mod testing;
 pub mod view;

@@ -10,7 +10,8 @@ use crate::model::{Assessment, Direction, IndicatorKind, Progress, Target};
 use crate::stocktake::Standing;
 
 /// The status of a target version.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// Written but not published.
     Draft,

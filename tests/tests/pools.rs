@@ -383,6 +383,7 @@ async fn the_illustrative_requests_and_offers_match_o1_to_r2_and_leave_r1_unmet(
             }
             for need in &records.needs {
                 n.add_need(need.clone())?;
+                n.publish_need(&need.id)?;
             }
             n.share(&published(s), &readers, false)
         })
@@ -448,8 +449,11 @@ async fn the_illustrative_requests_and_offers_match_o1_to_r2_and_leave_r1_unmet(
 
     // XAB withdraws R1 (entered by mistake): once the Secretariat has synced, it is no longer
     // in its unmet list, nor asked for anywhere; it stays in XAB's document, marked withdrawn.
-    xab.with_node(|n| n.withdraw_need("R1", "entered by mistake"))
-        .unwrap();
+    xab.with_node(|n| {
+        n.withdraw_need("R1", "entered by mistake")?;
+        n.publish_need("R1")
+    })
+    .unwrap();
     converge(&[&xab, &xrb, &un], &published("XAB")).await;
     let unmet = un.with_node(|n| n.unmet_needs()).unwrap();
     assert!(unmet.is_empty(), "{unmet:?}");
@@ -457,7 +461,7 @@ async fn the_illustrative_requests_and_offers_match_o1_to_r2_and_leave_r1_unmet(
     assert!(held.needs.is_empty());
     assert!(held.retracted["needs/R1"]["reason"] == "entered by mistake");
     let again = xab.with_node(|n| n.withdraw_need("R1", "twice"));
-    assert!(again.unwrap_err().to_string().contains("no request R1"));
+    assert!(again.unwrap_err().to_string().contains("already withdrawn"));
 }
 
 /// A pool id carries its creator's key fingerprint: another node's pool of the same name is

@@ -16,7 +16,7 @@ use crate::views::NeedView;
 /// Assistance request commands.
 #[derive(Debug, Subcommand)]
 pub enum NeedCmd {
-    /// Publish a request for assistance.
+    /// Add a request for assistance to the draft (`need publish` publishes it).
     #[command(after_help = "Example:\n  \
 poa-node need add --id R1 --title \"Destruction equipment\" --target T2 --area destruction \\\n      \
 --mosaic 05.50 --kind equipment --cost 250000 --currency USD --priority high")]
@@ -55,8 +55,54 @@ poa-node need add --id R1 --title \"Destruction equipment\" --target T2 --area d
         #[arg(long, default_value = "medium")]
         priority: Priority,
     },
-    /// Withdraw a published request (it stays readable, marked withdrawn, and is no longer
-    /// asked for anywhere).
+    /// Correct a request that was never published.
+    #[command(after_help = "Example:\n  poa-node need edit R1 --cost 240000")]
+    Edit {
+        /// The request: R1.
+        id: String,
+        /// What is asked for.
+        #[arg(long)]
+        title: Option<String>,
+        /// Target it serves (repeat); replaces the list.
+        #[arg(long = "target", value_delimiter = ',')]
+        targets: Vec<String>,
+        /// Commitment area.
+        #[arg(long)]
+        area: Option<Area>,
+        /// MOSAIC modules concerned; replaces the list.
+        #[arg(long, value_delimiter = ',')]
+        mosaic: Vec<Mosaic>,
+        /// financial, technical, equipment or training.
+        #[arg(long)]
+        kind: Option<AssistanceKind>,
+        /// Estimated cost.
+        #[arg(long)]
+        cost: Option<f64>,
+        /// Currency of the cost (ISO 4217).
+        #[arg(long)]
+        currency: Option<String>,
+        /// Needed from (YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<Date>,
+        /// Needed until (YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<Date>,
+        /// high, medium or low.
+        #[arg(long)]
+        priority: Option<Priority>,
+    },
+    /// Delete a request that was never published.
+    Delete {
+        /// The request: R1.
+        id: String,
+    },
+    /// Publish a request (or its withdrawal) to the State's published document.
+    Publish {
+        /// The request: R1.
+        id: String,
+    },
+    /// Withdraw a published request, with the reason (publish to send the withdrawal). It
+    /// stays readable, marked withdrawn, and is no longer asked for anywhere.
     #[command(after_help = "Example:\n  poa-node need withdraw R1 --reason \"entered by mistake\"")]
     Withdraw {
         /// The request: R1.
@@ -200,20 +246,85 @@ pub fn need(home: Option<PathBuf>, cmd: NeedCmd) -> anyhow::Result<()> {
                 priority,
             })?;
             super::targets::print_warnings(&node);
-            println!("Published request {id} of {state}.");
+            println!(
+                "Added request {id} of {state} to the draft. Publish it with `poa-node need publish {id}` or `poa-node submission publish`."
+            );
+        }
+        NeedCmd::Edit {
+            id,
+            title,
+            targets,
+            area,
+            mosaic,
+            kind,
+            cost,
+            currency,
+            from,
+            until,
+            priority,
+        } => {
+            let mut node = open(home)?;
+            node.edit_need(&id, |n| {
+                macro_rules! set {
+                    ($($field:ident),*) => {$(if let Some(v) = $field { n.$field = v; })*};
+                }
+                set!(title, area, kind, priority);
+                macro_rules! set_opt {
+                    ($($field:ident),*) => {$(if $field.is_some() { n.$field = $field; })*};
+                }
+                set_opt!(cost, currency, from, until);
+                if !targets.is_empty() {
+                    n.targets = targets;
+                }
+                if !mosaic.is_empty() {
+                    n.mosaic = mosaic;
+                }
+                Ok(())
+            })?;
+            super::targets::print_warnings(&node);
+            println!("Corrected request {id} in the draft.");
+        }
+        NeedCmd::Delete { id } => {
+            open(home)?.delete_need(&id)?;
+            println!("Deleted request {id} from the draft.");
+        }
+        NeedCmd::Publish { id } => {
+            let p = open(home)?.publish_need(&id)?;
+            if p.is_empty() {
+                println!("{id} is already published as it stands.");
+            } else {
+                println!("Published {id}: {}.", poa_protocol::submission::summary(&p));
+            }
         }
         NeedCmd::Withdraw { id, reason } => {
             let mut node = open(home)?;
             node.withdraw_need(&id, &reason)?;
             println!(
-                "Withdrew request {id}. It stays in the published document, marked withdrawn; peers leave it out once they sync."
+                "Withdrew request {id} in the draft. Publish the withdrawal with `poa-node need publish {id}`; it then stays in the published document, marked withdrawn, and peers leave it out once they sync."
             );
         }
         NeedCmd::List { state, json } => {
             let node = open(home)?;
             let needs = node.needs(state)?;
+            // On the State's own node, what is only in the draft says so.
+            let published = match state {
+                None => Some(node.drafts()?.2),
+                Some(_) => None,
+            };
+            let status = |id: &str| match &published {
+                Some(p) if !p.needs.contains_key(id) => "draft",
+                _ => "published",
+            };
             if json {
-                print_json(&serde_json::to_value(&needs)?)?;
+                let list: Vec<serde_json::Value> = needs
+                    .iter()
+                    .map(|n| {
+                        let mut v = serde_json::to_value(n).unwrap_or_default();
+                        v["status"] = json!(status(&n.id));
+                        v
+                    })
+                    .collect();
+                print_json(&serde_json::Value::Array(list))?;
             } else if needs.is_empty() {
                 println!("No requests. Add one with `poa-node need add --help`.");
             } else {
@@ -222,6 +333,7 @@ pub fn need(home: Option<PathBuf>, cmd: NeedCmd) -> anyhow::Result<()> {
                     .map(|n| {
                         vec![
                             n.id.clone(),
+                            status(&n.id).to_string(),
                             n.area.to_string(),
                             n.kind.to_string(),
                             n.priority.to_string(),
@@ -236,7 +348,9 @@ pub fn need(home: Option<PathBuf>, cmd: NeedCmd) -> anyhow::Result<()> {
                     })
                     .collect();
                 print_table(
-                    &["ID", "AREA", "KIND", "PRIORITY", "TARGETS", "COST", "TITLE"],
+                    &[
+                        "ID", "STATUS", "AREA", "KIND", "PRIORITY", "TARGETS", "COST", "TITLE",
+                    ],
                     &rows,
                 );
             }

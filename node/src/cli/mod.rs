@@ -17,6 +17,7 @@ mod identity;
 mod network;
 mod pool;
 mod report;
+mod submission;
 mod targets;
 
 pub use assist::{MatchArgs, MatchCmd, NeedCmd, OfferCmd};
@@ -24,6 +25,7 @@ pub use docs::DocCmd;
 pub use identity::{InitArgs, PeerCmd};
 pub use pool::{PoolCmd, PoolTargetCmd};
 pub use report::{StocktakeArgs, StocktakeCmd};
+pub use submission::{EvidenceCmd, SubmissionCmd, SubmissionFormat};
 pub use targets::{ProgressCmd, TargetCmd, TargetFields};
 
 pub use crate::format::safe;
@@ -76,7 +78,7 @@ poa-node --home ./un init --body UNODA --kind secretariat --name \"UN Secretaria
         #[arg(long)]
         json: bool,
     },
-    /// Targets: add, list, show, supersede, publish, withdraw.
+    /// Targets: add, edit, delete, list, show, supersede, publish, withdraw.
     #[command(subcommand)]
     Target(TargetCmd),
     /// Progress reports on targets.
@@ -85,6 +87,13 @@ poa-node --home ./un init --body UNODA --kind secretariat --name \"UN Secretaria
     /// Assistance requests of this State.
     #[command(subcommand)]
     Need(NeedCmd),
+    /// The State's national submission: show or print it with the checks' findings, and
+    /// publish what is pending after a preview.
+    #[command(subcommand)]
+    Submission(SubmissionCmd),
+    /// Evidence files: which progress reports cite a file.
+    #[command(subcommand)]
+    Evidence(EvidenceCmd),
     /// Offers of assistance.
     #[command(subcommand)]
     Offer(OfferCmd),
@@ -294,6 +303,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Progress(cmd) => targets::progress(home, cmd),
         Command::Reference { list, json } => targets::reference(&list, json),
         Command::Need(cmd) => assist::need(home, cmd),
+        Command::Submission(cmd) => submission::submission(home, cmd),
+        Command::Evidence(cmd) => submission::evidence(home, cmd),
         Command::Offer(cmd) => assist::offer(home, cmd),
         Command::Needs {
             unmet,

@@ -8,6 +8,7 @@ use poa_protocol::model::{
     Area, Assessment, CYCLES, Cycle, Direction, Evidence, Indicator, IndicatorKind, MOSAIC_MODULES,
     Mosaic, Progress, Target,
 };
+use poa_protocol::submission::summary;
 use poa_protocol::view::TargetView;
 use poa_protocol::{Date, StateCode};
 use serde_json::json;
@@ -124,6 +125,24 @@ poa-node target supersede T1 --value 75 --reason \"marking ahead of plan\"")]
         #[command(flatten)]
         fields: TargetFields,
     },
+    /// Correct a target that was never published (its latest version, in place in the draft).
+    /// A published version is never edited: supersede or withdraw it.
+    #[command(
+        after_help = "Example:\n  poa-node target edit T1 --title \"Mark all State-held SALW\""
+    )]
+    Edit {
+        /// The target id.
+        id: String,
+        /// Fields to change; the rest are kept.
+        #[command(flatten)]
+        fields: TargetFields,
+    },
+    /// Delete a target that was never published (its latest version, or the whole target if
+    /// that is its first). A published one is withdrawn instead.
+    Delete {
+        /// The target id.
+        id: String,
+    },
     /// Publish a target: copy what the draft holds of it (versions, progress, withdrawal) to
     /// the State's published document.
     Publish {
@@ -137,12 +156,93 @@ poa-node target supersede T1 --value 75 --reason \"marking ahead of plan\"")]
     },
 }
 
+/// Fields of a progress report shared by `add` and `edit`.
+#[derive(Debug, Args, Default)]
+pub struct ProgressFields {
+    /// Observed value.
+    #[arg(long, allow_negative_numbers = true)]
+    pub value: Option<f64>,
+    /// on-track, off-track, achieved, not-started or no-data.
+    #[arg(long)]
+    pub assessment: Option<Assessment>,
+    /// Narrative.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Challenges met.
+    #[arg(long)]
+    pub challenges: Option<String>,
+    /// Link to the evidence; needs --sha256 or --evidence-file.
+    #[arg(long)]
+    pub evidence: Option<String>,
+    /// SHA-256 of the evidence (sha256sum FILE).
+    #[arg(long)]
+    pub sha256: Option<String>,
+    /// The evidence file itself: its SHA-256 is computed (the file stays where it is; give
+    /// --evidence with the address where readers find it).
+    #[arg(long, value_name = "PATH")]
+    pub evidence_file: Option<PathBuf>,
+    /// Where the figures come from.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Assistance received toward the target.
+    #[arg(long)]
+    pub assistance_received: Option<String>,
+}
+
+impl ProgressFields {
+    /// The evidence these fields give, if any: the file's digest computed when a file is named.
+    fn evidence(&self) -> anyhow::Result<Option<Evidence>> {
+        let sha = match &self.evidence_file {
+            Some(path) => {
+                let digest = crate::evidence::sha256_file(path)?;
+                if let Some(given) = &self.sha256
+                    && !given.trim().eq_ignore_ascii_case(&digest)
+                {
+                    anyhow::bail!(
+                        "--sha256 {given} is not the SHA-256 of {} ({digest}): give one or the other",
+                        path.display()
+                    );
+                }
+                Some(digest)
+            }
+            None => self.sha256.clone(),
+        };
+        let uri = match (&self.evidence, &self.evidence_file) {
+            (Some(uri), _) => Some(uri.clone()),
+            (None, Some(path)) => Some(path.display().to_string()),
+            (None, None) => None,
+        };
+        Ok(Evidence::from_parts(uri, sha)?)
+    }
+
+    /// Writes the fields given over a report.
+    fn apply(self, p: &mut Progress) -> anyhow::Result<()> {
+        if let Some(e) = self.evidence()? {
+            p.evidence = Some(e);
+        }
+        macro_rules! set_opt {
+            ($($field:ident),*) => {$(if self.$field.is_some() { p.$field = self.$field; })*};
+        }
+        set_opt!(
+            value,
+            assessment,
+            note,
+            challenges,
+            source,
+            assistance_received
+        );
+        Ok(())
+    }
+}
+
 /// Progress commands.
 #[derive(Debug, Subcommand)]
 pub enum ProgressCmd {
     /// Report progress on a target (goes to the draft; `target publish` publishes it).
-    #[command(after_help = "Example:\n  \
+    #[command(after_help = "Examples:\n  \
 poa-node progress add T1 --as-of 2025-12-31 --value 55 --assessment on-track \\\n      \
+--evidence https://example.org/xaa-marking-2025.pdf --evidence-file ./xaa-marking-2025.pdf\n  \
+poa-node progress add T1 --as-of 2025-12-31 --value 55 \\\n      \
 --evidence https://example.org/xaa-marking-2025.pdf --sha256 <64 hex characters>")]
     Add {
         /// The target id.
@@ -150,30 +250,34 @@ poa-node progress add T1 --as-of 2025-12-31 --value 55 --assessment on-track \\\
         /// The date the figures describe (YYYY-MM-DD).
         #[arg(long)]
         as_of: Date,
-        /// Observed value.
-        #[arg(long, allow_negative_numbers = true)]
-        value: Option<f64>,
-        /// on-track, off-track, achieved, not-started or no-data.
+        /// The report's fields.
+        #[command(flatten)]
+        fields: ProgressFields,
+    },
+    /// Correct a progress report that was never published.
+    #[command(after_help = "Example:\n  poa-node progress edit T1/2025-12-31 --value 56")]
+    Edit {
+        /// The report id: T1/2025-12-31.
+        id: String,
+        /// Fields to change; the rest are kept.
+        #[command(flatten)]
+        fields: ProgressFields,
+    },
+    /// Delete a progress report that was never published.
+    Delete {
+        /// The report id: T1/2025-12-31.
+        id: String,
+    },
+    /// Withdraw a published progress report, with the reason (publish to send the withdrawal).
+    /// It stays on record, marked withdrawn, and no longer counts anywhere.
+    #[command(after_help = "Example:\n  \
+poa-node progress withdraw T1/2025-12-31 --reason \"figures double-counted a depot\"")]
+    Withdraw {
+        /// The report id: T1/2025-12-31.
+        id: String,
+        /// Why, for those who read it.
         #[arg(long)]
-        assessment: Option<Assessment>,
-        /// Narrative.
-        #[arg(long)]
-        note: Option<String>,
-        /// Challenges met.
-        #[arg(long)]
-        challenges: Option<String>,
-        /// Link to the evidence; needs --sha256.
-        #[arg(long)]
-        evidence: Option<String>,
-        /// SHA-256 of the evidence (sha256sum FILE).
-        #[arg(long)]
-        sha256: Option<String>,
-        /// Where the figures come from.
-        #[arg(long)]
-        source: Option<String>,
-        /// Assistance received toward the target.
-        #[arg(long)]
-        assistance_received: Option<String>,
+        reason: String,
     },
 }
 
@@ -212,27 +316,32 @@ pub fn target(home: Option<PathBuf>, cmd: TargetCmd) -> anyhow::Result<()> {
                 v - 1
             );
         }
+        TargetCmd::Edit { id, fields } => {
+            let v = node.edit_target(&id, |t| {
+                let reason = t.reason.clone();
+                apply_fields(t, fields, reason);
+                Ok(())
+            })?;
+            print_warnings(&node);
+            println!("Corrected {id} v{v} in the draft.");
+        }
+        TargetCmd::Delete { id } => {
+            let v = node.delete_target(&id)?;
+            if v == 1 {
+                println!("Deleted {id} from the draft.");
+            } else {
+                println!(
+                    "Deleted {id} v{v} from the draft; v{} is current again.",
+                    v - 1
+                );
+            }
+        }
         TargetCmd::Publish { id } => {
             let p = node.publish_target(&id)?;
-            if p.versions.is_empty() && p.progress.is_empty() && !p.withdrawal {
+            if p.is_empty() {
                 println!("{id} is already published as it stands.");
             } else {
-                let mut parts = Vec::new();
-                if !p.versions.is_empty() {
-                    let list: Vec<String> = p.versions.iter().map(|v| v.to_string()).collect();
-                    parts.push(match list.as_slice() {
-                        [one] => format!("version {one}"),
-                        [init @ .., last] => format!("versions {} and {last}", init.join(", ")),
-                        [] => String::new(),
-                    });
-                }
-                if !p.progress.is_empty() {
-                    parts.push(format!("{} progress report(s)", p.progress.len()));
-                }
-                if p.withdrawal {
-                    parts.push("the withdrawal".into());
-                }
-                println!("Published {id}: {}.", parts.join(", "));
+                println!("Published {id}: {}.", summary(&p));
             }
         }
         TargetCmd::Withdraw { id } => {
@@ -251,33 +360,48 @@ pub fn progress(home: Option<PathBuf>, cmd: ProgressCmd) -> anyhow::Result<()> {
         ProgressCmd::Add {
             target,
             as_of,
-            value,
-            assessment,
-            note,
-            challenges,
-            evidence,
-            sha256,
-            source,
-            assistance_received,
+            fields,
         } => {
-            let evidence = Evidence::from_parts(evidence, sha256)?;
+            let evidence = fields.evidence()?;
             let mut node = open(home)?;
             let id = node.add_progress(Progress {
                 id: String::new(),
                 target: target.clone(),
                 target_version: 0,
                 as_of,
-                value,
-                assessment,
-                note,
-                challenges,
+                value: fields.value,
+                assessment: fields.assessment,
+                note: fields.note,
+                challenges: fields.challenges,
                 evidence,
-                source,
-                assistance_received,
+                source: fields.source,
+                assistance_received: fields.assistance_received,
             })?;
             print_warnings(&node);
             println!(
                 "Recorded progress {id} in the draft. Publish it with `poa-node target publish {target}`."
+            );
+        }
+        ProgressCmd::Edit { id, fields } => {
+            // Read the evidence file before opening the node: a bad path writes nothing.
+            fields.evidence()?;
+            let mut node = open(home)?;
+            node.edit_progress(&id, |p| {
+                fields
+                    .apply(p)
+                    .map_err(|e| crate::node::NodeError::Input(e.to_string()))
+            })?;
+            print_warnings(&node);
+            println!("Corrected progress {id} in the draft.");
+        }
+        ProgressCmd::Delete { id } => {
+            open(home)?.delete_progress(&id)?;
+            println!("Deleted progress {id} from the draft.");
+        }
+        ProgressCmd::Withdraw { id, reason } => {
+            open(home)?.withdraw_progress(&id, &reason)?;
+            println!(
+                "Withdrew progress {id} in the draft. Publish the withdrawal with `poa-node submission publish`."
             );
         }
     }
@@ -472,6 +596,41 @@ fn print_target(v: &TargetView, json: bool) -> anyhow::Result<()> {
                 .map(|n| format!("  {}", safe(n)))
                 .unwrap_or_default(),
         );
+        let details = [
+            ("challenges", p.challenges.clone()),
+            ("source", p.source.clone()),
+            ("assistance received", p.assistance_received.clone()),
+            (
+                "evidence",
+                p.evidence
+                    .as_ref()
+                    .map(|e| format!("{} (SHA-256 {})", e.uri, e.sha256)),
+            ),
+        ];
+        for (label, text) in details {
+            if let Some(text) = text {
+                println!("      {label}: {}", safe(&text));
+            }
+        }
+    }
+    for t in v.versions.iter().map(|v| &v.target).rev().take(1) {
+        for (label, text) in [
+            ("description", t.description.clone()),
+            ("baseline source", t.baseline_source.clone()),
+            ("SDG", t.sdg.clone()),
+            (
+                "references",
+                Some(t.refs.join("; ")).filter(|r| !r.is_empty()),
+            ),
+            (
+                "conditional on",
+                Some(t.conditional_on.join(", ")).filter(|r| !r.is_empty()),
+            ),
+        ] {
+            if let Some(text) = text {
+                println!("  {label}: {}", safe(&text));
+            }
+        }
     }
     if let Some(w) = &v.withdrawn {
         println!("  withdrawn on {w}");

@@ -13,7 +13,6 @@ use super::watch::audit_of;
 use super::{Dataset, DemoError};
 use crate::federation::Member;
 use crate::format::{num, opt, table};
-use crate::node::Published;
 
 /// How far the demo indents its tables and lines under a step's heading.
 pub(super) const INDENT: &str = "   ";
@@ -41,23 +40,6 @@ pub(super) fn describe(t: &Target) -> String {
             t.deadline
         ),
         _ => format!("{} ({} by {})", t.title, t.indicator.kind, t.deadline),
-    }
-}
-
-/// What a `target publish` published.
-pub(super) fn published(p: &Published) -> String {
-    let mut parts = Vec::new();
-    if !p.versions.is_empty() {
-        let v: Vec<String> = p.versions.iter().map(|v| v.to_string()).collect();
-        parts.push(format!("version {}", v.join(", ")));
-    }
-    if !p.progress.is_empty() {
-        parts.push(format!("{} progress report(s)", p.progress.len()));
-    }
-    if parts.is_empty() {
-        "nothing new".into()
-    } else {
-        parts.join(", ")
     }
 }
 

@@ -7,18 +7,18 @@ use std::time::Instant;
 
 use poa_protocol::assist::{Decision, NeedRef};
 use poa_protocol::doc::DocId;
+use poa_protocol::submission::summary;
 use poa_protocol::{BodyKind, NodeId};
 
 use super::nodes::{Federation, Homes, start};
-use super::output::{
-    INDENT, describe, entered, heading, published, secretariat_holdings, stocktake_summary,
-};
+use super::output::{INDENT, describe, entered, heading, secretariat_holdings, stocktake_summary};
 use super::watch::{check_kept_from, labels, remaining, track};
 use super::{DEADLINE, Dataset, DemoError, dataset};
 use crate::federation::{Member, wait_until};
 use crate::format::{num, opt, table};
 use crate::home::InitOptions;
 use crate::pools::Invitee;
+use crate::records::Selection;
 use crate::sync::sync_round;
 
 // ---------------------------------------------------------------------------------------------
@@ -253,14 +253,10 @@ async fn play(fed: &Federation, data: &Dataset) -> Result<(), DemoError> {
                 ),
             );
         }
-        for t in &s.targets {
-            let p = m.with_node(|n| n.publish_target(&t.id))?;
-            entered(
-                &m.label,
-                &format!("target publish {}", t.id),
-                &published(&p),
-            );
-        }
+        // The whole national submission goes out at once, requests with the targets that
+        // depend on them.
+        let p = m.with_node(|n| n.publish(&Selection::All))?;
+        entered(&m.label, "submission publish --yes", &summary(&p));
         let doc = DocId::State(s.code);
         let (xrb_id, un_id): (NodeId, NodeId) = (xrb.id(), un.id());
         // Until this change, nobody else may read the document: its travel starts here.
@@ -324,7 +320,7 @@ async fn play(fed: &Federation, data: &Dataset) -> Result<(), DemoError> {
             entered(
                 &m.label,
                 &format!("target publish {}", rev.id),
-                &published(&p),
+                &summary(&p),
             );
         }
         let doc = DocId::State(s.code);

@@ -7,6 +7,7 @@ use poa_protocol::doc::DocId;
 use rusqlite::params;
 
 use super::{Store, StoreError, StoreTx, node_of};
+use crate::format::hex;
 
 impl Store {
     /// Appends a line to the audit log outside any document write.
@@ -67,10 +68,6 @@ pub struct AuditRow {
     pub peer: Option<String>,
     /// Why, or what.
     pub detail: String,
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 impl StoreTx<'_> {
