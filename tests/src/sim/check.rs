@@ -295,7 +295,16 @@ impl Sim {
                 continue;
             };
             for p in &self.poison {
-                if verdict(node, &p.doc, &p.hash) == Some(Verdict::Stands) {
+                // A node no honest node lets read the document any more (its own delegation
+                // lapsed or was revoked) gets no later revocation either: its copy is stale,
+                // and what it makes of a backdated change there concerns nobody else.
+                let current = self.honest_up().into_iter().any(|j| {
+                    j != i
+                        && self.nodes[j].node.as_ref().is_some_and(|nj| {
+                            poa_node::host::can_read(nj, &self.nodes[i].id, &p.doc)
+                        })
+                });
+                if current && verdict(node, &p.doc, &p.hash) == Some(Verdict::Stands) {
                     out.push(format!(
                         "{} lets {} of {} stand: {}",
                         self.nodes[i].label, p.hash, p.doc, p.what
