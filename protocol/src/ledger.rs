@@ -284,12 +284,47 @@ pub struct Ledger {
     /// Hashes a waiting change of another author depends on, with that author: if one
     /// comes, those caps do not refuse it.
     wanted: VecDeque<(ChangeHash, NodeId)>,
+    /// For each change at a position (actor, seq) that holds twins, which held changes have it
+    /// in their causal past (one bit per entry): a vector clock says only that *a* change at
+    /// that position is in the past, not which twin.
+    twin_desc: HashMap<u32, Descendants>,
+}
+
+/// One bit per entry: whether a given change is in that entry's causal past.
+#[derive(Clone, Debug, Default)]
+struct Descendants(Vec<u64>);
+
+impl Descendants {
+    fn get(&self, i: u32) -> bool {
+        self.0
+            .get(i as usize / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    fn set(&mut self, i: u32) {
+        let w = i as usize / 64;
+        if self.0.len() <= w {
+            self.0.resize(w + 1, 0);
+        }
+        self.0[w] |= 1 << (i % 64);
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.0.truncate(len.div_ceil(64));
+        if let Some(last) = self.0.last_mut()
+            && !len.is_multiple_of(64)
+        {
+            *last &= (1u64 << (len % 64)) - 1;
+        }
+    }
 }
 
 /// Past these, a change that would belong to the evidence (a smaller hash) is refused too: an
 /// author sending its twins or actors largest hash first gets no further.
 const HARD_TWINS: usize = 2 * MAX_TWINS;
 const HARD_ACTORS_PER_AUTHOR: usize = 4 * (MAX_ACTORS_PER_AUTHOR + 1);
+/// Past this, not even a change another author's change needs brings in a new actor id.
+const HARD_ACTORS: usize = MAX_ACTORS + WANTED_KEEP;
 /// How many capped changes a ledger keeps, and their bytes at most.
 const CAPPED_KEEP: usize = 64;
 const CAPPED_BYTES: usize = 2 << 20;
@@ -344,6 +379,7 @@ impl Ledger {
             capped: VecDeque::new(),
             capped_bytes: 0,
             wanted: VecDeque::new(),
+            twin_desc: HashMap::new(),
         };
         if let Some(g) = genesis(doc) {
             let actor = g.actor_id().to_bytes().to_vec();
@@ -455,6 +491,7 @@ impl Ledger {
 
     /// Whether entry `x` is in the causal past of a change whose own actor is `actor` and
     /// whose clock is `clock` (the clock of its dependencies, or its own).
+    /// Exact for a change alone at its position; [`Ledger::in_past_deps`] is exact for all.
     fn in_past_clock(&self, x: u32, clock: &[u32], actor: u32, seq: u32) -> bool {
         let e = &self.entries[x as usize];
         if e.actor == actor {
@@ -463,13 +500,61 @@ impl Ledger {
         clock.get(e.actor as usize).copied().unwrap_or(0) >= e.seq
     }
 
+    /// Whether entry `x` is in the causal past of a change with dependencies `deps` (whose
+    /// merged clock is `clock`, whose own actor and sequence number are `actor` and `seq`).
+    /// A change at a position that holds twins is looked up in its exact descendants: which
+    /// twin a chain went through is not in the clocks.
+    fn in_past_deps(&self, x: u32, deps: &[u32], clock: &[u32], actor: u32, seq: u32) -> bool {
+        match self.twin_desc.get(&x) {
+            Some(d) => deps.iter().any(|p| *p == x || d.get(*p)),
+            None => self.in_past_clock(x, clock, actor, seq),
+        }
+    }
+
     /// Whether entry `x` is strictly in the causal past of entry `at`.
     fn in_past(&self, x: u32, at: u32) -> bool {
         if x == at {
             return false;
         }
+        if let Some(d) = self.twin_desc.get(&x) {
+            return d.get(at);
+        }
         let a = &self.entries[at as usize];
         self.in_past_clock(x, &a.clock, a.actor, a.seq)
+    }
+
+    /// Keeps the exact descendants of twins up to date once entry `ix` is added: every twin
+    /// set gains `ix` if one of its dependencies has the twin in its past; a position that
+    /// now holds two changes gets the descendants of each, computed over what is held (the
+    /// entries are in causal order: a change comes after its dependencies).
+    fn track_twins(&mut self, ix: u32) {
+        let deps = self.entries[ix as usize].deps.clone();
+        for (t, d) in self.twin_desc.iter_mut() {
+            if deps.iter().any(|p| p == t || d.get(*p)) {
+                d.set(ix);
+            }
+        }
+        let e = &self.entries[ix as usize];
+        let twins: Vec<u32> = match self.by_actor_seq.get(&(e.actor, e.seq)) {
+            Some(v) if v.len() > 1 => v.clone(),
+            _ => return,
+        };
+        for t in twins {
+            if self.twin_desc.contains_key(&t) {
+                continue;
+            }
+            let mut d = Descendants::default();
+            for i in t + 1..=ix {
+                if self.entries[i as usize]
+                    .deps
+                    .iter()
+                    .any(|p| *p == t || d.get(*p))
+                {
+                    d.set(i);
+                }
+            }
+            self.twin_desc.insert(t, d);
+        }
     }
 
     /// Admits a change if it holds up (see the module documentation). `key` is the trusted key
@@ -649,7 +734,8 @@ impl Ledger {
             return refuse(Rejection::TooManyTwins { hash: short(&hash) });
         }
         if existing_actor.is_none() {
-            if self.actors.len() >= MAX_ACTORS {
+            if self.actors.len() >= MAX_ACTORS && (!wanted || self.actors.len() >= HARD_ACTORS) {
+                self.keep_capped(hash, author, change);
                 return refuse(Rejection::TooManyActors { hash: short(&hash) });
             }
             let firsts: Vec<u32> = self
@@ -680,8 +766,9 @@ impl Ledger {
                                 t.container == op.container
                                     && t.key == op.key
                                     && matches!(t.action, FlatAction::Put { .. })
-                            }) && self.in_past_clock(
+                            }) && self.in_past_deps(
                                 at.entry,
+                                &dep_ix,
                                 &dclock,
                                 existing_actor.unwrap_or(u32::MAX),
                                 seq,
@@ -783,17 +870,27 @@ impl Ledger {
             grant_only,
             new_actor,
         });
+        self.track_twins(ix);
         self.settled = None;
     }
 
     /// Forgets every change admitted after the first `len`: undoes a tentative batch.
     pub fn truncate(&mut self, len: usize) {
+        let keep = len.max(1);
+        self.twin_desc.retain(|t, _| (*t as usize) < keep);
+        for d in self.twin_desc.values_mut() {
+            d.truncate(keep);
+        }
         while self.entries.len() > len.max(1) {
             let Some(e) = self.entries.pop() else { break };
             let ix = self.entries.len() as u32;
             self.by_hash.remove(&e.hash);
             if let Some(v) = self.by_actor_seq.get_mut(&(e.actor, e.seq)) {
                 v.retain(|x| *x != ix);
+                if v.len() == 1 {
+                    // Alone at its position again: its clock is exact.
+                    self.twin_desc.remove(&v[0]);
+                }
                 if v.is_empty() {
                     self.by_actor_seq.remove(&(e.actor, e.seq));
                 }
@@ -859,10 +956,16 @@ impl Ledger {
                             .value()
                             .is_some_and(|v| self.invited_join(&op.key, author, v))
                 });
+                // A member: a join of its own it placed, signed by an invited key (held in any
+                // version; what it may write is judged when it settles).
                 let member = members.is_some_and(|c| {
                     self.keys
                         .range((c, String::new())..(c + 1, String::new()))
-                        .any(|((_, k), _)| k.ends_with(&me))
+                        .any(|((_, k), _)| {
+                            k.ends_with(&me)
+                                && k.matches('/').count() == 1
+                                && !self.member_keys(k).is_empty()
+                        })
                 });
                 if joining || member {
                     Ok(())
@@ -2098,19 +2201,32 @@ impl Ledger {
         {
             return false;
         }
+        let DocId::Pool(id) = &self.doc else {
+            return false;
+        };
+        // Only the coordinator invites: an invitation someone else put (void, but held) names
+        // no key anybody chose.
         self.keys
             .get(&(c, state.to_string()))
             .into_iter()
             .flatten()
+            .filter(|at| {
+                let e = &self.entries[at.entry as usize];
+                self.actors[e.actor as usize]
+                    .author
+                    .is_some_and(|a| id.is_creator(&a))
+            })
             .filter_map(|at| self.op(*at).value())
             .filter_map(|t| parse_value(t).and_then(|v| serde_json::from_value::<Invite>(v).ok()))
             .any(|i| i.state == code && i.state_key == g.grant.key)
     }
 
     /// The keys that signed the membership delegations held under members key `STATE/NODE`
-    /// that the node itself placed and that are about it and that State: only the node can
-    /// sign its own join, so no one else can add a key to its membership (a void put by the
-    /// coordinator, or a copy of another node's delegation, does not count).
+    /// that the node itself placed and that are about it and that State, signed by a key the
+    /// coordinator's invitation of that State names: only the node places its own join, and
+    /// only the invited key signs it, so no one can add a key to a membership (a void put by
+    /// the coordinator, a copy of another node's delegation, or a delegation the node signed
+    /// with a key it made up does not count).
     fn member_keys(&self, key: &str) -> Vec<NodeId> {
         let Some(c) = self.kind.container("members") else {
             return Vec::new();
@@ -2130,6 +2246,7 @@ impl Ledger {
                 self.actors[e.actor as usize].author == Some(node)
             })
             .filter_map(|at| self.op(*at).value())
+            .filter(|t| self.invited_join(key, &node, t))
             .filter_map(|t| SignedGrant::parse(t).ok())
             .filter(|g| {
                 g.grant.kind == GrantKind::Delegation
@@ -2166,7 +2283,7 @@ impl Ledger {
 
     /// The changes of one actor a revocation's cut-off keeps: the named last change and that
     /// actor's changes in its causal past, followed along dependencies. Nothing while the
-    /// named change is not held; up to the sequence number for a cut-off naming none.
+    /// named change is not held; nothing for a cut-off naming none.
     fn kept_by(
         &self,
         c: &crate::authority::Cutoff,
@@ -2177,12 +2294,9 @@ impl Ledger {
             return out;
         };
         let actor = actor as u32;
+        // A cut-off names the last kept change by its hash: a sequence number alone cannot
+        // tell twins apart, so it keeps nothing.
         let Some(head) = &c.head else {
-            for ((a, s), ix) in &self.by_actor_seq {
-                if *a == actor && u64::from(*s) <= c.seq {
-                    out.extend(ix.iter().copied().filter(|i| inside(*i as usize)));
-                }
-            }
             return out;
         };
         let Some(&start) = parse_hash(head).and_then(|h| self.by_hash.get(&h)) else {
@@ -2254,8 +2368,11 @@ impl Ledger {
             .filter(|i| s.exported[*i as usize])
             .filter(|i| {
                 let e = &self.entries[*i as usize];
-                !(known_set.contains(i)
-                    || clock.get(e.actor as usize).copied().unwrap_or(0) >= e.seq)
+                let known_here = match self.twin_desc.get(i) {
+                    Some(d) => ix.iter().any(|k| d.get(*k)),
+                    None => clock.get(e.actor as usize).copied().unwrap_or(0) >= e.seq,
+                };
+                !(known_set.contains(i) || known_here)
             })
             .map(|i| self.entries[i as usize].hash)
             .collect()

@@ -37,4 +37,6 @@ pub use id::{BodyCode, BodyKind, NodeId, Participant, Principal, StateCode};
 #[cfg(test)]
 mod redteam2_tests;
 #[cfg(test)]
+mod redteam3_tests;
+#[cfg(test)]
 mod redteam_tests;
