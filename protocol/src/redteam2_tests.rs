@@ -21,7 +21,7 @@ use crate::redteam_tests::{
 };
 use crate::sign::NodeKey;
 
-fn grant_by(
+pub(crate) fn grant_by(
     k: &NodeKey,
     kind: GrantKind,
     node: &NodeId,

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::authority::{Cutoff, Grant, GrantKind, Scope, SignedGrant, Trust};
+use crate::authority::{Cutoff, GrantKind, Scope, SignedGrant, Trust};
 use crate::change::{FlatAction, FlatOp, SignedChange};
 use crate::date::Date;
 use crate::doc::{DocId, PoolId};
@@ -31,20 +31,9 @@ fn grant_by(
     cutoff: Vec<Cutoff>,
     issued: &str,
 ) -> SignedGrant {
-    SignedGrant::sign(
-        k,
-        Grant {
-            kind,
-            principal: Principal::State(xaa()),
-            node: *node,
-            scope,
-            expires: None,
-            issued: issued.parse::<Date>().unwrap(),
-            key: k.node_id(),
-            cutoff,
-            serial: 0,
-        },
-    )
+    let day = issued.parse::<Date>().unwrap();
+    let secs = Date::from_unix_seconds(0).days_until(day) * 86_400;
+    crate::redteam2_tests::grant_by(k, kind, node, scope, cutoff, 0, secs)
 }
 
 fn admit_new(l: &mut Ledger, c: &SignedChange) -> automerge::ChangeHash {
