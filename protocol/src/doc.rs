@@ -147,6 +147,10 @@ pub enum Policy {
     Record,
     /// Replaced by a later put that names the value it replaces (a decision that changes).
     Slot,
+    /// A draft's record: corrected in place by a put that names the value it replaces, and
+    /// deleted by naming it; two different values written concurrently under one key are a
+    /// dispute, as for a record: neither is shown.
+    Working,
     /// Added and removed (a reader, a member).
     Set,
     /// Signed grants of the document's principal key, keyed by node and digest.
@@ -173,17 +177,17 @@ impl DocKind {
                 ("retracted", Record),
             ],
             DocKind::Draft => &[
-                ("targets", Slot),
-                ("progress", Slot),
-                ("withdrawn", Slot),
-                ("needs", Slot),
+                ("targets", Working),
+                ("progress", Working),
+                ("withdrawn", Working),
+                ("needs", Working),
                 ("delegations", Grant),
                 ("revocations", Grant),
                 ("pools", Record),
                 ("matches", Slot),
                 ("readers", Set),
                 ("rotations", Grant),
-                ("retracted", Slot),
+                ("retracted", Working),
             ],
             DocKind::Offers => &[
                 ("offers", Record),

@@ -124,6 +124,18 @@ pub enum Rejection {
         hash: String,
     },
 
+    /// A change of a revoked node that its revocation's cut-off cannot keep: it would be void
+    /// wherever it went.
+    #[error(
+        "change {hash} by node {author} refused: the node is revoked and its revocation keeps nothing more of it"
+    )]
+    Revoked {
+        /// The change.
+        hash: String,
+        /// Its author.
+        author: NodeId,
+    },
+
     /// The document's key is not trusted here, so nothing of it can be judged.
     #[error("{0}")]
     NoKey(Denied),
@@ -640,6 +652,17 @@ impl Ledger {
                 author,
             });
         }
+        // A revoked node's change that its revocation cannot keep is void everywhere: it is not
+        // stored (its twins would cost every later admission) nor waited for, unless another
+        // author's change needs it.
+        let needed = forced || self.wanted.iter().any(|(h, a)| *h == hash && *a != author);
+        if screen && !needed && self.revoked_for_good(&author, &data.actor, key) {
+            self.keep_capped(hash, author, change);
+            return refuse(Rejection::Revoked {
+                hash: short(&hash),
+                author,
+            });
+        }
         let deps: Vec<ChangeHash> = data.deps.iter().map(|d| ChangeHash(*d)).collect();
         let missing: Vec<ChangeHash> = deps.iter().filter(|d| !self.has(d)).copied().collect();
         let grant_only = data.ops.iter().all(|op| {
@@ -660,22 +683,8 @@ impl Ledger {
                     wanters.push(*a);
                 }
             }
-            // A dependency refused by a cap that depends on arrival order, needed by another
-            // author: an honest node built on it where it came first, so it comes in here too.
-            let mut brought = false;
-            for m in &missing {
-                let at = self
-                    .capped
-                    .iter()
-                    .position(|(h, a, _)| h == m && wanters.iter().any(|w| w != a));
-                if let Some((_, _, c)) = at.and_then(|at| self.capped.remove(at)) {
-                    self.capped_bytes = self.capped_bytes.saturating_sub(approx_bytes(&c));
-                    brought |= matches!(self.admit_forced(&c, key), Admitted::New(_));
-                }
-            }
-            if brought {
-                return self.admit_inner(change, key, screen, forced);
-            }
+            // What this change lacks is wanted by everyone who wants it (remembered first, so
+            // a capped dependency brought in below knows who needs it, and brings in its own).
             for m in &missing {
                 for w in &wanters {
                     if !self.wanted.iter().any(|(h, a)| h == m && a == w) {
@@ -685,6 +694,27 @@ impl Ledger {
                         self.wanted.push_back((*m, *w));
                     }
                 }
+            }
+            // A dependency refused by a cap that depends on arrival order, needed by another
+            // author: an honest node built on it where it came first, so it comes in here too.
+            let mut brought = false;
+            for m in &missing {
+                let at = self
+                    .capped
+                    .iter()
+                    .position(|(h, a, _)| h == m && wanters.iter().any(|w| w != a));
+                if let Some((h, a, c)) = at.and_then(|at| self.capped.remove(at)) {
+                    self.capped_bytes = self.capped_bytes.saturating_sub(approx_bytes(&c));
+                    match self.admit_forced(&c, key) {
+                        Admitted::New(_) => brought = true,
+                        // Still missing something itself: kept for when that comes.
+                        Admitted::Waiting(..) => self.keep_capped(h, a, &c),
+                        _ => {}
+                    }
+                }
+            }
+            if brought {
+                return self.admit_inner(change, key, screen, forced);
             }
             return Admitted::Waiting(hash, missing);
         }
@@ -1061,22 +1091,26 @@ impl Ledger {
         Some(self.judge(Some(&mask), key))
     }
 
-    fn judge(&self, mask: Option<&[bool]>, key: Option<&NodeId>) -> Settled {
-        let n = self.entries.len();
-        let inside = |i: usize| mask.is_none_or(|m| m[i]);
-        let principal = self.doc.principal();
-
-        // Voids that do not depend on causal position: revocation cut-offs and equivocations.
-        // Revocations are grants: valid wherever they are held. Each says, per actor of the
-        // revoked node, which of its changes stand: the named last change and its causal past
-        // (followed exactly, along dependencies: a vector clock cannot tell twins apart).
-        let mut cutoffs: HashMap<NodeId, Vec<HashMap<String, HashSet<u32>>>> = HashMap::new();
+    /// The valid revocations held (of `only`, if given), each once by its storage key: grants
+    /// of the document's key in its `revocations` map, or for a pool, its members'
+    /// revocations under `STATE/NODE/revoked`, signed by the key of that membership.
+    fn held_revocations(
+        &self,
+        key: Option<&NodeId>,
+        inside: &dyn Fn(usize) -> bool,
+        only: Option<&NodeId>,
+    ) -> BTreeMap<String, SignedGrant> {
         let mut revocations: BTreeMap<String, SignedGrant> = BTreeMap::new();
+        let principal = self.doc.principal();
         if let (Some(principal), Some(key), Some(c)) =
             (&principal, key, self.kind.container("revocations"))
         {
-            for ((cc, k), ats) in self.keys.range((c, String::new())..(c + 1, String::new())) {
+            let from = only.map_or(String::new(), |n| format!("{n}/"));
+            for ((cc, k), ats) in self.keys.range((c, from.clone())..(c + 1, String::new())) {
                 debug_assert_eq!(*cc, c);
+                if !k.starts_with(&from) {
+                    break;
+                }
                 for at in ats {
                     if !inside(at.entry as usize) || !self.entries[at.entry as usize].grant_only {
                         continue;
@@ -1098,7 +1132,11 @@ impl Ledger {
         if let DocId::Pool(_) = &self.doc
             && let Some(c) = self.kind.container("members")
         {
+            let tail = only.map(|n| format!("/{n}/revoked"));
             for ((_, k), ats) in self.keys.range((c, String::new())..(c + 1, String::new())) {
+                if tail.as_ref().is_some_and(|t| !k.ends_with(t.as_str())) {
+                    continue;
+                }
                 for at in ats {
                     if !inside(at.entry as usize) {
                         continue;
@@ -1114,6 +1152,45 @@ impl Ledger {
                 }
             }
         }
+        revocations
+    }
+
+    /// Whether a held revocation of `author` settles that a new change of `actor` can never
+    /// stand: the revocation names no kept change of that actor here, or names one that is
+    /// held (what it keeps is then that change's past, which holds nothing new).
+    fn revoked_for_good(&self, author: &NodeId, actor: &[u8], key: Option<&NodeId>) -> bool {
+        let actor_hex = hex(actor);
+        self.held_revocations(key, &|_| true, Some(author))
+            .values()
+            .filter(|g| g.grant.node == *author)
+            .any(|g| {
+                match g
+                    .grant
+                    .cutoff
+                    .iter()
+                    .find(|c| c.doc == self.doc && c.actor == actor_hex)
+                {
+                    None => true,
+                    Some(c) => c
+                        .head
+                        .as_ref()
+                        .and_then(|h| parse_hash(h))
+                        .is_none_or(|h| self.by_hash.contains_key(&h)),
+                }
+            })
+    }
+
+    fn judge(&self, mask: Option<&[bool]>, key: Option<&NodeId>) -> Settled {
+        let n = self.entries.len();
+        let inside = |i: usize| mask.is_none_or(|m| m[i]);
+        let principal = self.doc.principal();
+
+        // Voids that do not depend on causal position: revocation cut-offs and equivocations.
+        // Revocations are grants: valid wherever they are held. Each says, per actor of the
+        // revoked node, which of its changes stand: the named last change and its causal past
+        // (followed exactly, along dependencies: a vector clock cannot tell twins apart).
+        let mut cutoffs: HashMap<NodeId, Vec<HashMap<String, HashSet<u32>>>> = HashMap::new();
+        let revocations = self.held_revocations(key, &inside, None);
         // Each distinct revocation once, however many copies of it are held.
         for g in revocations.values() {
             cutoffs
@@ -1542,6 +1619,31 @@ impl Ledger {
         out
     }
 
+    /// Whether the author of the operation at `at` could write a record of these areas:
+    /// delegated, as the whole set says, with a scope covering them (all, if none).
+    fn could_write(
+        &self,
+        at: OpAt,
+        areas: &[Area],
+        principal: Option<&Principal>,
+        sw: &SetWide,
+    ) -> bool {
+        let e = &self.entries[at.entry as usize];
+        let (Some(data), Some(author)) = (e.data.as_ref(), self.actors[e.actor as usize].author)
+        else {
+            return false;
+        };
+        let time = Date::from_unix_seconds(data.time);
+        self.author_standing(at.entry, &author, time, principal, sw)
+            .is_ok_and(|scope| {
+                if areas.is_empty() {
+                    scope.is_all()
+                } else {
+                    areas.iter().all(|a| scope.covers(*a))
+                }
+            })
+    }
+
     /// The area of a first version of a target (the operation at `at`), if its author could
     /// write it: delegated, as the whole set says, with a scope covering that area.
     fn first_version_area(
@@ -1654,9 +1756,7 @@ impl Ledger {
             };
             let mut areas = Vec::new();
             for value in op.value().into_iter().chain(replaced) {
-                areas.extend(
-                    self.record_areas(i, container, &op.key, value, data, principal, sw, verdicts),
-                );
+                areas.extend(self.record_areas(container, &op.key, value, data, principal, sw));
             }
             let needs_all = areas.is_empty();
             if needs_all {
@@ -1677,17 +1777,14 @@ impl Ledger {
 
     /// The areas a record (`value`, at `container/key`) concerns, for the scope rule; none
     /// for what only a node of scope all writes.
-    #[allow(clippy::too_many_arguments)]
     fn record_areas(
         &self,
-        i: u32,
         container: &str,
         key: &str,
         value: &str,
         data: &ChangeData,
         principal: Option<&Principal>,
         sw: &SetWide,
-        verdicts: &[Verdict],
     ) -> Vec<Area> {
         let target_of = |v: &str| {
             parse_value(v).and_then(|v| v.get("target").and_then(Json::as_str).map(str::to_string))
@@ -1711,8 +1808,10 @@ impl Ledger {
                 .unwrap_or_default(),
             "withdrawn" => self.target_areas(key, data, principal, sw),
             "needs" => area_of_value(value).into_iter().collect(),
-            // A withdrawal of a progress report or a request concerns what it withdraws, as
-            // this document holds it in the change's past.
+            // A withdrawal of a progress report or a request concerns what it withdraws: every
+            // value held under that key anywhere whose author could write it, whatever past
+            // the withdrawal claims (a rival put, later deleted, does not stand in for the
+            // record it hid).
             "retracted" => {
                 let Some((kind, id)) = key.split_once('/') else {
                     return Vec::new();
@@ -1720,13 +1819,18 @@ impl Ledger {
                 if !matches!(kind, "progress" | "needs") {
                     return Vec::new();
                 }
-                let held = self.live_values(kind, id, Some(i), verdicts);
-                if held.is_empty() {
+                let Some(c) = self.kind.container(kind) else {
                     return Vec::new();
-                }
+                };
                 let mut a = Vec::new();
-                for v in held {
-                    let areas = self.record_areas(i, kind, id, v, data, principal, sw, verdicts);
+                for at in self.keys.get(&(c, id.to_string())).into_iter().flatten() {
+                    let Some(v) = self.op(*at).value() else {
+                        continue;
+                    };
+                    let areas = self.record_areas(kind, id, v, data, principal, sw);
+                    if !self.could_write(*at, &areas, principal, sw) {
+                        continue;
+                    }
                     if areas.is_empty() {
                         return Vec::new();
                     }
@@ -1776,12 +1880,12 @@ impl Ledger {
                     ));
                 }
             }
-            (FlatAction::Put { preds, .. }, Policy::Slot) => {
+            (FlatAction::Put { preds, .. }, Policy::Slot | Policy::Working) => {
                 if !names_live(preds) || preds.len() != live.len() {
                     return Err(forbidden("a decision replaces exactly the one it follows"));
                 }
             }
-            (FlatAction::Delete { preds }, Policy::Set | Policy::Slot) => {
+            (FlatAction::Delete { preds }, Policy::Set | Policy::Slot | Policy::Working) => {
                 if !names_live(preds) {
                     return Err(forbidden("it deletes what is not there"));
                 }
@@ -1991,7 +2095,8 @@ impl Ledger {
             }
             values.sort();
             let distinct: BTreeSet<&str> = values.iter().map(|(v, _)| *v).collect();
-            let chosen = if distinct.len() > 1 && policy == Policy::Record {
+            let chosen = if distinct.len() > 1 && matches!(policy, Policy::Record | Policy::Working)
+            {
                 disputed.push(Disputed {
                     path: format!("{name}/{key}"),
                     changes: values.iter().map(|(_, h)| h.to_string()).collect(),

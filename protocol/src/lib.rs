@@ -39,4 +39,6 @@ mod redteam2_tests;
 #[cfg(test)]
 mod redteam3_tests;
 #[cfg(test)]
+mod redteam4_tests;
+#[cfg(test)]
 mod redteam_tests;
