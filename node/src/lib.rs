@@ -19,6 +19,7 @@ pub mod node;
 pub mod pools;
 pub mod records;
 pub mod report;
+pub mod sheets;
 pub mod store;
 pub mod submission;
 pub mod sync;

@@ -7,49 +7,18 @@
 
 mod common;
 
+use common::Desk;
+
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use serde_json::Value;
-use tempfile::TempDir;
 
-struct Desk {
-    _tmp: TempDir,
-    home: PathBuf,
+trait Checks {
+    fn refused(&self, args: &[&str], expect: &str) -> String;
+    fn holdings(&self) -> Value;
 }
 
-impl Desk {
-    fn new() -> Desk {
-        let tmp = tempfile::tempdir().unwrap();
-        let home = tmp.path().join("home");
-        let desk = Desk { _tmp: tmp, home };
-        desk.ok(&[
-            "init",
-            "--state",
-            "XAA",
-            "--name",
-            "XAA Ministry of Interior",
-        ]);
-        desk
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        common::poa_node_at(&self.home, args)
-    }
-
-    /// A command that must succeed; its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "`poa-node {}` failed:\n{}\n{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
+impl Checks for Desk {
     /// A command that must fail with one line on stderr containing `expect`, and change
     /// nothing the State holds.
     fn refused(&self, args: &[&str], expect: &str) -> String {
@@ -70,10 +39,6 @@ impl Desk {
             args.join(" ")
         );
         stderr
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(&self.ok(args)).unwrap()
     }
 
     /// What the State holds, draft and published, as the submission's JSON says.
@@ -341,7 +306,7 @@ fn publishing_shows_what_goes_out_and_asks_first() {
 #[test]
 fn the_printed_submission_marks_drafts_and_shows_evidence_and_findings() {
     let d = Desk::new();
-    let dir = d._tmp.path();
+    let dir = d.dir();
     d.ok(T1);
     let evidence = write_file(dir, "marking-2025.pdf", b"%PDF-1.4 marking records");
     let path = evidence.to_str().unwrap();

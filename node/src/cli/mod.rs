@@ -24,7 +24,7 @@ pub use assist::{MatchArgs, MatchCmd, NeedCmd, OfferCmd};
 pub use docs::DocCmd;
 pub use identity::{InitArgs, PeerCmd};
 pub use pool::{PoolCmd, PoolTargetCmd};
-pub use report::{StocktakeArgs, StocktakeCmd};
+pub use report::{StocktakeArgs, StocktakeCmd, write_bytes_atomically};
 pub use submission::{EvidenceCmd, SubmissionCmd, SubmissionFormat};
 pub use targets::{ProgressCmd, TargetCmd, TargetFields};
 

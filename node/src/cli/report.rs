@@ -48,13 +48,18 @@ computes from the documents at the heads the report cites, 1 if not.")]
 /// Writes `text` to `path` through a temporary file in the same folder, so a reader never sees
 /// half a report.
 pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    write_bytes_atomically(path, text.as_bytes())
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder.
+pub fn write_bytes_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())
+    std::io::Write::write_all(&mut tmp, bytes)
         .with_context(|| format!("cannot write {}", path.display()))?;
     tmp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;

@@ -72,6 +72,60 @@ poa-node submission publish --yes          # for scripts: no question asked")]
         #[arg(long)]
         json: bool,
     },
+    /// Write a blank, documented template: a workbook with one sheet per kind of record
+    /// (Targets, Progress, Requests, and About, which explains every column), or a folder of
+    /// CSV files with a README.
+    #[command(after_help = "Examples:\n  \
+poa-node submission template --out xaa.xlsx\n  \
+poa-node submission template --format csv --out xaa-sheets")]
+    Template {
+        /// xlsx or csv.
+        #[arg(long, value_enum, default_value = "xlsx")]
+        format: SheetFormat,
+        /// The workbook file, or the folder for CSV files.
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+    },
+    /// Read a filled-in workbook (or CSV folder) into the draft: all or nothing. Every row is
+    /// checked like a record typed at the command line; any error writes nothing and names the
+    /// sheet, row and column.
+    #[command(after_help = "Example:\n  poa-node submission import xaa.xlsx")]
+    Import {
+        /// The .xlsx/.ods file, or the folder of CSV files.
+        path: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the draft in the template's shape (each target's current version, every report
+    /// and request not withdrawn).
+    #[command(after_help = "Example:\n  poa-node submission export --out xaa.xlsx")]
+    Export {
+        /// xlsx or csv.
+        #[arg(long, value_enum, default_value = "xlsx")]
+        format: SheetFormat,
+        /// The workbook file, or the folder for CSV files.
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+    },
+}
+
+/// The spreadsheet formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SheetFormat {
+    /// One .xlsx workbook.
+    Xlsx,
+    /// A folder of CSV files.
+    Csv,
+}
+
+impl From<SheetFormat> for crate::sheets::Format {
+    fn from(f: SheetFormat) -> Self {
+        match f {
+            SheetFormat::Xlsx => crate::sheets::Format::Xlsx,
+            SheetFormat::Csv => crate::sheets::Format::Csv,
+        }
+    }
 }
 
 /// Runs a `submission` command.
@@ -138,6 +192,44 @@ pub fn submission(home: Option<PathBuf>, cmd: SubmissionCmd) -> anyhow::Result<(
                     "Published {} record(s) in {}.",
                     done.len(),
                     poa_protocol::DocId::State(node.own_state()?)
+                );
+            }
+        }
+        SubmissionCmd::Template { format, out } => {
+            crate::sheets::write(&crate::sheets::Book::default(), format.into(), &out)?;
+            println!(
+                "Wrote the template to {}. Fill it in, then run `poa-node submission import {}`.",
+                out.display(),
+                out.display()
+            );
+        }
+        SubmissionCmd::Export { format, out } => {
+            let node = open(home)?;
+            let book = node.export_book()?;
+            crate::sheets::write(&book, format.into(), &out)?;
+            println!(
+                "Wrote {} target(s), {} progress report(s) and {} request(s) to {}.",
+                book.targets.0.len(),
+                book.progress.0.len(),
+                book.requests.0.len(),
+                out.display()
+            );
+        }
+        SubmissionCmd::Import { path, json } => {
+            let book = crate::sheets::read(&path)?;
+            let mut node = open(home)?;
+            let done = node.import_book(&book)?;
+            if json {
+                print_json(&done)?;
+            } else {
+                for w in &done.warnings {
+                    eprintln!("warning: {}", safe(&w.to_string()));
+                }
+                println!(
+                    "Imported {} target(s), {} progress report(s) and {} request(s) into the draft. See them with `poa-node submission show`.",
+                    done.targets.len(),
+                    done.progress.len(),
+                    done.requests.len()
                 );
             }
         }

@@ -9,16 +9,22 @@ use poa_protocol::stocktake::Stocktake;
 /// `@`, a tab or a carriage return) is prefixed with `'`, so a title written by a State cannot
 /// become a formula on an analyst's machine; numbers are left as they are.
 fn csv_field(s: &str) -> String {
-    let formula = s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s.parse::<f64>().is_err();
-    let s = if formula {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
+    let s = neutralise(s);
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s
+    }
+}
+
+/// Text a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return), prefixed with `'`; numbers and other text as they are.
+pub fn neutralise(s: &str) -> String {
+    let formula = s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s.parse::<f64>().is_err();
+    if formula {
+        format!("'{s}")
+    } else {
+        s.to_string()
     }
 }
 

@@ -116,3 +116,56 @@ pub fn http_get(addr: &str, path: &str) -> (String, String) {
         body.to_string(),
     )
 }
+
+/// A State's first node in a temporary home, and the commands run against it: the desk of a
+/// national point of contact.
+pub struct Desk {
+    tmp: tempfile::TempDir,
+    /// The home folder.
+    pub home: PathBuf,
+}
+
+impl Desk {
+    /// `init --state XAA` in a fresh temporary folder.
+    pub fn new() -> Desk {
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let home = tmp.path().join("home");
+        let d = Desk { tmp, home };
+        d.ok(&[
+            "init",
+            "--state",
+            "XAA",
+            "--name",
+            "XAA Ministry of Interior",
+        ]);
+        d
+    }
+
+    /// A folder beside the home for the test's files.
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Runs `poa-node --home HOME ARGS...`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        poa_node_at(&self.home, args)
+    }
+
+    /// A command that must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "`poa-node {}` failed:\n{}\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8 output")
+    }
+
+    /// A command that must succeed and print JSON.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).expect("JSON output")
+    }
+}
