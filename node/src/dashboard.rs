@@ -86,7 +86,7 @@ pub async fn dashboard(engine: Arc<Engine>, addr: SocketAddr) -> std::io::Result
 /// The `Host` values a request may carry: the address the dashboard is bound to, and for a
 /// loopback address, `localhost` and the other loopback spellings. A page elsewhere that
 /// points a name it controls at this machine (DNS rebinding) sends its own name: refused.
-fn allowed_hosts(addr: SocketAddr) -> Vec<String> {
+pub(crate) fn allowed_hosts(addr: SocketAddr) -> Vec<String> {
     let port = addr.port();
     let mut out = vec![addr.to_string()];
     if addr.ip().is_loopback() {
@@ -102,7 +102,7 @@ fn allowed_hosts(addr: SocketAddr) -> Vec<String> {
     out
 }
 
-fn check_host(req: &axum::extract::Request, allowed: &[String]) -> Result<(), String> {
+pub(crate) fn check_host(req: &axum::extract::Request, allowed: &[String]) -> Result<(), String> {
     let host = req
         .headers()
         .get(header::HOST)

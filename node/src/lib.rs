@@ -24,6 +24,7 @@ pub mod store;
 pub mod submission;
 pub mod sync;
 pub mod transport;
+pub mod ui;
 pub mod views;
 
 pub use home::{Home, InitOptions};

@@ -18,94 +18,9 @@ fn demo_homes() -> &'static Path {
     common::demo_homes(concat!(env!("CARGO_TARGET_TMPDIR"), "/browser-demo"))
 }
 
-fn find_chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for name in [
-        "chromium",
-        "chromium-browser",
-        "google-chrome",
-        "google-chrome-stable",
-    ] {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    None
-}
-
-/// Chromium, installed with apt-get (as root, or through `sudo -n`) if it is missing.
-///
-/// Tests run in parallel, and a test runner may start one process per test: the install happens
-/// once per process (a `OnceLock`), and processes take turns on a file lock, so a second test
-/// waits for the first install instead of racing it for dpkg's lock.
+/// Chromium, installed with apt-get if it is missing (see [`common::installed`]).
 fn chromium() -> PathBuf {
-    static CHROMIUM: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    match CHROMIUM.get_or_init(install_chromium) {
-        Ok(p) => p.clone(),
-        Err(why) => panic!("{why}"),
-    }
-}
-
-fn install_chromium() -> Result<PathBuf, String> {
-    if let Some(p) = find_chromium() {
-        return Ok(p);
-    }
-    let lock_path = std::env::temp_dir().join("poa-node-tests-chromium-install.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
-    // Blocks while another test process installs; released when `lock` is dropped.
-    lock.lock()
-        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
-    // Another process may have installed it while this one waited.
-    if let Some(p) = find_chromium() {
-        return Ok(p);
-    }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    let apt = |args: &[&str]| -> Result<(), String> {
-        let mut cmd = if root {
-            Command::new("apt-get")
-        } else {
-            let mut c = Command::new("sudo");
-            c.args(["-n", "apt-get"]);
-            c
-        };
-        let out = cmd
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .output()
-            .map_err(|e| format!("apt-get {}: {e}", args.join(" ")))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "apt-get {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    };
-    if !Path::new("/usr/bin/apt-get").exists() {
-        return Err(
-            "Chromium is missing and this is not a Debian-like system: install Chromium".into(),
-        );
-    }
-    apt(&["update", "-qq"])
-        .and_then(|()| apt(&["install", "-y", "-qq", "chromium"]))
-        .map_err(|e| {
-            format!("Chromium is missing and could not be installed ({e}): install it (Debian: apt-get install chromium)")
-        })?;
-    find_chromium().ok_or_else(|| "apt-get installed chromium, but it is not on PATH".into())
+    common::installed(&common::CHROMIUM, "chromium")
 }
 
 /// Loads `url` in headless Chromium and returns the DOM as the browser built it.

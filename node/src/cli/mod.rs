@@ -26,6 +26,7 @@ pub use identity::{InitArgs, PeerCmd};
 pub use pool::{PoolCmd, PoolTargetCmd};
 pub use report::{StocktakeArgs, StocktakeCmd, write_bytes_atomically};
 pub use submission::{EvidenceCmd, SubmissionCmd, SubmissionFormat};
+pub(crate) use targets::build_target;
 pub use targets::{ProgressCmd, TargetCmd, TargetFields};
 
 pub use crate::format::safe;
@@ -168,6 +169,11 @@ poa-node share state/XAA            # list who may read it")]
         /// under /api) on ADDR; 127.0.0.1:8080 when given without a value.
         #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
         http: Option<std::net::SocketAddr>,
+        /// Also serve the web UI for this State's own node (forms, the printable submission,
+        /// publish) on ADDR; 127.0.0.1:8081 when given without a value. Prints the link that
+        /// opens it, with this node's token; only that link gets in.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8081")]
+        ui: Option<std::net::SocketAddr>,
     },
     /// One sync round with every pinned peer that has an address, then exit.
     Sync {
@@ -323,7 +329,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         } => docs::share(home, doc, with, public, json),
         Command::Audit { since, json } => docs::audit(home, since, json),
-        Command::Serve { listen, http } => network::serve(home, listen, http),
+        Command::Serve { listen, http, ui } => network::serve(home, listen, http, ui),
         Command::Sync { peer, json } => network::sync(home, peer, json),
         Command::Demo {
             keep,

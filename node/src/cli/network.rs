@@ -16,8 +16,10 @@ pub fn serve(
     home: Option<PathBuf>,
     listen: Option<SocketAddr>,
     http: Option<SocketAddr>,
+    ui: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     let node = open(home)?;
+    let home_dir = node.home.dir().to_path_buf();
     let listen = match listen {
         Some(l) => l,
         None => node.home.config.network.listen.parse()?,
@@ -44,7 +46,7 @@ pub fn serve(
                         "note: the dashboard on {addr} is readable by anyone who can reach that address"
                     );
                 }
-                let d = crate::dashboard::dashboard(engine, addr)
+                let d = crate::dashboard::dashboard(engine.clone(), addr)
                     .await
                     .with_context(|| format!("cannot serve the dashboard on {addr}"))?;
                 println!("Dashboard on http://{}/", d.addr());
@@ -52,8 +54,28 @@ pub fn serve(
             }
             None => None,
         };
+        let web = match ui {
+            Some(addr) => {
+                if !addr.ip().is_loopback() {
+                    eprintln!(
+                        "note: the UI on {addr} is reachable from other machines; only its link gets in, but the traffic is not encrypted"
+                    );
+                }
+                let token = crate::ui::token(&home_dir)
+                    .with_context(|| format!("cannot keep the UI token in {}", home_dir.display()))?;
+                let u = crate::ui::ui(engine.clone(), addr, token.clone())
+                    .await
+                    .with_context(|| format!("cannot serve the UI on {addr}"))?;
+                println!("UI on http://{}/login?token={token}", u.addr());
+                Some(u)
+            }
+            None => None,
+        };
         tokio::signal::ctrl_c().await?;
         println!("Stopping...");
+        if let Some(u) = web {
+            u.shutdown().await;
+        }
         if let Some(d) = board {
             d.shutdown().await;
         }

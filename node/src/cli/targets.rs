@@ -408,7 +408,7 @@ pub fn progress(home: Option<PathBuf>, cmd: ProgressCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn build_target(id: String, f: TargetFields) -> anyhow::Result<Target> {
+pub(crate) fn build_target(id: String, f: TargetFields) -> anyhow::Result<Target> {
     let missing =
         |what: &str| anyhow::anyhow!("target add needs --{what}; see `poa-node target add --help`");
     Ok(Target {

@@ -169,3 +169,101 @@ impl Desk {
         serde_json::from_str(&self.ok(args)).expect("JSON output")
     }
 }
+
+/// The names Chromium goes by on `PATH`.
+pub const CHROMIUM: [&str; 4] = [
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+];
+
+fn find_on_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in names {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// A program (one of `names` on `PATH`), installed with apt-get (as root, or through
+/// `sudo -n`) from Debian's `package` if it is missing.
+///
+/// Tests run in parallel, and a test runner may start one process per test: the install happens
+/// once per process and package, and processes take turns on a file lock, so a second test
+/// waits for the first install instead of racing it for dpkg's lock.
+pub fn installed(names: &[&str], package: &str) -> PathBuf {
+    static DONE: std::sync::Mutex<Vec<(String, Result<PathBuf, String>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, r)) = done.iter().find(|(p, _)| p == package) {
+        return r.clone().unwrap_or_else(|why| panic!("{why}"));
+    }
+    let r = install(names, package);
+    done.push((package.to_string(), r.clone()));
+    r.unwrap_or_else(|why| panic!("{why}"))
+}
+
+fn install(names: &[&str], package: &str) -> Result<PathBuf, String> {
+    if let Some(p) = find_on_path(names) {
+        return Ok(p);
+    }
+    let lock_path = std::env::temp_dir().join("poa-node-tests-apt-install.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+    // Blocks while another test process installs; released when `lock` is dropped.
+    lock.lock()
+        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    // Another process may have installed it while this one waited.
+    if let Some(p) = find_on_path(names) {
+        return Ok(p);
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let apt = |args: &[&str]| -> Result<(), String> {
+        let mut cmd = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "apt-get"]);
+            c
+        };
+        let out = cmd
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .map_err(|e| format!("apt-get {}: {e}", args.join(" ")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "apt-get {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    };
+    if !Path::new("/usr/bin/apt-get").exists() {
+        return Err(format!(
+            "{package} is missing and this is not a Debian-like system: install it"
+        ));
+    }
+    apt(&["update", "-qq"])
+        .and_then(|()| apt(&["install", "-y", "-qq", package]))
+        .map_err(|e| {
+            format!("{package} is missing and could not be installed ({e}): install it (Debian: apt-get install {package})")
+        })?;
+    find_on_path(names).ok_or_else(|| format!("apt-get installed {package}, but it is not on PATH"))
+}
