@@ -482,9 +482,14 @@ impl Host for NodeHost<'_> {
                     .iter()
                     .map(|(_, r)| r.to_string())
                     .collect();
+                out.counted = outcome
+                    .rejected
+                    .iter()
+                    .filter(|(_, r)| r.counts_against_peer())
+                    .count();
                 out.waiting = outcome.waiting.len();
-                if !outcome.rejected.is_empty() {
-                    let _ = self.node.store.add_invalid(peer, outcome.rejected.len());
+                if out.counted > 0 {
+                    let _ = self.node.store.add_invalid(peer, out.counted);
                 }
                 if let Err(why) = self.parked.park(doc, *peer, outcome.waiting) {
                     out.fatal = Some(why);

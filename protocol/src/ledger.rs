@@ -160,6 +160,19 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Whether a peer that sent this change is to blame for it (and it counts toward the
+    /// rejections a connection may carry). A refusal that depends on what else is held here
+    /// (a cap, a revocation that arrived first) is not: an honest relay forwards such changes
+    /// in good faith, and honest changes may be built on them.
+    pub fn counts_against_peer(&self) -> bool {
+        !matches!(
+            self,
+            Rejection::Revoked { .. }
+                | Rejection::TooManyTwins { .. }
+                | Rejection::TooManyActors { .. }
+        )
+    }
+
     /// Whether every node, whatever else it holds, reaches the same verdict on this change:
     /// such a rejection can be remembered for good. The others depend on what is held (or
     /// trusted) at the time, and the change may be taken later.
@@ -175,6 +188,17 @@ impl Rejection {
                 | Rejection::DependsOnRejected { .. }
         )
     }
+}
+
+/// What [`Ledger::readmit_revoked`] did.
+#[derive(Clone, Debug, Default)]
+pub struct ReadmittedRevoked {
+    /// Newly held, with their hashes.
+    pub held: Vec<(ChangeHash, SignedChange)>,
+    /// Waiting for their dependencies, in causal order.
+    pub waiting: Vec<SignedChange>,
+    /// Still refused.
+    pub refused: Vec<(Option<ChangeHash>, Rejection)>,
 }
 
 /// What [`Ledger::admit`] did with a change.
@@ -300,6 +324,14 @@ pub struct Ledger {
     /// in their causal past (one bit per entry): a vector clock says only that *a* change at
     /// that position is in the past, not which twin.
     twin_desc: HashMap<u32, Descendants>,
+    /// The capped changes already brought in (or tried) during the admission under way: each
+    /// is tried once, however many waiting changes need it.
+    forcing: HashSet<ChangeHash>,
+    /// How many capped changes were brought in by force, in all (for tests of its cost).
+    forced_total: u64,
+    /// The peer the changes being admitted came from, if the caller says (see
+    /// [`Ledger::set_sender`]).
+    sender: Option<NodeId>,
 }
 
 /// One bit per entry: whether a given change is in that entry's causal past.
@@ -392,6 +424,9 @@ impl Ledger {
             capped_bytes: 0,
             wanted: VecDeque::new(),
             twin_desc: HashMap::new(),
+            forcing: HashSet::new(),
+            forced_total: 0,
+            sender: None,
         };
         if let Some(g) = genesis(doc) {
             let actor = g.actor_id().to_bytes().to_vec();
@@ -575,14 +610,52 @@ impl Ledger {
         self.admit_with(change, key, true)
     }
 
+    /// Takes again, latest first, changes of a revoked node refused earlier in a batch, once
+    /// some change of the batch waits: those a waiting change needs (remembered as wanted)
+    /// come in, each one's own need known by the time its dependency is tried. Returns the
+    /// changes newly held, those that now wait for their dependencies (in causal order), and
+    /// those still refused.
+    pub fn readmit_revoked(
+        &mut self,
+        refused: Vec<(Option<ChangeHash>, Rejection, SignedChange)>,
+        key: Option<&NodeId>,
+    ) -> ReadmittedRevoked {
+        let mut out = ReadmittedRevoked::default();
+        for (h, r, c) in refused.into_iter().rev() {
+            match self.admit(&c, key) {
+                Admitted::New(h) => out.held.push((h, c)),
+                Admitted::Waiting(..) => out.waiting.push(c),
+                Admitted::Known(_) => {}
+                Admitted::Refused(..) => out.refused.push((h, r)),
+            }
+        }
+        out.waiting.reverse();
+        out
+    }
+
     /// Admits a change read back from this node's own store: every check but the screen of
     /// authors, which it passed when it arrived (standing is judged again all the same).
     pub fn admit_stored(&mut self, change: &SignedChange, key: Option<&NodeId>) -> Admitted {
         self.admit_with(change, key, false)
     }
 
+    /// Says which peer the next changes come from (`None`: unknown, or this node's own). A
+    /// revoked node's change that can never stand is refused when it comes from that node
+    /// itself (or from nobody known); relayed by another peer, it is held, void: an honest
+    /// relay forwards it in good faith, and an honest change the relay sends later may be
+    /// built on it.
+    pub fn set_sender(&mut self, peer: Option<NodeId>) {
+        self.sender = peer;
+    }
+
+    /// How many capped changes this ledger has brought in by force since it was made.
+    pub fn forced_admissions(&self) -> u64 {
+        self.forced_total
+    }
+
     /// Admits a change a cap refused, because another author's change needs it.
     fn admit_forced(&mut self, change: &SignedChange, key: Option<&NodeId>) -> Admitted {
+        self.forced_total += 1;
         self.admit_inner(change, key, true, true)
     }
 
@@ -592,7 +665,10 @@ impl Ledger {
         key: Option<&NodeId>,
         screen: bool,
     ) -> Admitted {
-        self.admit_inner(change, key, screen, false)
+        self.forcing.clear();
+        let out = self.admit_inner(change, key, screen, false);
+        self.forcing.clear();
+        out
     }
 
     /// Whether `hash` would be among the `k` smallest hashes of `held` and itself.
@@ -656,7 +732,8 @@ impl Ledger {
         // stored (its twins would cost every later admission) nor waited for, unless another
         // author's change needs it.
         let needed = forced || self.wanted.iter().any(|(h, a)| *h == hash && *a != author);
-        if screen && !needed && self.revoked_for_good(&author, &data.actor, key) {
+        let from_author = self.sender.is_none_or(|p| p == author);
+        if screen && !needed && from_author && self.revoked_for_good(&author, &data.actor, key) {
             self.keep_capped(hash, author, change);
             return refuse(Rejection::Revoked {
                 hash: short(&hash),
@@ -699,11 +776,15 @@ impl Ledger {
             // author: an honest node built on it where it came first, so it comes in here too.
             let mut brought = false;
             for m in &missing {
+                if self.forcing.contains(m) {
+                    continue;
+                }
                 let at = self
                     .capped
                     .iter()
                     .position(|(h, a, _)| h == m && wanters.iter().any(|w| w != a));
                 if let Some((h, a, c)) = at.and_then(|at| self.capped.remove(at)) {
+                    self.forcing.insert(h);
                     self.capped_bytes = self.capped_bytes.saturating_sub(approx_bytes(&c));
                     match self.admit_forced(&c, key) {
                         Admitted::New(_) => brought = true,
@@ -1455,6 +1536,40 @@ impl Ledger {
             .collect()
     }
 
+    /// Whether the put at `at` was written over another value: it names no predecessor, yet a
+    /// put at the same key is in its causal past that nothing in that past replaced or deleted
+    /// (whatever the verdicts: this is read off the changes alone). Such a put is an edit in
+    /// place where records are written once, and it does not speak for the record's areas.
+    fn written_over(&self, at: OpAt) -> bool {
+        let op = self.op(at);
+        let FlatAction::Put { preds, .. } = &op.action else {
+            return false;
+        };
+        if !preds.is_empty() {
+            return false;
+        }
+        let Some(ops) = self.keys.get(&(op.container, op.key.clone())) else {
+            return false;
+        };
+        let before: Vec<OpAt> = ops
+            .iter()
+            .copied()
+            .filter(|o| self.in_past(o.entry, at.entry))
+            .collect();
+        let mut replaced: HashSet<(u64, Vec<u8>)> = HashSet::new();
+        for o in &before {
+            for p in self.op(*o).preds() {
+                replaced.insert((p.counter, p.actor.clone()));
+            }
+        }
+        before.iter().any(|o| {
+            let e = &self.entries[o.entry as usize];
+            let counter = e.data.as_ref().map_or(0, |d| d.start_op) + u64::from(o.op);
+            matches!(self.op(*o).action, FlatAction::Put { .. })
+                && !replaced.contains(&(counter, self.actors[e.actor as usize].bytes.clone()))
+        })
+    }
+
     fn live_values(&self, container: &str, key: &str, at: Option<u32>, v: &[Verdict]) -> Vec<&str> {
         let Some(c) = self.kind.container(container) else {
             return Vec::new();
@@ -1604,6 +1719,7 @@ impl Ledger {
         {
             out.extend(
                 ats.iter()
+                    .filter(|at| !self.written_over(**at))
                     .filter_map(|at| self.first_version_area(*at, principal, sw)),
             );
         }
@@ -1827,6 +1943,9 @@ impl Ledger {
                     let Some(v) = self.op(*at).value() else {
                         continue;
                     };
+                    if self.written_over(*at) {
+                        continue;
+                    }
                     let areas = self.record_areas(kind, id, v, data, principal, sw);
                     if !self.could_write(*at, &areas, principal, sw) {
                         continue;

@@ -41,4 +41,6 @@ mod redteam3_tests;
 #[cfg(test)]
 mod redteam4_tests;
 #[cfg(test)]
+mod redteam5_tests;
+#[cfg(test)]
 mod redteam_tests;

@@ -82,6 +82,8 @@ pub struct Applied {
     pub accepted: usize,
     /// Changes refused, with the reason.
     pub rejected: Vec<String>,
+    /// How many of those count against the peer (`Rejection::counts_against_peer`).
+    pub counted: usize,
     /// Changes kept waiting for their dependencies.
     pub waiting: usize,
     /// Whether the peer may read the document (with the changes): if not, nothing was applied.
@@ -826,7 +828,7 @@ impl Session {
                     count: n,
                     reason: first.clone(),
                 });
-                self.rejected += n;
+                self.rejected += applied.counted;
                 if self.rejected > self.config.max_rejected {
                     return Err(SessionError::Protocol(format!(
                         "{} rejected changes on one connection (the last: {first})",

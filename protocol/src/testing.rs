@@ -114,8 +114,18 @@ impl MemHost {
             .entry(doc.clone())
             .or_insert_with(|| Ledger::new(doc));
         let before = l.len();
+        l.set_sender(Some(*peer));
         let mut out = Applied::default();
         let mut pending = changes;
+        // As the node's store does: a revoked node's changes refused in the batch are taken
+        // again, latest first, once some change of the batch waits (see
+        // `Ledger::readmit_revoked`).
+        let mut revoked = Vec::new();
+        let mut second = false;
+        let refuse = |out: &mut Applied, r: crate::ledger::Rejection| {
+            out.counted += usize::from(r.counts_against_peer());
+            out.rejected.push(r.to_string());
+        };
         loop {
             let mut progressed = false;
             let mut still = Vec::new();
@@ -127,14 +137,33 @@ impl MemHost {
                     }
                     Admitted::Known(_) => {}
                     Admitted::Waiting(..) => still.push(c),
-                    Admitted::Refused(_, r) => out.rejected.push(r.to_string()),
+                    Admitted::Refused(h, r @ crate::ledger::Rejection::Revoked { .. })
+                        if !second =>
+                    {
+                        revoked.push((h, r, c));
+                    }
+                    Admitted::Refused(_, r) => refuse(&mut out, r),
                 }
+            }
+            if !progressed && !second && !revoked.is_empty() && !still.is_empty() {
+                second = true;
+                let again = l.readmit_revoked(std::mem::take(&mut revoked), key.as_ref());
+                out.accepted += again.held.len();
+                for (_, r) in again.refused {
+                    refuse(&mut out, r);
+                }
+                pending = again.waiting.into_iter().chain(still).collect();
+                continue;
             }
             pending = still;
             if !progressed || pending.is_empty() {
                 break;
             }
         }
+        for (_, r, _) in revoked {
+            refuse(&mut out, r);
+        }
+        l.set_sender(None);
         l.settle(key.as_ref());
         if !self.can_read(peer, doc) {
             if let Some(l) = self.ledgers.get_mut(doc) {

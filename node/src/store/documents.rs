@@ -309,8 +309,19 @@ impl StoreTx<'_> {
                 })
                 .unwrap_or_default()
         };
+        let sender = match &source {
+            Source::Local => None,
+            Source::Peer(p) => Some(*p),
+        };
+        if let Some(entry) = self.cache.borrow_mut().get_mut(doc) {
+            entry.ledger.set_sender(sender);
+        }
         let mut pending = changes;
         let mut admitted: Vec<SignedChange> = Vec::new();
+        // Changes of a revoked node refused in this batch: a later change of the batch (an
+        // honest node's, built on them before the revocation reached it) may need them.
+        let mut revoked: Vec<(Option<ChangeHash>, Rejection, SignedChange)> = Vec::new();
+        let mut second = false;
         loop {
             let mut progressed = false;
             let mut still = Vec::new();
@@ -348,14 +359,50 @@ impl StoreTx<'_> {
                             None => still.push((h, c, missing)),
                         }
                     }
+                    Admitted::Refused(h, r @ Rejection::Revoked { .. }) if !second => {
+                        revoked.push((h, r, c));
+                    }
                     Admitted::Refused(h, r) => out.rejected.push((h, r)),
                 }
             }
-            if !progressed || still.is_empty() {
+            if (!progressed || still.is_empty())
+                && !(!second && !revoked.is_empty() && !still.is_empty())
+            {
                 out.waiting = still;
                 break;
             }
+            if !progressed && !second {
+                // Waiting changes, and revoked ones refused: those a waiting change needs
+                // (the ledger remembers what is wanted) come in now, latest first, so that
+                // each one's own need is known by the time its dependency is tried.
+                second = true;
+                let again = {
+                    let mut cache = self.cache.borrow_mut();
+                    let Some(entry) = cache.get_mut(doc) else {
+                        break;
+                    };
+                    entry
+                        .ledger
+                        .readmit_revoked(std::mem::take(&mut revoked), key.as_ref())
+                };
+                for (h, c) in again.held {
+                    out.accepted.push(h);
+                    admitted.push(c);
+                }
+                out.rejected.extend(again.refused);
+                let again = again.waiting;
+                pending = again
+                    .into_iter()
+                    .chain(still.into_iter().map(|(_, c, _)| c))
+                    .collect();
+                continue;
+            }
             pending = still.into_iter().map(|(_, c, _)| c).collect();
+        }
+        out.rejected
+            .extend(revoked.into_iter().map(|(h, r, _)| (h, r)));
+        if let Some(entry) = self.cache.borrow_mut().get_mut(doc) {
+            entry.ledger.set_sender(None);
         }
         // Record what was admitted.
         if !out.accepted.is_empty() {
