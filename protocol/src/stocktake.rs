@@ -308,7 +308,8 @@ pub struct Flag {
     pub state: String,
     /// The record (`T1`, `T1/2025-12-31`, `targets/T9/1`).
     pub record: String,
-    /// `missing-baseline`, `evidence-without-hash`, `stale-report`, `unreadable-record`.
+    /// `missing-baseline`, `evidence-without-hash`, `stale-report`, `unreadable-record`, and
+    /// the checks' own findings: `check-error`, `check-warning` (see `crate::checks`).
     pub flag: String,
     /// In words.
     pub detail: String,
@@ -551,6 +552,30 @@ fn flags_of(state: StateCode, data: &StateData, cycle: Cycle, as_of: Date, out: 
                     "latest report is of {}, more than {STALE_DAYS} days before {as_of}",
                     last.as_of
                 ),
+            ));
+        }
+    }
+    // The checks before publishing, on what was published: what a State's own node warns of
+    // when it is written is said here too, in the same words.
+    for t in current_of(data, cycle) {
+        let mut others = data.clone();
+        others.targets.remove(&(t.id.clone(), t.version));
+        let mut findings =
+            crate::checks::check_target(t, &others, as_of, crate::checks::Stage::Publish);
+        for p in data.progress_of(&t.id) {
+            let mut others = data.clone();
+            others.progress.remove(&p.id);
+            findings.extend(crate::checks::check_progress(p, &others, as_of));
+        }
+        for f in findings {
+            let kind = match f.severity {
+                crate::checks::Severity::Error => "check-error",
+                crate::checks::Severity::Warning => "check-warning",
+            };
+            out.push(flag(
+                f.record.clone(),
+                kind,
+                format!("{} {}", f.field, f.message),
             ));
         }
     }
@@ -952,5 +977,30 @@ mod tests {
         );
         let flags: Vec<&str> = st.data_quality.iter().map(|f| f.flag.as_str()).collect();
         assert_eq!(flags, ["missing-baseline", "stale-report"]);
+    }
+
+    #[test]
+    fn the_checks_findings_on_published_records_are_in_the_data_quality_section() {
+        let mut local = report("T1", "2025-12-31", Some(55.0));
+        local.evidence = Some(crate::model::Evidence {
+            uri: "/home/desk/marking.pdf".into(),
+            sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+        });
+        let st = stocktake(
+            &input(vec![xaa_t1()], vec![local]),
+            bms9(),
+            "2026-01-01".parse().unwrap(),
+        );
+        let warning = st
+            .data_quality
+            .iter()
+            .find(|f| f.flag == "check-warning")
+            .unwrap_or_else(|| panic!("{:?}", st.data_quality));
+        assert_eq!(warning.state, "XAA");
+        assert!(warning.record.contains("T1/2025-12-31"), "{warning:?}");
+        assert!(
+            warning.detail.contains("a path on this computer"),
+            "{warning:?}"
+        );
     }
 }
