@@ -773,7 +773,10 @@ async fn target_edit_post(
     if let Some(t) = target_of(&mut filled) {
         match app.engine.with_node(|n| {
             n.edit_target(&id, |cur| {
+                // The form carries every field but the reason a later version was written.
+                let reason = cur.reason.take();
                 *cur = t;
+                cur.reason = reason;
                 Ok(())
             })?;
             Ok::<_, NodeError>(n.warnings.clone())

@@ -295,16 +295,15 @@ impl Sim {
                 continue;
             };
             for p in &self.poison {
-                // A node no honest node lets read the document any more (its own delegation
-                // lapsed or was revoked) gets no later revocation either: its copy is stale,
-                // and what it makes of a backdated change there concerns nobody else.
-                let current = self.honest_up().into_iter().any(|j| {
-                    j != i
-                        && self.nodes[j].node.as_ref().is_some_and(|nj| {
-                            poa_node::host::can_read(nj, &self.nodes[i].id, &p.doc)
-                        })
-                });
-                if current && verdict(node, &p.doc, &p.hash) == Some(Verdict::Stands) {
+                // Only a node the State's own key holder reaches through honest nodes, each
+                // letting the next read the document, gets the revocation: one cut off (its
+                // own delegation lapsed or revoked, or reachable only through a hostile relay
+                // that withholds) keeps a stale copy, and what it makes of a backdated change
+                // there is not the gate's doing.
+                if !self.kept_current(i, &p.doc) {
+                    continue;
+                }
+                if verdict(node, &p.doc, &p.hash) == Some(Verdict::Stands) {
                     out.push(format!(
                         "{} lets {} of {} stand: {}",
                         self.nodes[i].label, p.hash, p.doc, p.what
@@ -313,6 +312,47 @@ impl Sim {
             }
         }
         out
+    }
+
+    /// Whether honest node `i` is reached, for `doc`, from its State's key holder through honest
+    /// up nodes and links, each node letting the next read it.
+    fn kept_current(&self, i: usize, doc: &DocId) -> bool {
+        let Some(state) = doc.state() else {
+            return true;
+        };
+        let honest = self.honest_up();
+        let mut reached: Vec<usize> = honest
+            .iter()
+            .copied()
+            .filter(|&j| {
+                matches!(self.nodes[j].role, Role::State { code, first: true } if code == state)
+            })
+            .collect();
+        let mut k = 0;
+        while k < reached.len() {
+            let j = reached[k];
+            k += 1;
+            for l in &self.links {
+                let next = if l.a == j {
+                    l.b
+                } else if l.b == j {
+                    l.a
+                } else {
+                    continue;
+                };
+                if reached.contains(&next) || !honest.contains(&next) {
+                    continue;
+                }
+                let lets = self.nodes[j]
+                    .node
+                    .as_ref()
+                    .is_some_and(|nj| poa_node::host::can_read(nj, &self.nodes[next].id, doc));
+                if lets {
+                    reached.push(next);
+                }
+            }
+        }
+        reached.contains(&i)
     }
 
     /// Once an honest node holds both changes of an equivocation, neither stands anywhere it
