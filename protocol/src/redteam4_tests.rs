@@ -15,7 +15,11 @@ use crate::model::{Area, AssistanceKind, Need, Priority};
 use crate::redteam_tests::{T0, actor, grant, grant_op, key, put, signed, state_key, xaa};
 use crate::sign::NodeKey;
 
-fn admit_ok(l: &mut Ledger, c: &SignedChange, s: Option<&NodeId>) -> automerge::ChangeHash {
+pub(crate) fn admit_ok(
+    l: &mut Ledger,
+    c: &SignedChange,
+    s: Option<&NodeId>,
+) -> automerge::ChangeHash {
     match l.admit(c, s) {
         Admitted::New(h) => {
             l.settle(s);
@@ -27,7 +31,7 @@ fn admit_ok(l: &mut Ledger, c: &SignedChange, s: Option<&NodeId>) -> automerge::
 
 /// `doc` (a State's published document or its draft) with node A delegated (all) and the
 /// given others.
-fn doc_with(
+pub(crate) fn doc_with(
     doc: &DocId,
     delegated: &[(&NodeKey, Scope)],
 ) -> (Ledger, NodeKey, automerge::ChangeHash) {
@@ -67,7 +71,7 @@ fn doc_with(
     (l, a, h1)
 }
 
-fn need(id: &str, title: &str, area: Area) -> String {
+pub(crate) fn need(id: &str, title: &str, area: Area) -> String {
     serde_json::to_string(&Need {
         id: id.into(),
         state: xaa(),

@@ -7,66 +7,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use automerge::ChangeHash;
-
 use crate::authority::{GrantKind, Scope};
-use crate::change::{FlatOp, SignedChange};
+use crate::change::SignedChange;
 use crate::doc::{DocId, StateData};
 use crate::id::{NodeId, Principal};
 use crate::ledger::{Admitted, Ledger, Verdict};
-use crate::model::{Area, AssistanceKind, Need, Priority};
+use crate::model::Area;
 use crate::redteam_tests::{T0, actor, grant, grant_op, hash_of, key, put, signed, state_key, xaa};
+use crate::redteam4_tests::{admit_ok, doc_with, need};
 use crate::session::{Mode, SessionConfig};
 use crate::sign::NodeKey;
 use crate::testing::{MemHost, Pair, Pin, host};
-
-fn admit_ok(l: &mut Ledger, c: &SignedChange, s: Option<&NodeId>) -> ChangeHash {
-    match l.admit(c, s) {
-        Admitted::New(h) => {
-            l.settle(s);
-            h
-        }
-        other => panic!("not admitted: {other:?}"),
-    }
-}
-
-/// `doc` with node A delegated (all) and the given others, each by A.
-fn doc_with(doc: &DocId, delegated: &[(&NodeKey, Scope)]) -> (Ledger, NodeKey, ChangeHash) {
-    let s = state_key().node_id();
-    let a = key(1);
-    let own = vec![grant_op(
-        doc,
-        &grant(
-            GrantKind::Delegation,
-            &a.node_id(),
-            Some(Scope::ALL),
-            vec![],
-        ),
-    )];
-    let ops: Vec<FlatOp> = delegated
-        .iter()
-        .map(|(k, scope)| {
-            grant_op(
-                doc,
-                &grant(
-                    GrantKind::Delegation,
-                    &k.node_id(),
-                    Some(scope.clone()),
-                    vec![],
-                ),
-            )
-        })
-        .collect();
-    let mut l = Ledger::new(doc);
-    l.settle(Some(&s));
-    let c0 = l.next_change(&actor(&a, 0), T0, own);
-    let mut h1 = admit_ok(&mut l, &signed(doc, &a, c0), Some(&s));
-    if !ops.is_empty() {
-        let c1 = l.next_change(&actor(&a, 0), T0, ops);
-        h1 = admit_ok(&mut l, &signed(doc, &a, c1), Some(&s));
-    }
-    (l, a, h1)
-}
 
 fn state_host(l: Ledger, doc: &DocId, peer: &NodeId) -> MemHost {
     let s = state_key().node_id();
@@ -391,24 +342,6 @@ fn redteam5_capped_revoked_dag_costs_exponential_time() {
 // 3. A scoped ministry's *void* put under another area's request key makes that area's
 //    withdrawal of its own request void, invisibly and retroactively.
 // ---------------------------------------------------------------------------------------------
-
-fn need(id: &str, title: &str, area: Area) -> String {
-    serde_json::to_string(&Need {
-        id: id.into(),
-        state: xaa(),
-        title: title.into(),
-        targets: vec![],
-        area,
-        mosaic: vec![],
-        kind: AssistanceKind::Equipment,
-        cost: None,
-        currency: None,
-        from: None,
-        until: None,
-        priority: Priority::High,
-    })
-    .unwrap()
-}
 
 /// In the published `state/XAA`, the stockpile ministry S publishes request `needs/R1`
 /// (stockpile) and later withdraws it (`retracted/needs/R1`): both stand. The marking
