@@ -576,6 +576,31 @@ fn saved(what: &str, warnings: &[String]) -> Response {
     ui_page("Saved", &b).into_response()
 }
 
+/// Makes a write through the node: on success, the saved page with the checks' warnings; on
+/// failure, the errors placed beside their fields in `filled` (the form is shown again).
+fn write(
+    app: &App,
+    filled: &mut Filled,
+    f: impl FnOnce(&mut crate::node::Node) -> Result<String, NodeError>,
+) -> Option<Response> {
+    let result = app.engine.with_node(|n| {
+        let done = f(n)?;
+        Ok::<_, NodeError>((done, n.warnings.clone()))
+    });
+    match result {
+        Ok((done, warnings)) => {
+            for w in &warnings {
+                filled.finding(w);
+            }
+            Some(saved(&done, &filled.warnings))
+        }
+        Err(e) => {
+            filled.node_error(e);
+            None
+        }
+    }
+}
+
 fn csrf_of(app: &App, headers: &HeaderMap) -> String {
     session(app, headers).map(|(_, c)| c).unwrap_or_default()
 }
@@ -668,17 +693,11 @@ async fn target_post(
     };
     if let Some(t) = target_of(&mut filled) {
         let id = t.id.clone();
-        match app.engine.with_node(|n| {
+        if let Some(done) = write(&app, &mut filled, |n| {
             n.add_target(t)?;
-            Ok::<_, NodeError>(n.warnings.clone())
+            Ok(format!("Target {id} is in the draft."))
         }) {
-            Ok(w) => {
-                for f in &w {
-                    filled.finding(f);
-                }
-                return saved(&format!("Target {id} is in the draft."), &filled.warnings);
-            }
-            Err(e) => filled.node_error(e),
+            return done;
         }
     }
     form(
@@ -770,8 +789,8 @@ async fn target_edit_post(
         ..Filled::default()
     };
     filled.values.insert("id".into(), id.clone());
-    if let Some(t) = target_of(&mut filled) {
-        match app.engine.with_node(|n| {
+    if let Some(t) = target_of(&mut filled)
+        && let Some(done) = write(&app, &mut filled, |n| {
             n.edit_target(&id, |cur| {
                 // The form carries every field but the reason a later version was written.
                 let reason = cur.reason.take();
@@ -779,19 +798,10 @@ async fn target_edit_post(
                 cur.reason = reason;
                 Ok(())
             })?;
-            Ok::<_, NodeError>(n.warnings.clone())
-        }) {
-            Ok(w) => {
-                for f in &w {
-                    filled.finding(f);
-                }
-                return saved(
-                    &format!("Target {id} is corrected in the draft."),
-                    &filled.warnings,
-                );
-            }
-            Err(e) => filled.node_error(e),
-        }
+            Ok(format!("Target {id} is corrected in the draft."))
+        })
+    {
+        return done;
     }
     let action = format!("/targets/{id}/edit");
     form(
@@ -910,23 +920,14 @@ async fn progress_post(State(app): Shared, headers: HeaderMap, mut parts: Multip
         assistance_received: filled.text("assistance_received"),
     };
     if filled.ok() {
-        match app.engine.with_node(|n| {
+        let sha = file
+            .map(|(_, s)| format!(" Evidence SHA-256 {s}."))
+            .unwrap_or_default();
+        if let Some(done) = write(&app, &mut filled, |n| {
             let id = n.add_progress(report)?;
-            Ok::<_, NodeError>((id, n.warnings.clone()))
+            Ok(format!("Progress {id} is in the draft.{sha}"))
         }) {
-            Ok((id, w)) => {
-                for f in &w {
-                    filled.finding(f);
-                }
-                let sha = file
-                    .map(|(_, s)| format!(" Evidence SHA-256 {s}."))
-                    .unwrap_or_default();
-                return saved(
-                    &format!("Progress {id} is in the draft.{sha}"),
-                    &filled.warnings,
-                );
-            }
-            Err(e) => filled.node_error(e),
+            return done;
         }
     }
     form(
@@ -994,17 +995,11 @@ async fn need_post(
     }
     if filled.ok() {
         let id = need.id.clone();
-        match app.engine.with_node(|n| {
+        if let Some(done) = write(&app, &mut filled, |n| {
             n.add_need(need)?;
-            Ok::<_, NodeError>(n.warnings.clone())
+            Ok(format!("Request {id} is in the draft."))
         }) {
-            Ok(w) => {
-                for f in &w {
-                    filled.finding(f);
-                }
-                return saved(&format!("Request {id} is in the draft."), &filled.warnings);
-            }
-            Err(e) => filled.node_error(e),
+            return done;
         }
     }
     form(
