@@ -116,12 +116,16 @@ pub enum Rejection {
     TooManyTwins {
         /// The change.
         hash: String,
+        /// Whether its author sent it itself.
+        by_author: bool,
     },
     /// A new actor beyond what any honest author needs.
     #[error("change {hash}: too many actor ids in this document")]
     TooManyActors {
         /// The change.
         hash: String,
+        /// Whether its author sent it itself.
+        by_author: bool,
     },
 
     /// A change of a revoked node that its revocation's cut-off cannot keep: it would be void
@@ -134,6 +138,8 @@ pub enum Rejection {
         hash: String,
         /// Its author.
         author: NodeId,
+        /// Whether its author sent it itself.
+        by_author: bool,
     },
 
     /// The document's key is not trusted here, so nothing of it can be judged.
@@ -162,15 +168,17 @@ pub enum Rejection {
 impl Rejection {
     /// Whether a peer that sent this change is to blame for it (and it counts toward the
     /// rejections a connection may carry). A refusal that depends on what else is held here
-    /// (a cap, a revocation that arrived first) is not: an honest relay forwards such changes
-    /// in good faith, and honest changes may be built on them.
+    /// (a cap, a revocation that arrived first) is not, when another peer relays the change:
+    /// an honest relay forwards such changes in good faith, and honest changes may be built
+    /// on them. It is when the author sends its own: a revoked node or a flooding author is
+    /// closed after as many refusals as any other peer.
     pub fn counts_against_peer(&self) -> bool {
-        !matches!(
-            self,
-            Rejection::Revoked { .. }
-                | Rejection::TooManyTwins { .. }
-                | Rejection::TooManyActors { .. }
-        )
+        match self {
+            Rejection::Revoked { by_author, .. }
+            | Rejection::TooManyTwins { by_author, .. }
+            | Rejection::TooManyActors { by_author, .. } => *by_author,
+            _ => true,
+        }
     }
 
     /// Whether every node, whatever else it holds, reaches the same verdict on this change:
@@ -190,15 +198,23 @@ impl Rejection {
     }
 }
 
-/// What [`Ledger::readmit_revoked`] did.
-#[derive(Clone, Debug, Default)]
-pub struct ReadmittedRevoked {
-    /// Newly held, with their hashes.
+/// A change of a batch waiting for dependencies: its hash, the change, what it lacked, and how
+/// many of those are still missing.
+type Parked = (ChangeHash, SignedChange, Vec<ChangeHash>, usize);
+
+/// What [`Ledger::admit_batch`] did with a batch of changes.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Newly held, with their hashes, in the order admitted.
     pub held: Vec<(ChangeHash, SignedChange)>,
-    /// Waiting for their dependencies, in causal order.
-    pub waiting: Vec<SignedChange>,
-    /// Still refused.
+    /// Waiting for dependencies not held: the change's hash, the change, and what it lacks,
+    /// in the order they came.
+    pub waiting: Vec<(ChangeHash, SignedChange, Vec<ChangeHash>)>,
+    /// Refused, with the reason.
     pub refused: Vec<(Option<ChangeHash>, Rejection)>,
+    /// How many admissions were tried: at most about twice the changes in the batch, in
+    /// whatever order they came.
+    pub attempts: usize,
 }
 
 /// What [`Ledger::admit`] did with a change.
@@ -320,6 +336,14 @@ pub struct Ledger {
     /// Hashes a waiting change of another author depends on, with that author: if one
     /// comes, those caps do not refuse it.
     wanted: VecDeque<(ChangeHash, NodeId)>,
+    /// The same, for the batch being admitted (see [`Ledger::admit_batch`]): not evicted
+    /// while the batch lasts, so a long run a change of the batch needs comes in whole; at
+    /// most two distinct authors per hash, which is all "another author" asks.
+    batch_wanted: Option<HashMap<ChangeHash, Vec<NodeId>>>,
+    /// How many changes (and bytes) of revoked nodes that can never stand were held because
+    /// another peer relayed them, since this ledger was made: bounded by
+    /// [`RELAYED_REVOKED_KEEP`] and [`RELAYED_REVOKED_BYTES`].
+    relayed_revoked: (usize, usize),
     /// For each change at a position (actor, seq) that holds twins, which held changes have it
     /// in their causal past (one bit per entry): a vector clock says only that *a* change at
     /// that position is in the past, not which twin.
@@ -330,7 +354,7 @@ pub struct Ledger {
     /// How many capped changes were brought in by force, in all (for tests of its cost).
     forced_total: u64,
     /// The peer the changes being admitted came from, if the caller says (see
-    /// [`Ledger::set_sender`]).
+    /// [`Ledger::set_sender`] and [`Ledger::admit_batch`]).
     sender: Option<NodeId>,
 }
 
@@ -369,6 +393,11 @@ const HARD_TWINS: usize = 2 * MAX_TWINS;
 const HARD_ACTORS_PER_AUTHOR: usize = 4 * (MAX_ACTORS_PER_AUTHOR + 1);
 /// Past this, not even a change another author's change needs brings in a new actor id.
 const HARD_ACTORS: usize = MAX_ACTORS + WANTED_KEEP;
+/// How many changes of revoked nodes that can never stand a document holds, void, because
+/// other peers relayed them (per ledger, so per document and process).
+pub const RELAYED_REVOKED_KEEP: usize = 1_000;
+/// The same, in bytes.
+pub const RELAYED_REVOKED_BYTES: usize = 16 << 20;
 /// How many capped changes a ledger keeps, and their bytes at most.
 const CAPPED_KEEP: usize = 64;
 const CAPPED_BYTES: usize = 2 << 20;
@@ -423,6 +452,8 @@ impl Ledger {
             capped: VecDeque::new(),
             capped_bytes: 0,
             wanted: VecDeque::new(),
+            batch_wanted: None,
+            relayed_revoked: (0, 0),
             twin_desc: HashMap::new(),
             forcing: HashSet::new(),
             forced_total: 0,
@@ -610,27 +641,116 @@ impl Ledger {
         self.admit_with(change, key, true)
     }
 
-    /// Takes again, latest first, changes of a revoked node refused earlier in a batch, once
-    /// some change of the batch waits: those a waiting change needs (remembered as wanted)
-    /// come in, each one's own need known by the time its dependency is tried. Returns the
-    /// changes newly held, those that now wait for their dependencies (in causal order), and
-    /// those still refused.
-    pub fn readmit_revoked(
+    /// Admits a batch of changes from `sender` (`None`: this node's own), in any order: a
+    /// change waiting for a dependency of the batch is tried again only once every dependency
+    /// it lacked is held, so the work is in proportion to the batch however it is ordered.
+    /// `dead` says whether a missing dependency was rejected for good (the change is then
+    /// refused too). Changes of a revoked node refused in the batch are taken again, latest
+    /// first, once the rest is done and something still waits: those a waiting change needs
+    /// (remembered as wanted) come in, each one's own need known by the time its dependency is
+    /// tried.
+    pub fn admit_batch<E>(
         &mut self,
-        refused: Vec<(Option<ChangeHash>, Rejection, SignedChange)>,
+        changes: Vec<SignedChange>,
         key: Option<&NodeId>,
-    ) -> ReadmittedRevoked {
-        let mut out = ReadmittedRevoked::default();
-        for (h, r, c) in refused.into_iter().rev() {
-            match self.admit(&c, key) {
-                Admitted::New(h) => out.held.push((h, c)),
-                Admitted::Waiting(..) => out.waiting.push(c),
-                Admitted::Known(_) => {}
-                Admitted::Refused(..) => out.refused.push((h, r)),
-            }
-        }
-        out.waiting.reverse();
+        sender: Option<NodeId>,
+        mut dead: impl FnMut(&ChangeHash) -> Result<bool, E>,
+    ) -> Result<Batch, E> {
+        self.sender = sender;
+        self.batch_wanted = Some(HashMap::new());
+        let out = self.admit_batch_inner(changes, key, &mut dead);
+        self.batch_wanted = None;
+        self.sender = None;
         out
+    }
+
+    fn admit_batch_inner<E>(
+        &mut self,
+        changes: Vec<SignedChange>,
+        key: Option<&NodeId>,
+        dead: &mut impl FnMut(&ChangeHash) -> Result<bool, E>,
+    ) -> Result<Batch, E> {
+        let mut out = Batch::default();
+        let mut queue: VecDeque<SignedChange> = changes.into();
+        // Waiting changes, each with how many of the dependencies it lacked are still missing,
+        // and which of them wait for each missing hash.
+        let mut parked: Vec<Option<Parked>> = Vec::new();
+        let mut waiters: HashMap<ChangeHash, Vec<usize>> = HashMap::new();
+        let mut revoked: Vec<(Option<ChangeHash>, Rejection, SignedChange)> = Vec::new();
+        let mut second = false;
+        loop {
+            while let Some(c) = queue.pop_front() {
+                let before = self.entries.len();
+                out.attempts += 1;
+                let admitted = self.admit(&c, key);
+                // Every change newly held (the one tried, and any capped one it brought in)
+                // wakes what waits for it.
+                for ix in before..self.entries.len() {
+                    let h = self.entries[ix].hash;
+                    for w in waiters.remove(&h).into_iter().flatten() {
+                        if let Some(p) = parked[w].as_mut() {
+                            p.3 = p.3.saturating_sub(1);
+                            if p.3 == 0
+                                && let Some((_, c, _, _)) = parked[w].take()
+                            {
+                                queue.push_back(c);
+                            }
+                        }
+                    }
+                }
+                match admitted {
+                    Admitted::New(h) => out.held.push((h, c)),
+                    Admitted::Known(_) => {}
+                    Admitted::Waiting(h, missing) => {
+                        let mut gone = None;
+                        for m in &missing {
+                            if dead(m)? {
+                                gone = Some(*m);
+                                break;
+                            }
+                        }
+                        if let Some(dep) = gone {
+                            out.refused.push((
+                                Some(h),
+                                Rejection::DependsOnRejected {
+                                    hash: short(&h),
+                                    dep: short(&dep),
+                                },
+                            ));
+                            continue;
+                        }
+                        let w = parked.len();
+                        for m in &missing {
+                            waiters.entry(*m).or_default().push(w);
+                        }
+                        parked.push(Some((h, c, missing.clone(), missing.len())));
+                    }
+                    Admitted::Refused(h, r @ Rejection::Revoked { .. }) if !second => {
+                        revoked.push((h, r, c));
+                    }
+                    Admitted::Refused(h, r) => out.refused.push((h, r)),
+                }
+            }
+            let waiting = parked.iter().any(Option::is_some);
+            if second || revoked.is_empty() || !waiting {
+                break;
+            }
+            second = true;
+            queue.extend(
+                std::mem::take(&mut revoked)
+                    .into_iter()
+                    .rev()
+                    .map(|(_, _, c)| c),
+            );
+        }
+        out.refused
+            .extend(revoked.into_iter().map(|(h, r, _)| (h, r)));
+        out.waiting = parked
+            .into_iter()
+            .flatten()
+            .map(|(h, c, missing, _)| (h, c, missing))
+            .collect();
+        Ok(out)
     }
 
     /// Admits a change read back from this node's own store: every check but the screen of
@@ -639,11 +759,11 @@ impl Ledger {
         self.admit_with(change, key, false)
     }
 
-    /// Says which peer the next changes come from (`None`: unknown, or this node's own). A
-    /// revoked node's change that can never stand is refused when it comes from that node
-    /// itself (or from nobody known); relayed by another peer, it is held, void: an honest
-    /// relay forwards it in good faith, and an honest change the relay sends later may be
-    /// built on it.
+    /// Says which peer the next changes given to [`Ledger::admit`] come from (`None`:
+    /// unknown, or this node's own; [`Ledger::admit_batch`] says it itself). It decides no
+    /// verdict: a refusal that depends on what else is held (a revocation, a cap) counts
+    /// against the peer only when the peer is the change's author, and past the hard caps
+    /// only changes relayed by another peer, among the evidence, come in.
     pub fn set_sender(&mut self, peer: Option<NodeId>) {
         self.sender = peer;
     }
@@ -669,6 +789,16 @@ impl Ledger {
         let out = self.admit_inner(change, key, screen, false);
         self.forcing.clear();
         out
+    }
+
+    /// Whether a waiting change of an author other than `author` needs `hash`.
+    fn wanted_by_other(&self, hash: &ChangeHash, author: &NodeId) -> bool {
+        self.wanted.iter().any(|(h, a)| h == hash && a != author)
+            || self
+                .batch_wanted
+                .as_ref()
+                .and_then(|b| b.get(hash))
+                .is_some_and(|ws| ws.iter().any(|a| a != author))
     }
 
     /// Whether `hash` would be among the `k` smallest hashes of `held` and itself.
@@ -728,16 +858,27 @@ impl Ledger {
                 author,
             });
         }
-        // A revoked node's change that its revocation cannot keep is void everywhere: it is not
-        // stored (its twins would cost every later admission) nor waited for, unless another
-        // author's change needs it.
-        let needed = forced || self.wanted.iter().any(|(h, a)| *h == hash && *a != author);
-        let from_author = self.sender.is_none_or(|p| p == author);
-        if screen && !needed && from_author && self.revoked_for_good(&author, &data.actor, key) {
+        // A revoked node's change that its revocation cannot keep is void everywhere: sent by
+        // that node itself, it is not stored (its twins would cost every later admission)
+        // nor waited for, unless another author's change needs it. Relayed by another peer,
+        // it is held, void, within a budget: an honest relay that has not seen the
+        // revocation forwards it in good faith, and an honest change it sends later, in
+        // another batch, may be built on it; past the budget (a relay pouring in a revoked
+        // node's chain) it is refused too.
+        let needed = forced || self.wanted_by_other(&hash, &author);
+        let by_author = self.sender.is_none_or(|p| p == author);
+        let revoked = screen && !needed && self.revoked_for_good(&author, &data.actor, key);
+        let bytes = approx_bytes(change);
+        if revoked
+            && (by_author
+                || self.relayed_revoked.0 >= RELAYED_REVOKED_KEEP
+                || self.relayed_revoked.1 + bytes > RELAYED_REVOKED_BYTES)
+        {
             self.keep_capped(hash, author, change);
             return refuse(Rejection::Revoked {
                 hash: short(&hash),
                 author,
+                by_author,
             });
         }
         let deps: Vec<ChangeHash> = data.deps.iter().map(|d| ChangeHash(*d)).collect();
@@ -755,8 +896,15 @@ impl Ledger {
             // itself (so a change of another author two steps past a capped change still
             // brings it in).
             let mut wanters: Vec<NodeId> = vec![author];
-            for (h, a) in &self.wanted {
-                if *h == hash && !wanters.contains(a) {
+            let batch = self.batch_wanted.as_ref().and_then(|b| b.get(&hash));
+            for a in self
+                .wanted
+                .iter()
+                .filter(|(h, _)| *h == hash)
+                .map(|(_, a)| a)
+                .chain(batch.into_iter().flatten())
+            {
+                if !wanters.contains(a) {
                     wanters.push(*a);
                 }
             }
@@ -764,6 +912,12 @@ impl Ledger {
             // a capped dependency brought in below knows who needs it, and brings in its own).
             for m in &missing {
                 for w in &wanters {
+                    if let Some(b) = self.batch_wanted.as_mut() {
+                        let ws = b.entry(*m).or_default();
+                        if ws.len() < 2 && !ws.contains(w) {
+                            ws.push(*w);
+                        }
+                    }
                     if !self.wanted.iter().any(|(h, a)| h == m && a == w) {
                         if self.wanted.len() >= WANTED_KEEP {
                             self.wanted.pop_front();
@@ -829,25 +983,50 @@ impl Ledger {
             });
         }
         let seq = data.seq as u32;
+        // Who could not write here at all is refused as such before any cap (a cap's refusal
+        // of a relayed change does not count against the peer, this one does).
+        if let Err(why) = if screen {
+            self.screen(&author, data, grant_only, key)
+        } else {
+            Ok(())
+        } {
+            return refuse(match why {
+                Screen::NoKey(d) => Rejection::NoKey(d),
+                Screen::NotAWriter(why) => Rejection::NotAWriter {
+                    hash: short(&hash),
+                    author,
+                    why,
+                },
+            });
+        }
         // Caps on what a misbehaving author can make a node hold. They depend on what else is
         // held, so none refuses a change another author's change needs, or one that belongs
         // to the evidence every node offers (see [`Ledger::settle`]): honest nodes holding
         // different parts of a flood still converge.
-        let wanted =
-            forced || !screen || self.wanted.iter().any(|(h, a)| *h == hash && *a != author);
+        let wanted = forced || !screen || self.wanted_by_other(&hash, &author);
+        // Past the soft cap only what would be among the evidence comes in; past the hard cap,
+        // not even that from the author itself (a flood in falling hash order), but still from
+        // a relay: the evidence honest nodes relay is then the same on every node.
         if let Some(a) = existing_actor
             && let Some(twins) = self.by_actor_seq.get(&(a, seq))
             && twins.len() >= MAX_TWINS
             && !wanted
-            && (twins.len() >= HARD_TWINS || !self.among_smallest(twins.iter().copied(), &hash, 2))
+            && ((by_author && twins.len() >= HARD_TWINS)
+                || !self.among_smallest(twins.iter().copied(), &hash, 2))
         {
             self.keep_capped(hash, author, change);
-            return refuse(Rejection::TooManyTwins { hash: short(&hash) });
+            return refuse(Rejection::TooManyTwins {
+                hash: short(&hash),
+                by_author,
+            });
         }
         if existing_actor.is_none() {
             if self.actors.len() >= MAX_ACTORS && (!wanted || self.actors.len() >= HARD_ACTORS) {
                 self.keep_capped(hash, author, change);
-                return refuse(Rejection::TooManyActors { hash: short(&hash) });
+                return refuse(Rejection::TooManyActors {
+                    hash: short(&hash),
+                    by_author,
+                });
             }
             let firsts: Vec<u32> = self
                 .author_actors
@@ -858,11 +1037,14 @@ impl Ledger {
                 .collect();
             if firsts.len() > MAX_ACTORS_PER_AUTHOR
                 && !wanted
-                && (firsts.len() >= HARD_ACTORS_PER_AUTHOR
+                && ((by_author && firsts.len() >= HARD_ACTORS_PER_AUTHOR)
                     || !self.among_smallest(firsts.into_iter(), &hash, MAX_ACTORS_PER_AUTHOR + 1))
             {
                 self.keep_capped(hash, author, change);
-                return refuse(Rejection::TooManyActors { hash: short(&hash) });
+                return refuse(Rejection::TooManyActors {
+                    hash: short(&hash),
+                    by_author,
+                });
             }
         }
         // A predecessor must be an operation on the same key in the change's causal past.
@@ -895,19 +1077,9 @@ impl Ledger {
                 }
             }
         }
-        if let Err(why) = if screen {
-            self.screen(&author, data, grant_only, key)
-        } else {
-            Ok(())
-        } {
-            return refuse(match why {
-                Screen::NoKey(d) => Rejection::NoKey(d),
-                Screen::NotAWriter(why) => Rejection::NotAWriter {
-                    hash: short(&hash),
-                    author,
-                    why,
-                },
-            });
+        if revoked {
+            self.relayed_revoked.0 += 1;
+            self.relayed_revoked.1 += bytes;
         }
         self.insert(
             hash,
@@ -1536,38 +1708,20 @@ impl Ledger {
             .collect()
     }
 
-    /// Whether the put at `at` was written over another value: it names no predecessor, yet a
-    /// put at the same key is in its causal past that nothing in that past replaced or deleted
-    /// (whatever the verdicts: this is read off the changes alone). Such a put is an edit in
-    /// place where records are written once, and it does not speak for the record's areas.
-    fn written_over(&self, at: OpAt) -> bool {
-        let op = self.op(at);
-        let FlatAction::Put { preds, .. } = &op.action else {
-            return false;
-        };
-        if !preds.is_empty() {
-            return false;
+    /// Whether the value at `at` speaks for its record's areas when change `cx.i` is judged.
+    /// A value in that change's past does if it stands (its verdict is known, as is every
+    /// verdict of that past, and the same on every node): a void one (a squat voided by its
+    /// own change, an edit in place of a record) says nothing about whose record it is. A
+    /// value written after the change, with the change in its past, does not: it cannot
+    /// change what the change found. A concurrent value does, whatever it turns out to be,
+    /// since the change cannot know it: building on a past without another area's record
+    /// never leaves that record out.
+    fn speaks(&self, at: OpAt, cx: &Judging<'_>) -> bool {
+        if self.in_past(at.entry, cx.i) {
+            matches!(cx.verdicts.get(at.entry as usize), Some(Verdict::Stands))
+        } else {
+            !self.in_past(cx.i, at.entry)
         }
-        let Some(ops) = self.keys.get(&(op.container, op.key.clone())) else {
-            return false;
-        };
-        let before: Vec<OpAt> = ops
-            .iter()
-            .copied()
-            .filter(|o| self.in_past(o.entry, at.entry))
-            .collect();
-        let mut replaced: HashSet<(u64, Vec<u8>)> = HashSet::new();
-        for o in &before {
-            for p in self.op(*o).preds() {
-                replaced.insert((p.counter, p.actor.clone()));
-            }
-        }
-        before.iter().any(|o| {
-            let e = &self.entries[o.entry as usize];
-            let counter = e.data.as_ref().map_or(0, |d| d.start_op) + u64::from(o.op);
-            matches!(self.op(*o).action, FlatAction::Put { .. })
-                && !replaced.contains(&(counter, self.actors[e.actor as usize].bytes.clone()))
-        })
     }
 
     fn live_values(&self, container: &str, key: &str, at: Option<u32>, v: &[Verdict]) -> Vec<&str> {
@@ -1705,13 +1859,7 @@ impl Ledger {
     /// target by building on a past without it: a first version written anywhere binds every
     /// later change about the target. (An author who writes a rival first version makes a
     /// dispute, which is shown as such.)
-    fn target_areas(
-        &self,
-        id: &str,
-        data: &ChangeData,
-        principal: Option<&Principal>,
-        sw: &SetWide,
-    ) -> Vec<Area> {
+    fn target_areas(&self, id: &str, cx: &Judging<'_>) -> Vec<Area> {
         let mut out = Vec::new();
         let targets = self.kind.container("targets");
         if let Some(c) = targets
@@ -1719,12 +1867,12 @@ impl Ledger {
         {
             out.extend(
                 ats.iter()
-                    .filter(|at| !self.written_over(**at))
-                    .filter_map(|at| self.first_version_area(*at, principal, sw)),
+                    .filter(|at| self.speaks(**at, cx))
+                    .filter_map(|at| self.first_version_area(*at, cx.principal, cx.sw)),
             );
         }
         let prefix = format!("{id}/");
-        for op in &data.ops {
+        for op in &cx.data.ops {
             if Some(op.container) == targets
                 && op.key.starts_with(&prefix)
                 && let Some(a) = op.value().and_then(area_of_value)
@@ -1870,9 +2018,16 @@ impl Ledger {
                 FlatAction::Put { preds, .. } if preds.is_empty() => Vec::new(),
                 _ => self.live_values(container, &op.key, Some(i), verdicts),
             };
+            let cx = Judging {
+                i,
+                data,
+                principal,
+                sw,
+                verdicts,
+            };
             let mut areas = Vec::new();
             for value in op.value().into_iter().chain(replaced) {
-                areas.extend(self.record_areas(container, &op.key, value, data, principal, sw));
+                areas.extend(self.record_areas(container, &op.key, value, &cx));
             }
             let needs_all = areas.is_empty();
             if needs_all {
@@ -1893,15 +2048,7 @@ impl Ledger {
 
     /// The areas a record (`value`, at `container/key`) concerns, for the scope rule; none
     /// for what only a node of scope all writes.
-    fn record_areas(
-        &self,
-        container: &str,
-        key: &str,
-        value: &str,
-        data: &ChangeData,
-        principal: Option<&Principal>,
-        sw: &SetWide,
-    ) -> Vec<Area> {
+    fn record_areas(&self, container: &str, key: &str, value: &str, cx: &Judging<'_>) -> Vec<Area> {
         let target_of = |v: &str| {
             parse_value(v).and_then(|v| v.get("target").and_then(Json::as_str).map(str::to_string))
         };
@@ -1914,20 +2061,20 @@ impl Ledger {
                 let mut a = if key == crate::doc::target_key(id, 1) {
                     Vec::new()
                 } else {
-                    self.target_areas(id, data, principal, sw)
+                    self.target_areas(id, cx)
                 };
                 a.extend(area_of_value(value));
                 a
             }
             "progress" => target_of(value)
-                .map(|t| self.target_areas(&t, data, principal, sw))
+                .map(|t| self.target_areas(&t, cx))
                 .unwrap_or_default(),
-            "withdrawn" => self.target_areas(key, data, principal, sw),
+            "withdrawn" => self.target_areas(key, cx),
             "needs" => area_of_value(value).into_iter().collect(),
             // A withdrawal of a progress report or a request concerns what it withdraws: every
             // value held under that key anywhere whose author could write it, whatever past
             // the withdrawal claims (a rival put, later deleted, does not stand in for the
-            // record it hid).
+            // record it hid), but for the void ones of its past (see [`Ledger::speaks`]).
             "retracted" => {
                 let Some((kind, id)) = key.split_once('/') else {
                     return Vec::new();
@@ -1943,11 +2090,11 @@ impl Ledger {
                     let Some(v) = self.op(*at).value() else {
                         continue;
                     };
-                    if self.written_over(*at) {
+                    if !self.speaks(*at, cx) {
                         continue;
                     }
-                    let areas = self.record_areas(kind, id, v, data, principal, sw);
-                    if !self.could_write(*at, &areas, principal, sw) {
+                    let areas = self.record_areas(kind, id, v, cx);
+                    if !self.could_write(*at, &areas, cx.principal, cx.sw) {
                         continue;
                     }
                     if areas.is_empty() {
@@ -2692,6 +2839,16 @@ impl Ledger {
 
 /// What decides authority over the whole set judged, computed before any verdict: what a
 /// change's author chose as its dependencies cannot move it.
+/// What judging change `i` reads: its data, the document's principal, what the whole set
+/// says, and the verdicts of the changes before it (every change of its past among them).
+struct Judging<'a> {
+    i: u32,
+    data: &'a ChangeData,
+    principal: Option<&'a Principal>,
+    sw: &'a SetWide,
+    verdicts: &'a [Verdict],
+}
+
 struct SetWide {
     /// Actor → the first sequence number at which it equivocated (nodes not revoked).
     void_from: HashMap<u32, u32>,

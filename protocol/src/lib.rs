@@ -43,4 +43,6 @@ mod redteam4_tests;
 #[cfg(test)]
 mod redteam5_tests;
 #[cfg(test)]
+mod redteam6_tests;
+#[cfg(test)]
 mod redteam_tests;

@@ -114,56 +114,20 @@ impl MemHost {
             .entry(doc.clone())
             .or_insert_with(|| Ledger::new(doc));
         let before = l.len();
-        l.set_sender(Some(*peer));
-        let mut out = Applied::default();
-        let mut pending = changes;
-        // As the node's store does: a revoked node's changes refused in the batch are taken
-        // again, latest first, once some change of the batch waits (see
-        // `Ledger::readmit_revoked`).
-        let mut revoked = Vec::new();
-        let mut second = false;
-        let refuse = |out: &mut Applied, r: crate::ledger::Rejection| {
+        let batch = l
+            .admit_batch(changes, key.as_ref(), Some(*peer), |_| {
+                Ok::<_, std::convert::Infallible>(false)
+            })
+            .unwrap_or_else(|e| match e {});
+        let mut out = Applied {
+            accepted: batch.held.len(),
+            ..Applied::default()
+        };
+        for (_, r) in batch.refused {
             out.counted += usize::from(r.counts_against_peer());
             out.rejected.push(r.to_string());
-        };
-        loop {
-            let mut progressed = false;
-            let mut still = Vec::new();
-            for c in pending {
-                match l.admit(&c, key.as_ref()) {
-                    Admitted::New(_) => {
-                        out.accepted += 1;
-                        progressed = true;
-                    }
-                    Admitted::Known(_) => {}
-                    Admitted::Waiting(..) => still.push(c),
-                    Admitted::Refused(h, r @ crate::ledger::Rejection::Revoked { .. })
-                        if !second =>
-                    {
-                        revoked.push((h, r, c));
-                    }
-                    Admitted::Refused(_, r) => refuse(&mut out, r),
-                }
-            }
-            if !progressed && !second && !revoked.is_empty() && !still.is_empty() {
-                second = true;
-                let again = l.readmit_revoked(std::mem::take(&mut revoked), key.as_ref());
-                out.accepted += again.held.len();
-                for (_, r) in again.refused {
-                    refuse(&mut out, r);
-                }
-                pending = again.waiting.into_iter().chain(still).collect();
-                continue;
-            }
-            pending = still;
-            if !progressed || pending.is_empty() {
-                break;
-            }
         }
-        for (_, r, _) in revoked {
-            refuse(&mut out, r);
-        }
-        l.set_sender(None);
+        let pending: Vec<SignedChange> = batch.waiting.into_iter().map(|(_, c, _)| c).collect();
         l.settle(key.as_ref());
         if !self.can_read(peer, doc) {
             if let Some(l) = self.ledgers.get_mut(doc) {
@@ -290,7 +254,7 @@ impl Host for MemHost {
 
     fn takeable(&mut self, peer: &NodeId, doc: &DocId) -> bool {
         match doc {
-            DocId::Draft(_) => {
+            d if d.is_draft() => {
                 doc.principal() == self.principal
                     && self.pins.get(peer).and_then(|p| p.pinned_as.clone()) == self.principal
             }

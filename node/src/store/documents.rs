@@ -309,101 +309,28 @@ impl StoreTx<'_> {
                 })
                 .unwrap_or_default()
         };
-        let sender = match &source {
-            Source::Local => None,
-            Source::Peer(p) => Some(*p),
+        let batch = {
+            let mut cache = self.cache.borrow_mut();
+            let Some(entry) = cache.get_mut(doc) else {
+                return Err(StoreError::Unverified {
+                    doc: doc.to_string(),
+                    reason: "missing from the cache".into(),
+                });
+            };
+            let tx = &self.tx;
+            entry
+                .ledger
+                .admit_batch(changes, key.as_ref(), source_peer(&source), |m| {
+                    rejected_in(tx, doc, m)
+                })?
         };
-        if let Some(entry) = self.cache.borrow_mut().get_mut(doc) {
-            entry.ledger.set_sender(sender);
+        let mut admitted: Vec<SignedChange> = Vec::with_capacity(batch.held.len());
+        for (h, c) in batch.held {
+            out.accepted.push(h);
+            admitted.push(c);
         }
-        let mut pending = changes;
-        let mut admitted: Vec<SignedChange> = Vec::new();
-        // Changes of a revoked node refused in this batch: a later change of the batch (an
-        // honest node's, built on them before the revocation reached it) may need them.
-        let mut revoked: Vec<(Option<ChangeHash>, Rejection, SignedChange)> = Vec::new();
-        let mut second = false;
-        loop {
-            let mut progressed = false;
-            let mut still = Vec::new();
-            for c in pending {
-                let verdict = {
-                    let mut cache = self.cache.borrow_mut();
-                    let Some(entry) = cache.get_mut(doc) else {
-                        break;
-                    };
-                    entry.ledger.admit(&c, key.as_ref())
-                };
-                match verdict {
-                    Admitted::New(h) => {
-                        out.accepted.push(h);
-                        admitted.push(c);
-                        progressed = true;
-                    }
-                    Admitted::Known(_) => {}
-                    Admitted::Waiting(h, missing) => {
-                        let mut dead = None;
-                        for m in &missing {
-                            if self.rejected(doc, m)? {
-                                dead = Some(*m);
-                                break;
-                            }
-                        }
-                        match dead {
-                            Some(dep) => out.rejected.push((
-                                Some(h),
-                                Rejection::DependsOnRejected {
-                                    hash: h.to_string()[..12].to_string(),
-                                    dep: dep.to_string()[..12].to_string(),
-                                },
-                            )),
-                            None => still.push((h, c, missing)),
-                        }
-                    }
-                    Admitted::Refused(h, r @ Rejection::Revoked { .. }) if !second => {
-                        revoked.push((h, r, c));
-                    }
-                    Admitted::Refused(h, r) => out.rejected.push((h, r)),
-                }
-            }
-            if (!progressed || still.is_empty())
-                && !(!second && !revoked.is_empty() && !still.is_empty())
-            {
-                out.waiting = still;
-                break;
-            }
-            if !progressed && !second {
-                // Waiting changes, and revoked ones refused: those a waiting change needs
-                // (the ledger remembers what is wanted) come in now, latest first, so that
-                // each one's own need is known by the time its dependency is tried.
-                second = true;
-                let again = {
-                    let mut cache = self.cache.borrow_mut();
-                    let Some(entry) = cache.get_mut(doc) else {
-                        break;
-                    };
-                    entry
-                        .ledger
-                        .readmit_revoked(std::mem::take(&mut revoked), key.as_ref())
-                };
-                for (h, c) in again.held {
-                    out.accepted.push(h);
-                    admitted.push(c);
-                }
-                out.rejected.extend(again.refused);
-                let again = again.waiting;
-                pending = again
-                    .into_iter()
-                    .chain(still.into_iter().map(|(_, c, _)| c))
-                    .collect();
-                continue;
-            }
-            pending = still.into_iter().map(|(_, c, _)| c).collect();
-        }
-        out.rejected
-            .extend(revoked.into_iter().map(|(h, r, _)| (h, r)));
-        if let Some(entry) = self.cache.borrow_mut().get_mut(doc) {
-            entry.ledger.set_sender(None);
-        }
+        out.rejected = batch.refused;
+        out.waiting = batch.waiting;
         // Record what was admitted.
         if !out.accepted.is_empty() {
             if !held {
@@ -521,15 +448,15 @@ impl StoreTx<'_> {
         out.voided = voided;
         Ok(out)
     }
+}
 
-    fn rejected(&self, doc: &DocId, hash: &ChangeHash) -> Result<bool, StoreError> {
-        Ok(self
-            .tx
-            .prepare_cached("SELECT 1 FROM rejected WHERE doc = ?1 AND hash = ?2")?
-            .query_row(params![doc.to_string(), hash.0.to_vec()], |_| Ok(()))
-            .optional()?
-            .is_some())
-    }
+/// Whether `hash` was rejected for good in `doc`.
+fn rejected_in(tx: &Connection, doc: &DocId, hash: &ChangeHash) -> Result<bool, StoreError> {
+    Ok(tx
+        .prepare_cached("SELECT 1 FROM rejected WHERE doc = ?1 AND hash = ?2")?
+        .query_row(params![doc.to_string(), hash.0.to_vec()], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 fn source_peer(s: &Source) -> Option<NodeId> {
