@@ -427,8 +427,8 @@ impl Host for NodeHost<'_> {
     fn takeable(&mut self, peer: &NodeId, doc: &DocId) -> bool {
         let own = self.node.home.config.participant.principal();
         match doc {
-            // Drafts come only from the State's own nodes, to the State's own nodes.
-            DocId::Draft(_) => {
+            // Drafts come only from the principal's own nodes, to its own nodes.
+            d if d.is_draft() => {
                 doc.principal().as_ref() == Some(&own)
                     && pinned_as(self.node, peer).as_ref() == Some(&own)
             }

@@ -16,6 +16,7 @@ pub mod home;
 pub mod host;
 pub mod html_kit;
 pub mod node;
+pub mod offers;
 pub mod pools;
 pub mod records;
 pub mod report;

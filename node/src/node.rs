@@ -75,7 +75,9 @@ pub enum NodeError {
     #[error("this node holds no document {0}; see `poa-node doc list`")]
     NoDocument(DocId),
     /// Drafts are never shared.
-    #[error("{0} is a draft: drafts never leave the State's own nodes; share state/CODE instead")]
+    #[error(
+        "{0} is a draft: drafts never leave their owner's nodes; share the published document (state/CODE or offers/CODE) instead"
+    )]
     DraftNotShareable(DocId),
     /// Only a document's owner shares it.
     #[error("{0} is not this node's own document: only its owner decides who reads it")]
@@ -534,7 +536,10 @@ impl Node {
     fn own_grant_docs(&self) -> Vec<DocId> {
         match &self.home.config.participant {
             Participant::State { code } => vec![DocId::State(*code), DocId::Draft(*code)],
-            Participant::Body { code, .. } => vec![DocId::Offers(code.to_string())],
+            Participant::Body { code, .. } => vec![
+                DocId::Offers(code.to_string()),
+                DocId::OffersDraft(code.to_string()),
+            ],
         }
     }
 
@@ -834,24 +839,6 @@ impl Node {
         DocId::Offers(self.home.config.participant.code())
     }
 
-    /// Adds an offer of assistance to this body's offers document.
-    pub fn add_offer(&mut self, mut offer: Offer) -> Result<(), NodeError> {
-        if self.home.config.participant.state().is_some() {
-            return Err(NodeError::NotABody(self.home.config.participant.clone()));
-        }
-        offer.provider = self.home.config.participant.code();
-        offer.validate()?;
-        let doc = self.offers_doc();
-        self.write(&doc, |w, before| {
-            let (offers, _) = read_offers(before);
-            if offers.contains_key(&offer.id) {
-                return Err(NodeError::Exists(format!("offer {}", offer.id)));
-            }
-            w.put("offers", &offer.id, &offer)
-        })?;
-        Ok(())
-    }
-
     /// Every offer this node holds, its own and others'.
     pub fn offers(&self) -> Result<Vec<Offer>, NodeError> {
         let mut out = Vec::new();
@@ -875,7 +862,9 @@ impl Node {
                 self.home.config.participant.state().is_none()
                     && *p == self.home.config.participant.code()
             }
-            DocId::Draft(_) => return Err(NodeError::DraftNotShareable(doc.clone())),
+            DocId::Draft(_) | DocId::OffersDraft(_) => {
+                return Err(NodeError::DraftNotShareable(doc.clone()));
+            }
             _ => false,
         };
         if !own {

@@ -794,7 +794,9 @@ fn a_donor_publishes_an_offer() {
         "--kind",
         "training",
     ]);
-    assert!(out.contains("offers/XZZ"), "{out}");
+    assert!(out.contains("offers/XZZ/draft"), "{out}");
+    let out = xzz.ok(&["offer", "publish", "--yes"]);
+    assert!(out.contains("Published 1 record(s) in offers/XZZ"), "{out}");
     let offers = as_array(xzz.json(&["offer", "list", "--json"]));
     assert_eq!(
         offers,
@@ -806,11 +808,12 @@ fn a_donor_publishes_an_offer() {
             "mosaic": [],
             "kinds": ["training"],
             "regions": [],
+            "status": "published",
         })]
     );
     let docs = as_array(xzz.json(&["doc", "list", "--json"]));
     let ids: Vec<&str> = docs.iter().filter_map(|d| d["id"].as_str()).collect();
-    assert_eq!(ids, ["offers/XZZ"]);
+    assert_eq!(ids, ["offers/XZZ", "offers/XZZ/draft"]);
 }
 
 #[test]

@@ -406,3 +406,155 @@ fn the_printed_submission_marks_drafts_and_shows_evidence_and_findings() {
         "cannot read the evidence file",
     );
 }
+
+/// A command that must fail with one line on stderr containing `expect`, and leave the body's
+/// offers as they were.
+fn offer_refused(d: &Desk, args: &[&str], expect: &str) {
+    let before = d.json(&["offer", "list", "--json"]);
+    let out = d.run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "`{}` succeeded", args.join(" "));
+    assert!(stderr.contains(expect), "`{}`: {stderr}", args.join(" "));
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_eq!(
+        d.json(&["offer", "list", "--json"]),
+        before,
+        "`{}`",
+        args.join(" ")
+    );
+}
+
+fn offer_statuses(d: &Desk) -> Vec<(String, String)> {
+    d.json(&["offer", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["id"].as_str().unwrap().to_string(),
+                o["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+const O1: &[&str] = &[
+    "offer",
+    "add",
+    "--id",
+    "O1",
+    "--title",
+    "Marking training",
+    "--area",
+    "marking",
+    "--kind",
+    "training",
+    "--budget-max",
+    "150000",
+    "--currency",
+    "USD",
+];
+
+#[test]
+fn offers_are_drafts_until_published_and_then_withdrawn_not_edited() {
+    let d = Desk::body();
+    let out = d.ok(O1);
+    assert!(out.contains("draft"), "{out}");
+    assert_eq!(offer_statuses(&d), [("O1".into(), "draft".into())]);
+    // A draft is corrected and deleted.
+    d.ok(&[
+        "offer",
+        "edit",
+        "O1",
+        "--title",
+        "Marking kits and training",
+    ]);
+    assert_eq!(
+        d.json(&["offer", "list", "--json"])[0]["title"],
+        "Marking kits and training"
+    );
+    offer_refused(&d, &["offer", "edit", "O9", "--title", "x"], "no offer O9");
+    offer_refused(&d, &["offer", "edit", "O1"], "O1");
+    d.ok(&["offer", "delete", "O1"]);
+    assert!(offer_statuses(&d).is_empty());
+    d.ok(O1);
+    // The checks: ids equal but for case refused, a budget without a currency warned of.
+    offer_refused(
+        &d,
+        &[
+            "offer", "add", "--id", "o1", "--title", "t", "--area", "marking", "--kind", "training",
+        ],
+        "differ only by case",
+    );
+    let out = d.run(&[
+        "offer",
+        "add",
+        "--id",
+        "O2",
+        "--title",
+        "Stockpile grants",
+        "--area",
+        "stockpile",
+        "--kind",
+        "financial",
+        "--budget-max",
+        "50000",
+    ]);
+    assert!(out.status.success());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("--currency"), "{said}");
+    // Publishing shows what goes out, and asks unless told.
+    let preview = d.json(&["offer", "publish", "--dry-run", "--json"]);
+    let ids: Vec<&str> = preview["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["O1", "O2"]);
+    offer_refused(&d, &["offer", "publish", "--json"], "--yes");
+    let out = d.ok(&["offer", "publish", "O1", "--yes"]);
+    assert!(out.contains("offers/XZZ"), "{out}");
+    assert_eq!(
+        offer_statuses(&d),
+        [
+            ("O1".into(), "published".into()),
+            ("O2".into(), "draft".into())
+        ]
+    );
+    // Published: never edited in place, withdrawn instead.
+    offer_refused(
+        &d,
+        &["offer", "edit", "O1", "--title", "x"],
+        "never edited in place",
+    );
+    offer_refused(&d, &["offer", "delete", "O1"], "offer withdraw O1");
+    offer_refused(
+        &d,
+        &["offer", "withdraw", "O2", "--reason", "x"],
+        "never published",
+    );
+    d.ok(&["offer", "withdraw", "O1", "--reason", "budget spent"]);
+    assert_eq!(offer_statuses(&d)[0].1, "withdrawal pending");
+    offer_refused(
+        &d,
+        &["offer", "withdraw", "O1", "--reason", "again"],
+        "already withdrawn",
+    );
+    d.ok(&["offer", "publish", "--yes"]);
+    assert_eq!(
+        offer_statuses(&d),
+        [
+            ("O1".into(), "withdrawn".into()),
+            ("O2".into(), "published".into())
+        ]
+    );
+    let out = d.ok(&["offer", "publish", "--yes"]);
+    assert!(out.contains("Nothing to publish"), "{out}");
+    // The draft never leaves the body's nodes.
+    offer_refused(&d, &["share", "offers/XZZ/draft", "--public"], "is a draft");
+}

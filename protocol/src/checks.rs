@@ -8,8 +8,8 @@
 use serde::Serialize;
 
 use crate::date::Date;
-use crate::doc::StateData;
-use crate::model::{IndicatorKind, Need, Progress, Target};
+use crate::doc::{OffersData, StateData};
+use crate::model::{IndicatorKind, Need, Offer, Progress, Target};
 
 /// Whether a finding refuses the record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -331,6 +331,44 @@ pub fn check_need(n: &Need, held: &StateData) -> Vec<Finding> {
                 format!("no target {t} exists: add it first, or drop it"),
             );
         }
+    }
+    out.findings
+}
+
+/// Checks an offer of assistance against the provider's other offers (`held`: its draft,
+/// which holds every offer it wrote) on `today`.
+pub fn check_offer(o: &Offer, held: &OffersData, today: Date) -> Vec<Finding> {
+    let mut out = Out::new(format!("offers/{}", o.id));
+    if let Err(e) = o.validate() {
+        out.error("offer", e.to_string());
+    }
+    out.one_line("--title", &o.title);
+    if o.title.chars().count() > MAX_TITLE {
+        out.error(
+            "--title",
+            format!("is longer than {MAX_TITLE} characters: shorten it"),
+        );
+    }
+    let ids = held.offers.keys().chain(held.withdrawn.keys());
+    if let Some(other) = case_twin(&o.id, ids.map(String::as_str)) {
+        out.error(
+            "--id",
+            format!("{other} exists already: ids that differ only by case are refused"),
+        );
+    }
+    if o.budget_max.is_some() && o.currency.is_none() {
+        out.warn(
+            "--currency",
+            "a budget without a currency cannot be compared: add --currency (USD, EUR...)",
+        );
+    }
+    if let Some(until) = o.until
+        && until < today
+    {
+        out.warn(
+            "--until",
+            format!("{until} has passed: the offer has ended and will not be matched"),
+        );
     }
     out.findings
 }

@@ -113,6 +113,9 @@ pub enum DocId {
     Draft(StateCode),
     /// `offers/XZZ`: the offers and match responses of a body (a donor, an organisation).
     Offers(String),
+    /// `offers/XZZ/draft`: a body's private working copy of its offers. Never leaves its own
+    /// nodes.
+    OffersDraft(String),
     /// `pool/<name>~<fingerprint>`: a sub-regional pool.
     Pool(PoolId),
 }
@@ -120,7 +123,7 @@ pub enum DocId {
 /// Why a text is not a document id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "'{0}' is not a document id: use state/XAA, state/XAA/draft, offers/XZZ or pool/<name>~<fingerprint> (see `poa-node doc list`)"
+    "'{0}' is not a document id: use state/XAA, state/XAA/draft, offers/XZZ, offers/XZZ/draft or pool/<name>~<fingerprint> (see `poa-node doc list`)"
 )]
 pub struct DocIdError(pub String);
 
@@ -135,6 +138,9 @@ pub enum DocKind {
     Draft,
     /// A body's offers.
     Offers,
+    /// A body's draft offers: the containers of its offers, whose records the body's nodes
+    /// correct and delete until they are published.
+    OffersDraft,
     /// A pool.
     Pool,
 }
@@ -198,6 +204,15 @@ impl DocKind {
                 ("rotations", Grant),
                 ("retracted", Record),
             ],
+            DocKind::OffersDraft => &[
+                ("offers", Working),
+                ("matches", Slot),
+                ("readers", Set),
+                ("delegations", Grant),
+                ("revocations", Grant),
+                ("rotations", Grant),
+                ("retracted", Working),
+            ],
             DocKind::Pool => &[
                 ("charter", Record),
                 ("members", Set),
@@ -236,6 +251,7 @@ impl DocId {
             DocId::State(_) => DocKind::State,
             DocId::Draft(_) => DocKind::Draft,
             DocId::Offers(_) => DocKind::Offers,
+            DocId::OffersDraft(_) => DocKind::OffersDraft,
             DocId::Pool(_) => DocKind::Pool,
         }
     }
@@ -248,9 +264,20 @@ impl DocId {
         }
     }
 
-    /// Whether this is a private draft, which never leaves its State's own nodes.
+    /// Whether this is a private draft (a State's or a body's), which never leaves its
+    /// principal's own nodes.
     pub fn is_draft(&self) -> bool {
-        matches!(self, DocId::Draft(_))
+        matches!(self, DocId::Draft(_) | DocId::OffersDraft(_))
+    }
+
+    /// The draft of this document (`state/XAA/draft`, `offers/XZZ/draft`), for a State's or a
+    /// body's published document; a draft is its own draft.
+    pub fn draft(&self) -> Option<DocId> {
+        match self {
+            DocId::State(s) | DocId::Draft(s) => Some(DocId::Draft(*s)),
+            DocId::Offers(b) | DocId::OffersDraft(b) => Some(DocId::OffersDraft(b.clone())),
+            DocId::Pool(_) => None,
+        }
     }
 
     /// The principal whose trusted key this document is bound to; `None` for a pool, which is
@@ -258,7 +285,9 @@ impl DocId {
     pub fn principal(&self) -> Option<Principal> {
         match self {
             DocId::State(s) | DocId::Draft(s) => Some(Principal::State(*s)),
-            DocId::Offers(b) => b.parse::<BodyCode>().ok().map(Principal::Body),
+            DocId::Offers(b) | DocId::OffersDraft(b) => {
+                b.parse::<BodyCode>().ok().map(Principal::Body)
+            }
             DocId::Pool(_) => None,
         }
     }
@@ -270,6 +299,7 @@ impl fmt::Display for DocId {
             DocId::State(s) => write!(f, "state/{s}"),
             DocId::Draft(s) => write!(f, "state/{s}/draft"),
             DocId::Offers(p) => write!(f, "offers/{p}"),
+            DocId::OffersDraft(p) => write!(f, "offers/{p}/draft"),
             DocId::Pool(p) => write!(f, "pool/{p}"),
         }
     }
@@ -293,6 +323,9 @@ impl FromStr for DocId {
             ["state", code] => Ok(DocId::State(code.parse().map_err(|_| err())?)),
             ["state", code, "draft"] => Ok(DocId::Draft(code.parse().map_err(|_| err())?)),
             ["offers", p] => Ok(DocId::Offers(
+                p.parse::<BodyCode>().map_err(|_| err())?.to_string(),
+            )),
+            ["offers", p, "draft"] => Ok(DocId::OffersDraft(
                 p.parse::<BodyCode>().map_err(|_| err())?.to_string(),
             )),
             ["pool", p] => Ok(DocId::Pool(p.parse().map_err(|_| err())?)),
@@ -549,8 +582,13 @@ pub fn read_offers(view: &Json) -> (BTreeMap<String, Offer>, Vec<Unreadable>) {
 /// A provider's document, read into typed records.
 #[derive(Clone, Debug, Default)]
 pub struct OffersData {
-    /// Offers by id.
+    /// Offers by id (those the provider withdrew are in `withdrawn`, not here).
     pub offers: BTreeMap<String, Offer>,
+    /// Offers the provider withdrew (`retracted/offers/O1`), by id: kept on record, offered
+    /// no longer.
+    pub withdrawn: BTreeMap<String, Offer>,
+    /// The withdrawals, with their date and reason, by `offers/ID`.
+    pub retracted: BTreeMap<String, Json>,
     /// The provider's decisions on matches, by match key.
     pub matches: BTreeMap<String, MatchRecord>,
     /// The provider's nodes: those its body key delegated, and did not revoke.
@@ -563,9 +601,11 @@ impl OffersData {
     /// Reads an offers document from its view.
     pub fn from_json(root: &Json) -> OffersData {
         let mut data = OffersData::default();
-        data.offers = records(root, "offers", &mut data.unreadable)
+        let retracted = plain(root, "retracted");
+        (data.offers, data.withdrawn) = records(root, "offers", &mut data.unreadable)
             .into_iter()
-            .collect();
+            .partition(|(id, _)| !retracted.contains_key(&format!("offers/{id}")));
+        data.retracted = retracted;
         data.matches = records(root, "matches", &mut data.unreadable)
             .into_iter()
             .collect();
@@ -604,6 +644,7 @@ mod tests {
             "state/XAA",
             "state/KEN/draft",
             "offers/XZZ",
+            "offers/XZZ/draft",
             pool_text.as_str(),
         ] {
             assert_eq!(s.parse::<DocId>().unwrap().to_string(), s);
@@ -618,6 +659,7 @@ mod tests {
             "state/XAA/other",
             "secretariat/calendar",
             "offers/a b",
+            "offers/XZZ/other",
             "",
         ] {
             assert!(bad.parse::<DocId>().is_err(), "{bad}");
@@ -649,6 +691,10 @@ mod tests {
         let (v, _) = am.get(automerge::ROOT, "doc").unwrap().unwrap();
         assert_eq!(v.as_str(), Some("state/XAA"));
         assert_eq!(DocKind::State.containers(), DocKind::Draft.containers());
+        assert_eq!(
+            DocKind::Offers.containers(),
+            DocKind::OffersDraft.containers()
+        );
         for (i, name) in DocKind::State.containers().iter().enumerate() {
             let (_, id) = am.get(automerge::ROOT, *name).unwrap().unwrap();
             assert_eq!(

@@ -26,7 +26,8 @@ pub struct Reader<'a> {
 /// document shared with `pool/<id>` is read by that pool's audience while the State is one of
 /// its verified members.
 ///
-/// - a draft: only nodes pinned as the State's own (a node its State revoked is not);
+/// - a draft (a State's or a body's): only nodes pinned as its principal's own (a node it
+///   revoked is not);
 /// - a State's published document: its own nodes, those its share list names (or everyone if
 ///   it says `*`), and the audience of a pool it shares with and is a member of;
 /// - a body's offers: its own nodes, and those its share list names;
@@ -43,7 +44,7 @@ pub fn may_read(
         && doc.principal().as_ref() == reader.pinned_as
         && !revoked(view, reader.node);
     match doc {
-        DocId::Draft(_) => own,
+        DocId::Draft(_) | DocId::OffersDraft(_) => own,
         DocId::Pool(_) => {
             let state = match reader.pinned_as {
                 Some(Principal::State(s)) => Some(*s),

@@ -93,6 +93,7 @@ async fn c1_nobody_claims_a_pool_or_a_bodys_offers_document() {
     donor
         .with_node(|n| {
             n.add_offer(poa_node::demo::dataset().unwrap().donor.offers[0].clone())?;
+            n.publish_offers(None)?;
             let d = n.offers_doc();
             n.share(&d, &[], true)
         })

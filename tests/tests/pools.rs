@@ -393,6 +393,7 @@ async fn the_illustrative_requests_and_offers_match_o1_to_r2_and_leave_r1_unmet(
         for o in &data.donor.offers {
             n.add_offer(o.clone())?;
         }
+        n.publish_offers(None)?;
         n.share(&n.offers_doc(), &[], true)
     })
     .unwrap();

@@ -127,7 +127,7 @@ poa-node need add --id R1 --title \"Destruction equipment\" --target T2 --area d
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum OfferCmd {
-    /// Publish an offer of assistance.
+    /// Add an offer of assistance to the body's draft (`offer publish` publishes it).
     #[command(after_help = "Example:\n  \
 poa-node offer add --id O1 --title \"Marking training\" --area marking,record-keeping \\\n      \
 --mosaic 05.30 --kind training --budget-max 150000 --currency USD")]
@@ -141,37 +141,110 @@ poa-node offer add --id O1 --title \"Marking training\" --area marking,record-ke
         /// Areas covered.
         #[arg(long = "area", value_delimiter = ',', required = true)]
         areas: Vec<Area>,
-        /// MOSAIC modules covered.
-        #[arg(long, value_delimiter = ',')]
-        mosaic: Vec<Mosaic>,
         /// Kinds of help.
         #[arg(long = "kind", value_delimiter = ',', required = true)]
         kinds: Vec<AssistanceKind>,
-        /// Eligible States or pools (empty: any).
-        #[arg(long = "region", value_delimiter = ',')]
-        regions: Vec<String>,
-        /// Smallest grant.
-        #[arg(long)]
-        budget_min: Option<f64>,
-        /// Largest grant.
-        #[arg(long)]
-        budget_max: Option<f64>,
-        /// Currency of the budget.
-        #[arg(long)]
-        currency: Option<String>,
-        /// Available from.
-        #[arg(long)]
-        from: Option<Date>,
-        /// Available until.
-        #[arg(long)]
-        until: Option<Date>,
+        #[command(flatten)]
+        more: OfferFields,
     },
-    /// List every offer this node holds.
+    /// Correct an offer that was never published.
+    #[command(after_help = "Example:\n  poa-node offer edit O1 --budget-max 120000")]
+    Edit {
+        /// The offer: O1.
+        id: String,
+        /// What is offered.
+        #[arg(long)]
+        title: Option<String>,
+        /// Areas covered; replaces the list.
+        #[arg(long = "area", value_delimiter = ',')]
+        areas: Vec<Area>,
+        /// Kinds of help; replaces the list.
+        #[arg(long = "kind", value_delimiter = ',')]
+        kinds: Vec<AssistanceKind>,
+        #[command(flatten)]
+        more: OfferFields,
+    },
+    /// Delete an offer that was never published.
+    Delete {
+        /// The offer: O1.
+        id: String,
+    },
+    /// Publish the draft's offers and withdrawals (or one offer's) to the body's offers
+    /// document, after showing what will go out.
+    #[command(
+        after_help = "Examples:\n  poa-node offer publish\n  poa-node offer publish O1 --yes"
+    )]
+    Publish {
+        /// Only this offer (and its withdrawal).
+        id: Option<String>,
+        /// Publish without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Only show what would go out; publish nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON (needs --yes or --dry-run: no question is asked).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw a published offer, with the reason (publish to send the withdrawal). It stays
+    /// readable, marked withdrawn, and is matched no longer.
+    #[command(after_help = "Example:\n  poa-node offer withdraw O1 --reason \"budget spent\"")]
+    Withdraw {
+        /// The offer: O1.
+        id: String,
+        /// Why, for those who read it.
+        #[arg(long)]
+        reason: String,
+    },
+    /// List every offer this node holds (on a body's node, its own drafts too, marked).
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The optional fields of an offer, for `offer add` and `offer edit`.
+#[derive(Debug, Default, clap::Args)]
+pub struct OfferFields {
+    /// MOSAIC modules covered (on edit, replaces the list).
+    #[arg(long, value_delimiter = ',')]
+    mosaic: Vec<Mosaic>,
+    /// Eligible States or pools (empty: any; on edit, replaces the list).
+    #[arg(long = "region", value_delimiter = ',')]
+    regions: Vec<String>,
+    /// Smallest grant.
+    #[arg(long)]
+    budget_min: Option<f64>,
+    /// Largest grant.
+    #[arg(long)]
+    budget_max: Option<f64>,
+    /// Currency of the budget (ISO 4217).
+    #[arg(long)]
+    currency: Option<String>,
+    /// Available from (YYYY-MM-DD).
+    #[arg(long)]
+    from: Option<Date>,
+    /// Available until (YYYY-MM-DD).
+    #[arg(long)]
+    until: Option<Date>,
+}
+
+impl OfferFields {
+    /// Sets on `o` what was given.
+    fn apply(self, o: &mut Offer) {
+        if !self.mosaic.is_empty() {
+            o.mosaic = self.mosaic;
+        }
+        if !self.regions.is_empty() {
+            o.regions = self.regions;
+        }
+        macro_rules! set_opt {
+            ($($field:ident),*) => {$(if self.$field.is_some() { o.$field = self.$field; })*};
+        }
+        set_opt!(budget_min, budget_max, currency, from, until);
+    }
 }
 
 /// Match commands.
@@ -366,54 +439,166 @@ pub fn offer(home: Option<PathBuf>, cmd: OfferCmd) -> anyhow::Result<()> {
             id,
             title,
             areas,
-            mosaic,
             kinds,
-            regions,
-            budget_min,
-            budget_max,
-            currency,
-            from,
-            until,
+            more,
         } => {
             let mut node = open(home)?;
-            node.add_offer(Offer {
+            let mut offer = Offer {
                 id: id.clone(),
                 provider: String::new(),
                 title,
                 areas,
-                mosaic,
+                mosaic: Vec::new(),
                 kinds,
-                regions,
-                budget_min,
-                budget_max,
-                currency,
-                from,
-                until,
+                regions: Vec::new(),
+                budget_min: None,
+                budget_max: None,
+                currency: None,
+                from: None,
+                until: None,
+            };
+            more.apply(&mut offer);
+            node.add_offer(offer)?;
+            super::targets::print_warnings(&node);
+            println!(
+                "Added offer {id} to the draft ({}). Publish it with `poa-node offer publish {id}`.",
+                node.offer_drafts()?.0
+            );
+        }
+        OfferCmd::Edit {
+            id,
+            title,
+            areas,
+            kinds,
+            more,
+        } => {
+            let mut node = open(home)?;
+            node.edit_offer(&id, |o| {
+                if let Some(t) = title {
+                    o.title = t;
+                }
+                if !areas.is_empty() {
+                    o.areas = areas;
+                }
+                if !kinds.is_empty() {
+                    o.kinds = kinds;
+                }
+                more.apply(o);
+                Ok(())
             })?;
-            println!("Published offer {id} in {}.", node.offers_doc());
+            super::targets::print_warnings(&node);
+            println!("Corrected offer {id} in the draft.");
+        }
+        OfferCmd::Delete { id } => {
+            open(home)?.delete_offer(&id)?;
+            println!("Deleted offer {id} from the draft.");
+        }
+        OfferCmd::Publish {
+            id,
+            yes,
+            dry_run,
+            json,
+        } => {
+            if json && !(yes || dry_run) {
+                anyhow::bail!("--json asks no question: add --yes to publish, or --dry-run");
+            }
+            let mut node = open(home)?;
+            let items = node.pending_offers(id.as_deref())?;
+            if items.is_empty() {
+                if json {
+                    print_json(&json!({"published": [], "pending": []}))?;
+                } else {
+                    println!(
+                        "Nothing to publish: the offers document holds everything in the draft."
+                    );
+                }
+                return Ok(());
+            }
+            if !json {
+                println!("Publishing would send out {} record(s):", items.len());
+                for i in &items {
+                    println!("  {i}");
+                }
+            }
+            if dry_run {
+                if json {
+                    print_json(&json!({"published": [], "pending": items}))?;
+                } else {
+                    println!("Nothing published (--dry-run).");
+                }
+                return Ok(());
+            }
+            if !yes && !super::submission::confirm()? {
+                println!("Nothing published.");
+                return Ok(());
+            }
+            let done = node.publish_offers(id.as_deref())?;
+            if json {
+                print_json(&json!({"published": done, "pending": []}))?;
+            } else {
+                println!(
+                    "Published {} record(s) in {}.",
+                    done.len(),
+                    node.offers_doc()
+                );
+            }
+        }
+        OfferCmd::Withdraw { id, reason } => {
+            let mut node = open(home)?;
+            node.withdraw_offer(&id, &reason)?;
+            println!(
+                "Withdrew offer {id} in the draft. Publish the withdrawal with `poa-node offer publish {id}`; it then stays in the offers document, marked withdrawn, and is matched no longer."
+            );
         }
         OfferCmd::List { json } => {
             let node = open(home)?;
-            let offers = node.offers()?;
+            let own = match node.home.config.participant.state() {
+                None => node.own_offers()?,
+                Some(_) => Vec::new(),
+            };
+            let me = node.home.config.participant.code();
+            // Others' offers as held; the body's own, with where each stands.
+            let mut list: Vec<(Offer, String)> = own
+                .into_iter()
+                .map(|o| (o.offer, o.status.to_string()))
+                .collect();
+            list.extend(
+                node.offers()?
+                    .into_iter()
+                    .filter(|o| o.provider != me || node.home.config.participant.state().is_some())
+                    .map(|o| (o, "published".to_string())),
+            );
             if json {
-                print_json(&serde_json::to_value(&offers)?)?;
-            } else if offers.is_empty() {
+                let rows: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|(o, status)| {
+                        let mut v = serde_json::to_value(o).unwrap_or_default();
+                        v["status"] = json!(status);
+                        v
+                    })
+                    .collect();
+                print_json(&serde_json::Value::Array(rows))?;
+            } else if list.is_empty() {
                 println!("No offers held. Add one with `poa-node offer add --help`.");
             } else {
-                let rows: Vec<Vec<String>> = offers
+                let rows: Vec<Vec<String>> = list
                     .iter()
-                    .map(|o| {
+                    .map(|(o, status)| {
                         let join = |v: Vec<String>| v.join(",");
                         vec![
                             o.provider.clone(),
                             o.id.clone(),
+                            status.clone(),
                             join(o.areas.iter().map(|a| a.to_string()).collect()),
                             join(o.kinds.iter().map(|k| k.to_string()).collect()),
                             o.title.clone(),
                         ]
                     })
                     .collect();
-                print_table(&["PROVIDER", "ID", "AREAS", "KINDS", "TITLE"], &rows);
+                print_table(
+                    &["PROVIDER", "ID", "STATUS", "AREAS", "KINDS", "TITLE"],
+                    &rows,
+                );
             }
         }
     }

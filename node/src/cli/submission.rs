@@ -244,7 +244,7 @@ fn print_items(items: &[Pending]) {
 }
 
 /// Asks on the terminal; refuses to guess when nobody is there to answer.
-fn confirm() -> anyhow::Result<bool> {
+pub(super) fn confirm() -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
         anyhow::bail!(
             "nothing published: confirm with --yes (standard input is not a terminal, so nobody can be asked)"

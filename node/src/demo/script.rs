@@ -204,6 +204,12 @@ async fn play(fed: &Federation, data: &Dataset) -> Result<(), DemoError> {
             &format!("{} ({})", o.title, kinds.join(", ")),
         );
     }
+    let published = donor.with_node(|n| n.publish_offers(None))?;
+    entered(
+        &donor.label,
+        "offer publish --yes",
+        &format!("{} offer(s) out of the draft", published.len()),
+    );
     let since = Instant::now();
     donor.with_node(|n| n.share(&offers_doc, &[], true))?;
     entered(&donor.label, &format!("share {offers_doc}"), "--public");

@@ -141,6 +141,17 @@ impl Desk {
         d
     }
 
+    /// `init --body XZZ --kind donor` in a fresh temporary folder: a donor's desk.
+    pub fn body() -> Desk {
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let home = tmp.path().join("home");
+        let d = Desk { tmp, home };
+        d.ok(&[
+            "init", "--body", "XZZ", "--kind", "donor", "--name", "XZZ Fund",
+        ]);
+        d
+    }
+
     /// A folder beside the home for the test's files.
     pub fn dir(&self) -> &Path {
         self.tmp.path()

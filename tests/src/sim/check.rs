@@ -51,7 +51,7 @@ impl Sim {
                 || matches!(r.principal(), Principal::State(s) if self.oracle.invited.get(pool).is_some_and(|i| i.contains(&s)))
         };
         Some(match doc {
-            DocId::Draft(_) => own,
+            DocId::Draft(_) | DocId::OffersDraft(_) => own,
             DocId::State(s) => {
                 own || self.oracle.public.contains(doc)
                     || self
@@ -150,7 +150,7 @@ impl Sim {
             return false;
         };
         let judged = match doc {
-            DocId::Draft(_) => {
+            d if d.is_draft() => {
                 doc.principal().as_ref() == Some(&self.nodes[b].principal())
                     && self.nodes[a].principal() == self.nodes[b].principal()
             }

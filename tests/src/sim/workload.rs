@@ -593,7 +593,10 @@ impl Sim {
                         until: None,
                     };
                     if self.rng.chance(0.7) {
-                        self.act(i, "offer", |node| node.add_offer(offer));
+                        self.act(i, "offer", |node| {
+                            node.add_offer(offer)?;
+                            node.publish_offers(None)
+                        });
                     } else {
                         let doc = DocId::Offers(code.to_string());
                         let others: Vec<NodeId> = self
