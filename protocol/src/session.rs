@@ -252,6 +252,8 @@ pub struct Session {
     last_sent_root: Option<[u8; 32]>,
     acked: bool,
     theirs: Theirs,
+    /// Roots of the peer's summaries whose listing this node finished on this connection, no
+    /// document of it given up: answered `SummaryOk` again without a listing.
     processed: VecDeque<[u8; 32]>,
     dirty: bool,
     next_anti_entropy: Option<u64>,
@@ -472,8 +474,17 @@ impl Session {
         self.next_anti_entropy = Some(now + self.config.anti_entropy_ms);
         // A document whose answer never came (the peer stalled on it) is given up for now.
         let stale = self.config.anti_entropy_ms;
+        let before = self.docs.len();
         self.docs
             .retain(|_, d| !(d.awaiting && now.saturating_sub(d.since) > stale));
+        // A listing with a document given up is not done: it ends unanswered and is not
+        // remembered as processed, so the peer's next summary, even unchanged, is compared
+        // with what this node expects again and listed again if it differs. (Remembered as
+        // processed, every later summary at that root would be answered `SummaryOk` for the
+        // rest of the connection, and the document never asked for again.)
+        if self.docs.len() < before && matches!(self.theirs, Theirs::Listing { .. }) {
+            self.theirs = Theirs::Answered;
+        }
         if self.phase != Phase::Open || self.docs.values().any(|d| d.awaiting) {
             return;
         }

@@ -499,3 +499,36 @@ fn a_relay_with_a_stale_copy_takes_the_change_that_makes_its_peer_a_reader() {
     p.drive(1000);
     assert_eq!(heads(&p.a.host, &doc), heads(&p.b.host, &doc));
 }
+
+/// Found by the simulator (seed 0x13f7f7061b1a5f7e): on a connection that stays up, a node's
+/// ask for a listed document was lost. The periodic repair gave the document up, which ended
+/// the listing as if it were done: its root was remembered as processed, so every later
+/// summary of the peer at that root (nothing changed there) was answered `SummaryOk`, though
+/// it did not match what the node expected, and the document was never asked for again on
+/// that connection. A listing with a document given up is not remembered as processed.
+#[test]
+fn an_ask_given_up_on_a_connection_that_stays_is_asked_again() {
+    let doc = published();
+    let mut p = pair(relay(), state_node(2), Mode::Stay);
+    // Run until the relay asks for the document it was listed, and lose the ask.
+    let asked = |sent: &[Message]| {
+        sent.iter()
+            .any(|m| matches!(m, Message::Sync(s) if s.doc == doc && s.heads.is_empty()))
+    };
+    for _ in 0..1000 {
+        if asked(&p.a.sent) || !p.step() {
+            break;
+        }
+    }
+    assert!(asked(&p.a.sent), "{:?}", p.a.sent);
+    assert!(p.drop_to_b() > 0);
+    p.drive(1000);
+    assert!(!p.a.host.ledgers.contains_key(&doc));
+    // The State's node changes nothing: its summaries keep one root. The relay gives the
+    // unanswered ask up at a repair, and must ask again.
+    for t in 1..=4 {
+        p.advance_to(t * 61_000);
+        p.drive(1000);
+    }
+    assert_eq!(heads(&p.a.host, &doc), heads(&p.b.host, &doc));
+}
