@@ -6,7 +6,26 @@ use std::process::ExitCode;
 use clap::Parser;
 use poa_node::cli::{Cli, run};
 
+/// The exit status of a process whose output was closed under it (128 + SIGPIPE), as Unix
+/// tools end when `poa-node target list | head` stops reading.
+const BROKEN_PIPE: i32 = 141;
+
 fn main() -> ExitCode {
+    // Printing to a closed pipe panics in `println!` (Rust ignores SIGPIPE): end quietly
+    // instead, as a Unix tool would, with nothing on stderr.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(BROKEN_PIPE);
+        }
+        default_hook(info);
+    }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -37,6 +56,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal, never in a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

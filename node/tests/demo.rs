@@ -227,8 +227,8 @@ fn keep_leaves_homes_the_cli_can_read_and_refuses_a_folder_in_use() {
     assert_eq!(t1["versions"].as_array().unwrap().len(), 2);
     assert_eq!(t1["versions"][0]["status"], "superseded");
 
-    // The donor's home holds its offers and, of the States' documents, only XAC's: XAC shared
-    // it with the donor when it proposed the match.
+    // The donor's home holds its offers (published and draft) and, of the States' documents,
+    // only XAC's: XAC shared it with the donor when it proposed the match.
     let out = poa_node(&[
         "--home",
         dir.join("xzz").to_str().unwrap(),
@@ -244,7 +244,7 @@ fn keep_leaves_homes_the_cli_can_read_and_refuses_a_folder_in_use() {
         .iter()
         .map(|d| d["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["offers/XZZ", "state/XAC"]);
+    assert_eq!(ids, ["offers/XZZ", "offers/XZZ/draft", "state/XAC"]);
 
     // The pool and the unmet requests, read back by the CLI at the Secretariat.
     let un = dir.join("secretariat");

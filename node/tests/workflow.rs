@@ -558,3 +558,27 @@ fn offers_are_drafts_until_published_and_then_withdrawn_not_edited() {
     // The draft never leaves the body's nodes.
     offer_refused(&d, &["share", "offers/XZZ/draft", "--public"], "is a draft");
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_as_unix_tools_do() {
+    // `poa-node target list | head` once the reader has gone: no panic, nothing on stderr,
+    // the status of a process ended by SIGPIPE.
+    let d = Desk::new();
+    d.ok(T1);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(common::bin())
+        .env_remove("RUST_LOG")
+        .arg("--home")
+        .arg(&d.home)
+        .args(["target", "list"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(141), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -175,6 +175,15 @@ poa-node share state/XAA            # list who may read it")]
         #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8081")]
         ui: Option<std::net::SocketAddr>,
     },
+    /// Open the web UI for this node (the same as `serve --ui`): runs the node, serves the
+    /// forms, the printable submission and publishing on ADDR (127.0.0.1:8081 unless given),
+    /// and prints the link that opens it.
+    #[command(after_help = "Examples:\n  poa-node ui\n  poa-node ui --addr 127.0.0.1:9000")]
+    Ui {
+        /// Address of the web UI.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        addr: std::net::SocketAddr,
+    },
     /// One sync round with every pinned peer that has an address, then exit.
     Sync {
         /// Only this peer.
@@ -330,6 +339,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         } => docs::share(home, doc, with, public, json),
         Command::Audit { since, json } => docs::audit(home, since, json),
         Command::Serve { listen, http, ui } => network::serve(home, listen, http, ui),
+        Command::Ui { addr } => network::serve(home, None, None, Some(addr)),
         Command::Sync { peer, json } => network::sync(home, peer, json),
         Command::Demo {
             keep,
