@@ -205,7 +205,8 @@ type Parked = (ChangeHash, SignedChange, Vec<ChangeHash>, usize);
 /// What [`Ledger::admit_batch`] did with a batch of changes.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// Newly held, with their hashes, in the order admitted.
+    /// Newly held, with their hashes, in the order admitted: every change the batch brought
+    /// in, those a cap had refused before and a change of the batch needed among them.
     pub held: Vec<(ChangeHash, SignedChange)>,
     /// Waiting for dependencies not held: the change's hash, the change, and what it lacks,
     /// in the order they came.
@@ -409,6 +410,12 @@ fn short(hash: &ChangeHash) -> String {
 }
 
 /// Roughly what a change weighs in memory.
+/// A hard cap on what one author makes a node hold (twins at a position, actors): `hard` for
+/// what the author sends itself, twice that for what another peer relays.
+fn hard_cap(hard: usize, by_author: bool) -> usize {
+    if by_author { hard } else { 2 * hard }
+}
+
 fn approx_bytes(c: &SignedChange) -> usize {
     256 + c
         .data
@@ -645,10 +652,10 @@ impl Ledger {
     /// change waiting for a dependency of the batch is tried again only once every dependency
     /// it lacked is held, so the work is in proportion to the batch however it is ordered.
     /// `dead` says whether a missing dependency was rejected for good (the change is then
-    /// refused too). Changes of a revoked node refused in the batch are taken again, latest
-    /// first, once the rest is done and something still waits: those a waiting change needs
-    /// (remembered as wanted) come in, each one's own need known by the time its dependency is
-    /// tried.
+    /// refused too). A change of a revoked node refused in the batch is taken again, once, as
+    /// soon as a waiting change turns out to need it (the need is remembered by then, so it
+    /// comes in, and its own missing dependency is taken again the same way): whatever order
+    /// the batch came in, what it needs of a revoked run comes in whole.
     pub fn admit_batch<E>(
         &mut self,
         changes: Vec<SignedChange>,
@@ -676,78 +683,91 @@ impl Ledger {
         // and which of them wait for each missing hash.
         let mut parked: Vec<Option<Parked>> = Vec::new();
         let mut waiters: HashMap<ChangeHash, Vec<usize>> = HashMap::new();
-        let mut revoked: Vec<(Option<ChangeHash>, Rejection, SignedChange)> = Vec::new();
-        let mut second = false;
-        loop {
-            while let Some(c) = queue.pop_front() {
-                let before = self.entries.len();
-                out.attempts += 1;
-                let admitted = self.admit(&c, key);
-                // Every change newly held (the one tried, and any capped one it brought in)
-                // wakes what waits for it.
-                for ix in before..self.entries.len() {
-                    let h = self.entries[ix].hash;
-                    for w in waiters.remove(&h).into_iter().flatten() {
-                        if let Some(p) = parked[w].as_mut() {
-                            p.3 = p.3.saturating_sub(1);
-                            if p.3 == 0
-                                && let Some((_, c, _, _)) = parked[w].take()
-                            {
-                                queue.push_back(c);
-                            }
+        // Changes of a revoked node refused so far, by hash: one a waiting change turns out to
+        // need is taken again at once (the need is remembered by then), once.
+        let mut revoked: HashMap<ChangeHash, (Rejection, SignedChange)> = HashMap::new();
+        let mut order: Vec<ChangeHash> = Vec::new();
+        let mut retaken: HashSet<ChangeHash> = HashSet::new();
+        while let Some(c) = queue.pop_front() {
+            let before = self.entries.len();
+            out.attempts += 1;
+            let admitted = self.admit(&c, key);
+            // Every change newly held (the one tried, and any capped one it brought in) is
+            // reported, so the store keeps it, and wakes what waits for it.
+            for ix in before..self.entries.len() {
+                let h = self.entries[ix].hash;
+                let held = if matches!(admitted, Admitted::New(n) if n == h) {
+                    Some(c.clone())
+                } else {
+                    self.signed(&h)
+                };
+                if let Some(held) = held {
+                    out.held.push((h, held));
+                }
+                for w in waiters.remove(&h).into_iter().flatten() {
+                    if let Some(p) = parked[w].as_mut() {
+                        p.3 = p.3.saturating_sub(1);
+                        if p.3 == 0
+                            && let Some((_, c, _, _)) = parked[w].take()
+                        {
+                            queue.push_back(c);
                         }
                     }
                 }
-                match admitted {
-                    Admitted::New(h) => out.held.push((h, c)),
-                    Admitted::Known(_) => {}
-                    Admitted::Waiting(h, missing) => {
-                        let mut gone = None;
-                        for m in &missing {
-                            if dead(m)? {
-                                gone = Some(*m);
-                                break;
-                            }
+            }
+            match admitted {
+                Admitted::New(_) | Admitted::Known(_) => {}
+                Admitted::Waiting(h, missing) => {
+                    let mut gone = None;
+                    for m in &missing {
+                        if dead(m)? {
+                            gone = Some(*m);
+                            break;
                         }
-                        if let Some(dep) = gone {
-                            out.refused.push((
-                                Some(h),
-                                Rejection::DependsOnRejected {
-                                    hash: short(&h),
-                                    dep: short(&dep),
-                                },
-                            ));
-                            continue;
-                        }
-                        let w = parked.len();
-                        for m in &missing {
-                            waiters.entry(*m).or_default().push(w);
-                        }
-                        parked.push(Some((h, c, missing.clone(), missing.len())));
                     }
-                    Admitted::Refused(h, r @ Rejection::Revoked { .. }) if !second => {
-                        revoked.push((h, r, c));
+                    if let Some(dep) = gone {
+                        out.refused.push((
+                            Some(h),
+                            Rejection::DependsOnRejected {
+                                hash: short(&h),
+                                dep: short(&dep),
+                            },
+                        ));
+                        continue;
                     }
-                    Admitted::Refused(h, r) => out.refused.push((h, r)),
+                    let w = parked.len();
+                    for m in &missing {
+                        waiters.entry(*m).or_default().push(w);
+                        if let Some((_, again)) = revoked.remove(m) {
+                            retaken.insert(*m);
+                            queue.push_front(again);
+                        }
+                    }
+                    parked.push(Some((h, c, missing.clone(), missing.len())));
                 }
+                Admitted::Refused(Some(h), r @ Rejection::Revoked { .. })
+                    if !retaken.contains(&h) =>
+                {
+                    if !revoked.contains_key(&h) {
+                        order.push(h);
+                    }
+                    revoked.insert(h, (r, c));
+                }
+                Admitted::Refused(h, r) => out.refused.push((h, r)),
             }
-            let waiting = parked.iter().any(Option::is_some);
-            if second || revoked.is_empty() || !waiting {
-                break;
-            }
-            second = true;
-            queue.extend(
-                std::mem::take(&mut revoked)
-                    .into_iter()
-                    .rev()
-                    .map(|(_, _, c)| c),
-            );
         }
-        out.refused
-            .extend(revoked.into_iter().map(|(h, r, _)| (h, r)));
+        // What a forced admission brought in meanwhile is held, not refused nor waiting.
+        for h in order {
+            if let Some((r, _)) = revoked.remove(&h)
+                && !self.has(&h)
+            {
+                out.refused.push((Some(h), r));
+            }
+        }
         out.waiting = parked
             .into_iter()
             .flatten()
+            .filter(|(h, ..)| !self.has(h))
             .map(|(h, c, missing, _)| (h, c, missing))
             .collect();
         Ok(out)
@@ -1005,13 +1025,14 @@ impl Ledger {
         // different parts of a flood still converge.
         let wanted = forced || !screen || self.wanted_by_other(&hash, &author);
         // Past the soft cap only what would be among the evidence comes in; past the hard cap,
-        // not even that from the author itself (a flood in falling hash order), but still from
-        // a relay: the evidence honest nodes relay is then the same on every node.
+        // not even that from the author itself (a flood in falling hash order); a relay's, up
+        // to twice the hard cap, so that the evidence an honest node relays still comes in
+        // where the author's flood filled the hard cap, and a relay's flood is bounded too.
         if let Some(a) = existing_actor
             && let Some(twins) = self.by_actor_seq.get(&(a, seq))
             && twins.len() >= MAX_TWINS
             && !wanted
-            && ((by_author && twins.len() >= HARD_TWINS)
+            && (twins.len() >= hard_cap(HARD_TWINS, by_author)
                 || !self.among_smallest(twins.iter().copied(), &hash, 2))
         {
             self.keep_capped(hash, author, change);
@@ -1037,7 +1058,7 @@ impl Ledger {
                 .collect();
             if firsts.len() > MAX_ACTORS_PER_AUTHOR
                 && !wanted
-                && ((by_author && firsts.len() >= HARD_ACTORS_PER_AUTHOR)
+                && (firsts.len() >= hard_cap(HARD_ACTORS_PER_AUTHOR, by_author)
                     || !self.among_smallest(firsts.into_iter(), &hash, MAX_ACTORS_PER_AUTHOR + 1))
             {
                 self.keep_capped(hash, author, change);
@@ -1712,15 +1733,17 @@ impl Ledger {
     /// A value in that change's past does if it stands (its verdict is known, as is every
     /// verdict of that past, and the same on every node): a void one (a squat voided by its
     /// own change, an edit in place of a record) says nothing about whose record it is. A
-    /// value written after the change, with the change in its past, does not: it cannot
-    /// change what the change found. A concurrent value does, whatever it turns out to be,
-    /// since the change cannot know it: building on a past without another area's record
-    /// never leaves that record out.
-    fn speaks(&self, at: OpAt, cx: &Judging<'_>) -> bool {
+    /// concurrent value does, whatever it turns out to be, since the change cannot know it:
+    /// building on a past without another area's record never leaves that record out. A value
+    /// written after the change, with the change in its past, does when `later` says so: a
+    /// target's first version always does (a later version or a withdrawal written before the
+    /// target exists must not make it another area's), the value a withdrawal withdraws never
+    /// (what is written at that key after the withdrawal cannot change what it withdrew).
+    fn speaks(&self, at: OpAt, cx: &Judging<'_>, later: bool) -> bool {
         if self.in_past(at.entry, cx.i) {
             matches!(cx.verdicts.get(at.entry as usize), Some(Verdict::Stands))
         } else {
-            !self.in_past(cx.i, at.entry)
+            later || !self.in_past(cx.i, at.entry)
         }
     }
 
@@ -1867,7 +1890,7 @@ impl Ledger {
         {
             out.extend(
                 ats.iter()
-                    .filter(|at| self.speaks(**at, cx))
+                    .filter(|at| self.speaks(**at, cx, true))
                     .filter_map(|at| self.first_version_area(*at, cx.principal, cx.sw)),
             );
         }
@@ -2090,7 +2113,7 @@ impl Ledger {
                     let Some(v) = self.op(*at).value() else {
                         continue;
                     };
-                    if !self.speaks(*at, cx) {
+                    if !self.speaks(*at, cx, false) {
                         continue;
                     }
                     let areas = self.record_areas(kind, id, v, cx);

@@ -45,4 +45,6 @@ mod redteam5_tests;
 #[cfg(test)]
 mod redteam6_tests;
 #[cfg(test)]
+mod redteam7_tests;
+#[cfg(test)]
 mod redteam_tests;
