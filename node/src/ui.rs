@@ -1,7 +1,9 @@
-//! The web UI for the State's own node (`poa-node serve --ui`): forms to enter and correct
-//! targets, progress reports (with an evidence file whose SHA-256 is computed here) and
-//! requests, the checks' findings beside each field, the printable submission, and the publish
-//! preview with its button. Every write goes through [`Node`] and the gate like the CLI's.
+//! The web UI for the node's own records (`poa-node serve --ui`, `poa-node ui`): on a State's
+//! node, forms to enter and correct targets, progress reports (with an evidence file whose
+//! SHA-256 is computed here) and requests, and to withdraw published reports and requests; on a
+//! body's node, its offers the same way; the checks' findings beside each field, the printable
+//! submission, and the publish preview with its button. Every write goes through [`Node`] and
+//! the gate like the CLI's.
 //!
 //! Only the node's operator gets in: a random token kept in the home folder (`ui.token`, 0600)
 //! opens a session (a cookie, HttpOnly and SameSite=Strict); every form carries the session's
@@ -19,7 +21,9 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use poa_protocol::checks::Finding;
-use poa_protocol::model::{AssistanceKind, Evidence, Need, Priority, Progress, Target, check_text};
+use poa_protocol::model::{
+    AssistanceKind, Evidence, Need, Offer, Priority, Progress, Target, check_text,
+};
 use poa_protocol::submission::summary;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -123,6 +127,13 @@ pub async fn ui(engine: Arc<Engine>, addr: SocketAddr, token: String) -> std::io
         )
         .route("/progress/new", get(progress_form).post(progress_post))
         .route("/needs/new", get(need_form).post(need_post))
+        .route("/needs/{id}/edit", get(need_edit_form).post(need_edit_post))
+        .route("/withdraw", get(withdraw_form).post(withdraw_post))
+        .route("/offers/new", get(offer_form).post(offer_post))
+        .route(
+            "/offers/{id}/edit",
+            get(offer_edit_form).post(offer_edit_post),
+        )
         .route("/submission", get(submission))
         .route("/publish", get(publish_form).post(publish_post))
         .layer(axum::extract::DefaultBodyLimit::max(32 << 20))
@@ -235,12 +246,12 @@ async fn login(State(app): Shared, Query(q): Query<LoginQuery>) -> Response {
         .into_response()
 }
 
-const NAV: &str = "<nav><a href=\"/\">Records</a><a href=\"/targets/new\">Add target</a><a href=\"/needs/new\">Add request</a><a href=\"/submission\">Printable submission</a><a href=\"/publish\">Publish</a></nav>\n";
+const NAV: &str = "<nav><a href=\"/\">Records</a><a href=\"/targets/new\">Add target</a><a href=\"/needs/new\">Add request</a><a href=\"/offers/new\">Add offer</a><a href=\"/submission\">Printable submission</a><a href=\"/publish\">Publish</a></nav>\n";
 
 fn ui_page(title: &str, body: &str) -> Html<String> {
     Html(page(
         title,
-        "poa-node: this State's own node",
+        "poa-node: this node's own records",
         NAV,
         body,
         None,
@@ -248,6 +259,12 @@ fn ui_page(title: &str, body: &str) -> Html<String> {
 }
 
 async fn home(State(app): Shared) -> Response {
+    if app
+        .engine
+        .with_node(|n| n.home.config.participant.state().is_none())
+    {
+        return offers_home(&app);
+    }
     let data = app.engine.with_node(|n| {
         let views = n.target_views(None)?;
         let needs = n.needs(None)?;
@@ -277,14 +294,28 @@ async fn home(State(app): Shared) -> Response {
             ]
         })
         .collect();
+    let published = app
+        .engine
+        .with_node(|n| n.drafts().map(|(_, _, p)| p.needs))
+        .unwrap_or_default();
     let need_rows: Vec<Vec<String>> = needs
         .iter()
         .map(|n| {
+            let is_published = published.contains_key(&n.id);
             vec![
                 esc(&n.id),
                 esc(&n.title),
                 esc(n.area.slug()),
                 esc(&n.kind.to_string()),
+                if is_published { "published" } else { "draft" }.into(),
+                if is_published {
+                    format!(
+                        "<a href=\"/withdraw?kind=needs&amp;id={}\">withdraw</a>",
+                        esc(&n.id)
+                    )
+                } else {
+                    format!("<a href=\"/needs/{}/edit\">correct</a>", esc(&n.id))
+                },
             ]
         })
         .collect();
@@ -298,7 +329,7 @@ async fn home(State(app): Shared) -> Response {
         if need_rows.is_empty() {
             "<p>No requests.</p>".into()
         } else {
-            html_table(&["ID", "Title", "Area", "Kind"], &[], &need_rows)
+            html_table(&["ID", "Title", "Area", "Kind", "", ""], &[], &need_rows)
         },
     );
     ui_page("Records", &body).into_response()
@@ -953,18 +984,8 @@ async fn need_form(State(app): Shared, headers: HeaderMap) -> Response {
     .into_response()
 }
 
-async fn need_post(
-    State(app): Shared,
-    headers: HeaderMap,
-    axum::Form(values): axum::Form<HashMap<String, String>>,
-) -> Response {
-    if !csrf_ok(&app, &headers, &values) {
-        return no_csrf();
-    }
-    let mut filled = Filled {
-        values,
-        ..Filled::default()
-    };
+/// The request the form describes, or what is wrong with it.
+fn need_of(filled: &mut Filled, state: poa_protocol::StateCode) -> Option<Need> {
     for req in ["id", "title", "area", "kind"] {
         if filled.get(req).is_none() {
             filled.error(req, "required");
@@ -972,10 +993,6 @@ async fn need_post(
     }
     let area = filled.parse("area");
     let kind: Option<AssistanceKind> = filled.parse("kind");
-    let state = match app.engine.with_node(|n| n.own_state()) {
-        Ok(s) => s,
-        Err(e) => return refused(StatusCode::BAD_REQUEST, &e.to_string()),
-    };
     let need = Need {
         id: filled.text("id").unwrap_or_default(),
         state,
@@ -993,7 +1010,26 @@ async fn need_post(
     if let Err(e) = check_text("the title", &need.title) {
         filled.error("title", e.to_string());
     }
-    if filled.ok() {
+    filled.ok().then_some(need)
+}
+
+async fn need_post(
+    State(app): Shared,
+    headers: HeaderMap,
+    axum::Form(values): axum::Form<HashMap<String, String>>,
+) -> Response {
+    if !csrf_ok(&app, &headers, &values) {
+        return no_csrf();
+    }
+    let mut filled = Filled {
+        values,
+        ..Filled::default()
+    };
+    let state = match app.engine.with_node(|n| n.own_state()) {
+        Ok(s) => s,
+        Err(e) => return refused(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    if let Some(need) = need_of(&mut filled, state) {
         let id = need.id.clone();
         if let Some(done) = write(&app, &mut filled, |n| {
             n.add_need(need)?;
@@ -1012,6 +1048,374 @@ async fn need_post(
     .into_response()
 }
 
+/// The form's values for a record, as `serde_json` writes it: lists joined by commas.
+fn values_of(record: &impl serde::Serialize) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(record) {
+        for (k, v) in map {
+            let text = match v {
+                serde_json::Value::Null => continue,
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                other => other.to_string(),
+            };
+            out.insert(k, text);
+        }
+    }
+    out
+}
+
+async fn need_edit_form(
+    State(app): Shared,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let need = app.engine.with_node(|n| {
+        let (_, draft, public) = n.drafts()?;
+        let published = public.needs.contains_key(&id) || public.withdrawn_needs.contains_key(&id);
+        Ok::<_, NodeError>(draft.needs.get(&id).filter(|_| !published).cloned())
+    });
+    let Ok(Some(need)) = need else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            &format!("the draft holds no request {id} to correct (a published one is withdrawn)"),
+        );
+    };
+    let filled = Filled {
+        values: values_of(&need),
+        ..Filled::default()
+    };
+    form(
+        &format!("Correct request {id}"),
+        &format!("/needs/{id}/edit"),
+        NEED_FIELDS,
+        &filled,
+        &csrf_of(&app, &headers),
+    )
+    .into_response()
+}
+
+async fn need_edit_post(
+    State(app): Shared,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    axum::Form(values): axum::Form<HashMap<String, String>>,
+) -> Response {
+    if !csrf_ok(&app, &headers, &values) {
+        return no_csrf();
+    }
+    let mut filled = Filled {
+        values,
+        ..Filled::default()
+    };
+    filled.values.insert("id".into(), id.clone());
+    let state = match app.engine.with_node(|n| n.own_state()) {
+        Ok(s) => s,
+        Err(e) => return refused(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    if let Some(need) = need_of(&mut filled, state)
+        && let Some(done) = write(&app, &mut filled, |n| {
+            n.edit_need(&id, |x| {
+                *x = need;
+                Ok(())
+            })?;
+            Ok(format!("Request {id} is corrected in the draft."))
+        })
+    {
+        return done;
+    }
+    form(
+        &format!("Correct request {id}"),
+        &format!("/needs/{id}/edit"),
+        NEED_FIELDS,
+        &filled,
+        &csrf_of(&app, &headers),
+    )
+    .into_response()
+}
+
+const WITHDRAW_FIELDS: &[Field] = &[
+    f(
+        "kind",
+        "What",
+        "text",
+        "needs (a request), progress (a report) or offers",
+    ),
+    f("id", "Id", "text", "R1, T1/2025-12-31, O1"),
+    f(
+        "reason",
+        "Reason",
+        "text",
+        "one line, kept on record for readers",
+    ),
+];
+
+#[derive(serde::Deserialize)]
+struct Which {
+    kind: Option<String>,
+    id: Option<String>,
+}
+
+async fn withdraw_form(
+    State(app): Shared,
+    Query(which): Query<Which>,
+    headers: HeaderMap,
+) -> Response {
+    let mut filled = Filled::default();
+    for (k, v) in [("kind", which.kind), ("id", which.id)] {
+        if let Some(v) = v {
+            filled.values.insert(k.into(), v);
+        }
+    }
+    form(
+        "Withdraw a published record",
+        "/withdraw",
+        WITHDRAW_FIELDS,
+        &filled,
+        &csrf_of(&app, &headers),
+    )
+    .into_response()
+}
+
+async fn withdraw_post(
+    State(app): Shared,
+    headers: HeaderMap,
+    axum::Form(values): axum::Form<HashMap<String, String>>,
+) -> Response {
+    if !csrf_ok(&app, &headers, &values) {
+        return no_csrf();
+    }
+    let mut filled = Filled {
+        values,
+        ..Filled::default()
+    };
+    for req in ["kind", "id", "reason"] {
+        if filled.get(req).is_none() {
+            filled.error(req, "required");
+        }
+    }
+    let kind = filled.text("kind").unwrap_or_default();
+    if filled.get("kind").is_some() && !matches!(kind.as_str(), "needs" | "progress" | "offers") {
+        filled.error("kind", format!("{kind}: use needs, progress or offers"));
+    }
+    if filled.ok() {
+        let id = filled.text("id").unwrap_or_default();
+        let reason = filled.text("reason").unwrap_or_default();
+        if let Some(done) = write(&app, &mut filled, |n| {
+            match kind.as_str() {
+                "needs" => n.withdraw_need(&id, &reason)?,
+                "progress" => n.withdraw_progress(&id, &reason)?,
+                _ => n.withdraw_offer(&id, &reason)?,
+            }
+            Ok(format!(
+                "The withdrawal of {id} is in the draft; publish to send it."
+            ))
+        }) {
+            return done;
+        }
+    }
+    form(
+        "Withdraw a published record",
+        "/withdraw",
+        WITHDRAW_FIELDS,
+        &filled,
+        &csrf_of(&app, &headers),
+    )
+    .into_response()
+}
+
+const OFFER_FIELDS: &[Field] = &[
+    f("id", "Id", "text", "O1"),
+    f("title", "Title", "text", "what is offered, one line"),
+    f("areas", "Commitment areas", "text", "marking, stockpile…"),
+    f(
+        "kinds",
+        "Kinds of help",
+        "text",
+        "financial, technical, equipment, training",
+    ),
+    f("regions", "Eligible", "text", "States or pools; empty: any"),
+    f("budget_min", "Smallest grant", "number", ""),
+    f("budget_max", "Largest grant", "number", ""),
+    f("currency", "Currency", "text", "USD"),
+    f("from", "Available from", "date", "YYYY-MM-DD"),
+    f("until", "Available until", "date", "YYYY-MM-DD"),
+];
+
+/// The offer the form describes, or what is wrong with it.
+fn offer_of(filled: &mut Filled) -> Option<Offer> {
+    for req in ["id", "title", "areas", "kinds"] {
+        if filled.get(req).is_none() {
+            filled.error(req, "required");
+        }
+    }
+    let offer = Offer {
+        id: filled.text("id").unwrap_or_default(),
+        provider: String::new(),
+        title: filled.text("title").unwrap_or_default(),
+        areas: filled.list("areas"),
+        mosaic: Vec::new(),
+        kinds: filled.list("kinds"),
+        regions: filled.list("regions"),
+        budget_min: filled.parse("budget_min"),
+        budget_max: filled.parse("budget_max"),
+        currency: filled.text("currency"),
+        from: filled.parse("from"),
+        until: filled.parse("until"),
+    };
+    if let Err(e) = check_text("the title", &offer.title) {
+        filled.error("title", e.to_string());
+    }
+    filled.ok().then_some(offer)
+}
+
+fn offers_home(app: &App) -> Response {
+    let offers = match app.engine.with_node(|n| n.own_offers()) {
+        Ok(o) => o,
+        Err(e) => return refused(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let rows: Vec<Vec<String>> = offers
+        .iter()
+        .map(|o| {
+            let id = esc(&o.offer.id);
+            vec![
+                id.clone(),
+                esc(&o.offer.title),
+                esc(&o.status.to_string()),
+                match o.status {
+                    crate::offers::OfferStatus::Draft => {
+                        format!("<a href=\"/offers/{id}/edit\">correct</a>")
+                    }
+                    crate::offers::OfferStatus::Published => {
+                        format!("<a href=\"/withdraw?kind=offers&amp;id={id}\">withdraw</a>")
+                    }
+                    _ => String::new(),
+                },
+            ]
+        })
+        .collect();
+    let body = format!(
+        "<section><h2>Offers</h2>{}</section>",
+        if rows.is_empty() {
+            "<p>No offers yet. <a href=\"/offers/new\">Add one</a>.</p>".into()
+        } else {
+            html_table(&["ID", "Title", "Status", ""], &[], &rows)
+        }
+    );
+    ui_page("Offers", &body).into_response()
+}
+
+async fn offer_form(State(app): Shared, headers: HeaderMap) -> Response {
+    form(
+        "Add an offer of assistance",
+        "/offers/new",
+        OFFER_FIELDS,
+        &Filled::default(),
+        &csrf_of(&app, &headers),
+    )
+    .into_response()
+}
+
+async fn offer_post(
+    State(app): Shared,
+    headers: HeaderMap,
+    axum::Form(values): axum::Form<HashMap<String, String>>,
+) -> Response {
+    if !csrf_ok(&app, &headers, &values) {
+        return no_csrf();
+    }
+    let mut filled = Filled {
+        values,
+        ..Filled::default()
+    };
+    if let Some(offer) = offer_of(&mut filled) {
+        let id = offer.id.clone();
+        if let Some(done) = write(&app, &mut filled, |n| {
+            n.add_offer(offer)?;
+            Ok(format!("Offer {id} is in the draft."))
+        }) {
+            return done;
+        }
+    }
+    form(
+        "Add an offer of assistance",
+        "/offers/new",
+        OFFER_FIELDS,
+        &filled,
+        &csrf_of(&app, &headers),
+    )
+    .into_response()
+}
+
+async fn offer_edit_form(
+    State(app): Shared,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let offer = app.engine.with_node(|n| {
+        let (_, draft, public) = n.offer_drafts()?;
+        let published = public.offers.contains_key(&id) || public.withdrawn.contains_key(&id);
+        Ok::<_, NodeError>(draft.offers.get(&id).filter(|_| !published).cloned())
+    });
+    let Ok(Some(offer)) = offer else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            &format!("the draft holds no offer {id} to correct (a published one is withdrawn)"),
+        );
+    };
+    let filled = Filled {
+        values: values_of(&offer),
+        ..Filled::default()
+    };
+    form(
+        &format!("Correct offer {id}"),
+        &format!("/offers/{id}/edit"),
+        OFFER_FIELDS,
+        &filled,
+        &csrf_of(&app, &headers),
+    )
+    .into_response()
+}
+
+async fn offer_edit_post(
+    State(app): Shared,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    axum::Form(values): axum::Form<HashMap<String, String>>,
+) -> Response {
+    if !csrf_ok(&app, &headers, &values) {
+        return no_csrf();
+    }
+    let mut filled = Filled {
+        values,
+        ..Filled::default()
+    };
+    filled.values.insert("id".into(), id.clone());
+    if let Some(offer) = offer_of(&mut filled)
+        && let Some(done) = write(&app, &mut filled, |n| {
+            n.edit_offer(&id, |o| {
+                *o = offer;
+                Ok(())
+            })?;
+            Ok(format!("Offer {id} is corrected in the draft."))
+        })
+    {
+        return done;
+    }
+    form(
+        &format!("Correct offer {id}"),
+        &format!("/offers/{id}/edit"),
+        OFFER_FIELDS,
+        &filled,
+        &csrf_of(&app, &headers),
+    )
+    .into_response()
+}
+
 async fn submission(State(app): Shared) -> Response {
     match app.engine.with_node(|n| n.submission(None)) {
         Ok(s) => Html(crate::submission::html(&s)).into_response(),
@@ -1019,8 +1423,35 @@ async fn submission(State(app): Shared) -> Response {
     }
 }
 
+/// What publishing would send out, one line each: a State's draft, or a body's offers.
+fn pending_lines(n: &crate::node::Node) -> Result<Vec<String>, NodeError> {
+    Ok(if n.home.config.participant.state().is_some() {
+        n.pending(&Selection::All)?
+            .iter()
+            .map(|p| p.line())
+            .collect()
+    } else {
+        n.pending_offers(None)?
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    })
+}
+
+/// Publishes everything pending; what went out, in words.
+fn publish_all(n: &mut crate::node::Node) -> Result<(usize, String), NodeError> {
+    Ok(if n.home.config.participant.state().is_some() {
+        let done = n.publish(&Selection::All)?;
+        (done.len(), summary(&done))
+    } else {
+        let done = n.publish_offers(None)?;
+        let words: Vec<String> = done.iter().map(ToString::to_string).collect();
+        (done.len(), words.join(", "))
+    })
+}
+
 async fn publish_form(State(app): Shared, headers: HeaderMap) -> Response {
-    let items = match app.engine.with_node(|n| n.pending(&Selection::All)) {
+    let items = match app.engine.with_node(|n| pending_lines(n)) {
         Ok(i) => i,
         Err(e) => return refused(StatusCode::BAD_REQUEST, &e.to_string()),
     };
@@ -1033,7 +1464,7 @@ async fn publish_form(State(app): Shared, headers: HeaderMap) -> Response {
             items.len()
         ));
         for i in &items {
-            b.push_str(&format!("<li>{}</li>", esc(&i.line())));
+            b.push_str(&format!("<li>{}</li>", esc(i)));
         }
         b.push_str(&format!(
             "</ul><form method=\"post\" action=\"/publish\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"count\" value=\"{}\"><button type=\"submit\" id=\"publish\">Publish these {} record(s)</button></form>",
@@ -1060,18 +1491,17 @@ async fn publish_post(
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     let result = app.engine.with_node(|n| {
-        let now = n.pending(&Selection::All)?;
+        let now = pending_lines(n)?;
         if now.len() != seen {
             return Ok(None);
         }
-        n.publish(&Selection::All).map(Some)
+        publish_all(n).map(Some)
     });
     match result {
-        Ok(Some(done)) => {
+        Ok(Some((count, words))) => {
             let b = format!(
-                "<section><h2>Published</h2><p id=\"published\">Published {} record(s): {}.</p><p><a href=\"/\">Back to the records</a></p></section>",
-                done.len(),
-                esc(&summary(&done))
+                "<section><h2>Published</h2><p id=\"published\">Published {count} record(s): {}.</p><p><a href=\"/\">Back to the records</a></p></section>",
+                esc(&words)
             );
             ui_page("Published", &b).into_response()
         }

@@ -516,3 +516,172 @@ fn a_point_of_contact_enters_corrects_and_publishes_in_a_browser() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+/// A form sent to the UI as the operator's page would: the session's cookie, the UI's own
+/// `Host` and `Origin`; the status and the body.
+fn post_form(addr: &str, path: &str, cookie: &str, body: &str) -> (u16, String) {
+    raw(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nCookie: {cookie}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+fn get_page(addr: &str, path: &str, cookie: &str) -> (u16, String) {
+    raw(
+        addr,
+        &format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+}
+
+fn offers_of(d: &Desk) -> Vec<(String, String, String)> {
+    d.json(&["offer", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let s = |k: &str| o[k].as_str().unwrap().to_string();
+            (s("id"), s("title"), s("status"))
+        })
+        .collect()
+}
+
+/// The operator's session on a served UI: its address, cookie and CSRF token.
+fn operator(served: &Serving) -> (String, String, String) {
+    let base = served.link.split("/login").next().unwrap().to_string();
+    let addr = base.trim_start_matches("http://").to_string();
+    let (code, login) = raw(
+        &addr,
+        &format!(
+            "GET {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+            served.link.trim_start_matches(&base)
+        ),
+    );
+    assert_eq!(code, 303);
+    let cookie = login
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    let (_, form) = get_page(&addr, "/withdraw", &cookie);
+    let csrf = form
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    (addr, cookie, csrf)
+}
+
+#[test]
+fn a_donor_enters_corrects_publishes_and_withdraws_an_offer_in_the_ui() {
+    let xzz = Desk::body();
+    let served = serve_ui(&xzz.home);
+    let (addr, cookie, csrf) = operator(&served);
+    let offer = |extra: &str| {
+        format!("csrf={csrf}&id=O1&title=Marking+training&areas=marking&kinds=training{extra}")
+    };
+    // A bad value: the message beside its field, nothing written.
+    let (code, page) = post_form(&addr, "/offers/new", &cookie, &offer("&budget_max=lots"));
+    assert_eq!(code, 200);
+    assert!(page.contains("id=\"error-budget_max\""), "{page}");
+    assert!(offers_of(&xzz).is_empty());
+    // Fixed, it is saved to the draft, with the check's warning (no currency) shown.
+    let (_, page) = post_form(&addr, "/offers/new", &cookie, &offer("&budget_max=150000"));
+    assert!(page.contains("id=\"saved\""), "{page}");
+    assert!(page.contains("currency"), "{page}");
+    assert_eq!(
+        offers_of(&xzz),
+        [("O1".into(), "Marking training".into(), "draft".into())]
+    );
+    // Corrected while a draft.
+    let (code, page) = get_page(&addr, "/offers/O1/edit", &cookie);
+    assert_eq!(code, 200);
+    assert!(page.contains("value=\"Marking training\""), "{page}");
+    let (_, page) = post_form(
+        &addr,
+        "/offers/O1/edit",
+        &cookie,
+        &format!(
+            "csrf={csrf}&title=Marking+kits&areas=marking&kinds=training&budget_max=150000&currency=USD"
+        ),
+    );
+    assert!(page.contains("id=\"saved\""), "{page}");
+    assert_eq!(offers_of(&xzz)[0].1, "Marking kits");
+    // Published after the preview, from the page's button.
+    let (_, page) = get_page(&addr, "/publish", &cookie);
+    assert!(page.contains("new offer O1"), "{page}");
+    let (_, page) = post_form(&addr, "/publish", &cookie, &format!("csrf={csrf}&count=1"));
+    assert!(page.contains("id=\"published\""), "{page}");
+    assert_eq!(offers_of(&xzz)[0].2, "published");
+    // Published: no correction any more, a withdrawal with its reason instead.
+    let (_, page) = get_page(&addr, "/", &cookie);
+    assert!(page.contains("/withdraw?kind=offers&amp;id=O1"), "{page}");
+    let (code, _) = get_page(&addr, "/offers/O1/edit", &cookie);
+    assert_eq!(code, 404);
+    let (_, page) = post_form(
+        &addr,
+        "/withdraw",
+        &cookie,
+        &format!("csrf={csrf}&kind=offers&id=O1&reason=budget+spent"),
+    );
+    assert!(page.contains("id=\"saved\""), "{page}");
+    assert_eq!(offers_of(&xzz)[0].2, "withdrawal pending");
+    // Without the CSRF token, nothing is written.
+    let (code, _) = post_form(
+        &addr,
+        "/offers/new",
+        &cookie,
+        "id=O2&title=x&areas=marking&kinds=training",
+    );
+    assert_eq!(code, 403);
+    assert_eq!(offers_of(&xzz).len(), 1);
+}
+
+#[test]
+fn a_request_is_corrected_while_a_draft_and_withdrawn_once_published_in_the_ui() {
+    let xaa = Desk::new();
+    let served = serve_ui(&xaa.home);
+    let (addr, cookie, csrf) = operator(&served);
+    let need = |extra: &str| {
+        format!("csrf={csrf}&id=R1&title=Marking+kits&area=marking&kind=equipment{extra}")
+    };
+    let (_, page) = post_form(&addr, "/needs/new", &cookie, &need(""));
+    assert!(page.contains("id=\"saved\""), "{page}");
+    let (code, page) = get_page(&addr, "/needs/R1/edit", &cookie);
+    assert_eq!(code, 200);
+    assert!(page.contains("value=\"Marking kits\""), "{page}");
+    let (_, page) = post_form(&addr, "/needs/R1/edit", &cookie, &need("&cost=bad"));
+    assert!(page.contains("id=\"error-cost\""), "{page}");
+    let (_, page) = post_form(
+        &addr,
+        "/needs/R1/edit",
+        &cookie,
+        &need("&cost=25000&currency=USD"),
+    );
+    assert!(page.contains("id=\"saved\""), "{page}");
+    let cost = |d: &Desk| d.json(&["need", "list", "--json"])[0]["cost"].clone();
+    assert_eq!(cost(&xaa), 25000.0);
+    xaa.ok(&["need", "publish", "R1"]);
+    let (code, _) = get_page(&addr, "/needs/R1/edit", &cookie);
+    assert_eq!(code, 404, "a published request is not corrected");
+    let (_, page) = get_page(&addr, "/", &cookie);
+    assert!(page.contains("/withdraw?kind=needs&amp;id=R1"), "{page}");
+    let (_, page) = post_form(
+        &addr,
+        "/withdraw",
+        &cookie,
+        &format!("csrf={csrf}&kind=needs&id=R1&reason=met+by+the+budget"),
+    );
+    assert!(page.contains("id=\"saved\""), "{page}");
+    let preview = xaa.json(&["submission", "publish", "--dry-run", "--json"]);
+    assert_eq!(
+        preview["pending"][0]["kind"], "need-withdrawal",
+        "{preview}"
+    );
+}
