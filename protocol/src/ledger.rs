@@ -182,15 +182,16 @@ impl Rejection {
     }
 
     /// Whether every node, whatever else it holds, reaches the same verdict on this change:
-    /// such a rejection can be remembered for good. The others depend on what is held (or
-    /// trusted) at the time, and the change may be taken later.
+    /// such a rejection can be remembered for good, by the change's hash. The others depend
+    /// on what is held (or trusted) at the time, and the change may be taken later. A missing
+    /// or bad signature is not among them: the hash is the change's content, the signature
+    /// comes with the copy, and a peer that sends a copy with a forged signature must not make
+    /// the real change, or what is built on it, refused for good.
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
             Rejection::Malformed(_)
                 | Rejection::ForeignActor
-                | Rejection::Unsigned { .. }
-                | Rejection::BadSignature { .. }
                 | Rejection::SeqGap { .. }
                 | Rejection::StartOp { .. }
                 | Rejection::DependsOnRejected { .. }
@@ -705,13 +706,19 @@ impl Ledger {
                     out.held.push((h, held));
                 }
                 for w in waiters.remove(&h).into_iter().flatten() {
-                    if let Some(p) = parked[w].as_mut() {
-                        p.3 = p.3.saturating_sub(1);
-                        if p.3 == 0
-                            && let Some((_, c, _, _)) = parked[w].take()
-                        {
-                            queue.push_back(c);
-                        }
+                    let Some(p) = parked[w].as_mut() else {
+                        continue;
+                    };
+                    p.3 = p.3.saturating_sub(1);
+                    // Tried again once all it lacked is held; or at once if what it still
+                    // lacks is a refused revoked change: its author may pass the screen now
+                    // (its delegation just came), so that it says what it needs.
+                    let again = p.3 == 0
+                        || p.2
+                            .iter()
+                            .any(|m| revoked.contains_key(m) && !self.by_hash.contains_key(m));
+                    if again && let Some((_, c, _, _)) = parked[w].take() {
+                        queue.push_back(c);
                     }
                 }
             }
@@ -738,7 +745,13 @@ impl Ledger {
                     let w = parked.len();
                     for m in &missing {
                         waiters.entry(*m).or_default().push(w);
-                        if let Some((_, again)) = revoked.remove(m) {
+                        // A refused revoked change this one needs, now that the need is
+                        // remembered (only a change whose author passes the screen says so).
+                        let needed = revoked.get(m).is_some_and(|(r, _)| match r {
+                            Rejection::Revoked { author, .. } => self.wanted_by_other(m, author),
+                            _ => false,
+                        });
+                        if needed && let Some((_, again)) = revoked.remove(m) {
                             retaken.insert(*m);
                             queue.push_front(again);
                         }
@@ -1739,12 +1752,51 @@ impl Ledger {
     /// target's first version always does (a later version or a withdrawal written before the
     /// target exists must not make it another area's), the value a withdrawal withdraws never
     /// (what is written at that key after the withdrawal cannot change what it withdrew).
+    ///
+    /// Outside the change's past, a value written over a value that stands in that past (it
+    /// names no predecessor, yet that value is in its own past, not replaced there) speaks for
+    /// nothing either: it is an edit in place of a record the change found, void wherever
+    /// that record is held.
     fn speaks(&self, at: OpAt, cx: &Judging<'_>, later: bool) -> bool {
         if self.in_past(at.entry, cx.i) {
             matches!(cx.verdicts.get(at.entry as usize), Some(Verdict::Stands))
         } else {
-            later || !self.in_past(cx.i, at.entry)
+            (later || !self.in_past(cx.i, at.entry)) && !self.over_found(at, cx)
         }
+    }
+
+    /// Whether the put at `at` (outside change `cx.i`'s past) names no predecessor, yet holds
+    /// in its own past a put at the same key that stands in `cx.i`'s past and that nothing in
+    /// `at`'s past replaced.
+    fn over_found(&self, at: OpAt, cx: &Judging<'_>) -> bool {
+        let op = self.op(at);
+        let FlatAction::Put { preds, .. } = &op.action else {
+            return false;
+        };
+        if !preds.is_empty() {
+            return false;
+        }
+        let Some(ops) = self.keys.get(&(op.container, op.key.clone())) else {
+            return false;
+        };
+        let before: Vec<OpAt> = ops
+            .iter()
+            .copied()
+            .filter(|o| self.in_past(o.entry, at.entry))
+            .collect();
+        let replaced: HashSet<(u64, Vec<u8>)> = before
+            .iter()
+            .flat_map(|o| self.op(*o).preds())
+            .map(|p| (p.counter, p.actor.clone()))
+            .collect();
+        before.iter().any(|o| {
+            let e = &self.entries[o.entry as usize];
+            let counter = e.data.as_ref().map_or(0, |d| d.start_op) + u64::from(o.op);
+            matches!(self.op(*o).action, FlatAction::Put { .. })
+                && self.in_past(o.entry, cx.i)
+                && matches!(cx.verdicts.get(o.entry as usize), Some(Verdict::Stands))
+                && !replaced.contains(&(counter, self.actors[e.actor as usize].bytes.clone()))
+        })
     }
 
     fn live_values(&self, container: &str, key: &str, at: Option<u32>, v: &[Verdict]) -> Vec<&str> {
@@ -1906,29 +1958,17 @@ impl Ledger {
         out
     }
 
-    /// Whether the author of the operation at `at` could write a record of these areas:
-    /// delegated, as the whole set says, with a scope covering them (all, if none).
-    fn could_write(
-        &self,
-        at: OpAt,
-        areas: &[Area],
-        principal: Option<&Principal>,
-        sw: &SetWide,
-    ) -> bool {
+    /// Whether the author of the operation at `at` could write here at all, as the whole set
+    /// says: delegated (in any scope), not revoked past it, not an equivocator there.
+    fn has_standing(&self, at: OpAt, cx: &Judging<'_>) -> bool {
         let e = &self.entries[at.entry as usize];
         let (Some(data), Some(author)) = (e.data.as_ref(), self.actors[e.actor as usize].author)
         else {
             return false;
         };
         let time = Date::from_unix_seconds(data.time);
-        self.author_standing(at.entry, &author, time, principal, sw)
-            .is_ok_and(|scope| {
-                if areas.is_empty() {
-                    scope.is_all()
-                } else {
-                    areas.iter().all(|a| scope.covers(*a))
-                }
-            })
+        self.author_standing(at.entry, &author, time, cx.principal, cx.sw)
+            .is_ok()
     }
 
     /// The area of a first version of a target (the operation at `at`), if its author could
@@ -2116,10 +2156,13 @@ impl Ledger {
                     if !self.speaks(*at, cx, false) {
                         continue;
                     }
-                    let areas = self.record_areas(kind, id, v, cx);
-                    if !self.could_write(*at, &areas, cx.principal, cx.sw) {
+                    // Every value whose author could write here at all counts, with the areas
+                    // it concerns as this change sees them: a value that speaks more areas
+                    // than its author's scope makes the withdrawal harder, never easier.
+                    if !self.has_standing(*at, cx) {
                         continue;
                     }
+                    let areas = self.record_areas(kind, id, v, cx);
                     if areas.is_empty() {
                         return Vec::new();
                     }

@@ -47,4 +47,6 @@ mod redteam6_tests;
 #[cfg(test)]
 mod redteam7_tests;
 #[cfg(test)]
+mod redteam8_tests;
+#[cfg(test)]
 mod redteam_tests;

@@ -649,3 +649,68 @@ async fn h1_an_out_of_scope_change_is_void_at_every_hop() {
         assert!(view(m, &published())["targets"].get("T9/1").is_none());
     }
 }
+
+/// A copy of an honest change with a forged signature, sent first by a pinned peer, does not
+/// mark that change (its hash) rejected for good: a change built on it that arrives before
+/// the real copy waits for it, and both are taken once the real copy comes. (A bad signature
+/// belongs to the copy; the hash is the change's content.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_copy_does_not_make_the_real_change_or_its_descendants_rejected() {
+    use poa_node::store::Source;
+    let homes = Homes::new();
+    let (victim, witness, rogue) = victim_and_witness(&homes, 61).await;
+    let doc = published();
+    let key = key_of(&victim);
+    let c = craft(
+        &victim,
+        &doc,
+        &key,
+        None,
+        vec![put(
+            &doc,
+            "targets",
+            &target_key("T7", 1),
+            &target("T7", Area::Marking, "Seven", 1.0, 2.0),
+        )],
+    );
+    let ch = hash_of(&doc, &c);
+    // D, on C (the victim's copy does not hold C: D is made on C's data by hand).
+    let mut data = c.data.clone();
+    data.seq += 1;
+    data.start_op += data.ops.len() as u64;
+    data.deps = vec![ch.0];
+    data.ops = vec![put(
+        &doc,
+        "targets",
+        &target_key("T8", 1),
+        &target("T8", Area::Marking, "Eight", 1.0, 2.0),
+    )];
+    let d = poa_tests::sign(&doc, &key, data);
+    let dh = hash_of(&doc, &d);
+    let mut forged = c.clone();
+    forged.signature = vec![0; 64];
+    let now = poa_node::node::now_secs();
+    let first = witness
+        .with_node(|n| {
+            n.store
+                .transact(|tx| tx.apply(&doc, vec![forged], Source::Peer(rogue.id()), now))
+        })
+        .unwrap();
+    assert_eq!(first.rejected.len(), 1, "{:?}", first.rejected);
+    let second = witness
+        .with_node(|n| {
+            n.store
+                .transact(|tx| tx.apply(&doc, vec![d.clone()], Source::Peer(victim.id()), now))
+        })
+        .unwrap();
+    assert!(second.rejected.is_empty(), "{:?}", second.rejected);
+    assert_eq!(second.waiting.len(), 1, "D waits for C");
+    let third = witness
+        .with_node(|n| {
+            n.store
+                .transact(|tx| tx.apply(&doc, vec![c, d], Source::Peer(victim.id()), now))
+        })
+        .unwrap();
+    assert_eq!(third.accepted.len(), 2, "{:?}", third.rejected);
+    assert!(holds(&witness, &doc, &ch) && holds(&witness, &doc, &dh));
+}
