@@ -148,8 +148,11 @@ impl Driver {
         });
         assert!(up, "chromedriver did not start");
         let profile = tempfile::tempdir().unwrap();
+        // Finding an element waits for it up to 20 s (a click that submits a form returns
+        // before the next page is there): a deadline, not a sleep.
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
+            "timeouts": {"implicit": 20000},
             "goog:chromeOptions": {
                 "binary": chromium.to_str().unwrap(),
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
