@@ -710,13 +710,15 @@ impl Ledger {
                         continue;
                     };
                     p.3 = p.3.saturating_sub(1);
-                    // Tried again once all it lacked is held; or at once if what it still
-                    // lacks is a refused revoked change: its author may pass the screen now
-                    // (its delegation just came), so that it says what it needs.
+                    // Tried again once all it lacked is held; or at once if what came is a
+                    // grant (its author may pass the screen now) and what it still lacks is a
+                    // refused revoked change, so that it says it needs it. Grants a batch
+                    // brings are few: this costs at most one try per grant and waiting change.
                     let again = p.3 == 0
-                        || p.2
-                            .iter()
-                            .any(|m| revoked.contains_key(m) && !self.by_hash.contains_key(m));
+                        || (self.entries[ix].grant_only
+                            && p.2
+                                .iter()
+                                .any(|m| revoked.contains_key(m) && !self.by_hash.contains_key(m)));
                     if again && let Some((_, c, _, _)) = parked[w].take() {
                         queue.push_back(c);
                     }
@@ -1765,19 +1767,22 @@ impl Ledger {
         }
     }
 
-    /// Whether the put at `at` (outside change `cx.i`'s past) names no predecessor, yet holds
-    /// in its own past a put at the same key that stands in `cx.i`'s past and that nothing in
-    /// `at`'s past replaced.
+    /// Whether the put at `at` (outside change `cx.i`'s past) holds in its own past a put at
+    /// the same key that `cx.i` found: in `cx.i`'s past, standing, and not replaced there by a
+    /// standing operation. Whatever predecessors `at` names, it is then an edit in place of
+    /// that record (void where records are written once) or a correction of it: what the
+    /// change found speaks for the record, not what was written over it since.
     fn over_found(&self, at: OpAt, cx: &Judging<'_>) -> bool {
         let op = self.op(at);
-        let FlatAction::Put { preds, .. } = &op.action else {
-            return false;
-        };
-        if !preds.is_empty() {
+        if !matches!(op.action, FlatAction::Put { .. }) {
             return false;
         }
         let Some(ops) = self.keys.get(&(op.container, op.key.clone())) else {
             return false;
+        };
+        let stands_found = |o: &OpAt| {
+            self.in_past(o.entry, cx.i)
+                && matches!(cx.verdicts.get(o.entry as usize), Some(Verdict::Stands))
         };
         let before: Vec<OpAt> = ops
             .iter()
@@ -1786,6 +1791,7 @@ impl Ledger {
             .collect();
         let replaced: HashSet<(u64, Vec<u8>)> = before
             .iter()
+            .filter(|o| stands_found(o))
             .flat_map(|o| self.op(*o).preds())
             .map(|p| (p.counter, p.actor.clone()))
             .collect();
@@ -1793,8 +1799,7 @@ impl Ledger {
             let e = &self.entries[o.entry as usize];
             let counter = e.data.as_ref().map_or(0, |d| d.start_op) + u64::from(o.op);
             matches!(self.op(*o).action, FlatAction::Put { .. })
-                && self.in_past(o.entry, cx.i)
-                && matches!(cx.verdicts.get(o.entry as usize), Some(Verdict::Stands))
+                && stands_found(o)
                 && !replaced.contains(&(counter, self.actors[e.actor as usize].bytes.clone()))
         })
     }

@@ -49,4 +49,6 @@ mod redteam7_tests;
 #[cfg(test)]
 mod redteam8_tests;
 #[cfg(test)]
+mod redteam9_tests;
+#[cfg(test)]
 mod redteam_tests;
