@@ -126,6 +126,10 @@ pub async fn ui(engine: Arc<Engine>, addr: SocketAddr, token: String) -> std::io
             get(target_edit_form).post(target_edit_post),
         )
         .route("/progress/new", get(progress_form).post(progress_post))
+        .route(
+            "/progress/edit",
+            get(progress_edit_form).post(progress_edit_post),
+        )
         .route("/needs/new", get(need_form).post(need_post))
         .route("/needs/{id}/edit", get(need_edit_form).post(need_edit_post))
         .route("/withdraw", get(withdraw_form).post(withdraw_post))
@@ -294,10 +298,32 @@ async fn home(State(app): Shared) -> Response {
             ]
         })
         .collect();
-    let published = app
+    let (draft, public) = app
         .engine
-        .with_node(|n| n.drafts().map(|(_, _, p)| p.needs))
+        .with_node(|n| n.drafts().map(|(_, d, p)| (d, p)))
         .unwrap_or_default();
+    let published = &public.needs;
+    let report_rows: Vec<Vec<String>> = draft
+        .progress
+        .values()
+        .filter(|p| !draft.retracted.contains_key(&format!("progress/{}", p.id)))
+        .map(|p| {
+            let is_published = public.progress.contains_key(&p.id);
+            let id = url_part(&p.id);
+            vec![
+                esc(&p.id),
+                p.value
+                    .map(crate::format::num)
+                    .unwrap_or_else(|| "-".into()),
+                if is_published { "published" } else { "draft" }.into(),
+                if is_published {
+                    format!("<a href=\"/withdraw?kind=progress&amp;id={id}\">withdraw</a>")
+                } else {
+                    format!("<a href=\"/progress/edit?id={id}\">correct</a>")
+                },
+            ]
+        })
+        .collect();
     let need_rows: Vec<Vec<String>> = needs
         .iter()
         .map(|n| {
@@ -320,11 +346,16 @@ async fn home(State(app): Shared) -> Response {
         })
         .collect();
     let body = format!(
-        "<section><h2>Targets of {state}</h2>{}</section><section><h2>Assistance requests</h2>{}</section>",
+        "<section><h2>Targets of {state}</h2>{}</section><section><h2>Progress reports</h2>{}</section><section><h2>Assistance requests</h2>{}</section>",
         if rows.is_empty() {
             "<p>No targets yet. <a href=\"/targets/new\">Add one</a>.</p>".into()
         } else {
             html_table(&["ID", "Title", "Version", "Status", "", ""], &[], &rows)
+        },
+        if report_rows.is_empty() {
+            "<p>No progress reports.</p>".into()
+        } else {
+            html_table(&["ID", "Value", "", ""], &[1], &report_rows)
         },
         if need_rows.is_empty() {
             "<p>No requests.</p>".into()
@@ -869,7 +900,10 @@ async fn progress_form(
     .into_response()
 }
 
-async fn progress_post(State(app): Shared, headers: HeaderMap, mut parts: Multipart) -> Response {
+/// The fields of a progress form, and the evidence file's name and SHA-256 if one was sent.
+async fn read_progress_form(
+    mut parts: Multipart,
+) -> Result<(HashMap<String, String>, Option<(String, String)>), Response> {
     let mut values = HashMap::new();
     let mut file: Option<(String, String)> = None;
     loop {
@@ -884,10 +918,10 @@ async fn progress_post(State(app): Shared, headers: HeaderMap, mut parts: Multip
                         }
                         Ok(_) => {}
                         Err(e) => {
-                            return refused(
+                            return Err(refused(
                                 StatusCode::BAD_REQUEST,
                                 &format!("the upload broke off: {e}"),
-                            );
+                            ));
                         }
                     }
                 } else {
@@ -897,31 +931,35 @@ async fn progress_post(State(app): Shared, headers: HeaderMap, mut parts: Multip
             }
             Ok(None) => break,
             Err(e) => {
-                return refused(
+                return Err(refused(
                     StatusCode::BAD_REQUEST,
                     &format!("a form that cannot be read: {e}"),
-                );
+                ));
             }
         }
     }
-    if !csrf_ok(&app, &headers, &values) {
-        return no_csrf();
-    }
-    let mut filled = Filled {
-        values,
-        ..Filled::default()
-    };
+    Ok((values, file))
+}
+
+/// The progress report the form describes (`kept`: the evidence it had, kept when the link is
+/// unchanged and no new file comes), or what is wrong with it.
+fn progress_of(
+    filled: &mut Filled,
+    file: Option<&(String, String)>,
+    kept: Option<&Evidence>,
+) -> Option<Progress> {
     for req in ["target", "as_of"] {
         if filled.get(req).is_none() {
             filled.error(req, "required");
         }
     }
     let as_of = filled.parse("as_of");
-    let evidence = match (&file, filled.text("evidence")) {
+    let evidence = match (file, filled.text("evidence")) {
         (Some((name, sha)), uri) => {
             Evidence::from_parts(uri.or(Some(name.clone())), Some(sha.clone()))
         }
         (None, None) => Ok(None),
+        (None, Some(uri)) if kept.is_some_and(|k| k.uri == uri) => Ok(kept.cloned()),
         (None, Some(_)) => {
             filled.error(
                 "evidence_file",
@@ -950,7 +988,22 @@ async fn progress_post(State(app): Shared, headers: HeaderMap, mut parts: Multip
         source: filled.text("source"),
         assistance_received: filled.text("assistance_received"),
     };
-    if filled.ok() {
+    filled.ok().then_some(report)
+}
+
+async fn progress_post(State(app): Shared, headers: HeaderMap, parts: Multipart) -> Response {
+    let (values, file) = match read_progress_form(parts).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&app, &headers, &values) {
+        return no_csrf();
+    }
+    let mut filled = Filled {
+        values,
+        ..Filled::default()
+    };
+    if let Some(report) = progress_of(&mut filled, file.as_ref(), None) {
         let sha = file
             .map(|(_, s)| format!(" Evidence SHA-256 {s}."))
             .unwrap_or_default();
@@ -969,6 +1022,113 @@ async fn progress_post(State(app): Shared, headers: HeaderMap, mut parts: Multip
         &csrf_of(&app, &headers),
     )
     .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct ProgressId {
+    id: String,
+}
+
+/// A progress report of the draft that was never published.
+fn draft_progress(app: &App, id: &str) -> Option<Progress> {
+    app.engine
+        .with_node(|n| {
+            let (_, draft, public) = n.drafts()?;
+            let published =
+                public.progress.contains_key(id) || public.withdrawn_progress.contains_key(id);
+            Ok::<_, NodeError>(draft.progress.get(id).filter(|_| !published).cloned())
+        })
+        .ok()
+        .flatten()
+}
+
+fn progress_edit_page(id: &str, filled: &Filled, csrf: &str) -> Response {
+    let action = format!("/progress/edit?id={}", url_part(id));
+    form(
+        &format!("Correct progress report {id}"),
+        &action,
+        PROGRESS_FIELDS,
+        filled,
+        csrf,
+    )
+    .into_response()
+}
+
+/// `id` as one query value: what is not a letter, digit, `-`, `.` or `/` percent-encoded.
+fn url_part(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn progress_edit_form(
+    State(app): Shared,
+    Query(q): Query<ProgressId>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(report) = draft_progress(&app, &q.id) else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "the draft holds no progress report {} to correct (a published one is withdrawn)",
+                q.id
+            ),
+        );
+    };
+    let mut values = values_of(&report);
+    values.remove("evidence");
+    if let Some(e) = &report.evidence {
+        values.insert("evidence".into(), e.uri.clone());
+    }
+    let filled = Filled {
+        values,
+        ..Filled::default()
+    };
+    progress_edit_page(&q.id, &filled, &csrf_of(&app, &headers))
+}
+
+async fn progress_edit_post(
+    State(app): Shared,
+    Query(q): Query<ProgressId>,
+    headers: HeaderMap,
+    parts: Multipart,
+) -> Response {
+    let (values, file) = match read_progress_form(parts).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&app, &headers, &values) {
+        return no_csrf();
+    }
+    let Some(current) = draft_progress(&app, &q.id) else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            &format!("the draft holds no progress report {} to correct", q.id),
+        );
+    };
+    let mut filled = Filled {
+        values,
+        ..Filled::default()
+    };
+    filled
+        .values
+        .insert("target".into(), current.target.clone());
+    let id = q.id.clone();
+    if let Some(report) = progress_of(&mut filled, file.as_ref(), current.evidence.as_ref())
+        && let Some(done) = write(&app, &mut filled, |n| {
+            n.edit_progress(&id, |p| {
+                *p = report;
+                Ok(())
+            })?;
+            Ok(format!("Progress {id} is corrected in the draft."))
+        })
+    {
+        return done;
+    }
+    progress_edit_page(&q.id, &filled, &csrf_of(&app, &headers))
 }
 
 async fn need_form(State(app): Shared, headers: HeaderMap) -> Response {

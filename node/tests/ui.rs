@@ -365,6 +365,16 @@ fn a_point_of_contact_enters_corrects_and_publishes_in_a_browser() {
     b.click("#save");
     assert!(b.text("#saved").contains(&digest), "{}", b.source());
 
+    // The report is corrected while a draft, its evidence kept.
+    b.go(&format!("{base}/"));
+    b.click("a[href='/progress/edit?id=T1/2025-12-31']");
+    b.type_into("#value", "56");
+    b.click("#save");
+    assert!(b.text("#saved").contains("corrected"), "{}", b.source());
+    let report = xaa.json(&["submission", "show", "--format", "json"]);
+    assert!(report.to_string().contains(&digest), "the evidence is kept");
+    assert!(report.to_string().contains("56"), "{report}");
+
     b.go(&format!("{base}/submission"));
     let page = b.source();
     assert!(
