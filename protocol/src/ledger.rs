@@ -411,6 +411,12 @@ fn short(hash: &ChangeHash) -> String {
 }
 
 /// Roughly what a change weighs in memory.
+/// The node whose key signs a change's actor, if it is one.
+fn author_of(c: &SignedChange) -> Option<NodeId> {
+    let key: [u8; 32] = c.data.actor.get(..32)?.try_into().ok()?;
+    NodeId::from_key_bytes(key).ok()
+}
+
 /// A hard cap on what one author makes a node hold (twins at a position, actors): `hard` for
 /// what the author sends itself, twice that for what another peer relays.
 fn hard_cap(hard: usize, by_author: bool) -> usize {
@@ -689,6 +695,7 @@ impl Ledger {
         let mut revoked: HashMap<ChangeHash, (Rejection, SignedChange)> = HashMap::new();
         let mut order: Vec<ChangeHash> = Vec::new();
         let mut retaken: HashSet<ChangeHash> = HashSet::new();
+        let mut retried_early: HashSet<ChangeHash> = HashSet::new();
         while let Some(c) = queue.pop_front() {
             let before = self.entries.len();
             out.attempts += 1;
@@ -697,6 +704,19 @@ impl Ledger {
             // reported, so the store keeps it, and wakes what waits for it.
             for ix in before..self.entries.len() {
                 let h = self.entries[ix].hash;
+                // The nodes a newly held grant names: a waiting change of theirs may pass
+                // the screen now.
+                let granted: Vec<NodeId> =
+                    match (&self.entries[ix].data, self.entries[ix].grant_only) {
+                        (Some(d), true) => d
+                            .ops
+                            .iter()
+                            .filter_map(|op| op.value())
+                            .filter_map(|v| SignedGrant::parse(v).ok())
+                            .map(|g| g.grant.node)
+                            .collect(),
+                        _ => Vec::new(),
+                    };
                 let held = if matches!(admitted, Admitted::New(n) if n == h) {
                     Some(c.clone())
                 } else {
@@ -714,12 +734,18 @@ impl Ledger {
                     // grant (its author may pass the screen now) and what it still lacks is a
                     // refused revoked change, so that it says it needs it. Grants a batch
                     // brings are few: this costs at most one try per grant and waiting change.
-                    let again = p.3 == 0
-                        || (self.entries[ix].grant_only
-                            && p.2
-                                .iter()
-                                .any(|m| revoked.contains_key(m) && !self.by_hash.contains_key(m)));
-                    if again && let Some((_, c, _, _)) = parked[w].take() {
+                    let early = p.3 != 0
+                        && !retried_early.contains(&p.0)
+                        && author_of(&p.1).is_some_and(|a| granted.contains(&a))
+                        && p.2
+                            .iter()
+                            .any(|m| revoked.contains_key(m) && !self.by_hash.contains_key(m));
+                    if early {
+                        retried_early.insert(p.0);
+                    }
+                    if (p.3 == 0 || early)
+                        && let Some((_, c, _, _)) = parked[w].take()
+                    {
                         queue.push_back(c);
                     }
                 }
@@ -1768,13 +1794,22 @@ impl Ledger {
     }
 
     /// Whether the put at `at` (outside change `cx.i`'s past) holds in its own past a put at
-    /// the same key that `cx.i` found: in `cx.i`'s past, standing, and not replaced there by a
-    /// standing operation. Whatever predecessors `at` names, it is then an edit in place of
-    /// that record (void where records are written once) or a correction of it: what the
-    /// change found speaks for the record, not what was written over it since.
+    /// the same key that `cx.i` found (in `cx.i`'s past, standing, and not replaced there by a
+    /// standing operation), and could not stand over it: where records are written once,
+    /// whatever predecessors it names (an edit in place, void); where they are corrected in
+    /// place (a draft's working records, slots), only if it names none (a correction names
+    /// what it replaces, and speaks for the record's new areas). What the change found then
+    /// speaks for the record, not what was written over it since.
     fn over_found(&self, at: OpAt, cx: &Judging<'_>) -> bool {
         let op = self.op(at);
-        if !matches!(op.action, FlatAction::Put { .. }) {
+        let FlatAction::Put { preds, .. } = &op.action else {
+            return false;
+        };
+        let corrected_in_place = matches!(
+            self.kind.policy(op.container),
+            Some((_, Policy::Working | Policy::Slot))
+        );
+        if corrected_in_place && !preds.is_empty() {
             return false;
         }
         let Some(ops) = self.keys.get(&(op.container, op.key.clone())) else {

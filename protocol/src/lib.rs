@@ -35,6 +35,8 @@ pub use date::Date;
 pub use doc::DocId;
 pub use id::{BodyCode, BodyKind, NodeId, Participant, Principal, StateCode};
 #[cfg(test)]
+mod redteam10_tests;
+#[cfg(test)]
 mod redteam2_tests;
 #[cfg(test)]
 mod redteam3_tests;
