@@ -793,6 +793,18 @@ impl Ledger {
                         order.push(h);
                     }
                     revoked.insert(h, (r, c));
+                    // A change already waiting for it may not have said it needs it (its
+                    // author did not pass the screen then): it is tried again, once.
+                    for w in waiters.get(&h).into_iter().flatten() {
+                        if let Some(p) = parked[*w].as_ref()
+                            && !retried_early.contains(&p.0)
+                        {
+                            retried_early.insert(p.0);
+                            if let Some((_, c, _, _)) = parked[*w].take() {
+                                queue.push_back(c);
+                            }
+                        }
+                    }
                 }
                 Admitted::Refused(h, r) => out.refused.push((h, r)),
             }
@@ -1793,50 +1805,93 @@ impl Ledger {
         }
     }
 
-    /// Whether the put at `at` (outside change `cx.i`'s past) holds in its own past a put at
-    /// the same key that `cx.i` found (in `cx.i`'s past, standing, and not replaced there by a
-    /// standing operation), and could not stand over it: where records are written once,
-    /// whatever predecessors it names (an edit in place, void); where they are corrected in
-    /// place (a draft's working records, slots), only if it names none (a correction names
-    /// what it replaces, and speaks for the record's new areas). What the change found then
-    /// speaks for the record, not what was written over it since.
+    /// Whether the put at `at` (outside change `cx.i`'s past) was written over a value `cx.i`
+    /// found (in `cx.i`'s past, standing) and could not stand over it. Where records are
+    /// written once, any put over a found record could not (an edit in place), whatever it
+    /// names. Where they are corrected in place (a draft's working records, slots), a put over
+    /// a found value still live in its own past that it does not name could not; one that
+    /// names found values could only if its author's scope covers their areas (a correction by
+    /// a ministry of another area is void); a put over a value deleted or corrected in its own
+    /// past (whatever that operation's verdict, which may not be known yet) was not written
+    /// over it. What the change found then speaks for the record, not what came over it since.
     fn over_found(&self, at: OpAt, cx: &Judging<'_>) -> bool {
         let op = self.op(at);
         let FlatAction::Put { preds, .. } = &op.action else {
             return false;
         };
-        let corrected_in_place = matches!(
-            self.kind.policy(op.container),
-            Some((_, Policy::Working | Policy::Slot))
-        );
-        if corrected_in_place && !preds.is_empty() {
+        let Some((container, policy)) = self.kind.policy(op.container) else {
             return false;
-        }
+        };
         let Some(ops) = self.keys.get(&(op.container, op.key.clone())) else {
             return false;
         };
-        let stands_found = |o: &OpAt| {
-            self.in_past(o.entry, cx.i)
-                && matches!(cx.verdicts.get(o.entry as usize), Some(Verdict::Stands))
+        let counter_of = |o: &OpAt| {
+            let e = &self.entries[o.entry as usize];
+            (
+                e.data.as_ref().map_or(0, |d| d.start_op) + u64::from(o.op),
+                self.actors[e.actor as usize].bytes.clone(),
+            )
         };
         let before: Vec<OpAt> = ops
             .iter()
             .copied()
             .filter(|o| self.in_past(o.entry, at.entry))
             .collect();
-        let replaced: HashSet<(u64, Vec<u8>)> = before
+        let found: Vec<OpAt> = before
             .iter()
-            .filter(|o| stands_found(o))
+            .copied()
+            .filter(|o| {
+                matches!(self.op(*o).action, FlatAction::Put { .. })
+                    && self.in_past(o.entry, cx.i)
+                    && matches!(cx.verdicts.get(o.entry as usize), Some(Verdict::Stands))
+            })
+            .collect();
+        if found.is_empty() {
+            return false;
+        }
+        if !matches!(policy, Policy::Working | Policy::Slot) {
+            return true;
+        }
+        let named: HashSet<(u64, Vec<u8>)> =
+            preds.iter().map(|p| (p.counter, p.actor.clone())).collect();
+        let replaced_before: HashSet<(u64, Vec<u8>)> = before
+            .iter()
             .flat_map(|o| self.op(*o).preds())
             .map(|p| (p.counter, p.actor.clone()))
             .collect();
-        before.iter().any(|o| {
-            let e = &self.entries[o.entry as usize];
-            let counter = e.data.as_ref().map_or(0, |d| d.start_op) + u64::from(o.op);
-            matches!(self.op(*o).action, FlatAction::Put { .. })
-                && stands_found(o)
-                && !replaced.contains(&(counter, self.actors[e.actor as usize].bytes.clone()))
-        })
+        let mut named_areas = Vec::new();
+        let mut names_found = false;
+        for q in &found {
+            let id = counter_of(q);
+            if named.contains(&id) {
+                names_found = true;
+                if let Some(v) = self.op(*q).value() {
+                    named_areas.extend(self.record_areas(container, &op.key, v, cx));
+                }
+            } else if !replaced_before.contains(&id) {
+                // Over a found value still live in its own past, naming it not.
+                return true;
+            }
+        }
+        if !names_found {
+            return false;
+        }
+        // A correction of found values: could its author stand over them?
+        let e = &self.entries[at.entry as usize];
+        let (Some(data), Some(author)) = (e.data.as_ref(), self.actors[e.actor as usize].author)
+        else {
+            return true;
+        };
+        let time = Date::from_unix_seconds(data.time);
+        !self
+            .author_standing(at.entry, &author, time, cx.principal, cx.sw)
+            .is_ok_and(|scope| {
+                if named_areas.is_empty() {
+                    scope.is_all()
+                } else {
+                    named_areas.iter().all(|a| scope.covers(*a))
+                }
+            })
     }
 
     fn live_values(&self, container: &str, key: &str, at: Option<u32>, v: &[Verdict]) -> Vec<&str> {

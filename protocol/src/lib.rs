@@ -37,6 +37,8 @@ pub use id::{BodyCode, BodyKind, NodeId, Participant, Principal, StateCode};
 #[cfg(test)]
 mod redteam10_tests;
 #[cfg(test)]
+mod redteam11_tests;
+#[cfg(test)]
 mod redteam2_tests;
 #[cfg(test)]
 mod redteam3_tests;
