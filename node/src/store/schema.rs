@@ -147,6 +147,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE peers ADD COLUMN flagged TEXT;
     ALTER TABLE peers ADD COLUMN introducer INTEGER NOT NULL DEFAULT 0;
     "#,
+    // A missing or bad signature belongs to the copy, not to the change its hash names: such
+    // rows (and the refusals of changes that depended on them) no longer stand for the hash.
+    r#"
+    DELETE FROM rejected
+        WHERE reason LIKE '%has no signature'
+           OR reason LIKE '%its signature does not verify'
+           OR reason LIKE '%depends on rejected change%';
+    "#,
 ];
 
 impl Store {

@@ -135,3 +135,44 @@ fn the_audit_log_is_append_only() {
             .is_err()
     );
 }
+
+#[test]
+fn signature_refusals_kept_before_are_forgotten_on_upgrade() {
+    // Rows a node kept before a bad signature stopped counting as a property of the hash: the
+    // upgrade drops them (and the refusals that followed from them), keeps the others.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("poa.db");
+    let store = Store::open(&path).unwrap();
+    for (byte, reason) in [
+        (1u8, "change aaaa has no signature"),
+        (
+            2,
+            "change bbbb by node X rejected: its signature does not verify",
+        ),
+        (3, "change cccc depends on rejected change bbbb"),
+        (4, "change dddd by node X is sequence number 3, not 2"),
+    ] {
+        store
+            .conn
+            .execute(
+                "INSERT INTO rejected (doc, hash, peer, reason, at) VALUES ('state/XAA', ?1, NULL, ?2, 0)",
+                rusqlite::params![vec![byte; 32], reason],
+            )
+            .unwrap();
+    }
+    store
+        .conn
+        .pragma_update(None, "user_version", MIGRATIONS.len() as i64 - 1)
+        .unwrap();
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    let left: Vec<String> = store
+        .conn
+        .prepare("SELECT reason FROM rejected")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(left, ["change dddd by node X is sequence number 3, not 2"]);
+}
