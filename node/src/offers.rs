@@ -344,7 +344,7 @@ impl Node {
 }
 
 /// An offer of the draft that was never published, or why it cannot be changed.
-fn unpublished<'a>(
+pub(crate) fn unpublished<'a>(
     data: &'a OffersData,
     public: &OffersData,
     id: &str,

@@ -609,7 +609,7 @@ fn need_taken(data: &StateData, id: &str) -> bool {
 }
 
 /// A progress report of the draft that was never published, or why it cannot be changed.
-fn unpublished_progress<'a>(
+pub(crate) fn unpublished_progress<'a>(
     data: &'a StateData,
     public: &StateData,
     id: &str,
@@ -628,7 +628,7 @@ fn unpublished_progress<'a>(
 }
 
 /// A request of the draft that was never published, or why it cannot be changed.
-fn unpublished_need<'a>(
+pub(crate) fn unpublished_need<'a>(
     data: &'a StateData,
     public: &StateData,
     id: &str,

@@ -1030,16 +1030,11 @@ struct ProgressId {
 }
 
 /// A progress report of the draft that was never published.
-fn draft_progress(app: &App, id: &str) -> Option<Progress> {
-    app.engine
-        .with_node(|n| {
-            let (_, draft, public) = n.drafts()?;
-            let published =
-                public.progress.contains_key(id) || public.withdrawn_progress.contains_key(id);
-            Ok::<_, NodeError>(draft.progress.get(id).filter(|_| !published).cloned())
-        })
-        .ok()
-        .flatten()
+fn draft_progress(app: &App, id: &str) -> Result<Progress, NodeError> {
+    app.engine.with_node(|n| {
+        let (_, draft, public) = n.drafts()?;
+        crate::records::unpublished_progress(&draft, &public, id).cloned()
+    })
 }
 
 fn progress_edit_page(id: &str, filled: &Filled, csrf: &str) -> Response {
@@ -1069,25 +1064,27 @@ async fn progress_edit_form(
     Query(q): Query<ProgressId>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(report) = draft_progress(&app, &q.id) else {
-        return refused(
-            StatusCode::NOT_FOUND,
-            &format!(
-                "the draft holds no progress report {} to correct (a published one is withdrawn)",
-                q.id
-            ),
-        );
-    };
-    let mut values = values_of(&report);
-    values.remove("evidence");
-    if let Some(e) = &report.evidence {
-        values.insert("evidence".into(), e.uri.clone());
+    let values = draft_progress(&app, &q.id).map(|report| {
+        // The evidence as the form shows it: its link (its digest is kept unless a new file
+        // comes).
+        let mut values = values_of(&report);
+        values.remove("evidence");
+        if let Some(e) = &report.evidence {
+            values.insert("evidence".into(), e.uri.clone());
+        }
+        values
+    });
+    match values {
+        Ok(values) => progress_edit_page(
+            &q.id,
+            &Filled {
+                values,
+                ..Filled::default()
+            },
+            &csrf_of(&app, &headers),
+        ),
+        Err(e) => refused(StatusCode::NOT_FOUND, &e.to_string()),
     }
-    let filled = Filled {
-        values,
-        ..Filled::default()
-    };
-    progress_edit_page(&q.id, &filled, &csrf_of(&app, &headers))
 }
 
 async fn progress_edit_post(
@@ -1103,11 +1100,9 @@ async fn progress_edit_post(
     if !csrf_ok(&app, &headers, &values) {
         return no_csrf();
     }
-    let Some(current) = draft_progress(&app, &q.id) else {
-        return refused(
-            StatusCode::NOT_FOUND,
-            &format!("the draft holds no progress report {} to correct", q.id),
-        );
+    let current = match draft_progress(&app, &q.id) {
+        Ok(c) => c,
+        Err(e) => return refused(StatusCode::NOT_FOUND, &e.to_string()),
     };
     let mut filled = Filled {
         values,
@@ -1236,27 +1231,42 @@ async fn need_edit_form(
 ) -> Response {
     let need = app.engine.with_node(|n| {
         let (_, draft, public) = n.drafts()?;
-        let published = public.needs.contains_key(&id) || public.withdrawn_needs.contains_key(&id);
-        Ok::<_, NodeError>(draft.needs.get(&id).filter(|_| !published).cloned())
+        crate::records::unpublished_need(&draft, &public, &id).cloned()
     });
-    let Ok(Some(need)) = need else {
-        return refused(
-            StatusCode::NOT_FOUND,
-            &format!("the draft holds no request {id} to correct (a published one is withdrawn)"),
-        );
-    };
-    let filled = Filled {
-        values: values_of(&need),
-        ..Filled::default()
-    };
-    form(
+    correction_form(
+        &app,
+        &headers,
+        need.map(|n| values_of(&n)),
         &format!("Correct request {id}"),
         &format!("/needs/{id}/edit"),
         NEED_FIELDS,
-        &filled,
-        &csrf_of(&app, &headers),
     )
-    .into_response()
+}
+
+/// The form correcting a draft record, filled with its values; or why it cannot be corrected
+/// (not in the draft, or published: the node's own refusal), as a 404.
+fn correction_form(
+    app: &App,
+    headers: &HeaderMap,
+    values: Result<HashMap<String, String>, NodeError>,
+    title: &str,
+    action: &str,
+    fields: &[Field],
+) -> Response {
+    match values {
+        Ok(values) => form(
+            title,
+            action,
+            fields,
+            &Filled {
+                values,
+                ..Filled::default()
+            },
+            &csrf_of(app, headers),
+        )
+        .into_response(),
+        Err(e) => refused(StatusCode::NOT_FOUND, &e.to_string()),
+    }
 }
 
 async fn need_edit_post(
@@ -1518,27 +1528,16 @@ async fn offer_edit_form(
 ) -> Response {
     let offer = app.engine.with_node(|n| {
         let (_, draft, public) = n.offer_drafts()?;
-        let published = public.offers.contains_key(&id) || public.withdrawn.contains_key(&id);
-        Ok::<_, NodeError>(draft.offers.get(&id).filter(|_| !published).cloned())
+        crate::offers::unpublished(&draft, &public, &id).cloned()
     });
-    let Ok(Some(offer)) = offer else {
-        return refused(
-            StatusCode::NOT_FOUND,
-            &format!("the draft holds no offer {id} to correct (a published one is withdrawn)"),
-        );
-    };
-    let filled = Filled {
-        values: values_of(&offer),
-        ..Filled::default()
-    };
-    form(
+    correction_form(
+        &app,
+        &headers,
+        offer.map(|o| values_of(&o)),
         &format!("Correct offer {id}"),
         &format!("/offers/{id}/edit"),
         OFFER_FIELDS,
-        &filled,
-        &csrf_of(&app, &headers),
     )
-    .into_response()
 }
 
 async fn offer_edit_post(
