@@ -145,6 +145,10 @@ fn router(engine: Arc<Engine>) -> Router {
         .route("/api/pools", get(api_pools))
         .route("/api/pools/{id}", get(api_pool))
         .route("/api/needs", get(api_needs))
+        .route("/status", get(status_page))
+        .route("/api/status", get(api_status))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(engine)
 }
@@ -194,7 +198,7 @@ fn api_error(status: StatusCode, message: impl std::fmt::Display) -> Response {
     json_response(status, json!({"error": message.to_string()}).to_string())
 }
 
-const NAV: &str = "<nav><a href=\"/\">Stocktake</a><a href=\"/states\">States</a><a href=\"/pools\">Pools</a><a href=\"/needs\">Unmet needs</a><a href=\"/report.html\">Printable report</a><a href=\"/api/stocktake\">JSON</a></nav>\n";
+const NAV: &str = "<nav><a href=\"/\">Stocktake</a><a href=\"/states\">States</a><a href=\"/pools\">Pools</a><a href=\"/needs\">Unmet needs</a><a href=\"/report.html\">Printable report</a><a href=\"/status\">Health</a><a href=\"/api/stocktake\">JSON</a></nav>\n";
 
 /// A dashboard page: the common frame and navigation around `body`.
 fn dash_page(title: &str, subtitle: &str, body: &str) -> Html<String> {
@@ -569,4 +573,151 @@ async fn api_needs(State(engine): Shared) -> Response {
 
 async fn not_found() -> Failure {
     Failure(StatusCode::NOT_FOUND, "no such page".into())
+}
+
+/// The node's status as this process sees it: the dashboard runs inside the serving process.
+fn read_status(engine: &Engine) -> Result<crate::status::Status, Failure> {
+    engine
+        .read(|node| {
+            crate::status::status(
+                node,
+                Some(std::process::id().to_string()),
+                crate::node::now_secs(),
+            )
+        })
+        .map_err(internal)
+}
+
+async fn api_status(State(engine): Shared) -> Response {
+    api(read_status(&engine))
+}
+
+/// The health page: each peer connected or not, last contact, last error, documents behind.
+async fn status_page(State(engine): Shared) -> Result<Html<String>, Failure> {
+    use crate::status::{ago, bytes, when};
+    let st = read_status(&engine)?;
+    let now = st.node.at;
+    let rows: Vec<Vec<String>> = st
+        .peers
+        .iter()
+        .map(|p| {
+            let behind: Vec<String> = p
+                .documents
+                .iter()
+                .filter(|d| !d.in_sync)
+                .map(|d| format!("{} behind by {}", d.doc, d.behind))
+                .collect();
+            vec![
+                esc(&p.name),
+                if p.connected {
+                    "connected".into()
+                } else {
+                    "<strong>disconnected</strong>".into()
+                },
+                p.last_contact
+                    .map(|t| esc(&format!("{} ({})", when(t), ago(now, t))))
+                    .unwrap_or_else(|| "never".into()),
+                if behind.is_empty() {
+                    format!("{} in sync", p.documents.len())
+                } else {
+                    esc(&behind.join("; "))
+                },
+                esc(&format!(
+                    "{} out, {} in; {} / {} changes",
+                    bytes(p.traffic.bytes_sent),
+                    bytes(p.traffic.bytes_received),
+                    p.traffic.changes_sent,
+                    p.traffic.changes_received
+                )),
+                esc(p.last_error.as_deref().unwrap_or("")),
+            ]
+        })
+        .collect();
+    let docs: Vec<Vec<String>> = st
+        .documents
+        .iter()
+        .map(|d| {
+            vec![
+                esc(&d.doc),
+                d.changes.to_string(),
+                esc(&d.in_sync_with.join(", ")),
+                esc(&d.behind.join(", ")),
+            ]
+        })
+        .collect();
+    let body = format!(
+        "<section><h2>Peers</h2>{}</section><section><h2>Documents</h2>{}</section>\
+<p class=\"muted\">Read at {}. Machine-readable: <a href=\"/api/status\">/api/status</a>, \
+<a href=\"/health\">/health</a>, <a href=\"/metrics\">/metrics</a>.</p>",
+        html_table(
+            &[
+                "Peer",
+                "Link",
+                "Last contact",
+                "Documents",
+                "Traffic",
+                "Last error"
+            ],
+            &[],
+            &rows
+        ),
+        html_table(
+            &["Document", "Changes", "Held as here by", "Behind"],
+            &[1],
+            &docs
+        ),
+        esc(&when(now)),
+    );
+    Ok(dash_page(
+        "Health",
+        &format!("{} ({})", st.node.name, st.node.node_id),
+        &body,
+    ))
+}
+
+/// `/health`, for load balancers and watchdogs: 200 with a short JSON summary while the node
+/// can read its database, 503 otherwise.
+async fn health(State(engine): Shared) -> Response {
+    match engine.read(|node| node.store.peers().map(|p| p.len())) {
+        Ok(peers) => json_response(
+            StatusCode::OK,
+            json!({
+                "status": "ok",
+                "node": engine.id().to_string(),
+                "peers": peers,
+                "connected": engine.connected().len(),
+            })
+            .to_string(),
+        ),
+        Err(e) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable", "error": e.to_string()}).to_string(),
+        ),
+    }
+}
+
+/// `/metrics`: the counters in the Prometheus (OpenMetrics) text format.
+async fn metrics(State(engine): Shared) -> Response {
+    let m = crate::metrics::metrics();
+    let held = engine.read(|node| -> Result<(usize, usize), crate::store::StoreError> {
+        let docs = node.store.doc_ids()?;
+        let mut changes = 0;
+        for d in &docs {
+            changes += node.store.with_ledger(d, |l| l.len())?.unwrap_or(0);
+        }
+        Ok((docs.len(), changes))
+    });
+    if let Ok((docs, changes)) = held {
+        m.documents.set(docs as i64);
+        m.changes_held.set(changes as i64);
+    }
+    m.changes_parked.set(engine.parked() as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.encode(),
+    )
+        .into_response()
 }

@@ -26,6 +26,7 @@ const STATE_KEY: &str = "state.key";
 const BODY_KEY: &str = "body.key";
 const CONFIG: &str = "config.toml";
 const DATABASE: &str = "poa.db";
+const SERVE_LOCK: &str = "serve.lock";
 
 /// Errors of the home folder.
 #[derive(Debug, thiserror::Error)]
@@ -71,9 +72,68 @@ pub enum HomeError {
     /// The operating system gave no randomness.
     #[error("the operating system gave no randomness: {0}")]
     Random(String),
+    /// Another process serves this home.
+    #[error(
+        "another `poa-node serve` (pid {pid}) already runs on {dir}: stop it first (two nodes on one home would answer peers with one key from two places), or give another --home"
+    )]
+    Serving {
+        /// The home.
+        dir: PathBuf,
+        /// The process that holds the lock, as it wrote.
+        pid: String,
+    },
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The lock a serving node holds on its home while it runs: one `serve` per home. The
+/// operating system releases it when the process ends, however it ends, so a crash never
+/// leaves a home locked.
+#[derive(Debug)]
+pub struct ServeLock {
+    _file: fs::File,
+}
+
+/// Takes the serve lock of the home in `dir`, writing this process's id in it.
+pub fn lock_serve(dir: &Path) -> Result<ServeLock, HomeError> {
+    let path = dir.join(SERVE_LOCK);
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io(&path))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(HomeError::Serving {
+                dir: dir.to_path_buf(),
+                pid: lock_holder(&path).unwrap_or_else(|| "unknown".into()),
+            });
+        }
+        Err(fs::TryLockError::Error(cause)) => return Err(HomeError::Io { path, cause }),
+    }
+    file.set_len(0).map_err(io(&path))?;
+    writeln!(file, "{}", std::process::id()).map_err(io(&path))?;
+    Ok(ServeLock { _file: file })
+}
+
+/// The pid of the `serve` that holds the home's lock, or `None` when no `serve` runs there.
+pub fn serving(dir: &Path) -> Option<String> {
+    let path = dir.join(SERVE_LOCK);
+    let file = fs::File::open(&path).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None,
+        Err(_) => Some(lock_holder(&path).unwrap_or_else(|| "unknown".into())),
+    }
+}
+
+fn lock_holder(path: &Path) -> Option<String> {
+    let text = fs::read_to_string(path).ok()?;
+    let pid = text.trim();
+    (!pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())).then(|| pid.to_string())
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HomeError + '_ {
@@ -461,6 +521,22 @@ mod tests {
             Home::init(&home, &opts),
             Err(HomeError::AlreadyInitialised(_))
         ));
+    }
+
+    #[test]
+    fn one_serve_per_home() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(serving(dir.path()), None);
+        let held = lock_serve(dir.path()).unwrap();
+        let pid = std::process::id().to_string();
+        assert_eq!(serving(dir.path()), Some(pid.clone()));
+        match lock_serve(dir.path()) {
+            Err(HomeError::Serving { pid: p, .. }) => assert_eq!(p, pid),
+            other => panic!("a second serve was not refused: {other:?}"),
+        }
+        drop(held);
+        assert_eq!(serving(dir.path()), None);
+        let _again = lock_serve(dir.path()).unwrap();
     }
 
     #[test]

@@ -473,9 +473,19 @@ impl Host for NodeHost<'_> {
         _asked: bool,
     ) -> Applied {
         let mut out = Applied::default();
-        match apply_from(self.node, peer, doc, changes) {
+        let m = crate::metrics::metrics();
+        let started = std::time::Instant::now();
+        let applied = apply_from(self.node, peer, doc, changes);
+        crate::metrics::observe(&m.gate_seconds, started.elapsed());
+        match applied {
             Ok(outcome) => {
                 out.allowed = true;
+                m.changes_accepted.inc_by(outcome.accepted.len() as u64);
+                for (_, r) in &outcome.rejected {
+                    m.changes_rejected
+                        .get_or_create(&crate::metrics::kind("reason", r.kind()))
+                        .inc();
+                }
                 out.accepted = outcome.accepted.len();
                 out.rejected = outcome
                     .rejected

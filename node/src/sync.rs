@@ -25,7 +25,7 @@ pub use poa_protocol::session::SyncReport;
 use crate::host::{HostEvents, NodeHost, Parked};
 pub use crate::host::{MAX_PARKED_BYTES_PER_PEER, MAX_PARKED_PER_PEER, can_read};
 use crate::node::{Node, NodeError, now_secs};
-use crate::store::{Peer, StoreError};
+use crate::store::{Peer, StoreError, Traffic};
 use crate::transport::{self, Pins, TransportError};
 
 /// Errors of a sync connection.
@@ -58,6 +58,129 @@ pub enum SyncError {
     /// Nothing happened for too long.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// The peer's node refused this node's key in the handshake: it has not pinned it.
+    #[error("{peer} does not know this node: ask its operator to run `poa-node peer add {us}`")]
+    NotPinnedThere {
+        /// The peer, as `peer_label` names it.
+        peer: String,
+        /// This node.
+        us: NodeId,
+    },
+    /// The node that answered at the peer's address holds another key.
+    #[error(
+        "the node at {addr} is {presented}, not {peer} that you pinned: check the address with `poa-node peer list`, or ask {peer}'s operator for its current one"
+    )]
+    WrongNode {
+        /// Where it was dialled.
+        addr: String,
+        /// What answered there.
+        presented: String,
+        /// The peer pinned.
+        peer: String,
+    },
+    /// Nothing answered the handshake.
+    #[error(
+        "no answer from {addr} over UDP within {secs} s: is {peer} running, and is UDP port {port} open between the two machines?"
+    )]
+    Unreachable {
+        /// Where it was dialled.
+        addr: String,
+        /// Its UDP port.
+        port: u16,
+        /// How long this node waited.
+        secs: u64,
+        /// The peer.
+        peer: String,
+    },
+    /// The peer's host name has no address.
+    #[error(
+        "cannot find the address of {host} ({cause}): check the name with `poa-node peer list`, or pin the peer by IP address"
+    )]
+    Resolve {
+        /// The name.
+        host: String,
+        /// What the resolver said.
+        cause: String,
+    },
+    /// An established connection went silent.
+    #[error("{peer} stopped answering for {secs} s, and the connection was given up")]
+    Silent {
+        /// The peer.
+        peer: String,
+        /// The idle timeout.
+        secs: u64,
+    },
+    /// The peer restarted while connected (it answered with a stateless reset).
+    #[error("{peer} restarted while connected; it is synced again on the next connection")]
+    Restarted {
+        /// The peer.
+        peer: String,
+    },
+}
+
+/// How often a connection writes that its peer is in contact, and the traffic since, to the
+/// store.
+const CONTACT_EVERY: Duration = Duration::from_secs(5);
+
+/// How long a dial waits for the handshake to complete.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a peer is named in messages: its name and short id, or only the short id when it was
+/// pinned without a name.
+pub fn peer_label(p: &Peer) -> String {
+    let short = p.node_id.short();
+    if p.name == short {
+        format!("node {short}")
+    } else {
+        format!("{} ({short})", p.name)
+    }
+}
+
+fn is_crypto(code: quinn::TransportErrorCode) -> bool {
+    (0x100..0x200).contains(&u64::from(code))
+}
+
+impl SyncError {
+    /// Turns what QUIC and TLS said into what happened and what to do, now that the peer,
+    /// its address and the key that answered there are known.
+    fn explain(self, peer: &Peer, addr: &str, presented: Option<NodeId>, us: NodeId) -> SyncError {
+        use quinn::ConnectionError as C;
+        let label = || peer_label(peer);
+        let conn = match &self {
+            SyncError::Connection(c) => c,
+            _ => return self,
+        };
+        match conn {
+            C::ConnectionClosed(close) if is_crypto(close.error_code) => {
+                SyncError::NotPinnedThere { peer: label(), us }
+            }
+            C::TransportError(t) if is_crypto(t.code) => match presented {
+                Some(p) if p == peer.node_id => self,
+                Some(p) => SyncError::WrongNode {
+                    addr: addr.to_string(),
+                    presented: p.to_string(),
+                    peer: label(),
+                },
+                None => SyncError::WrongNode {
+                    addr: addr.to_string(),
+                    presented: "not a poa-node (its certificate holds no ed25519 key)".into(),
+                    peer: label(),
+                },
+            },
+            C::TimedOut => SyncError::Silent {
+                peer: label(),
+                secs: transport::IDLE_TIMEOUT.as_secs(),
+            },
+            C::Reset => SyncError::Restarted { peer: label() },
+            _ => self,
+        }
+    }
+
+    /// Whether the error is only the peer ending the connection normally: it closed it with
+    /// code 0 (`serve` stopping, a round done).
+    fn is_normal_close(&self) -> bool {
+        matches!(self, SyncError::Connection(quinn::ConnectionError::ApplicationClosed(c)) if u64::from(c.error_code) == 0)
+    }
 }
 
 /// Settings of the engine.
@@ -234,6 +357,9 @@ impl Engine {
             parked: &mut parked,
             events: &mut events,
         });
+        crate::metrics::metrics()
+            .changes_parked
+            .set(parked.len() as i64);
         drop(parked);
         if events.trust_changed {
             let _ = self.changed.send(Notice::Trust);
@@ -280,6 +406,10 @@ async fn read_frames(
         loop {
             match buf.next_message() {
                 Ok(Some(m)) => {
+                    crate::metrics::metrics()
+                        .frames
+                        .get_or_create(&crate::metrics::direction(true))
+                        .inc();
                     if tx.send(Ok(m)).await.is_err() {
                         return;
                     }
@@ -325,6 +455,10 @@ async fn read_frames(
         match read {
             Ok(Some(n)) => {
                 received.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                crate::metrics::metrics()
+                    .bytes
+                    .get_or_create(&crate::metrics::direction(true))
+                    .inc_by(n as u64);
                 buf.push(&chunk[..n]);
             }
             Ok(None) => {
@@ -337,6 +471,10 @@ async fn read_frames(
                 }
                 return;
             }
+            Err(quinn::ReadError::ConnectionLost(e)) => {
+                let _ = tx.send(Err(SyncError::Connection(e))).await;
+                return;
+            }
             Err(e) => {
                 let _ = tx.send(Err(SyncError::Closed(e.to_string()))).await;
                 return;
@@ -345,21 +483,50 @@ async fn read_frames(
     }
 }
 
-/// Counts a live connection of a peer while it lives.
+/// Counts a live connection of a peer while it lives; a serving connection also records the
+/// link in the store, for `status`.
 struct ConnSlot<'a> {
     engine: &'a Engine,
     peer: NodeId,
+    link: bool,
 }
 
 impl Drop for ConnSlot<'_> {
     fn drop(&mut self) {
-        let mut connected = lock(&self.engine.connected);
-        if let Some(n) = connected.get_mut(&self.peer) {
-            *n -= 1;
-            if *n == 0 {
-                connected.remove(&self.peer);
+        let last = {
+            let mut connected = lock(&self.engine.connected);
+            match connected.get_mut(&self.peer) {
+                Some(n) => {
+                    *n -= 1;
+                    let last = *n == 0;
+                    if last {
+                        connected.remove(&self.peer);
+                    }
+                    last
+                }
+                None => false,
             }
+        };
+        crate::metrics::metrics().connections_open.dec();
+        if last && self.link {
+            let node = lock(&self.engine.node);
+            let _ = node.store.set_peer_link(&self.peer, None);
         }
+    }
+}
+
+/// What a connection has exchanged, from its byte counters and its session's report.
+fn traffic_of(
+    report: &SyncReport,
+    sent: &std::sync::atomic::AtomicU64,
+    received: &std::sync::atomic::AtomicU64,
+) -> Traffic {
+    use std::sync::atomic::Ordering::Relaxed;
+    Traffic {
+        bytes_sent: sent.load(Relaxed),
+        bytes_received: received.load(Relaxed),
+        changes_sent: report.sent.values().sum::<usize>() as u64,
+        changes_received: report.accepted.values().sum::<usize>() as u64,
     }
 }
 
@@ -376,7 +543,7 @@ async fn drive(
         .ok_or_else(|| SyncError::Protocol("peer presented no ed25519 certificate".into()))?;
     let span = tracing::info_span!("peer", peer = %peer.short());
     let _guard = span.enter();
-    {
+    let first = {
         let mut connected = lock(&engine.connected);
         let n = connected.entry(peer).or_default();
         if *n >= MAX_CONNECTIONS_PER_PEER {
@@ -386,17 +553,31 @@ async fn drive(
             return Err(SyncError::Protocol(why));
         }
         *n += 1;
-    }
+        *n == 1
+    };
+    let link = mode == Mode::Stay;
+    let m = crate::metrics::metrics();
+    m.connections
+        .get_or_create(&crate::metrics::direction(!initiator))
+        .inc();
+    m.connections_open.inc();
     let _slot = ConnSlot {
         engine: &engine,
         peer,
+        link,
     };
+    if link && first {
+        let node = lock(&engine.node);
+        node.store.set_peer_link(&peer, Some(now_secs()))?;
+    }
     let (mut send, recv) = if initiator {
         conn.open_bi().await?
     } else {
         conn.accept_bi().await?
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sent_by_writer = sent.clone();
     let writer = tokio::spawn(async move {
         let mut written = 0u64;
         while let Some(msg) = rx.recv().await {
@@ -412,6 +593,14 @@ async fn drive(
                 break;
             }
             written += frame.len() as u64;
+            let m = crate::metrics::metrics();
+            m.frames
+                .get_or_create(&crate::metrics::direction(false))
+                .inc();
+            m.bytes
+                .get_or_create(&crate::metrics::direction(false))
+                .inc_by(frame.len() as u64);
+            sent_by_writer.fetch_add(frame.len() as u64, std::sync::atomic::Ordering::Relaxed);
             if last {
                 break;
             }
@@ -442,6 +631,19 @@ async fn drive(
         }
     };
     flush(&mut session, &tx);
+    // What has been added to the peer's totals in the store: each completed round adds what
+    // went over the connection since, and says when the peer was last in contact.
+    let mut counted = Traffic::default();
+    let mut contact_written: Option<Instant> = None;
+    let mut heard = false;
+    let mut contact_tick = tokio::time::interval(CONTACT_EVERY);
+    contact_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let count = |session: &Session, counted: &mut Traffic| {
+        let now = traffic_of(session.report(), &sent, &received);
+        let node = lock(&engine.node);
+        let _ = node.store.add_peer_traffic(&peer, &now.since(counted));
+        *counted = now;
+    };
     let deadline = tokio::time::sleep(engine.config.round_timeout);
     tokio::pin!(deadline);
     let outcome: Result<(), SyncError> = async {
@@ -465,7 +667,12 @@ async fn drive(
                     Event::EgressRefused(doc) => {
                         tracing::error!(doc = %doc, "refused to name a document the peer may not read");
                     }
-                    Event::RoundComplete => {}
+                    Event::RoundComplete => {
+                        crate::metrics::metrics().sync_rounds.inc();
+                        count(&session, &mut counted);
+                        let node = lock(&engine.node);
+                        let _ = node.store.peer_outcome(&peer, now_secs(), None);
+                    }
                 }
             }
             if session.is_closed() {
@@ -484,6 +691,15 @@ async fn drive(
                 msg = incoming.recv() => match msg {
                     Some(Ok(m)) => {
                         engine.with_host(|host| session.handle(host, m, now_ms(clock)))?;
+                        // The peer is in contact: say so in the store at once the first
+                        // time, then with the next tick, for `status`.
+                        heard = true;
+                        if contact_written.is_none() {
+                            contact_written = Some(Instant::now());
+                            heard = false;
+                            let node = lock(&engine.node);
+                            let _ = node.store.peer_outcome(&peer, now_secs(), None);
+                        }
                     }
                     Some(Err(e)) => return Err(e),
                     None => return Ok(()),
@@ -511,6 +727,14 @@ async fn drive(
                 _ = tokio::time::sleep(wake) => {
                     engine.with_host(|host| session.handle_timeout(host, now_ms(clock)));
                 }
+                _ = contact_tick.tick() => {
+                    count(&session, &mut counted);
+                    if heard {
+                        heard = false;
+                        let node = lock(&engine.node);
+                        let _ = node.store.peer_outcome(&peer, now_secs(), None);
+                    }
+                }
                 _ = shutdown.changed() => {
                     session.close("node shutting down");
                     flush(&mut session, &tx);
@@ -524,6 +748,11 @@ async fn drive(
         }
     }
     .await;
+    // A serving peer that ends the connection normally (it is stopping) is no error.
+    let outcome = match outcome {
+        Err(e) if mode == Mode::Stay && e.is_normal_close() => Ok(()),
+        other => other,
+    };
     if let Err(e) = &outcome {
         // Tell the peer why, then close: a peer that breaks the protocol is disconnected with a
         // reason, and this node goes on serving the others.
@@ -536,11 +765,15 @@ async fn drive(
         .or_default()
         .extend(session.revealed().iter().cloned());
     let mut report = session.report().clone();
+    crate::metrics::metrics()
+        .sync_round_trips
+        .inc_by(report.round_trips);
     drop(tx);
     reader.abort();
     report.bytes_received = received.load(std::sync::atomic::Ordering::Relaxed);
     report.bytes_sent = writer.await.unwrap_or(0);
     report.millis = started.elapsed().as_millis() as u64;
+    count(&session, &mut counted);
     {
         let node = lock(&engine.node);
         let err = outcome.as_ref().err().map(|e| e.to_string());
@@ -560,9 +793,29 @@ async fn drive(
     }
 }
 
-fn resolve(addr: &str) -> Option<SocketAddr> {
-    use std::net::ToSocketAddrs;
-    addr.to_socket_addrs().ok()?.next()
+/// Finds the address of `addr` (HOST:PORT, HOST an IP address or a DNS name).
+async fn resolve(addr: &str) -> Result<SocketAddr, SyncError> {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).to_string();
+    match tokio::net::lookup_host(addr).await {
+        // Endpoints bind an IPv4 socket: prefer the name's IPv4 address (`localhost` gives
+        // ::1 first on many systems).
+        Ok(found) => {
+            let found: Vec<SocketAddr> = found.collect();
+            found
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(found.first())
+                .copied()
+                .ok_or_else(|| SyncError::Resolve {
+                    host,
+                    cause: "no address".into(),
+                })
+        }
+        Err(e) => Err(SyncError::Resolve {
+            host,
+            cause: e.to_string(),
+        }),
+    }
 }
 
 /// Dials one peer and runs one round with it.
@@ -595,18 +848,33 @@ pub async fn sync_round(
         SocketAddr::from(([0, 0, 0, 0], 0)),
         &engine.key,
         engine.pins.clone(),
+        transport::Role::OneShot,
     )?;
-    let mut out = Vec::new();
-    for peer in peers {
-        if only.is_some_and(|id| id != peer.node_id) || peer.addr.is_none() {
-            continue;
-        }
-        let r = sync_with(engine, &endpoint, &peer).await;
-        out.push((peer, r));
+    // Every peer at once: a slow or vanished peer costs its own timeout, not everyone's.
+    let mut rounds = tokio::task::JoinSet::new();
+    for (i, peer) in peers
+        .into_iter()
+        .filter(|p| only.is_none_or(|id| id == p.node_id) && p.addr.is_some())
+        .enumerate()
+    {
+        let engine = engine.clone();
+        let endpoint = endpoint.clone();
+        rounds.spawn(async move {
+            let r = sync_with(&engine, &endpoint, &peer).await;
+            (i, peer, r)
+        });
     }
+    let mut out = Vec::new();
+    while let Some(done) = rounds.join_next().await {
+        match done {
+            Ok(r) => out.push(r),
+            Err(e) => tracing::error!(cause = %e, "a sync task failed"),
+        }
+    }
+    out.sort_by_key(|(i, _, _)| *i);
     endpoint.close(0u32.into(), b"done");
     endpoint.wait_idle().await;
-    Ok(out)
+    Ok(out.into_iter().map(|(_, p, r)| (p, r)).collect())
 }
 
 /// A running node: its engine, its address, and the handle that stops it.
@@ -639,7 +907,14 @@ impl Server {
 /// Starts serving: listens on `listen`, keeps connections to every peer with an address,
 /// pushes changes, repairs periodically, and picks up writes made by other processes.
 pub async fn serve(engine: Arc<Engine>, listen: SocketAddr) -> Result<Server, SyncError> {
-    let endpoint = transport::endpoint(listen, &engine.key, engine.pins.clone())?;
+    let endpoint = transport::endpoint(
+        listen,
+        &engine.key,
+        engine.pins.clone(),
+        transport::Role::Serve,
+    )?;
+    // No connection is live yet, whatever an earlier run that crashed left written.
+    lock(&engine.node).store.clear_peer_links()?;
     let addr = endpoint
         .local_addr()
         .map_err(|source| TransportError::Bind {
@@ -680,7 +955,17 @@ async fn run_server(
                                 tracing::info!(cause = %e, "connection ended");
                             }
                         }
-                        Err(e) => tracing::info!(cause = %e, "handshake refused"),
+                        Err(e) => {
+                            // This node's own refusals are counted by their cause already.
+                            let ours = matches!(&e, quinn::ConnectionError::TransportError(t) if is_crypto(t.code));
+                            if !ours {
+                                crate::metrics::metrics()
+                                    .handshakes_refused
+                                    .get_or_create(&crate::metrics::kind("cause", "failed"))
+                                    .inc();
+                            }
+                            tracing::info!(cause = %e, "handshake refused");
+                        }
                     }
                 });
             }
@@ -747,6 +1032,7 @@ async fn run_server(
     })
     .await;
     tasks.abort_all();
+    let _ = lock(&engine.node).store.clear_peer_links();
     endpoint.close(0u32.into(), b"shutting down");
     let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
 }
@@ -758,18 +1044,41 @@ async fn dial(
     mode: Mode,
     stop: watch::Receiver<bool>,
 ) -> Result<SyncReport, SyncError> {
+    let role = match mode {
+        Mode::Stay => transport::Role::Serve,
+        Mode::OneShot => transport::Role::OneShot,
+    };
+    let addr_text = peer.addr.clone().unwrap_or_default();
+    let mut presented = None;
     let result = async {
-        let addr_text = peer
-            .addr
-            .clone()
-            .ok_or_else(|| SyncError::Protocol(format!("peer {} has no address", peer.name)))?;
-        let addr = resolve(&addr_text)
-            .ok_or_else(|| SyncError::Protocol(format!("cannot resolve {addr_text}")))?;
-        let cfg = transport::client_config(&engine.key, peer.node_id)?;
-        let conn = endpoint.connect_with(cfg, addr, "poa-node")?.await?;
+        if peer.addr.is_none() {
+            return Err(SyncError::Protocol(format!(
+                "{} has no address: pin it with `poa-node peer add NODEID@HOST:PORT`",
+                peer_label(&peer)
+            )));
+        }
+        let addr = resolve(&addr_text).await?;
+        let (cfg, seen) = transport::client_config(&engine.key, peer.node_id, role)?;
+        let connecting = endpoint.connect_with(cfg, addr, "poa-node")?;
+        let handshake = tokio::time::timeout(CONNECT_TIMEOUT, connecting).await;
+        presented = seen.lock().ok().and_then(|p| *p);
+        let conn = match handshake {
+            Ok(Ok(c)) => c,
+            // QUIC's own idle timeout may end the handshake first: the same silence.
+            Ok(Err(e)) if !matches!(e, quinn::ConnectionError::TimedOut) => return Err(e.into()),
+            _ => {
+                return Err(SyncError::Unreachable {
+                    addr: addr_text.clone(),
+                    port: addr.port(),
+                    secs: CONNECT_TIMEOUT.as_secs(),
+                    peer: peer_label(&peer),
+                });
+            }
+        };
         drive(engine.clone(), conn, true, mode, stop).await
     }
-    .await;
+    .await
+    .map_err(|e| e.explain(&peer, &addr_text, presented, engine.id()));
     if let Err(e) = &result {
         let node = lock(&engine.node);
         let _ = node

@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use poa_protocol::NodeId;
@@ -94,15 +94,29 @@ fn refuse(side: &str, cert: &CertificateDer<'_>, why: &str) -> rustls::Error {
     let who = node_id_of(cert)
         .map(|id| id.to_string())
         .unwrap_or_else(|| "a non-ed25519 key".into());
-    tracing::warn!(key = %who, side, "refused TLS peer: {why}");
+    tracing::warn!(key = %who, side, cause = why, "refused a handshake");
+    let cause = if side == "server" {
+        "not_pinned"
+    } else {
+        "wrong_key"
+    };
+    crate::metrics::metrics()
+        .handshakes_refused
+        .get_or_create(&crate::metrics::kind("cause", cause))
+        .inc();
     rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
 }
+
+/// The key a dialled server presented, kept by the client's verifier so that a refusal can say
+/// whose node answered at the address.
+pub type Presented = Arc<Mutex<Option<NodeId>>>;
 
 /// Client side: accept the server only if it presents exactly the key we dialled.
 #[derive(Debug)]
 struct ExpectServer {
     expected: NodeId,
     algorithms: WebPkiSupportedAlgorithms,
+    presented: Presented,
 }
 
 impl ServerCertVerifier for ExpectServer {
@@ -114,7 +128,11 @@ impl ServerCertVerifier for ExpectServer {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match node_id_of(end_entity) {
+        let id = node_id_of(end_entity);
+        if let Ok(mut p) = self.presented.lock() {
+            *p = id;
+        }
+        match id {
             Some(id) if id == self.expected => Ok(ServerCertVerified::assertion()),
             _ => Err(refuse(
                 "client",
@@ -203,36 +221,73 @@ impl ClientCertVerifier for PinnedClients {
     }
 }
 
-fn transport_config() -> Arc<quinn::TransportConfig> {
+/// How long a connection may stay silent before it is given up: a peer that vanishes in the
+/// middle of a round costs this long, not QUIC's default of 30 s. Keep-alives are sent well
+/// within it, so a quiet but live connection never lapses.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+const KEEP_ALIVE: Duration = Duration::from_secs(3);
+
+/// What an endpoint is for: a long-running node, or one round from a short-lived command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `serve`: connections live for hours, so probing for a larger path MTU pays.
+    Serve,
+    /// `sync`: a few round trips, where MTU probes (up to 1,452 bytes each) would cost more
+    /// than they save.
+    OneShot,
+}
+
+fn transport_config(role: Role) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
-    t.keep_alive_interval(Some(Duration::from_secs(5)));
-    if let Ok(idle) = quinn::IdleTimeout::try_from(Duration::from_secs(30)) {
+    t.keep_alive_interval(Some(KEEP_ALIVE));
+    if let Ok(idle) = quinn::IdleTimeout::try_from(IDLE_TIMEOUT) {
         t.max_idle_timeout(Some(idle));
+    }
+    if role == Role::OneShot {
+        t.mtu_discovery_config(None);
     }
     Arc::new(t)
 }
 
+/// The endpoint's stateless-reset key, derived from the node key so it is the same after a
+/// restart: a peer that restarts answers packets of its old connections with a reset this node
+/// recognises, and the connection ends at once instead of after the idle timeout. It stays
+/// secret (whoever knows it could end this node's connections).
+fn reset_key(key: &NodeKey) -> Arc<dyn quinn::crypto::HmacKey> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"poa-node quic stateless reset v1\0");
+    h.update(key.seed());
+    let derived = h.finalize();
+    Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &derived))
+}
+
 /// The client configuration for dialling `expected`.
+///
+/// The returned slot holds the key the server presented once the handshake has begun.
 pub fn client_config(
     key: &NodeKey,
     expected: NodeId,
-) -> Result<quinn::ClientConfig, TransportError> {
+    role: Role,
+) -> Result<(quinn::ClientConfig, Presented), TransportError> {
     let provider = provider();
     let algorithms = provider.signature_verification_algorithms;
     let (cert, private) = certificate(key)?;
+    let presented = Presented::default();
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(ExpectServer {
             expected,
             algorithms,
+            presented: presented.clone(),
         }))
         .with_client_auth_cert(vec![cert], private)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let quic = QuicClientConfig::try_from(tls).map_err(|e| TransportError::Quic(e.to_string()))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(quic));
-    cfg.transport_config(transport_config());
-    Ok(cfg)
+    cfg.transport_config(transport_config(role));
+    Ok((cfg, presented))
 }
 
 /// A QUIC endpoint that serves pinned peers on `addr` and can dial out.
@@ -240,6 +295,7 @@ pub fn endpoint(
     addr: SocketAddr,
     key: &NodeKey,
     pins: Pins,
+    role: Role,
 ) -> Result<quinn::Endpoint, TransportError> {
     let provider = provider();
     let algorithms = provider.signature_verification_algorithms;
@@ -251,8 +307,18 @@ pub fn endpoint(
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let quic = QuicServerConfig::try_from(tls).map_err(|e| TransportError::Quic(e.to_string()))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    server.transport_config(transport_config());
-    quinn::Endpoint::server(server, addr).map_err(|source| TransportError::Bind { addr, source })
+    server.transport_config(transport_config(role));
+    let bind = |source| TransportError::Bind { addr, source };
+    let socket = std::net::UdpSocket::bind(addr).map_err(bind)?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| TransportError::Quic("no async runtime is running".into()))?;
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::new(reset_key(key)),
+        Some(server),
+        socket,
+        runtime,
+    )
+    .map_err(bind)
 }
 
 /// The NodeId the peer of an established connection proved in its handshake.

@@ -166,6 +166,26 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// A short name of the kind of refusal, for counters and logs (a metric label: a few
+    /// fixed values, never text the peer chose).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rejection::Malformed(_) => "malformed",
+            Rejection::ForeignActor => "foreign_actor",
+            Rejection::Unsigned { .. } => "unsigned",
+            Rejection::BadSignature { .. } => "bad_signature",
+            Rejection::SeqGap { .. } => "seq_gap",
+            Rejection::StartOp { .. } => "start_op",
+            Rejection::BadPred { .. } => "bad_pred",
+            Rejection::TooManyTwins { .. } => "too_many_twins",
+            Rejection::TooManyActors { .. } => "too_many_actors",
+            Rejection::Revoked { .. } => "revoked",
+            Rejection::NoKey(_) => "no_key",
+            Rejection::NotAWriter { .. } => "not_a_writer",
+            Rejection::DependsOnRejected { .. } => "depends_on_rejected",
+        }
+    }
+
     /// Whether a peer that sent this change is to blame for it (and it counts toward the
     /// rejections a connection may carry). A refusal that depends on what else is held here
     /// (a cap, a revocation that arrived first) is not, when another peer relays the change:

@@ -59,6 +59,7 @@ impl Rogue {
             ([127, 0, 0, 1], 0).into(),
             &key,
             Arc::new(std::sync::RwLock::new(Default::default())),
+            transport::Role::Serve,
         )
         .expect("rogue endpoint");
         Rogue { key, endpoint }
@@ -75,7 +76,9 @@ impl Rogue {
         victim: &Member,
         who: &As,
     ) -> Option<(quinn::Connection, quinn::SendStream, quinn::RecvStream)> {
-        let cfg = transport::client_config(&self.key, victim.id()).ok()?;
+        let cfg = transport::client_config(&self.key, victim.id(), transport::Role::OneShot)
+            .ok()?
+            .0;
         let conn = self
             .endpoint
             .connect_with(cfg, victim.addr(), "poa-node")
@@ -100,7 +103,9 @@ impl Rogue {
         victim: &Member,
         who: &As,
     ) -> (quinn::Connection, quinn::SendStream, quinn::RecvStream) {
-        let cfg = transport::client_config(&self.key, victim.id()).expect("rogue connection");
+        let cfg = transport::client_config(&self.key, victim.id(), transport::Role::OneShot)
+            .expect("rogue connection")
+            .0;
         let conn = self
             .endpoint
             .connect_with(cfg, victim.addr(), "poa-node")

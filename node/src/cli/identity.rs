@@ -154,14 +154,11 @@ pub fn peer(home: Option<PathBuf>, cmd: PeerCmd) -> anyhow::Result<()> {
                 );
             }
             if let Some(a) = addr {
-                use std::net::ToSocketAddrs;
-                let ok = a
-                    .to_socket_addrs()
-                    .map(|mut i| i.next().is_some())
-                    .unwrap_or(false);
-                if !ok {
-                    bail!("'{a}' is not an address: write HOST:PORT, such as 192.0.2.10:4433");
-                }
+                check_peer_addr(a).map_err(|why| {
+                    anyhow::anyhow!(
+                        "'{a}' is not an address ({why}): write HOST:PORT, such as 192.0.2.10:4433 or un.example.org:4433"
+                    )
+                })?;
             }
             let name = name.unwrap_or_else(|| id.short());
             let pinned_as = match (state, body) {
@@ -432,4 +429,73 @@ fn parse_scope(words: &[String]) -> anyhow::Result<Scope> {
         areas.push(w.parse::<Area>()?);
     }
     Ok(Scope::Areas(areas))
+}
+
+/// Checks that `a` is HOST:PORT, HOST an IP address or a DNS name. The name is not looked up
+/// here: it is resolved each time the peer is dialled, so a node whose address changes keeps
+/// its name, and a name is accepted on a machine that cannot resolve it yet.
+pub(crate) fn check_peer_addr(a: &str) -> Result<(), String> {
+    if a.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let (host, port) = a.rsplit_once(':').ok_or_else(|| "no :PORT".to_string())?;
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => {}
+        _ => return Err(format!("'{port}' is not a port (1 to 65535)")),
+    }
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Ok(());
+    }
+    if host.starts_with('[') || host.contains(':') {
+        return Err("an IPv6 address goes in brackets, such as [2001:db8::1]:4433".into());
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(format!("'{host}' is not a host name"));
+    }
+    if name
+        .split('.')
+        .next_back()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!("'{host}' is not an IP address"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_peer_addr;
+
+    #[test]
+    fn peer_addresses_are_ip_addresses_or_host_names_with_a_port() {
+        for ok in [
+            "192.0.2.10:4433",
+            "[2001:db8::1]:4433",
+            "un.example.org:4433",
+            "localhost:1",
+            "xaa-defence.example.:4433",
+        ] {
+            assert_eq!(check_peer_addr(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "un.example.org",
+            "un.example.org:0",
+            "un.example.org:99999",
+            ":4433",
+            "2001:db8::1:4433",
+            "-bad.example:4433",
+            "under_score.example:4433",
+            "1.2.3.999:4433",
+            "a..b:4433",
+        ] {
+            assert!(check_peer_addr(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -184,6 +184,17 @@ poa-node share state/XAA            # list who may read it")]
         #[arg(long, default_value = "127.0.0.1:8081")]
         addr: std::net::SocketAddr,
     },
+    /// How the node is doing: each peer connected or not, last contact, last error and what
+    /// to do, documents in sync or behind, traffic; each document and who holds it as here.
+    #[command(
+        after_help = "Examples:\n  poa-node status\n  poa-node status --json\n\n\
+Connections are those of the `serve` running on this home; without one, no peer is connected."
+    )]
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// One sync round with every pinned peer that has an address, then exit.
     Sync {
         /// Only this peer.
@@ -341,6 +352,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { listen, http, ui } => network::serve(home, listen, http, ui),
         Command::Ui { addr } => network::serve(home, None, None, Some(addr)),
         Command::Sync { peer, json } => network::sync(home, peer, json),
+        Command::Status { json } => network::status(home, json),
         Command::Demo {
             keep,
             no_serve,

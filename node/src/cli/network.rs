@@ -20,6 +20,7 @@ pub fn serve(
 ) -> anyhow::Result<()> {
     let node = open(home)?;
     let home_dir = node.home.dir().to_path_buf();
+    let _lock = crate::home::lock_serve(&home_dir)?;
     let listen = match listen {
         Some(l) => l,
         None => node.home.config.network.listen.parse()?,
@@ -71,8 +72,8 @@ pub fn serve(
             }
             None => None,
         };
-        tokio::signal::ctrl_c().await?;
-        println!("Stopping...");
+        let signal = stop_signal().await?;
+        println!("Stopping ({signal})...");
         if let Some(u) = web {
             u.shutdown().await;
         }
@@ -80,9 +81,29 @@ pub fn serve(
             d.shutdown().await;
         }
         server.shutdown().await;
+        println!("Stopped.");
         anyhow::Ok(())
     })?;
     Ok(())
+}
+
+/// Waits for Ctrl-C (SIGINT) or, on Unix, SIGTERM (what systemd and `docker stop` send), and
+/// names it.
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => { r?; Ok("interrupted") }
+            _ = term.recv() => Ok("terminated"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await?;
+        Ok("interrupted")
+    }
 }
 
 /// Runs `sync`: one round with every pinned peer that has an address (or only `peer`).
@@ -133,6 +154,116 @@ pub fn sync(home: Option<PathBuf>, peer: Option<NodeId>, json: bool) -> anyhow::
     }
     if failed > 0 {
         bail!("{failed} of {} peer(s) could not be synced", results.len());
+    }
+    Ok(())
+}
+
+/// Runs `status`.
+pub fn status(home: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
+    use crate::status::{ago, bytes, when};
+    let node = open(home)?;
+    let serving = crate::home::serving(node.home.dir());
+    let st = crate::status::status(&node, serving, crate::node::now_secs())?;
+    if json {
+        return print_json(&st);
+    }
+    let n = &st.node;
+    match &n.pid {
+        Some(pid) => println!("{} ({}): serving, pid {pid}.", n.name, n.node_id),
+        None => println!(
+            "{} ({}): not serving; peers are synced only by `poa-node sync` until `poa-node serve` runs.",
+            n.name, n.node_id
+        ),
+    }
+    println!("{} document(s), {} change(s).", n.documents, n.changes);
+    if st.peers.is_empty() {
+        println!("No peers. Pin one with `poa-node peer add NODEID@HOST:PORT --name ...`.");
+        return Ok(());
+    }
+    println!();
+    let rows: Vec<Vec<String>> = st
+        .peers
+        .iter()
+        .map(|p| {
+            let link = match (p.connected, p.connected_since) {
+                (true, Some(t)) => format!("connected {}", ago(n.at, t).replace(" ago", "")),
+                (true, None) => "connected".into(),
+                (false, _) => "disconnected".into(),
+            };
+            let contact = p
+                .last_contact
+                .map(|t| format!("{} ({})", when(t), ago(n.at, t)))
+                .unwrap_or_else(|| "never".into());
+            let behind: Vec<String> = p
+                .documents
+                .iter()
+                .filter(|d| !d.in_sync)
+                .map(|d| format!("{} -{}", d.doc, d.behind))
+                .collect();
+            let docs = if behind.is_empty() {
+                format!("{} in sync", p.documents.len())
+            } else {
+                format!("behind: {}", behind.join(", "))
+            };
+            let t = &p.traffic;
+            vec![
+                p.name.clone(),
+                p.node_id.get(..7).unwrap_or_default().to_string(),
+                link,
+                contact,
+                docs,
+                format!("{} / {}", bytes(t.bytes_sent), bytes(t.bytes_received)),
+                format!("{} / {}", t.changes_sent, t.changes_received),
+            ]
+        })
+        .collect();
+    crate::format::print_table(
+        &[
+            "PEER",
+            "NODE",
+            "LINK",
+            "LAST CONTACT",
+            "DOCUMENTS",
+            "BYTES OUT / IN",
+            "CHANGES OUT / IN",
+        ],
+        &rows,
+    );
+    for p in &st.peers {
+        if let Some(e) = &p.last_error {
+            let at = p
+                .last_error_at
+                .map(|t| format!(" ({})", ago(n.at, t)))
+                .unwrap_or_default();
+            println!("{}{at}: {e}", p.name);
+        }
+        if let Some(f) = &p.flagged {
+            println!("{}: flagged: {f}", p.name);
+        }
+    }
+    if !st.documents.is_empty() {
+        println!();
+        let rows: Vec<Vec<String>> = st
+            .documents
+            .iter()
+            .map(|d| {
+                vec![
+                    d.doc.clone(),
+                    d.changes.to_string(),
+                    if d.in_sync_with.is_empty() {
+                        "-".into()
+                    } else {
+                        d.in_sync_with.join(", ")
+                    },
+                    if d.behind.is_empty() {
+                        "-".into()
+                    } else {
+                        d.behind.join(", ")
+                    },
+                ]
+            })
+            .collect();
+        crate::format::print_table(&["DOCUMENT", "CHANGES", "HELD AS HERE BY", "BEHIND"], &rows);
     }
     Ok(())
 }

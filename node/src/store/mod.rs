@@ -36,7 +36,7 @@ mod trust;
 
 pub use audit::AuditRow;
 pub use documents::{DocSummary, Outcome, Source, StoreTx};
-pub use peers::Peer;
+pub use peers::{Peer, Traffic};
 pub use trust::Learned;
 
 /// Errors of the store.
@@ -109,7 +109,7 @@ impl Store {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let mut store = Store {
             conn,
@@ -147,10 +147,15 @@ impl Store {
         let out = f(&mut stx);
         let StoreTx { tx, touched, .. } = stx;
         let committed = match out {
-            Ok(v) => tx
-                .commit()
-                .map(|()| v)
-                .map_err(|e| E::from(StoreError::from(e))),
+            Ok(v) => {
+                let started = std::time::Instant::now();
+                let done = tx.commit();
+                crate::metrics::observe(
+                    &crate::metrics::metrics().sqlite_commit_seconds,
+                    started.elapsed(),
+                );
+                done.map(|()| v).map_err(|e| E::from(StoreError::from(e)))
+            }
             Err(e) => Err(e),
         };
         if committed.is_err() {

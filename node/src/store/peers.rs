@@ -32,6 +32,40 @@ pub struct Peer {
     /// Whether the operator chose it as an introducer: the keys it trusts first-hand are
     /// trusted here too.
     pub introducer: bool,
+    /// Unix seconds of the last error, if one is kept.
+    pub last_error_at: Option<i64>,
+    /// Unix seconds since which the serving node has a live connection with it, as the serving
+    /// node last wrote (true only while a `serve` holds the home's lock).
+    pub connected_since: Option<i64>,
+    /// What went over every connection with it.
+    pub traffic: Traffic,
+}
+
+/// Bytes and changes exchanged with a peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Traffic {
+    /// Bytes written to it.
+    pub bytes_sent: u64,
+    /// Bytes read from it.
+    pub bytes_received: u64,
+    /// Changes sent to it.
+    pub changes_sent: u64,
+    /// Changes taken from it.
+    pub changes_received: u64,
+}
+
+impl Traffic {
+    /// What `self` has that `earlier` had not.
+    pub fn since(&self, earlier: &Traffic) -> Traffic {
+        Traffic {
+            bytes_sent: self.bytes_sent.saturating_sub(earlier.bytes_sent),
+            bytes_received: self.bytes_received.saturating_sub(earlier.bytes_received),
+            changes_sent: self.changes_sent.saturating_sub(earlier.changes_sent),
+            changes_received: self
+                .changes_received
+                .saturating_sub(earlier.changes_received),
+        }
+    }
 }
 
 fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
@@ -93,30 +127,47 @@ impl Store {
     /// Every pinned peer.
     pub fn peers(&self) -> Result<Vec<Peer>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT node_id, name, addr, state, body, added, last_seen, last_error, invalid_changes, flagged, introducer
+            "SELECT node_id, name, addr, state, body, added, last_seen, last_error, invalid_changes, flagged, introducer,
+                    last_error_at, connected_since, bytes_sent, bytes_received, changes_sent, changes_received
              FROM peers ORDER BY name, node_id",
         )?;
         let rows = stmt
             .query_map([], |r| {
+                let extra = (
+                    r.get::<_, Option<i64>>(11)?,
+                    r.get::<_, Option<i64>>(12)?,
+                    Traffic {
+                        bytes_sent: r.get::<_, i64>(13)?.max(0) as u64,
+                        bytes_received: r.get::<_, i64>(14)?.max(0) as u64,
+                        changes_sent: r.get::<_, i64>(15)?.max(0) as u64,
+                        changes_received: r.get::<_, i64>(16)?.max(0) as u64,
+                    },
+                );
                 Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, Option<i64>>(6)?,
-                    r.get::<_, Option<String>>(7)?,
-                    r.get::<_, i64>(8)?,
-                    r.get::<_, Option<String>>(9)?,
-                    r.get::<_, bool>(10)?,
+                    (
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, Option<i64>>(6)?,
+                        r.get::<_, Option<String>>(7)?,
+                        r.get::<_, i64>(8)?,
+                        r.get::<_, Option<String>>(9)?,
+                        r.get::<_, bool>(10)?,
+                    ),
+                    extra,
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows
             .into_iter()
             .filter_map(
-                |(k, name, addr, state, body, added, seen, err, invalid, flagged, introducer)| {
+                |(
+                    (k, name, addr, state, body, added, seen, err, invalid, flagged, introducer),
+                    (last_error_at, connected_since, traffic),
+                )| {
                     let pinned_as = match (state, body) {
                         (Some(s), _) => s.parse().ok().map(Principal::State),
                         (None, Some(b)) => b.parse().ok().map(Principal::Body),
@@ -133,6 +184,9 @@ impl Store {
                         invalid_changes: invalid,
                         flagged,
                         introducer,
+                        last_error_at,
+                        connected_since,
+                        traffic,
                     })
                 },
             )
@@ -153,14 +207,53 @@ impl Store {
     ) -> Result<(), StoreError> {
         match error {
             None => self.conn.execute(
-                "UPDATE peers SET last_seen = ?2, last_error = NULL WHERE node_id = ?1",
+                "UPDATE peers SET last_seen = ?2, last_error = NULL, last_error_at = NULL WHERE node_id = ?1",
                 params![id.0.to_vec(), now],
             )?,
             Some(e) => self.conn.execute(
-                "UPDATE peers SET last_error = ?2 WHERE node_id = ?1",
-                params![id.0.to_vec(), e],
+                "UPDATE peers SET last_error = ?2, last_error_at = ?3 WHERE node_id = ?1",
+                params![id.0.to_vec(), e, now],
             )?,
         };
+        Ok(())
+    }
+
+    /// Adds what went over a connection with a peer since it was last counted.
+    pub fn add_peer_traffic(&self, id: &NodeId, t: &Traffic) -> Result<(), StoreError> {
+        if *t == Traffic::default() {
+            return Ok(());
+        }
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.conn
+            .prepare_cached(
+                "UPDATE peers SET bytes_sent = bytes_sent + ?2, bytes_received = bytes_received + ?3,
+                     changes_sent = changes_sent + ?4, changes_received = changes_received + ?5
+                 WHERE node_id = ?1",
+            )?
+            .execute(params![
+                id.0.to_vec(),
+                n(t.bytes_sent),
+                n(t.bytes_received),
+                n(t.changes_sent),
+                n(t.changes_received)
+            ])?;
+        Ok(())
+    }
+
+    /// Records that the serving node has a live connection with a peer since `since`, or
+    /// none (`None`).
+    pub fn set_peer_link(&self, id: &NodeId, since: Option<i64>) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE peers SET connected_since = ?2 WHERE node_id = ?1",
+            params![id.0.to_vec(), since],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets every live connection: a serving node starting, or ending, has none.
+    pub fn clear_peer_links(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute("UPDATE peers SET connected_since = NULL", [])?;
         Ok(())
     }
 

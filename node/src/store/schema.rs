@@ -155,6 +155,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
            OR reason LIKE '%its signature does not verify'
            OR reason LIKE '%depends on rejected change%';
     "#,
+    // 6: what `status` shows per peer: when the last error happened, the live link of the
+    // serving node, and the traffic exchanged over all connections.
+    r#"
+    ALTER TABLE peers ADD COLUMN last_error_at INTEGER;
+    ALTER TABLE peers ADD COLUMN connected_since INTEGER;
+    ALTER TABLE peers ADD COLUMN bytes_sent INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE peers ADD COLUMN bytes_received INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE peers ADD COLUMN changes_sent INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE peers ADD COLUMN changes_received INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 impl Store {

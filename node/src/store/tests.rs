@@ -142,7 +142,15 @@ fn signature_refusals_kept_before_are_forgotten_on_upgrade() {
     // upgrade drops them (and the refusals that followed from them), keeps the others.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("poa.db");
-    let store = Store::open(&path).unwrap();
+    // A database as the version before that upgrade left it: the first four migrations.
+    const BEFORE: usize = 4;
+    let store = rusqlite::Connection::open(&path).unwrap();
+    for sql in &MIGRATIONS[..BEFORE] {
+        store.execute_batch(sql).unwrap();
+    }
+    store
+        .pragma_update(None, "user_version", BEFORE as i64)
+        .unwrap();
     for (byte, reason) in [
         (1u8, "change aaaa has no signature"),
         (
@@ -153,17 +161,12 @@ fn signature_refusals_kept_before_are_forgotten_on_upgrade() {
         (4, "change dddd by node X is sequence number 3, not 2"),
     ] {
         store
-            .conn
             .execute(
                 "INSERT INTO rejected (doc, hash, peer, reason, at) VALUES ('state/XAA', ?1, NULL, ?2, 0)",
                 rusqlite::params![vec![byte; 32], reason],
             )
             .unwrap();
     }
-    store
-        .conn
-        .pragma_update(None, "user_version", MIGRATIONS.len() as i64 - 1)
-        .unwrap();
     drop(store);
     let store = Store::open(&path).unwrap();
     let left: Vec<String> = store
