@@ -541,8 +541,9 @@ async fn drive(
     let started = Instant::now();
     let peer = transport::peer_id(&conn)
         .ok_or_else(|| SyncError::Protocol("peer presented no ed25519 certificate".into()))?;
-    let span = tracing::info_span!("peer", peer = %peer.short());
-    let _guard = span.enter();
+    // Every line names the peer as a field (a span entered here would be wrong across awaits).
+    let who = peer.short();
+    let direction = if initiator { "out" } else { "in" };
     let first = {
         let mut connected = lock(&engine.connected);
         let n = connected.entry(peer).or_default();
@@ -566,6 +567,7 @@ async fn drive(
         peer,
         link,
     };
+    tracing::info!(peer = %who, direction, "connected");
     if link && first {
         let node = lock(&engine.node);
         node.store.set_peer_link(&peer, Some(now_secs()))?;
@@ -652,20 +654,20 @@ async fn drive(
             for e in events {
                 match e {
                     Event::Accepted { doc, count } => {
-                        tracing::debug!(doc = %doc, count, "accepted changes");
+                        tracing::info!(peer = %who, doc = %doc, count, "took changes");
                         let _ = engine.changed.send(Notice::Doc(doc));
                     }
                     Event::Rejected { doc, count, reason } => {
-                        tracing::warn!(doc = %doc, count, cause = %reason, "rejected changes from peer");
+                        tracing::warn!(peer = %who, doc = %doc, count, cause = %reason, "rejected changes from peer");
                     }
                     Event::Closed(reason) => {
-                        tracing::debug!(reason, "peer said goodbye");
+                        tracing::debug!(peer = %who, reason, "peer said goodbye");
                         if mode == Mode::OneShot && initiator && !session.is_done() {
                             return Err(SyncError::Closed(reason));
                         }
                     }
                     Event::EgressRefused(doc) => {
-                        tracing::error!(doc = %doc, "refused to name a document the peer may not read");
+                        tracing::error!(peer = %who, doc = %doc, "refused to name a document the peer may not read");
                     }
                     Event::RoundComplete => {
                         crate::metrics::metrics().sync_rounds.inc();
@@ -756,7 +758,7 @@ async fn drive(
     if let Err(e) = &outcome {
         // Tell the peer why, then close: a peer that breaks the protocol is disconnected with a
         // reason, and this node goes on serving the others.
-        tracing::warn!(cause = %e, "closing connection");
+        tracing::warn!(peer = %who, cause = %e, "closing connection");
         session.close(&e.to_string());
         flush(&mut session, &tx);
     }
@@ -774,6 +776,25 @@ async fn drive(
     report.bytes_sent = writer.await.unwrap_or(0);
     report.millis = started.elapsed().as_millis() as u64;
     count(&session, &mut counted);
+    let changes_sent: usize = report.sent.values().sum();
+    let changes_received: usize = report.accepted.values().sum();
+    let what = if mode == Mode::OneShot {
+        "sync round ended"
+    } else {
+        "connection ended"
+    };
+    tracing::info!(
+        peer = %who,
+        direction,
+        ok = outcome.is_ok(),
+        changes_sent,
+        changes_received,
+        bytes_sent = report.bytes_sent,
+        bytes_received = report.bytes_received,
+        round_trips = report.round_trips,
+        millis = report.millis,
+        "{what}"
+    );
     {
         let node = lock(&engine.node);
         let err = outcome.as_ref().err().map(|e| e.to_string());
@@ -952,19 +973,22 @@ async fn run_server(
                     match incoming.await {
                         Ok(conn) => {
                             if let Err(e) = drive(engine, conn, false, Mode::Stay, stop).await {
-                                tracing::info!(cause = %e, "connection ended");
+                                tracing::debug!(cause = %e, "connection ended");
                             }
                         }
                         Err(e) => {
                             // This node's own refusals are counted by their cause already.
                             let ours = matches!(&e, quinn::ConnectionError::TransportError(t) if is_crypto(t.code));
-                            if !ours {
+                            if ours {
+                                // Logged, with the key and the cause, by the verifier.
+                                tracing::debug!(cause = %e, "refused a connection");
+                            } else {
                                 crate::metrics::metrics()
                                     .handshakes_refused
                                     .get_or_create(&crate::metrics::kind("cause", "failed"))
                                     .inc();
+                                tracing::warn!(cause = %e, "a connection failed in its handshake");
                             }
-                            tracing::info!(cause = %e, "handshake refused");
                         }
                     }
                 });
@@ -1012,7 +1036,7 @@ async fn run_server(
                     let stop = stop.clone();
                     tasks.spawn(async move {
                         if let Err(e) = dial(engine, endpoint, peer.clone(), Mode::Stay, stop).await {
-                            tracing::info!(peer = %peer.name, cause = %e, "could not sync with peer");
+                            tracing::info!(peer = %peer.node_id.short(), name = %peer.name, cause = %e, "could not sync with peer");
                         }
                     });
                 }

@@ -232,6 +232,8 @@ fn a_second_serve_on_a_home_is_refused_and_sigterm_stops_the_first_gracefully() 
     first.signal("TERM");
     let (status, err) = first.wait();
     assert!(status.success(), "serve ended with {status}: {err}");
+    // Its log lines went to a pipe, not a terminal: no colour codes.
+    assert!(err.contains("INFO") && !err.contains('\x1b'), "{err:?}");
     let listed = xaa.json(&["target", "list", "--json"]);
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     // The lock went with the process: the home serves again, and SIGINT stops it too.
@@ -530,4 +532,60 @@ fn status_and_metrics_show_how_each_peer_is_doing() {
     assert_eq!(u["connected"], false);
     assert!(u["last_contact"].as_i64().is_some(), "{u}");
     assert!(u["traffic"]["bytes_sent"].as_u64().unwrap() > 0, "{u}");
+}
+
+#[test]
+fn json_logs_give_one_line_per_connection_and_per_refusal_with_fields() {
+    let un = Home::secretariat();
+    let xaa = Home::state("XAA");
+    let xab = Home::state("XAB");
+    let (un_id, xaa_id, xab_id) = (un.id(), xaa.id(), xab.id());
+    un.ok(&["peer", "add", &xaa_id, "--name", "XAA"]);
+    let node = un.serve(&["--log-format", "json"]);
+    for h in [&xaa, &xab] {
+        h.ok(&[
+            "peer",
+            "add",
+            &format!("{un_id}@{}", node.addr),
+            "--name",
+            "UN",
+        ]);
+    }
+    target_add(&xaa, "T1");
+    xaa.ok(&["sync"]);
+    assert!(!xab.run(&["sync"]).status.success());
+    // A moment for the last lines: the refusal is logged as the handshake fails, before the
+    // client hears of it, and the connection's end as soon as the round closes.
+    eventually("the serving node to have closed XAA's connection", || {
+        let st = un.json(&["status", "--json"]);
+        (peer_status(&st, &xaa_id)["connected"] == false).then_some(())
+    });
+    node.signal("TERM");
+    let (status, err) = node.wait();
+    assert!(status.success(), "{err}");
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+        .collect();
+    let find = |message: &str| {
+        lines
+            .iter()
+            .find(|l| l["fields"]["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} line in:\n{err}"))
+    };
+    let short = |id: &str| id[..7].to_string();
+    let connected = find("connected");
+    assert_eq!(connected["fields"]["peer"], short(&xaa_id));
+    assert_eq!(connected["fields"]["direction"], "in");
+    let ended = find("connection ended");
+    assert_eq!(ended["fields"]["peer"], short(&xaa_id));
+    assert!(
+        ended["fields"]["bytes_received"].as_u64() > Some(0),
+        "{ended}"
+    );
+    assert_eq!(ended["level"], "INFO");
+    let refused = find("refused a handshake");
+    assert_eq!(refused["fields"]["key"], xab_id);
+    assert_eq!(refused["fields"]["cause"], "client key is not pinned");
+    assert_eq!(refused["level"], "WARN");
 }

@@ -58,9 +58,36 @@ pub struct Cli {
     #[arg(long, global = true, env = "POA_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
 
+    /// How log lines on stderr look: `text` for people (colours only on a terminal) or `json`,
+    /// one object per line for log collectors. What is logged is chosen by RUST_LOG (by
+    /// default warnings, and for `serve` also one line per connection and per batch of changes
+    /// taken).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "POA_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines look.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Cli {
+    /// The log filter when RUST_LOG does not set one: warnings, and for a serving node also
+    /// what it does with its peers.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Serve { .. } | Command::Ui { .. } => "warn,poa_node=info",
+            _ => "warn",
+        }
+    }
 }
 
 /// The commands.
