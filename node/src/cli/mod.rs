@@ -305,6 +305,20 @@ taken from peers, and are fetched again once the key is trusted.")]
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Examples:\n  \
+poa-node completions bash > /etc/bash_completion.d/poa-node\n  \
+poa-node completions zsh > \"${fpath[1]}/_poa-node\"\n  \
+poa-node completions fish > ~/.config/fish/completions/poa-node.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), generated from this command line's own help.
+    #[command(after_help = "Examples:\n  \
+poa-node manpage > /usr/local/share/man/man1/poa-node.1\n  \
+poa-node manpage | man -l -")]
+    Manpage,
     /// Run a demo federation on this machine and show what reaches whom.
     ///
     /// Six real nodes, each with its own key, SQLite file and QUIC endpoint on loopback: States
@@ -380,6 +394,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ui { addr } => network::serve(home, None, None, Some(addr)),
         Command::Sync { peer, json } => network::sync(home, peer, json),
         Command::Status { json } => network::status(home, json),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "poa-node", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Manpage => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut out)?;
+            std::io::Write::write_all(&mut std::io::stdout(), &out)?;
+            Ok(())
+        }
         Command::Demo {
             keep,
             no_serve,
