@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod node;
 pub mod offers;
 pub mod pools;
+pub mod progress;
 pub mod records;
 pub mod report;
 pub mod sheets;

@@ -589,3 +589,39 @@ fn json_logs_give_one_line_per_connection_and_per_refusal_with_fields() {
     assert_eq!(refused["fields"]["cause"], "client key is not pinned");
     assert_eq!(refused["level"], "WARN");
 }
+
+#[test]
+fn long_work_shows_progress_on_a_terminal_and_nothing_when_piped() {
+    let un = Home::secretariat();
+    let xaa = Home::state("XAA");
+    let (un_id, xaa_id) = (un.id(), xaa.id());
+    un.ok(&["peer", "add", &xaa_id, "--name", "XAA"]);
+    let node = un.serve(&[]);
+    xaa.ok(&[
+        "peer",
+        "add",
+        &format!("{un_id}@{}", node.addr),
+        "--name",
+        "UN",
+    ]);
+    // Piped: only the command's own output.
+    let piped = xaa.run(&["sync"]);
+    assert!(piped.status.success());
+    assert_eq!(stderr(&piped), "");
+    // On a terminal (a pseudo-terminal from `script`): the spinner says what it is doing.
+    if common::on_path("script").is_none() {
+        println!("`script` is not installed: the terminal case is not tried in this run");
+        return;
+    }
+    let line = format!("{} --home {} sync", bin().display(), xaa.dir.display());
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("TERM", "xterm")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let shown = stdout(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("Syncing with 1 peer(s)"), "{shown:?}");
+    assert!(shown.contains("UN: received"), "{shown:?}");
+}

@@ -112,9 +112,37 @@ pub fn sync(home: Option<PathBuf>, peer: Option<NodeId>, json: bool) -> anyhow::
     for n in node.lapse_expired()? {
         eprintln!("Revoked {n}: its delegation expired.");
     }
+    let peers = node
+        .store
+        .peers()?
+        .iter()
+        .filter(|p| p.addr.is_some() && peer.is_none_or(|id| id == p.node_id))
+        .count();
     let results = runtime()?.block_on(async move {
         let engine = Engine::new(node, EngineConfig::default())?;
-        anyhow::Ok(sync_round(&engine, peer).await?)
+        let shown =
+            crate::progress::Progress::start(format!("Syncing with {peers} peer(s)..."), json);
+        let m = crate::metrics::metrics();
+        let taken = m.changes_accepted.get();
+        let bytes_in = m
+            .bytes
+            .get_or_create(&crate::metrics::direction(true))
+            .get();
+        let round = sync_round(&engine, peer);
+        tokio::pin!(round);
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                r = &mut round => break anyhow::Ok(r?),
+                _ = tick.tick() => shown.say(format!(
+                    "Syncing with {peers} peer(s): {} change(s) taken, {} received",
+                    m.changes_accepted.get() - taken,
+                    crate::status::bytes(
+                        m.bytes.get_or_create(&crate::metrics::direction(true)).get() - bytes_in
+                    ),
+                )),
+            }
+        }
     })?;
     let failed = results.iter().filter(|(_, r)| r.is_err()).count();
     if json {

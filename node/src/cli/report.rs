@@ -96,8 +96,14 @@ pub fn stocktake(home: Option<PathBuf>, args: StocktakeArgs) -> anyhow::Result<(
         Some(c) => c,
         None => report::default_cycle(&node)?,
     };
+    let shown = crate::progress::Progress::start(
+        format!("Computing the {cycle} stocktake from the documents held here..."),
+        false,
+    );
     let st = report::compute(&node, cycle, args.as_of.unwrap_or_else(today))?;
+    shown.say(format!("Rendering the {cycle} stocktake..."));
     let text = report::render(&st, args.format);
+    drop(shown);
     match args.out {
         Some(path) => {
             write_atomically(&path, &text)?;

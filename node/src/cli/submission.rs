@@ -216,9 +216,16 @@ pub fn submission(home: Option<PathBuf>, cmd: SubmissionCmd) -> anyhow::Result<(
             );
         }
         SubmissionCmd::Import { path, json } => {
+            let shown =
+                crate::progress::Progress::start(format!("Reading {}...", path.display()), json);
             let book = crate::sheets::read(&path)?;
+            shown.say(format!(
+                "Checking and importing {}: every row, then one change to the draft...",
+                path.display()
+            ));
             let mut node = open(home)?;
             let done = node.import_book(&book)?;
+            drop(shown);
             if json {
                 print_json(&done)?;
             } else {

@@ -189,6 +189,11 @@ pub const CHROMIUM: [&str; 4] = [
     "google-chrome-stable",
 ];
 
+/// Where `name` is on `PATH`, if anywhere.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    find_on_path(&[name])
+}
+
 fn find_on_path(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     for name in names {
