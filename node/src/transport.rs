@@ -256,12 +256,24 @@ fn transport_config(role: Role) -> Arc<quinn::TransportConfig> {
 /// recognises, and the connection ends at once instead of after the idle timeout. It stays
 /// secret (whoever knows it could end this node's connections).
 fn reset_key(key: &NodeKey) -> Arc<dyn quinn::crypto::HmacKey> {
+    let derived = derive(key, b"poa-node quic stateless reset v1\0");
+    Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &derived))
+}
+
+/// The key of the connection-id generator, derived from the node key for the same reason: the
+/// restarted endpoint must recognise the ids it issued before (it drops packets for ids it
+/// cannot validate, and would never send the reset).
+fn cid_key(key: &NodeKey) -> u64 {
+    let d = derive(key, b"poa-node quic connection ids v1\0");
+    u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+fn derive(key: &NodeKey, domain: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
-    h.update(b"poa-node quic stateless reset v1\0");
+    h.update(domain);
     h.update(key.seed());
-    let derived = h.finalize();
-    Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &derived))
+    h.finalize().into()
 }
 
 /// The client configuration for dialling `expected`.
@@ -314,13 +326,11 @@ pub fn endpoint(
     let socket = std::net::UdpSocket::bind(addr).map_err(bind)?;
     let runtime = quinn::default_runtime()
         .ok_or_else(|| TransportError::Quic("no async runtime is running".into()))?;
-    quinn::Endpoint::new(
-        quinn::EndpointConfig::new(reset_key(key)),
-        Some(server),
-        socket,
-        runtime,
-    )
-    .map_err(bind)
+    let mut config = quinn::EndpointConfig::new(reset_key(key));
+    let cids = cid_key(key);
+    config
+        .cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cids)));
+    quinn::Endpoint::new(config, Some(server), socket, runtime).map_err(bind)
 }
 
 /// The NodeId the peer of an established connection proved in its handshake.

@@ -625,3 +625,75 @@ fn long_work_shows_progress_on_a_terminal_and_nothing_when_piped() {
     assert!(shown.contains("Syncing with 1 peer(s)"), "{shown:?}");
     assert!(shown.contains("UN: received"), "{shown:?}");
 }
+
+#[test]
+fn a_peer_that_restarts_ends_the_old_connection_at_once_by_a_stateless_reset() {
+    let un = Home::secretariat();
+    let xaa = Home::state("XAA");
+    let (un_id, xaa_id) = (un.id(), xaa.id());
+    un.ok(&["peer", "add", &xaa_id, "--name", "XAA"]);
+    let mut first = un.serve(&[]);
+    let addr = first.addr.clone();
+    xaa.ok(&["peer", "add", &format!("{un_id}@{addr}"), "--name", "UN"]);
+    // XAA serving, its JSON log lines read as they come.
+    let mut xaa_node = Command::new(bin())
+        .env_remove("POA_HOME")
+        .env_remove("RUST_LOG")
+        .arg("--home")
+        .arg(&xaa.dir)
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, logs) = mpsc::channel::<serde_json::Value>();
+    let err = xaa_node.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line)
+                && tx.send(v).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let next = |message: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = logs
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no {message:?} line: {e}"));
+            if line["fields"]["message"] == message {
+                return line;
+            }
+        }
+    };
+    next("connected");
+    // UN dies without a word and comes back on the same address.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let mut again = Command::new(bin())
+        .env_remove("POA_HOME")
+        .env_remove("RUST_LOG")
+        .arg("--home")
+        .arg(&un.dir)
+        .args(["serve", "--listen", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // XAA hears of the restart from the new process (a stateless reset, which only a node
+    // holding UN's key can make), not from 10 s of silence, and connects again.
+    let failed = next("could not sync with peer");
+    let cause = failed["fields"]["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains("UN") && cause.contains("restarted while connected"),
+        "{failed}"
+    );
+    next("connected");
+    let _ = again.kill();
+    let _ = again.wait();
+    let _ = xaa_node.kill();
+    let _ = xaa_node.wait();
+}
