@@ -1,0 +1,327 @@
+//! Twelfth red-team round: attacks on the gate as it stands after the eleventh round's fixes.
+//! Every test here PASSES while the attack it describes works (it asserts the bad outcome).
+
+use automerge::ChangeHash;
+use serde_json::{Value as Json, json};
+
+use crate::authority::{Cutoff, Grant, GrantKind, Scope, SignedGrant};
+use crate::change::{ChangeData, FlatAction, FlatOp, OpRef, SignedChange};
+use crate::doc::{DocId, StateData};
+use crate::id::{NodeId, Principal, StateCode};
+use crate::ledger::{Admitted, Ledger, Verdict, actor_bytes};
+use crate::model::Area;
+use crate::sign::{NodeKey, sign_change};
+use crate::submission::{Pending, pending};
+
+const T0: i64 = 1_767_225_600;
+
+fn key(seed: u8) -> NodeKey {
+    NodeKey::from_seed(&[seed; 32])
+}
+
+fn xaa() -> StateCode {
+    StateCode::from_static("XAA")
+}
+
+/// The State's key.
+fn sk() -> NodeKey {
+    key(40)
+}
+
+fn grant(
+    kind: GrantKind,
+    node: &NodeKey,
+    scope: Option<Scope>,
+    cutoff: Vec<Cutoff>,
+) -> SignedGrant {
+    SignedGrant::sign(
+        &sk(),
+        Grant {
+            kind,
+            principal: Principal::State(xaa()),
+            node: node.node_id(),
+            scope,
+            expires: None,
+            issued: crate::date::Date::from_unix_seconds(T0),
+            key: sk().node_id(),
+            cutoff,
+            serial: 0,
+        },
+    )
+}
+
+fn actor(k: &NodeKey) -> Vec<u8> {
+    actor_bytes(&k.node_id(), &[0; 8])
+}
+
+fn sign(doc: &DocId, k: &NodeKey, data: ChangeData) -> SignedChange {
+    let h = data
+        .to_automerge(doc)
+        .map(|c| c.hash())
+        .expect("a valid change");
+    SignedChange {
+        data,
+        signature: sign_change(k, doc, &h).to_vec(),
+    }
+}
+
+fn hash_of(doc: &DocId, c: &SignedChange) -> ChangeHash {
+    c.data
+        .to_automerge(doc)
+        .map(|c| c.hash())
+        .expect("a valid change")
+}
+
+/// A document under test, with the State's key trusted.
+struct Doc {
+    doc: DocId,
+    l: Ledger,
+    k: NodeId,
+}
+
+impl Doc {
+    fn new(doc: DocId) -> Doc {
+        let mut l = Ledger::new(&doc);
+        let k = sk().node_id();
+        l.settle(Some(&k));
+        Doc { doc, l, k }
+    }
+
+    fn op(&self, container: &str, key: &str, action: FlatAction) -> FlatOp {
+        FlatOp {
+            container: self.doc.kind().container(container).expect("a container"),
+            key: key.to_string(),
+            action,
+        }
+    }
+
+    /// A put naming what is live at the key now (nothing, for a new record).
+    fn put(&mut self, container: &str, key: &str, value: &Json) -> FlatOp {
+        self.l.settle(Some(&self.k));
+        let preds = self.l.live_refs(container, key);
+        self.op(
+            container,
+            key,
+            FlatAction::Put {
+                value: value.to_string(),
+                preds,
+            },
+        )
+    }
+
+    /// A delete of what is live at the key now.
+    fn del(&mut self, container: &str, key: &str) -> FlatOp {
+        self.l.settle(Some(&self.k));
+        let preds = self.l.live_refs(container, key);
+        assert!(!preds.is_empty(), "nothing to delete at {container}/{key}");
+        self.op(container, key, FlatAction::Delete { preds })
+    }
+
+    fn grant_op(&self, g: &SignedGrant) -> FlatOp {
+        self.op(
+            g.grant.kind.container(),
+            &g.storage_key(),
+            FlatAction::Put {
+                value: g.to_text(),
+                preds: vec![],
+            },
+        )
+    }
+
+    /// A change by `who` on the heads (as an honest node builds), signed.
+    fn next(&mut self, who: &NodeKey, ops: Vec<FlatOp>) -> SignedChange {
+        self.l.settle(Some(&self.k));
+        let data = self.l.next_change(&actor(who), T0, ops);
+        sign(&self.doc, who, data)
+    }
+
+    /// A change by `who` on exactly `deps`, signed.
+    fn at(&mut self, who: &NodeKey, deps: &[ChangeHash], ops: Vec<FlatOp>) -> SignedChange {
+        let data = self.l.change_at(deps, &actor(who), T0, ops);
+        sign(&self.doc, who, data)
+    }
+
+    fn admit(&mut self, c: &SignedChange) -> ChangeHash {
+        let k = self.k;
+        match self.l.admit(c, Some(&k)) {
+            Admitted::New(h) => {
+                self.l.settle(Some(&k));
+                h
+            }
+            other => panic!("not admitted: {other:?}"),
+        }
+    }
+
+    /// Writes on the heads and admits.
+    fn write(&mut self, who: &NodeKey, ops: Vec<FlatOp>) -> ChangeHash {
+        let c = self.next(who, ops);
+        self.admit(&c)
+    }
+
+    fn verdict(&mut self, h: &ChangeHash) -> Verdict {
+        self.l.settle(Some(&self.k));
+        self.l.verdict(h).cloned().expect("held")
+    }
+
+    fn view(&mut self) -> Json {
+        self.l.settle(Some(&self.k)).view.clone()
+    }
+
+    fn heads(&mut self) -> Vec<ChangeHash> {
+        self.l.settle(Some(&self.k)).heads.clone()
+    }
+
+    /// N (scope all) delegates itself, then M (marking only) and S (stockpile only).
+    fn with_ministries(doc: DocId) -> (Doc, Keys) {
+        let keys = Keys::new();
+        let mut d = Doc::new(doc);
+        let own = grant(GrantKind::Delegation, &keys.n, Some(Scope::ALL), vec![]);
+        let op = d.grant_op(&own);
+        d.write(&keys.n, vec![op]);
+        let m = grant(
+            GrantKind::Delegation,
+            &keys.m,
+            Some(Scope::Areas(vec![Area::Marking])),
+            vec![],
+        );
+        let s = grant(
+            GrantKind::Delegation,
+            &keys.s,
+            Some(Scope::Areas(vec![Area::Stockpile])),
+            vec![],
+        );
+        let ops = vec![d.grant_op(&m), d.grant_op(&s)];
+        d.write(&keys.n, ops);
+        (d, keys)
+    }
+}
+
+struct Keys {
+    /// The State's own node, scope all.
+    n: NodeKey,
+    /// A ministry delegated for marking only.
+    m: NodeKey,
+    /// A ministry delegated for stockpile management only.
+    s: NodeKey,
+}
+
+impl Keys {
+    fn new() -> Keys {
+        Keys {
+            n: key(1),
+            m: key(2),
+            s: key(3),
+        }
+    }
+}
+
+fn target(id: &str, version: u32, area: &str) -> Json {
+    json!({"id": id, "state": "XAA", "version": version, "area": area, "title": format!("{id} v{version}")})
+}
+
+fn progress(id: &str, target: &str) -> Json {
+    json!({"id": id, "target": target, "target_version": 1, "as_of": "2025-12-31", "note": "figures"})
+}
+
+/// **Write (draft, then published): a marking ministry withdraws a stockpile ministry's
+/// progress report before it is written.**
+///
+/// Progress ids are predictable: `TARGET/AS-OF` (`node/src/records.rs`, `add_progress`). The
+/// marking ministry M writes, in the draft, a report of its own at the key a stockpile
+/// report on target T1 will take (`progress/T1/2025-12-31`), but on its own marking target T2
+/// (the gate reads the report's area from the `target` in its value, not from the key:
+/// `record_areas`, `"progress"`), withdraws it (`retracted/progress/T1/2025-12-31`, judged on
+/// M's own marking report, which speaks: it is in the withdrawal's past and stands), and
+/// deletes the report (a Working delete of its own marking value). The withdrawal stays.
+/// Then the stockpile ministry S, honest, adds its report for T1 as of 2025-12-31: the id
+/// chooser looks only at `progress` and `withdrawn_progress` (no report is live there), so it
+/// takes exactly `T1/2025-12-31`; S's put is over a value deleted in its own past and stands.
+///
+/// Every change stands, yet `StateData::from_json` files S's report under
+/// `withdrawn_progress` (any `retracted/progress/ID` withdraws whatever is at `progress/ID`),
+/// and `submission::pending` lists both the report and its withdrawal for publication, so
+/// the State's node publishing the draft writes M's withdrawal of S's stockpile report into
+/// the published document under its own scope all (`records.rs`, `publish`,
+/// `Pending::ProgressWithdrawal`).
+///
+/// Why the gate lets it: the withdrawal is judged only on the values at the report key that
+/// speak for it, and `Ledger::speaks` is called with `later = false` for a withdrawal
+/// ("what is written at that key after the withdrawal cannot change what it withdrew"),
+/// while the view withdraws whatever value is at the key, including one written after the
+/// withdrawal, over a deletion, in a draft where keys are deleted and re-created.
+///
+/// Severity: write (a ministry withdraws another area's record, published by the State).
+#[test]
+fn redteam12_prewithdrawn_progress_key_withdraws_another_areas_report() {
+    let (mut d, k) = Doc::with_ministries(DocId::Draft(xaa()));
+    // S's stockpile target T1 and M's marking target T2.
+    let op = d.put("targets", "T1/1", &target("T1", 1, "stockpile"));
+    let t1 = d.write(&k.s, vec![op]);
+    let op = d.put("targets", "T2/1", &target("T2", 1, "marking"));
+    let t2 = d.write(&k.m, vec![op]);
+
+    // M squats the id S's report will take, on its own target, withdraws it, deletes it.
+    let id = "T1/2025-12-31";
+    let op = d.put("progress", id, &progress(id, "T2"));
+    let squat = d.write(&k.m, vec![op]);
+    let op = d.put(
+        "retracted",
+        &format!("progress/{id}"),
+        &json!({"date": "2026-01-01", "reason": "superseded"}),
+    );
+    let withdrawal = d.write(&k.m, vec![op]);
+    let op = d.del("progress", id);
+    let deletion = d.write(&k.m, vec![op]);
+
+    // S, honest, picks the id as `add_progress` does, and writes its report on T1.
+    let data = StateData::from_json(&d.view());
+    let base = "T1/2025-12-31".to_string();
+    let mut chosen = base.clone();
+    let mut n = 1;
+    while data.progress.contains_key(&chosen) || data.withdrawn_progress.contains_key(&chosen) {
+        n += 1;
+        chosen = format!("{base}-{n}");
+    }
+    assert_eq!(chosen, id, "the honest id chooser takes the squatted id");
+    let op = d.put("progress", &chosen, &progress(&chosen, "T1"));
+    let report = d.write(&k.s, vec![op]);
+
+    for h in [t1, t2, squat, withdrawal, deletion, report] {
+        assert_eq!(d.verdict(&h), Verdict::Stands);
+    }
+    let data = StateData::from_json(&d.view());
+    assert!(!data.progress.contains_key(id), "S's report is not counted");
+    let gone = data
+        .withdrawn_progress
+        .get(id)
+        .expect("S's stockpile report is filed as withdrawn");
+    assert_eq!(gone.target, "T1");
+    // Publishing the draft (by the State's node, scope all) sends the report and its
+    // withdrawal: M's withdrawal of a stockpile report goes on the public record.
+    let items = pending(&data, &StateData::default(), None);
+    assert!(
+        items
+            .iter()
+            .any(|p| matches!(p, Pending::NewProgress { id: i, .. } if i == id))
+    );
+    assert!(
+        items
+            .iter()
+            .any(|p| matches!(p, Pending::ProgressWithdrawal { id: i, .. } if i == id))
+    );
+    // Had M written the withdrawal itself over S's report, the gate would have voided it:
+    // the attack is the order, not a hole in the scope rule for what the withdrawal saw.
+    let mut honest = Doc::with_ministries(DocId::Draft(xaa())).0;
+    let op = honest.put("targets", "T1/1", &target("T1", 1, "stockpile"));
+    honest.write(&k.s, vec![op]);
+    let op = honest.put("progress", id, &progress(id, "T1"));
+    honest.write(&k.s, vec![op]);
+    let op = honest.put(
+        "retracted",
+        &format!("progress/{id}"),
+        &json!({"date": "2026-01-01", "reason": "x"}),
+    );
+    let direct = honest.write(&k.m, vec![op]);
+    assert!(matches!(honest.verdict(&direct), Verdict::Void(_)));
+}
+
