@@ -325,3 +325,59 @@ fn redteam12_prewithdrawn_progress_key_withdraws_another_areas_report() {
     assert!(matches!(honest.verdict(&direct), Verdict::Void(_)));
 }
 
+/// **Divergence (suspicion b): `view_at(heads)` reads first versions outside the heads.**
+///
+/// `Ledger::view_at` masks out every change outside the heads' causal past, but
+/// `Ledger::target_areas` takes every first version held at `targets/ID/1`
+/// (`self.keys.get(...)`, no mask), and `Ledger::speaks` counts one that is not in the judged
+/// change's past as concurrent; `first_version_area` then finds its author's delegation (which
+/// is inside). So a rival first version written anywhere, outside the cited heads, voids at
+/// those heads a later version that stood there. Two nodes holding the same heads' past but
+/// not the same other changes compute different views "as at" the same heads: a report
+/// (`node/src/report/input.rs`, `at_heads`) made at H no longer verifies on a node that has
+/// since received M's rival, nor on the node that made it.
+///
+/// Severity: divergence (of `view_at`, so of report verification).
+#[test]
+fn redteam12_view_at_heads_reads_first_versions_outside_the_heads() {
+    let (mut a, k) = Doc::with_ministries(DocId::State(xaa()));
+    let base = a.heads();
+    let op = a.put("targets", "T1/1", &target("T1", 1, "stockpile"));
+    a.write(&k.s, vec![op]);
+    let op = a.put("targets", "T1/2", &target("T1", 2, "stockpile"));
+    let v2 = a.write(&k.s, vec![op]);
+    let h = a.heads();
+    let at_a = a.l.view_at(&h, Some(&a.k)).expect("heads held").view;
+    assert!(at_a["targets"].get("T1/2").is_some());
+
+    // B holds the same changes, and a rival first version by M, on a past without T1.
+    let mut b = Doc::new(DocId::State(xaa()));
+    for (_, c) in a.l.signed_changes().collect::<Vec<_>>() {
+        b.admit(&c);
+    }
+    let op = b.op(
+        "targets",
+        "T1/1",
+        FlatAction::Put {
+            value: target("T1", 1, "marking").to_string(),
+            preds: vec![],
+        },
+    );
+    let rival = b.at(&k.m, &base, vec![op]);
+    b.admit(&rival);
+    let at_b = b.l.view_at(&h, Some(&b.k)).expect("heads held");
+    assert!(
+        at_b.view["targets"].get("T1/2").is_none(),
+        "at the same heads, B no longer shows T1/2"
+    );
+    assert_ne!(at_a, at_b.view, "one set of heads, two views");
+    // S's second version is inside the heads on both, and stands at them on A only.
+    assert!(h.contains(&v2));
+    // A fresh ledger holding exactly the heads' past agrees with A, not B.
+    let mut c = Doc::new(DocId::State(xaa()));
+    for (_, ch) in a.l.signed_changes().collect::<Vec<_>>() {
+        c.admit(&ch);
+    }
+    assert_eq!(c.view(), at_a);
+}
+
