@@ -381,3 +381,153 @@ fn redteam12_view_at_heads_reads_first_versions_outside_the_heads() {
     assert_eq!(c.view(), at_a);
 }
 
+/// A revoked node R (delegated, scope all, then revoked with a cut-off keeping nothing) and
+/// another delegated node A, in a State's published document.
+fn with_revoked() -> (Doc, Keys, NodeKey, NodeKey) {
+    let (mut d, k) = Doc::with_ministries(DocId::State(xaa()));
+    let r = key(5);
+    let a = key(6);
+    let ops = vec![
+        d.grant_op(&grant(GrantKind::Delegation, &r, Some(Scope::ALL), vec![])),
+        d.grant_op(&grant(
+            GrantKind::Delegation,
+            &a,
+            Some(Scope::Areas(vec![Area::Marking])),
+            vec![],
+        )),
+    ];
+    d.write(&k.n, ops);
+    let op = d.grant_op(&grant(GrantKind::Revocation, &r, None, vec![]));
+    d.write(&k.n, vec![op]);
+    (d, k, r, a)
+}
+
+/// A change by `who` at (`seq`, `start_op`) on `deps`, whatever is held: what an attacker signs.
+fn raw(
+    doc: &DocId,
+    who: &NodeKey,
+    seq: u64,
+    start_op: u64,
+    deps: Vec<[u8; 32]>,
+    ops: Vec<FlatOp>,
+) -> SignedChange {
+    let mut deps = deps;
+    deps.sort();
+    sign(
+        doc,
+        who,
+        ChangeData {
+            actor: actor(who),
+            seq,
+            start_op,
+            time: T0,
+            message: None,
+            deps,
+            ops,
+        },
+    )
+}
+
+fn never_dead(_: &ChangeHash) -> Result<bool, std::convert::Infallible> {
+    Ok(false)
+}
+
+/// **Exhaustion: every change waiting on a chain of capped revoked changes re-admits the whole
+/// chain, 64 forced admissions (hash and signature check each) per change sent.**
+///
+/// A revoked node R sends, itself, a chain C1 ← C2 ← … ← C64 whose root C1 depends on a hash
+/// nobody holds. Each is refused as revoked (`admit_inner`: the revoked check comes before
+/// the missing-dependency check) and kept in `capped` (64 entries, `CAPPED_KEEP`). Then a
+/// delegated node A (any scope; it only has to pass the screen) sends N small changes, each
+/// on C64. For each of them, `admit_inner` finds C64 in `capped`, wanted by another author,
+/// and forces it in (`admit_forced`): C64 lacks C63, which is capped and now wanted by A
+/// (through `wanted`), so it is forced too, and so on down to C1, which lacks the unknown
+/// root: every forced change returns `Waiting` and goes back into `capped`
+/// (`keep_capped`), ready for the next one. `forcing` is cleared per admission
+/// (`admit_with`), so the bound "each capped change at most once per admission" holds, and
+/// yet each change of A's batch costs 64 extra admissions, each hashing the change and
+/// verifying its signature. `Batch::attempts` counts only N. A message of 5,000 such changes
+/// (each ~200 bytes) costs 320,000 signature verifications; they then sit parked (waiting
+/// for C64) and cost nothing more, but the next message does it again.
+///
+/// Measured here (debug build): 200 such changes took 1.7 s and 12,800 forced admissions,
+/// against 24 ms and none for the same 200 changes with nothing capped (about 70 times the
+/// work).
+///
+/// Severity: exhaustion (a 64-fold amplification of admission work, not counted by
+/// `attempts`; linear in the batch, not super-linear). It needs a revoked key and a
+/// delegated one (or two revoked keys: a revoked node with its delegation held passes the
+/// screen).
+#[test]
+fn redteam12_capped_revoked_chain_is_forced_again_for_every_waiting_change() {
+    let (mut d, _k, r, a) = with_revoked();
+    let doc = d.doc.clone();
+    let kk = d.k;
+    let targets = doc.kind().container("targets").expect("targets");
+    let put = |key: String| FlatOp {
+        container: targets,
+        key,
+        action: FlatAction::Put {
+            value: target("X", 1, "marking").to_string(),
+            preds: vec![],
+        },
+    };
+    let mut chain = Vec::new();
+    let mut prev = [7u8; 32];
+    for i in 0..64u64 {
+        let c = raw(
+            &doc,
+            &r,
+            10 + i,
+            100 + i,
+            vec![prev],
+            vec![put(format!("C{i}/1"))],
+        );
+        prev = hash_of(&doc, &c).0;
+        chain.push(c);
+    }
+    let first =
+        d.l.admit_batch(chain, Some(&kk), Some(r.node_id()), never_dead)
+            .unwrap_or_else(|e| match e {});
+    assert_eq!(
+        first.refused.len(),
+        64,
+        "R's own revoked chain is refused (and capped)"
+    );
+
+    let n = 200u64;
+    let sent: Vec<SignedChange> = (0..n)
+        .map(|j| raw(&doc, &a, 1, 1000, vec![prev], vec![put(format!("P{j}/1"))]))
+        .collect();
+    // Control: the same batch where nothing is capped.
+    let (mut control, _, _, _) = with_revoked();
+    let started = std::time::Instant::now();
+    let quiet = control
+        .l
+        .admit_batch(sent.clone(), Some(&kk), Some(a.node_id()), never_dead)
+        .unwrap_or_else(|e| match e {});
+    eprintln!(
+        "control: {} waiting, {:?}",
+        quiet.waiting.len(),
+        started.elapsed()
+    );
+    assert_eq!(control.l.forced_admissions(), 0);
+    let before = d.l.forced_admissions();
+    let started = std::time::Instant::now();
+    let out =
+        d.l.admit_batch(sent, Some(&kk), Some(a.node_id()), never_dead)
+            .unwrap_or_else(|e| match e {});
+    let took = started.elapsed();
+    let forced = d.l.forced_admissions() - before;
+    eprintln!(
+        "{n} changes: {} attempts, {forced} forced admissions, {took:?}",
+        out.attempts
+    );
+    assert_eq!(out.attempts as u64, n);
+    assert_eq!(out.waiting.len() as u64, n);
+    assert!(
+        forced >= 64 * n,
+        "each waiting change re-admitted the whole capped chain ({forced} forced)"
+    );
+}
+
