@@ -531,3 +531,108 @@ fn redteam12_capped_revoked_chain_is_forced_again_for_every_waiting_change() {
     );
 }
 
+/// **Denial (suspicion a, as it really goes): the once-only early retry is used up by the
+/// refusal of a revoked change, before the grant that lets the waiting change's author pass
+/// the screen is held; with `capped` flooded, the honest change is not taken in the order
+/// [p, R, G, X, flood], though it is in the order [X, G, R, p, flood].**
+///
+/// p is an honest change of A built on R (a change of node Rn, revoked since, with a cut-off
+/// that does not keep it) and on G (the change placing A's delegation, itself on X). Rn
+/// relays them itself. In the order [p, R, G, X]: p waits (its author does not pass the
+/// screen yet, so it marks nothing wanted); R is refused as revoked, and since p waits for
+/// it, p is tried again "once" (`retried_early`) and pushed to the back of the queue; G
+/// waits for X; p comes round before G is held, still fails the screen, and waits again; X
+/// brings in G, which names A, but the early retry for a grant is skipped because
+/// `retried_early` already holds p. p ends the batch waiting for R, and R was refused. What
+/// could still save it is `capped` (R was kept there): Rn ends the batch with 64 more of its
+/// own refused changes, which evict R (`CAPPED_KEEP`). The host parks p and releases it when
+/// G is held (`release_parked`), but R is gone: p waits until some peer sends R again. A
+/// node that got the same changes as [X, G, R, p, flood] holds p.
+///
+/// Severity: denial (a delay, order dependent, within one batch from the revoked node: in
+/// effect what a relay withholding p would do; another honest path that relays R heals it).
+#[test]
+fn redteam12_early_retry_spent_on_revoked_refusal_leaves_honest_change_waiting() {
+    let (mut src, k) = Doc::with_ministries(DocId::State(xaa()));
+    let rn = key(5);
+    let a = key(6);
+    let op = src.grant_op(&grant(GrantKind::Delegation, &rn, Some(Scope::ALL), vec![]));
+    src.write(&k.n, vec![op]);
+    let base: Vec<SignedChange> = src.l.signed_changes().map(|(_, c)| c).collect();
+    let base_heads = src.heads();
+    // The revocation of Rn, keeping nothing (placed by a delegated node: grants stand whoever
+    // places them).
+    let op = src.grant_op(&grant(GrantKind::Revocation, &rn, None, vec![]));
+    let revocation = src.at(&k.s, &base_heads, vec![op]);
+    // The history as an honest node saw it, before the revocation: R by Rn, X then G (A's
+    // delegation) by N, and p by A on R and G.
+    let op = src.put("targets", "R1/1", &target("R1", 1, "marking"));
+    let r = src.at(&rn, &base_heads, vec![op]);
+    let rh = src.admit(&r);
+    let op = src.put("targets", "X1/1", &target("X1", 1, "stockpile"));
+    let x = src.at(&k.n, &base_heads, vec![op]);
+    let xh = src.admit(&x);
+    let op = src.grant_op(&grant(
+        GrantKind::Delegation,
+        &a,
+        Some(Scope::Areas(vec![Area::Marking])),
+        vec![],
+    ));
+    let g = src.at(&k.n, &[xh], vec![op]);
+    let gh = src.admit(&g);
+    let op = src.put("targets", "P1/1", &target("P1", 1, "marking"));
+    let p = src.at(&a, &[rh, gh], vec![op]);
+    let ph = src.admit(&p);
+    assert_eq!(src.verdict(&ph), Verdict::Stands);
+
+    let doc = src.doc.clone();
+    let flood: Vec<SignedChange> = (0..64u64)
+        .map(|i| {
+            let targets = doc.kind().container("targets").expect("targets");
+            raw(
+                &doc,
+                &rn,
+                50 + i,
+                500 + i,
+                vec![[9u8; 32]],
+                vec![FlatOp {
+                    container: targets,
+                    key: format!("F{i}/1"),
+                    action: FlatAction::Put {
+                        value: target("F", 1, "marking").to_string(),
+                        preds: vec![],
+                    },
+                }],
+            )
+        })
+        .collect();
+    let run = |order: Vec<SignedChange>| -> bool {
+        let mut v = Doc::new(doc.clone());
+        for c in base.iter().chain(std::iter::once(&revocation)) {
+            v.admit(c);
+        }
+        let kk = v.k;
+        let mut batch = order;
+        batch.extend(flood.iter().cloned());
+        let out =
+            v.l.admit_batch(batch, Some(&kk), Some(rn.node_id()), never_dead)
+                .unwrap_or_else(|e| match e {});
+        // The host parks what waits and releases it once something it lacked is held.
+        let again: Vec<SignedChange> = out.waiting.into_iter().map(|(_, c, _)| c).collect();
+        if !again.is_empty() {
+            let _ =
+                v.l.admit_batch(again, Some(&kk), Some(rn.node_id()), never_dead)
+                    .unwrap_or_else(|e| match e {});
+        }
+        v.l.has(&ph)
+    };
+    assert!(
+        run(vec![x.clone(), g.clone(), r.clone(), p.clone()]),
+        "in this order p comes in"
+    );
+    assert!(
+        !run(vec![p.clone(), r.clone(), g.clone(), x.clone()]),
+        "in this order p is left waiting for a refused R"
+    );
+}
+
