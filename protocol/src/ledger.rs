@@ -1788,20 +1788,21 @@ impl Ledger {
     /// own change, an edit in place of a record) says nothing about whose record it is. A
     /// concurrent value does, whatever it turns out to be, since the change cannot know it:
     /// building on a past without another area's record never leaves that record out. A value
-    /// written after the change, with the change in its past, does when `later` says so: a
-    /// target's first version always does (a later version or a withdrawal written before the
-    /// target exists must not make it another area's), the value a withdrawal withdraws never
-    /// (what is written at that key after the withdrawal cannot change what it withdrew).
+    /// written after the change, with the change in its past, does too: a target's first
+    /// version (a later version or a withdrawal written before the target exists must not
+    /// make it another area's), and a value at a key a withdrawal names (a withdrawal written
+    /// before another area's record, at a key its author emptied, must not withdraw that
+    /// record: the view withdraws whatever is at the key, so the withdrawal answers for it).
     ///
     /// Outside the change's past, a value written over a value that stands in that past (it
     /// names no predecessor, yet that value is in its own past, not replaced there) speaks for
     /// nothing either: it is an edit in place of a record the change found, void wherever
     /// that record is held.
-    fn speaks(&self, at: OpAt, cx: &Judging<'_>, later: bool) -> bool {
+    fn speaks(&self, at: OpAt, cx: &Judging<'_>) -> bool {
         if self.in_past(at.entry, cx.i) {
             matches!(cx.verdicts.get(at.entry as usize), Some(Verdict::Stands))
         } else {
-            (later || !self.in_past(cx.i, at.entry)) && !self.over_found(at, cx)
+            !self.over_found(at, cx)
         }
     }
 
@@ -2037,7 +2038,7 @@ impl Ledger {
         {
             out.extend(
                 ats.iter()
-                    .filter(|at| self.speaks(**at, cx, true))
+                    .filter(|at| self.speaks(**at, cx))
                     .filter_map(|at| self.first_version_area(*at, cx.principal, cx.sw)),
             );
         }
@@ -2232,7 +2233,8 @@ impl Ledger {
             // A withdrawal of a progress report or a request concerns what it withdraws: every
             // value held under that key anywhere whose author could write it, whatever past
             // the withdrawal claims (a rival put, later deleted, does not stand in for the
-            // record it hid), but for the void ones of its past (see [`Ledger::speaks`]).
+            // record it hid), written before it or after it, but for the void ones of its
+            // past (see [`Ledger::speaks`]).
             "retracted" => {
                 let Some((kind, id)) = key.split_once('/') else {
                     return Vec::new();
@@ -2248,7 +2250,7 @@ impl Ledger {
                     let Some(v) = self.op(*at).value() else {
                         continue;
                     };
-                    if !self.speaks(*at, cx, false) {
+                    if !self.speaks(*at, cx) {
                         continue;
                     }
                     // Every value whose author could write here at all counts, with the areas

@@ -1,5 +1,6 @@
 //! Twelfth red-team round: attacks on the gate as it stands after the eleventh round's fixes.
-//! Every test here PASSES while the attack it describes works (it asserts the bad outcome).
+//! Every test here was written to pass while the attack it describes worked at 2cb96d6 (it
+//! asserted the bad outcome); each now asserts the attack fails.
 
 use automerge::ChangeHash;
 use serde_json::{Value as Json, json};
@@ -251,6 +252,14 @@ fn progress(id: &str, target: &str) -> Json {
 /// withdrawal, over a deletion, in a draft where keys are deleted and re-created.
 ///
 /// Severity: write (a ministry withdraws another area's record, published by the State).
+///
+/// This test was written to pass while the attack worked at 2cb96d6; it now asserts it fails.
+/// The fix: a withdrawal is judged on every value at the key it names, those written after
+/// it included (`Ledger::speaks` counts a later value, unless it was written over a value the
+/// withdrawal found and could not stand over it), so S's later report voids M's withdrawal
+/// and the view shows S's report. (The node no longer picks an id with any history or a
+/// withdrawal entry, either: `add_progress`; the honest chooser simulated here still does,
+/// to show the gate holds on its own.)
 #[test]
 fn redteam12_prewithdrawn_progress_key_withdraws_another_areas_report() {
     let (mut d, k) = Doc::with_ministries(DocId::Draft(xaa()));
@@ -282,22 +291,30 @@ fn redteam12_prewithdrawn_progress_key_withdraws_another_areas_report() {
         n += 1;
         chosen = format!("{base}-{n}");
     }
-    assert_eq!(chosen, id, "the honest id chooser takes the squatted id");
+    assert_eq!(chosen, id, "the view-only id chooser takes the squatted id");
     let op = d.put("progress", &chosen, &progress(&chosen, "T1"));
     let report = d.write(&k.s, vec![op]);
 
-    for h in [t1, t2, squat, withdrawal, deletion, report] {
+    for h in [t1, t2, squat, deletion, report] {
         assert_eq!(d.verdict(&h), Verdict::Stands);
     }
+    // S's report is a value at the key the withdrawal names, written after it: it speaks for
+    // the withdrawal's areas, which now include stockpile, out of M's scope.
+    assert!(
+        matches!(d.verdict(&withdrawal), Verdict::Void(_)),
+        "M's withdrawal is void once another area's report is at its key"
+    );
     let data = StateData::from_json(&d.view());
-    assert!(!data.progress.contains_key(id), "S's report is not counted");
-    let gone = data
-        .withdrawn_progress
-        .get(id)
-        .expect("S's stockpile report is filed as withdrawn");
-    assert_eq!(gone.target, "T1");
-    // Publishing the draft (by the State's node, scope all) sends the report and its
-    // withdrawal: M's withdrawal of a stockpile report goes on the public record.
+    assert!(
+        !data.withdrawn_progress.contains_key(id),
+        "S's report is not filed as withdrawn"
+    );
+    assert_eq!(
+        data.progress.get(id).map(|p| p.target.as_str()),
+        Some("T1"),
+        "S's stockpile report is counted"
+    );
+    // Publishing the draft sends S's report and no withdrawal of it.
     let items = pending(&data, &StateData::default(), None);
     assert!(
         items
@@ -305,7 +322,7 @@ fn redteam12_prewithdrawn_progress_key_withdraws_another_areas_report() {
             .any(|p| matches!(p, Pending::NewProgress { id: i, .. } if i == id))
     );
     assert!(
-        items
+        !items
             .iter()
             .any(|p| matches!(p, Pending::ProgressWithdrawal { id: i, .. } if i == id))
     );
@@ -895,8 +912,11 @@ fn random_draft(seed: u64, steps: usize, found: &mut Found) {
 /// seeded runs of 24 steps (and 3,000 of 32, with `REDTEAM12_RUNS=3000`: 23,401 standing
 /// changes of M), the first three counted zero (nothing out of scope stands by that oracle,
 /// and no honest value is silenced outside the known limits), while the last is reached by
-/// random search (4 times; 83 in the long run): this test asserts exactly that, so it passes
-/// while the withdrawal attack works.
+/// random search (4 times; 83 in the long run).
+///
+/// This test was written to pass while the withdrawal attack worked at 2cb96d6; it now
+/// asserts it fails: with a withdrawal judged on the values written after it too
+/// (`Ledger::speaks`), every count of the oracle is zero.
 #[test]
 fn redteam12_random_drafts_reach_withdrawal_of_another_areas_report() {
     let mut found = Found::default();
@@ -908,8 +928,11 @@ fn redteam12_random_drafts_reach_withdrawal_of_another_areas_report() {
         random_draft(seed, steps, &mut found);
     }
     eprintln!("{found:?}");
-    assert!(
-        found.m_withdrawal_covers_s_report > 0,
-        "random search reaches M's withdrawal covering S's report: {found:?}"
+    assert_eq!(
+        found.m_withdrawal_covers_s_report, 0,
+        "no standing withdrawal of M covers S's report: {found:?}"
     );
+    assert_eq!(found.m_names_s_value, 0, "{found:?}");
+    assert_eq!(found.m_writes_about_s_target, 0, "{found:?}");
+    assert_eq!(found.s_silenced, 0, "{found:?}");
 }
