@@ -1311,7 +1311,7 @@ impl Ledger {
                         && op.key.ends_with(&me)
                         && op
                             .value()
-                            .is_some_and(|v| self.invited_join(&op.key, author, v))
+                            .is_some_and(|v| self.invited_join(&op.key, author, v, &|_| true))
                 });
                 // A member: a join of its own it placed, signed by an invited key (held in any
                 // version; what it may write is judged when it settles).
@@ -1321,7 +1321,7 @@ impl Ledger {
                         .any(|((_, k), _)| {
                             k.ends_with(&me)
                                 && k.matches('/').count() == 1
-                                && !self.member_keys(k).is_empty()
+                                && !self.member_keys(k, &|_| true).is_empty()
                         })
                 });
                 if joining || member {
@@ -1471,7 +1471,7 @@ impl Ledger {
                     let Some(g) = self
                         .op(*at)
                         .value()
-                        .and_then(|t| self.pool_revocation(k, t))
+                        .and_then(|t| self.pool_revocation(k, t, &|e| inside(e as usize)))
                     else {
                         continue;
                     };
@@ -1615,6 +1615,7 @@ impl Ledger {
             too_many,
             cutoffs,
             delegations,
+            mask: mask.map(<[bool]>::to_vec),
         };
 
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(n);
@@ -2023,7 +2024,8 @@ impl Ledger {
         best
     }
 
-    /// The areas target `id` is in, as the whole set says, whatever a change's past holds:
+    /// The areas target `id` is in, as the whole set judged says (in a view at heads, their
+    /// causal past), whatever a change's past holds:
     /// the area of every first version of it held whose author could write it (delegated with
     /// a scope covering that area, not revoked, not an equivocator), and the areas of the
     /// versions the change itself writes. A scoped author so cannot take over another area's
@@ -2038,7 +2040,7 @@ impl Ledger {
         {
             out.extend(
                 ats.iter()
-                    .filter(|at| self.speaks(**at, cx))
+                    .filter(|at| cx.sw.inside(at.entry) && self.speaks(**at, cx))
                     .filter_map(|at| self.first_version_area(*at, cx.principal, cx.sw)),
             );
         }
@@ -2152,7 +2154,7 @@ impl Ledger {
         }
         let scope = self.author_standing(i, author, time, principal, sw)?;
         if let DocId::Pool(id) = &self.doc {
-            return self.authorize_pool(i, author, data, id, time, verdicts);
+            return self.authorize_pool(i, author, data, id, time, sw, verdicts);
         }
         for op in &data.ops {
             let (container, policy) = self
@@ -2250,7 +2252,7 @@ impl Ledger {
                     let Some(v) = self.op(*at).value() else {
                         continue;
                     };
-                    if !self.speaks(*at, cx) {
+                    if !cx.sw.inside(at.entry) || !self.speaks(*at, cx) {
                         continue;
                     }
                     // Every value whose author could write here at all counts, with the areas
@@ -2327,6 +2329,7 @@ impl Ledger {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn authorize_pool(
         &self,
         i: u32,
@@ -2334,8 +2337,10 @@ impl Ledger {
         data: &ChangeData,
         id: &PoolId,
         time: Date,
+        sw: &SetWide,
         verdicts: &[Verdict],
     ) -> Result<(), Denied> {
+        let inside = |e: u32| sw.inside(e);
         let coordinator = id.is_creator(author);
         let me = author.to_string();
         for op in &data.ops {
@@ -2353,7 +2358,7 @@ impl Ledger {
                 "members" if op.key.ends_with("/revoked") => match &op.action {
                     // Self-certifying: any writer of the pool may place it.
                     FlatAction::Put { value, .. } => {
-                        if self.pool_revocation(&op.key, value).is_none() {
+                        if self.pool_revocation(&op.key, value, &inside).is_none() {
                             return Err(forbidden(
                                 "not a revocation of that member signed by the key of its membership",
                             ));
@@ -2389,8 +2394,8 @@ impl Ledger {
                             // the same key signed: a node joined under a key someone made up
                             // cannot remove the State's real members.
                             if node != me {
-                                let mine = self.member_keys(&format!("{state}/{me}"));
-                                let theirs = self.member_keys(&op.key);
+                                let mine = self.member_keys(&format!("{state}/{me}"), &inside);
+                                let theirs = self.member_keys(&op.key, &inside);
                                 if !theirs.iter().all(|k| mine.contains(k)) {
                                     return Err(forbidden(
                                         "a member removes only nodes whose membership the same State key signed",
@@ -2700,7 +2705,12 @@ impl Ledger {
     /// revocation of that node by that State, signed by the key that signed one of the node's
     /// held membership delegations there (so the State's own key, if the membership was real:
     /// a key someone else made up cannot revoke a member it did not sign).
-    fn pool_revocation(&self, key: &str, text: &str) -> Option<SignedGrant> {
+    fn pool_revocation(
+        &self,
+        key: &str,
+        text: &str,
+        inside: &dyn Fn(u32) -> bool,
+    ) -> Option<SignedGrant> {
         let (state, rest) = key.split_once('/')?;
         let node = rest.strip_suffix("/revoked")?;
         let state: StateCode = state.parse().ok()?;
@@ -2712,13 +2722,19 @@ impl Ledger {
         {
             return None;
         }
-        let signed_member = self.member_keys(&format!("{state}/{node}"));
+        let signed_member = self.member_keys(&format!("{state}/{node}"), inside);
         signed_member.contains(&g.grant.key).then_some(g)
     }
 
     /// Whether `value` at members key `STATE/NODE` is a delegation of `author` by that State,
     /// signed by the State key some held invitation of that State names.
-    fn invited_join(&self, key: &str, author: &NodeId, value: &str) -> bool {
+    fn invited_join(
+        &self,
+        key: &str,
+        author: &NodeId,
+        value: &str,
+        inside: &dyn Fn(u32) -> bool,
+    ) -> bool {
         let Some((state, _)) = key.split_once('/') else {
             return false;
         };
@@ -2746,9 +2762,10 @@ impl Ledger {
             .flatten()
             .filter(|at| {
                 let e = &self.entries[at.entry as usize];
-                self.actors[e.actor as usize]
-                    .author
-                    .is_some_and(|a| id.is_creator(&a))
+                inside(at.entry)
+                    && self.actors[e.actor as usize]
+                        .author
+                        .is_some_and(|a| id.is_creator(&a))
             })
             .filter_map(|at| self.op(*at).value())
             .filter_map(|t| parse_value(t).and_then(|v| serde_json::from_value::<Invite>(v).ok()))
@@ -2761,7 +2778,7 @@ impl Ledger {
     /// only the invited key signs it, so no one can add a key to a membership (a void put by
     /// the coordinator, a copy of another node's delegation, or a delegation the node signed
     /// with a key it made up does not count).
-    fn member_keys(&self, key: &str) -> Vec<NodeId> {
+    fn member_keys(&self, key: &str, inside: &dyn Fn(u32) -> bool) -> Vec<NodeId> {
         let Some(c) = self.kind.container("members") else {
             return Vec::new();
         };
@@ -2777,10 +2794,10 @@ impl Ledger {
             .flatten()
             .filter(|at| {
                 let e = &self.entries[at.entry as usize];
-                self.actors[e.actor as usize].author == Some(node)
+                inside(at.entry) && self.actors[e.actor as usize].author == Some(node)
             })
             .filter_map(|at| self.op(*at).value())
-            .filter(|t| self.invited_join(key, &node, t))
+            .filter(|t| self.invited_join(key, &node, t, inside))
             .filter_map(|t| SignedGrant::parse(t).ok())
             .filter(|g| {
                 g.grant.kind == GrantKind::Delegation
@@ -3021,9 +3038,19 @@ struct SetWide {
     cutoffs: HashMap<NodeId, Vec<HashMap<String, HashSet<u32>>>>,
     /// Every valid delegation held, by node, oldest first.
     delegations: HashMap<NodeId, Vec<SignedGrant>>,
+    /// The changes judged, by position, when not all are (a view at given heads): what a
+    /// verdict reads off the set is read off these only.
+    mask: Option<Vec<bool>>,
 }
 
 impl SetWide {
+    /// Whether entry `i` is among the changes judged.
+    fn inside(&self, i: u32) -> bool {
+        self.mask
+            .as_ref()
+            .is_none_or(|m| m.get(i as usize).copied().unwrap_or(false))
+    }
+
     /// The delegation a change of `author` at `actor` (hex) and `seq` is judged under: the
     /// latest (by serial, then issue date) whose cut-off, if it has one, this change comes after. A delegation that
     /// replaces an earlier one (narrowing, widening, renewing) carries the cut-off of what the

@@ -355,6 +355,11 @@ fn redteam12_prewithdrawn_progress_key_withdraws_another_areas_report() {
 /// since received M's rival, nor on the node that made it.
 ///
 /// Severity: divergence (of `view_at`, so of report verification).
+///
+/// This test was written to pass while the attack worked at 2cb96d6; it now asserts it fails.
+/// The fix: what a verdict reads off the whole set (first versions in `Ledger::target_areas`,
+/// the values a withdrawal is judged on in `Ledger::record_areas`, a pool's memberships and
+/// invitations) is read, in a view at heads, off the heads' causal past only (`SetWide::mask`).
 #[test]
 fn redteam12_view_at_heads_reads_first_versions_outside_the_heads() {
     let (mut a, k) = Doc::with_ministries(DocId::State(xaa()));
@@ -384,11 +389,11 @@ fn redteam12_view_at_heads_reads_first_versions_outside_the_heads() {
     b.admit(&rival);
     let at_b = b.l.view_at(&h, Some(&b.k)).expect("heads held");
     assert!(
-        at_b.view["targets"].get("T1/2").is_none(),
-        "at the same heads, B no longer shows T1/2"
+        at_b.view["targets"].get("T1/2").is_some(),
+        "at the same heads, B still shows T1/2"
     );
-    assert_ne!(at_a, at_b.view, "one set of heads, two views");
-    // S's second version is inside the heads on both, and stands at them on A only.
+    assert_eq!(at_a, at_b.view, "one set of heads, one view");
+    // S's second version is inside the heads on both, and shown at them on both.
     assert!(h.contains(&v2));
     // A fresh ledger holding exactly the heads' past agrees with A, not B.
     let mut c = Doc::new(DocId::State(xaa()));
