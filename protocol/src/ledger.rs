@@ -355,9 +355,50 @@ pub struct Ledger {
     forcing: HashSet<ChangeHash>,
     /// How many capped changes were brought in by force, in all (for tests of its cost).
     forced_total: u64,
+    /// For the batch being admitted: the capped changes brought in by force that still wait,
+    /// each not forced again until something it lacked (or a forced change it waits for) is
+    /// held, so a chain of capped changes costs one forced admission each per batch however
+    /// many changes of the batch need it.
+    batch_forced: Option<ForcedWaiting>,
     /// The peer the changes being admitted came from, if the caller says (see
     /// [`Ledger::set_sender`] and [`Ledger::admit_batch`]).
     sender: Option<NodeId>,
+}
+
+/// Capped changes brought in by force that still wait, with what they lacked (see
+/// [`Ledger::admit_batch`]).
+#[derive(Clone, Debug, Default)]
+struct ForcedWaiting {
+    /// Forced change → the dependencies it lacked.
+    lacks: HashMap<ChangeHash, Vec<ChangeHash>>,
+    /// A lacked dependency → the forced changes that lacked it.
+    waiting_on: HashMap<ChangeHash, Vec<ChangeHash>>,
+}
+
+impl ForcedWaiting {
+    fn waits(&self, hash: &ChangeHash) -> bool {
+        self.lacks.contains_key(hash)
+    }
+
+    fn add(&mut self, hash: ChangeHash, lacked: Vec<ChangeHash>) {
+        for m in &lacked {
+            self.waiting_on.entry(*m).or_default().push(hash);
+        }
+        self.lacks.insert(hash, lacked);
+    }
+
+    /// `hash` is held now: what lacked it may come in if forced again, and so may what waits
+    /// for one of those (each entry is released once: linear in what was added).
+    fn release(&mut self, hash: ChangeHash) {
+        let mut stack = vec![hash];
+        while let Some(h) = stack.pop() {
+            for w in self.waiting_on.remove(&h).into_iter().flatten() {
+                if self.lacks.remove(&w).is_some() {
+                    stack.push(w);
+                }
+            }
+        }
+    }
 }
 
 /// One bit per entry: whether a given change is in that entry's causal past.
@@ -471,6 +512,7 @@ impl Ledger {
             twin_desc: HashMap::new(),
             forcing: HashSet::new(),
             forced_total: 0,
+            batch_forced: None,
             sender: None,
         };
         if let Some(g) = genesis(doc) {
@@ -672,8 +714,10 @@ impl Ledger {
     ) -> Result<Batch, E> {
         self.sender = sender;
         self.batch_wanted = Some(HashMap::new());
+        self.batch_forced = Some(ForcedWaiting::default());
         let out = self.admit_batch_inner(changes, key, &mut dead);
         self.batch_wanted = None;
+        self.batch_forced = None;
         self.sender = None;
         out
     }
@@ -1003,7 +1047,11 @@ impl Ledger {
             // author: an honest node built on it where it came first, so it comes in here too.
             let mut brought = false;
             for m in &missing {
-                if self.forcing.contains(m) {
+                // Tried already in this admission, or forced earlier in the batch and still
+                // waiting with nothing it lacked held since: forcing it again changes nothing.
+                if self.forcing.contains(m)
+                    || self.batch_forced.as_ref().is_some_and(|f| f.waits(m))
+                {
                     continue;
                 }
                 let at = self
@@ -1016,7 +1064,12 @@ impl Ledger {
                     match self.admit_forced(&c, key) {
                         Admitted::New(_) => brought = true,
                         // Still missing something itself: kept for when that comes.
-                        Admitted::Waiting(..) => self.keep_capped(h, a, &c),
+                        Admitted::Waiting(_, lacked) => {
+                            self.keep_capped(h, a, &c);
+                            if let Some(f) = self.batch_forced.as_mut() {
+                                f.add(h, lacked);
+                            }
+                        }
                         _ => {}
                     }
                 }
@@ -1228,11 +1281,17 @@ impl Ledger {
             new_actor,
         });
         self.track_twins(ix);
+        if let Some(f) = self.batch_forced.as_mut() {
+            f.release(hash);
+        }
         self.settled = None;
     }
 
     /// Forgets every change admitted after the first `len`: undoes a tentative batch.
     pub fn truncate(&mut self, len: usize) {
+        if let Some(f) = self.batch_forced.as_mut() {
+            *f = ForcedWaiting::default();
+        }
         let keep = len.max(1);
         self.twin_desc.retain(|t, _| (*t as usize) < keep);
         for d in self.twin_desc.values_mut() {
