@@ -214,8 +214,9 @@ pub struct Batch {
     pub waiting: Vec<(ChangeHash, SignedChange, Vec<ChangeHash>)>,
     /// Refused, with the reason.
     pub refused: Vec<(Option<ChangeHash>, Rejection)>,
-    /// How many admissions were tried: at most about twice the changes in the batch, in
-    /// whatever order they came.
+    /// How many admissions were tried: at most four for each change of the batch (its first
+    /// try, one early retry for a grant naming its author, one for the refusal of a revoked
+    /// change it lacks, and the try once all it lacked is held), in whatever order they came.
     pub attempts: usize,
 }
 
@@ -739,7 +740,11 @@ impl Ledger {
         let mut revoked: HashMap<ChangeHash, (Rejection, SignedChange)> = HashMap::new();
         let mut order: Vec<ChangeHash> = Vec::new();
         let mut retaken: HashSet<ChangeHash> = HashSet::new();
-        let mut retried_early: HashSet<ChangeHash> = HashSet::new();
+        // Each waiting change is tried early at most once for a grant naming its author and
+        // once for the refusal of a revoked change it waits for: two budgets, so that using
+        // one (the refusal, before the grant came) does not leave it waiting (still linear).
+        let mut retried_on_grant: HashSet<ChangeHash> = HashSet::new();
+        let mut retried_on_refusal: HashSet<ChangeHash> = HashSet::new();
         while let Some(c) = queue.pop_front() {
             let before = self.entries.len();
             out.attempts += 1;
@@ -779,13 +784,13 @@ impl Ledger {
                     // refused revoked change, so that it says it needs it. Grants a batch
                     // brings are few: this costs at most one try per grant and waiting change.
                     let early = p.3 != 0
-                        && !retried_early.contains(&p.0)
+                        && !retried_on_grant.contains(&p.0)
                         && author_of(&p.1).is_some_and(|a| granted.contains(&a))
                         && p.2
                             .iter()
                             .any(|m| revoked.contains_key(m) && !self.by_hash.contains_key(m));
                     if early {
-                        retried_early.insert(p.0);
+                        retried_on_grant.insert(p.0);
                     }
                     if (p.3 == 0 || early)
                         && let Some((_, c, _, _)) = parked[w].take()
@@ -841,9 +846,9 @@ impl Ledger {
                     // author did not pass the screen then): it is tried again, once.
                     for w in waiters.get(&h).into_iter().flatten() {
                         if let Some(p) = parked[*w].as_ref()
-                            && !retried_early.contains(&p.0)
+                            && !retried_on_refusal.contains(&p.0)
                         {
-                            retried_early.insert(p.0);
+                            retried_on_refusal.insert(p.0);
                             if let Some((_, c, _, _)) = parked[*w].take() {
                                 queue.push_back(c);
                             }
