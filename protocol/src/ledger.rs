@@ -2653,6 +2653,15 @@ impl Ledger {
         self.change_at(&hashes, actor, time, ops)
     }
 
+    /// Whether any operation is held at `container/key`, whatever its verdict: a key with a
+    /// history, where a node does not write a new record (another author may have prepared
+    /// it, a withdrawal of it for one).
+    pub fn ever_written(&self, container: &str, key: &str) -> bool {
+        self.kind
+            .container(container)
+            .is_some_and(|c| self.keys.contains_key(&(c, key.to_string())))
+    }
+
     /// A change on top of exactly `deps` (those held), with the sequence number and first
     /// operation counter they imply: what an author building on that state would sign. The
     /// tests and the simulator use it to build on old states, as a hostile author would.
