@@ -260,6 +260,21 @@ impl Writer<'_> {
             .ok_or_else(|| DocError::NoContainer(name.into()).into())
     }
 
+    /// Whether a record id has a history in this document: any operation held at
+    /// `container/key`, or at its withdrawal `retracted/container/key`, whatever its verdict.
+    /// A node never gives such an id to a new record: an author of another area may have
+    /// written, withdrawn and deleted a record there, to have the withdrawal cover the next.
+    pub fn id_used(&self, container: &str, key: &str) -> bool {
+        self.ledger.ever_written(container, key) || self.withdrawal_written(container, key)
+    }
+
+    /// Whether a withdrawal of `container/key` was ever written in this document
+    /// (`retracted/container/key`), whatever its verdict.
+    pub fn withdrawal_written(&self, container: &str, key: &str) -> bool {
+        self.ledger
+            .ever_written("retracted", &format!("{container}/{key}"))
+    }
+
     /// Adds a record under a key not yet taken.
     pub fn put<R: serde::Serialize>(
         &mut self,

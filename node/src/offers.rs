@@ -167,7 +167,14 @@ impl Node {
         let today = self.clock.today();
         let (warnings, _) = self.write(&draft, |w, before| {
             let data = OffersData::from_json(before);
-            if taken(&data, &offer.id) || taken(&public, &offer.id) {
+            // Nor an id someone wrote a withdrawal for (it would cover the new offer).
+            if taken(&data, &offer.id)
+                || taken(&public, &offer.id)
+                || public
+                    .retracted
+                    .contains_key(&format!("offers/{}", offer.id))
+                || w.withdrawal_written("offers", &offer.id)
+            {
                 return Err(NodeError::Exists(format!("offer {}", offer.id)));
             }
             let mut held = data;

@@ -14,7 +14,7 @@ use poa_protocol::model::{Cycle, Need, Progress, Target, check_text};
 use poa_protocol::submission::{Pending, pending};
 use poa_protocol::{Date, StateCode};
 
-use crate::node::{Node, NodeError, refuse_errors};
+use crate::node::{Node, NodeError, Writer, refuse_errors};
 
 /// What to publish: everything pending, one cycle's part, one target's part, or one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -271,9 +271,10 @@ impl Node {
     }
 
     /// Adds a progress report on a target to the draft. Its id is `TARGET/AS-OF`, with `-2`,
-    /// `-3`... if the State reports twice for the same date.
+    /// `-3`... if the State reports twice for the same date, or that id has any history (see
+    /// [`progress_id`]).
     pub fn add_progress(&mut self, mut report: Progress) -> Result<String, NodeError> {
-        let state = self.own_state()?;
+        let (state, _, public) = self.drafts()?;
         let today = self.clock.today();
         let ((id, warnings), _) = self.write(&DocId::Draft(state), |w, before| {
             let data = StateData::from_json(before);
@@ -287,13 +288,7 @@ impl Node {
                 return Err(NodeError::Withdrawn(report.target.clone()));
             }
             report.target_version = target.version;
-            let base = format!("{}/{}", report.target, report.as_of);
-            let mut id = base.clone();
-            let mut n = 1;
-            while data.progress.contains_key(&id) || data.withdrawn_progress.contains_key(&id) {
-                n += 1;
-                id = format!("{base}-{n}");
-            }
+            let id = progress_id(&report, w, &[&data, &public]);
             report.id = id.clone();
             report.validate(target)?;
             let warnings = refuse_errors(check_progress(&report, &data, today))?;
@@ -416,7 +411,12 @@ impl Node {
         need.validate()?;
         let (warnings, _) = self.write(&DocId::Draft(state), |w, before| {
             let data = StateData::from_json(before);
-            if need_taken(&data, &need.id) || need_taken(&public, &need.id) {
+            // Nor an id someone wrote a withdrawal for (it would cover the new request).
+            if need_taken(&data, &need.id)
+                || need_taken(&public, &need.id)
+                || public.retracted.contains_key(&format!("needs/{}", need.id))
+                || w.withdrawal_written("needs", &need.id)
+            {
                 return Err(NodeError::Exists(format!("request {}", need.id)));
             }
             let mut held = data;
@@ -608,6 +608,29 @@ fn need_taken(data: &StateData, id: &str) -> bool {
     data.needs.contains_key(id) || data.withdrawn_needs.contains_key(id)
 }
 
+/// The id of a new progress report: `TARGET/AS-OF`, with `-2`, `-3`... past every id that is
+/// shown in `held` (as a report, withdrawn or not, or a withdrawal entry) or has any history in
+/// the draft being written (an operation at the report's key or at its withdrawal's, whatever
+/// its verdict): ids are predictable, and a ministry of another area may have prepared one.
+pub(crate) fn progress_id(report: &Progress, w: &Writer<'_>, held: &[&StateData]) -> String {
+    let base = format!("{}/{}", report.target, report.as_of);
+    let taken = |id: &str| {
+        w.id_used("progress", id)
+            || held.iter().any(|d| {
+                d.progress.contains_key(id)
+                    || d.withdrawn_progress.contains_key(id)
+                    || d.retracted.contains_key(&format!("progress/{id}"))
+            })
+    };
+    let mut id = base.clone();
+    let mut n = 1;
+    while taken(&id) {
+        n += 1;
+        id = format!("{base}-{n}");
+    }
+    id
+}
+
 /// A progress report of the draft that was never published, or why it cannot be changed.
 pub(crate) fn unpublished_progress<'a>(
     data: &'a StateData,
@@ -644,4 +667,60 @@ pub(crate) fn unpublished_need<'a>(
     data.needs
         .get(id)
         .ok_or_else(|| NodeError::NoNeed(id.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use poa_protocol::doc::DocId;
+
+    use crate::home::{Home, InitOptions};
+    use crate::node::Node;
+
+    /// A report id is never one with a history in the draft: not one a withdrawal was written
+    /// for with no report (another area's ministry may have prepared it, so that its
+    /// withdrawal covers the next report there), nor one whose report was deleted.
+    #[test]
+    fn a_progress_id_with_a_history_is_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("xaa");
+        let opts = InitOptions::state("XAA".parse().unwrap(), "XAA Ministry of Interior");
+        Home::init(&home, &opts).unwrap();
+        let mut n = Node::open(&home).unwrap();
+        let data = crate::demo::dataset().unwrap();
+        let records = data
+            .states
+            .iter()
+            .find(|s| s.code.to_string() == "XAA")
+            .unwrap();
+        let m1 = records.targets.iter().find(|t| t.id == "M1").unwrap();
+        let report = records
+            .progress
+            .iter()
+            .find(|p| p.target == "M1")
+            .unwrap()
+            .clone();
+        n.add_target(m1.clone()).unwrap();
+        let base = format!("{}/{}", report.target, report.as_of);
+        let draft = DocId::Draft("XAA".parse().unwrap());
+        // A withdrawal written ahead, at the key the next report would take.
+        n.write(&draft, |w, _| {
+            w.put_text(
+                "retracted",
+                &format!("progress/{base}"),
+                r#"{"date":"2026-01-01","reason":"prepared"}"#.to_string(),
+            )
+        })
+        .unwrap();
+        let first = n.add_progress(report.clone()).unwrap();
+        assert_eq!(first, format!("{base}-2"), "the prepared id is skipped");
+        // A report deleted from the draft leaves its id taken too.
+        n.write(&draft, |w, _| w.delete("progress", &first).map(|_| ()))
+            .unwrap();
+        let second = n.add_progress(report).unwrap();
+        assert_eq!(
+            second,
+            format!("{base}-3"),
+            "a deleted report's id is skipped"
+        );
+    }
 }

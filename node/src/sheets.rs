@@ -939,7 +939,11 @@ impl Node {
             // may be conditional on one in the same workbook), the targets checked, then the
             // requests against the targets.
             for (line, n) in &needs {
-                if held.needs.contains_key(&n.id) || held.withdrawn_needs.contains_key(&n.id) {
+                if held.needs.contains_key(&n.id)
+                    || held.withdrawn_needs.contains_key(&n.id)
+                    || public.retracted.contains_key(&format!("needs/{}", n.id))
+                    || w.withdrawal_written("needs", &n.id)
+                {
                     findings(
                         Sheet::Requests,
                         *line,
@@ -987,13 +991,7 @@ impl Node {
                     continue;
                 };
                 p.target_version = target.version;
-                let base = format!("{}/{}", p.target, p.as_of);
-                let mut id = base.clone();
-                let mut k = 1;
-                while held.progress.contains_key(&id) || held.withdrawn_progress.contains_key(&id) {
-                    k += 1;
-                    id = format!("{base}-{k}");
-                }
+                let id = crate::records::progress_id(&p, w, &[&held, &public]);
                 p.id = id.clone();
                 if let Err(e) = p.validate(&target) {
                     invalid.push(CellError {

@@ -234,8 +234,9 @@ pub struct Batch {
     pub waiting: Vec<(ChangeHash, SignedChange, Vec<ChangeHash>)>,
     /// Refused, with the reason.
     pub refused: Vec<(Option<ChangeHash>, Rejection)>,
-    /// How many admissions were tried: at most about twice the changes in the batch, in
-    /// whatever order they came.
+    /// How many admissions were tried: at most four for each change of the batch (its first
+    /// try, one early retry for a grant naming its author, one for the refusal of a revoked
+    /// change it lacks, and the try once all it lacked is held), in whatever order they came.
     pub attempts: usize,
 }
 
@@ -375,9 +376,50 @@ pub struct Ledger {
     forcing: HashSet<ChangeHash>,
     /// How many capped changes were brought in by force, in all (for tests of its cost).
     forced_total: u64,
+    /// For the batch being admitted: the capped changes brought in by force that still wait,
+    /// each not forced again until something it lacked (or a forced change it waits for) is
+    /// held, so a chain of capped changes costs one forced admission each per batch however
+    /// many changes of the batch need it.
+    batch_forced: Option<ForcedWaiting>,
     /// The peer the changes being admitted came from, if the caller says (see
     /// [`Ledger::set_sender`] and [`Ledger::admit_batch`]).
     sender: Option<NodeId>,
+}
+
+/// Capped changes brought in by force that still wait, with what they lacked (see
+/// [`Ledger::admit_batch`]).
+#[derive(Clone, Debug, Default)]
+struct ForcedWaiting {
+    /// Forced change → the dependencies it lacked.
+    lacks: HashMap<ChangeHash, Vec<ChangeHash>>,
+    /// A lacked dependency → the forced changes that lacked it.
+    waiting_on: HashMap<ChangeHash, Vec<ChangeHash>>,
+}
+
+impl ForcedWaiting {
+    fn waits(&self, hash: &ChangeHash) -> bool {
+        self.lacks.contains_key(hash)
+    }
+
+    fn add(&mut self, hash: ChangeHash, lacked: Vec<ChangeHash>) {
+        for m in &lacked {
+            self.waiting_on.entry(*m).or_default().push(hash);
+        }
+        self.lacks.insert(hash, lacked);
+    }
+
+    /// `hash` is held now: what lacked it may come in if forced again, and so may what waits
+    /// for one of those (each entry is released once: linear in what was added).
+    fn release(&mut self, hash: ChangeHash) {
+        let mut stack = vec![hash];
+        while let Some(h) = stack.pop() {
+            for w in self.waiting_on.remove(&h).into_iter().flatten() {
+                if self.lacks.remove(&w).is_some() {
+                    stack.push(w);
+                }
+            }
+        }
+    }
 }
 
 /// One bit per entry: whether a given change is in that entry's causal past.
@@ -491,6 +533,7 @@ impl Ledger {
             twin_desc: HashMap::new(),
             forcing: HashSet::new(),
             forced_total: 0,
+            batch_forced: None,
             sender: None,
         };
         if let Some(g) = genesis(doc) {
@@ -692,8 +735,10 @@ impl Ledger {
     ) -> Result<Batch, E> {
         self.sender = sender;
         self.batch_wanted = Some(HashMap::new());
+        self.batch_forced = Some(ForcedWaiting::default());
         let out = self.admit_batch_inner(changes, key, &mut dead);
         self.batch_wanted = None;
+        self.batch_forced = None;
         self.sender = None;
         out
     }
@@ -715,7 +760,11 @@ impl Ledger {
         let mut revoked: HashMap<ChangeHash, (Rejection, SignedChange)> = HashMap::new();
         let mut order: Vec<ChangeHash> = Vec::new();
         let mut retaken: HashSet<ChangeHash> = HashSet::new();
-        let mut retried_early: HashSet<ChangeHash> = HashSet::new();
+        // Each waiting change is tried early at most once for a grant naming its author and
+        // once for the refusal of a revoked change it waits for: two budgets, so that using
+        // one (the refusal, before the grant came) does not leave it waiting (still linear).
+        let mut retried_on_grant: HashSet<ChangeHash> = HashSet::new();
+        let mut retried_on_refusal: HashSet<ChangeHash> = HashSet::new();
         while let Some(c) = queue.pop_front() {
             let before = self.entries.len();
             out.attempts += 1;
@@ -755,13 +804,13 @@ impl Ledger {
                     // refused revoked change, so that it says it needs it. Grants a batch
                     // brings are few: this costs at most one try per grant and waiting change.
                     let early = p.3 != 0
-                        && !retried_early.contains(&p.0)
+                        && !retried_on_grant.contains(&p.0)
                         && author_of(&p.1).is_some_and(|a| granted.contains(&a))
                         && p.2
                             .iter()
                             .any(|m| revoked.contains_key(m) && !self.by_hash.contains_key(m));
                     if early {
-                        retried_early.insert(p.0);
+                        retried_on_grant.insert(p.0);
                     }
                     if (p.3 == 0 || early)
                         && let Some((_, c, _, _)) = parked[w].take()
@@ -817,9 +866,9 @@ impl Ledger {
                     // author did not pass the screen then): it is tried again, once.
                     for w in waiters.get(&h).into_iter().flatten() {
                         if let Some(p) = parked[*w].as_ref()
-                            && !retried_early.contains(&p.0)
+                            && !retried_on_refusal.contains(&p.0)
                         {
-                            retried_early.insert(p.0);
+                            retried_on_refusal.insert(p.0);
                             if let Some((_, c, _, _)) = parked[*w].take() {
                                 queue.push_back(c);
                             }
@@ -1023,7 +1072,11 @@ impl Ledger {
             // author: an honest node built on it where it came first, so it comes in here too.
             let mut brought = false;
             for m in &missing {
-                if self.forcing.contains(m) {
+                // Tried already in this admission, or forced earlier in the batch and still
+                // waiting with nothing it lacked held since: forcing it again changes nothing.
+                if self.forcing.contains(m)
+                    || self.batch_forced.as_ref().is_some_and(|f| f.waits(m))
+                {
                     continue;
                 }
                 let at = self
@@ -1036,7 +1089,12 @@ impl Ledger {
                     match self.admit_forced(&c, key) {
                         Admitted::New(_) => brought = true,
                         // Still missing something itself: kept for when that comes.
-                        Admitted::Waiting(..) => self.keep_capped(h, a, &c),
+                        Admitted::Waiting(_, lacked) => {
+                            self.keep_capped(h, a, &c);
+                            if let Some(f) = self.batch_forced.as_mut() {
+                                f.add(h, lacked);
+                            }
+                        }
                         _ => {}
                     }
                 }
@@ -1248,11 +1306,17 @@ impl Ledger {
             new_actor,
         });
         self.track_twins(ix);
+        if let Some(f) = self.batch_forced.as_mut() {
+            f.release(hash);
+        }
         self.settled = None;
     }
 
     /// Forgets every change admitted after the first `len`: undoes a tentative batch.
     pub fn truncate(&mut self, len: usize) {
+        if let Some(f) = self.batch_forced.as_mut() {
+            *f = ForcedWaiting::default();
+        }
         let keep = len.max(1);
         self.twin_desc.retain(|t, _| (*t as usize) < keep);
         for d in self.twin_desc.values_mut() {
@@ -1331,7 +1395,7 @@ impl Ledger {
                         && op.key.ends_with(&me)
                         && op
                             .value()
-                            .is_some_and(|v| self.invited_join(&op.key, author, v))
+                            .is_some_and(|v| self.invited_join(&op.key, author, v, &|_| true))
                 });
                 // A member: a join of its own it placed, signed by an invited key (held in any
                 // version; what it may write is judged when it settles).
@@ -1341,7 +1405,7 @@ impl Ledger {
                         .any(|((_, k), _)| {
                             k.ends_with(&me)
                                 && k.matches('/').count() == 1
-                                && !self.member_keys(k).is_empty()
+                                && !self.member_keys(k, &|_| true).is_empty()
                         })
                 });
                 if joining || member {
@@ -1491,7 +1555,7 @@ impl Ledger {
                     let Some(g) = self
                         .op(*at)
                         .value()
-                        .and_then(|t| self.pool_revocation(k, t))
+                        .and_then(|t| self.pool_revocation(k, t, &|e| inside(e as usize)))
                     else {
                         continue;
                     };
@@ -1635,6 +1699,7 @@ impl Ledger {
             too_many,
             cutoffs,
             delegations,
+            mask: mask.map(<[bool]>::to_vec),
         };
 
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(n);
@@ -1808,20 +1873,21 @@ impl Ledger {
     /// own change, an edit in place of a record) says nothing about whose record it is. A
     /// concurrent value does, whatever it turns out to be, since the change cannot know it:
     /// building on a past without another area's record never leaves that record out. A value
-    /// written after the change, with the change in its past, does when `later` says so: a
-    /// target's first version always does (a later version or a withdrawal written before the
-    /// target exists must not make it another area's), the value a withdrawal withdraws never
-    /// (what is written at that key after the withdrawal cannot change what it withdrew).
+    /// written after the change, with the change in its past, does too: a target's first
+    /// version (a later version or a withdrawal written before the target exists must not
+    /// make it another area's), and a value at a key a withdrawal names (a withdrawal written
+    /// before another area's record, at a key its author emptied, must not withdraw that
+    /// record: the view withdraws whatever is at the key, so the withdrawal answers for it).
     ///
     /// Outside the change's past, a value written over a value that stands in that past (it
     /// names no predecessor, yet that value is in its own past, not replaced there) speaks for
     /// nothing either: it is an edit in place of a record the change found, void wherever
     /// that record is held.
-    fn speaks(&self, at: OpAt, cx: &Judging<'_>, later: bool) -> bool {
+    fn speaks(&self, at: OpAt, cx: &Judging<'_>) -> bool {
         if self.in_past(at.entry, cx.i) {
             matches!(cx.verdicts.get(at.entry as usize), Some(Verdict::Stands))
         } else {
-            (later || !self.in_past(cx.i, at.entry)) && !self.over_found(at, cx)
+            !self.over_found(at, cx)
         }
     }
 
@@ -2042,7 +2108,8 @@ impl Ledger {
         best
     }
 
-    /// The areas target `id` is in, as the whole set says, whatever a change's past holds:
+    /// The areas target `id` is in, as the whole set judged says (in a view at heads, their
+    /// causal past), whatever a change's past holds:
     /// the area of every first version of it held whose author could write it (delegated with
     /// a scope covering that area, not revoked, not an equivocator), and the areas of the
     /// versions the change itself writes. A scoped author so cannot take over another area's
@@ -2057,7 +2124,7 @@ impl Ledger {
         {
             out.extend(
                 ats.iter()
-                    .filter(|at| self.speaks(**at, cx, true))
+                    .filter(|at| cx.sw.inside(at.entry) && self.speaks(**at, cx))
                     .filter_map(|at| self.first_version_area(*at, cx.principal, cx.sw)),
             );
         }
@@ -2171,7 +2238,7 @@ impl Ledger {
         }
         let scope = self.author_standing(i, author, time, principal, sw)?;
         if let DocId::Pool(id) = &self.doc {
-            return self.authorize_pool(i, author, data, id, time, verdicts);
+            return self.authorize_pool(i, author, data, id, time, sw, verdicts);
         }
         for op in &data.ops {
             let (container, policy) = self
@@ -2252,7 +2319,8 @@ impl Ledger {
             // A withdrawal of a progress report or a request concerns what it withdraws: every
             // value held under that key anywhere whose author could write it, whatever past
             // the withdrawal claims (a rival put, later deleted, does not stand in for the
-            // record it hid), but for the void ones of its past (see [`Ledger::speaks`]).
+            // record it hid), written before it or after it, but for the void ones of its
+            // past (see [`Ledger::speaks`]).
             "retracted" => {
                 let Some((kind, id)) = key.split_once('/') else {
                     return Vec::new();
@@ -2268,7 +2336,7 @@ impl Ledger {
                     let Some(v) = self.op(*at).value() else {
                         continue;
                     };
-                    if !self.speaks(*at, cx, false) {
+                    if !cx.sw.inside(at.entry) || !self.speaks(*at, cx) {
                         continue;
                     }
                     // Every value whose author could write here at all counts, with the areas
@@ -2345,6 +2413,7 @@ impl Ledger {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn authorize_pool(
         &self,
         i: u32,
@@ -2352,8 +2421,10 @@ impl Ledger {
         data: &ChangeData,
         id: &PoolId,
         time: Date,
+        sw: &SetWide,
         verdicts: &[Verdict],
     ) -> Result<(), Denied> {
+        let inside = |e: u32| sw.inside(e);
         let coordinator = id.is_creator(author);
         let me = author.to_string();
         for op in &data.ops {
@@ -2371,7 +2442,7 @@ impl Ledger {
                 "members" if op.key.ends_with("/revoked") => match &op.action {
                     // Self-certifying: any writer of the pool may place it.
                     FlatAction::Put { value, .. } => {
-                        if self.pool_revocation(&op.key, value).is_none() {
+                        if self.pool_revocation(&op.key, value, &inside).is_none() {
                             return Err(forbidden(
                                 "not a revocation of that member signed by the key of its membership",
                             ));
@@ -2407,8 +2478,8 @@ impl Ledger {
                             // the same key signed: a node joined under a key someone made up
                             // cannot remove the State's real members.
                             if node != me {
-                                let mine = self.member_keys(&format!("{state}/{me}"));
-                                let theirs = self.member_keys(&op.key);
+                                let mine = self.member_keys(&format!("{state}/{me}"), &inside);
+                                let theirs = self.member_keys(&op.key, &inside);
                                 if !theirs.iter().all(|k| mine.contains(k)) {
                                     return Err(forbidden(
                                         "a member removes only nodes whose membership the same State key signed",
@@ -2602,6 +2673,15 @@ impl Ledger {
         self.change_at(&hashes, actor, time, ops)
     }
 
+    /// Whether any operation is held at `container/key`, whatever its verdict: a key with a
+    /// history, where a node does not write a new record (another author may have prepared
+    /// it, a withdrawal of it for one).
+    pub fn ever_written(&self, container: &str, key: &str) -> bool {
+        self.kind
+            .container(container)
+            .is_some_and(|c| self.keys.contains_key(&(c, key.to_string())))
+    }
+
     /// A change on top of exactly `deps` (those held), with the sequence number and first
     /// operation counter they imply: what an author building on that state would sign. The
     /// tests and the simulator use it to build on old states, as a hostile author would.
@@ -2718,7 +2798,12 @@ impl Ledger {
     /// revocation of that node by that State, signed by the key that signed one of the node's
     /// held membership delegations there (so the State's own key, if the membership was real:
     /// a key someone else made up cannot revoke a member it did not sign).
-    fn pool_revocation(&self, key: &str, text: &str) -> Option<SignedGrant> {
+    fn pool_revocation(
+        &self,
+        key: &str,
+        text: &str,
+        inside: &dyn Fn(u32) -> bool,
+    ) -> Option<SignedGrant> {
         let (state, rest) = key.split_once('/')?;
         let node = rest.strip_suffix("/revoked")?;
         let state: StateCode = state.parse().ok()?;
@@ -2730,13 +2815,19 @@ impl Ledger {
         {
             return None;
         }
-        let signed_member = self.member_keys(&format!("{state}/{node}"));
+        let signed_member = self.member_keys(&format!("{state}/{node}"), inside);
         signed_member.contains(&g.grant.key).then_some(g)
     }
 
     /// Whether `value` at members key `STATE/NODE` is a delegation of `author` by that State,
     /// signed by the State key some held invitation of that State names.
-    fn invited_join(&self, key: &str, author: &NodeId, value: &str) -> bool {
+    fn invited_join(
+        &self,
+        key: &str,
+        author: &NodeId,
+        value: &str,
+        inside: &dyn Fn(u32) -> bool,
+    ) -> bool {
         let Some((state, _)) = key.split_once('/') else {
             return false;
         };
@@ -2764,9 +2855,10 @@ impl Ledger {
             .flatten()
             .filter(|at| {
                 let e = &self.entries[at.entry as usize];
-                self.actors[e.actor as usize]
-                    .author
-                    .is_some_and(|a| id.is_creator(&a))
+                inside(at.entry)
+                    && self.actors[e.actor as usize]
+                        .author
+                        .is_some_and(|a| id.is_creator(&a))
             })
             .filter_map(|at| self.op(*at).value())
             .filter_map(|t| parse_value(t).and_then(|v| serde_json::from_value::<Invite>(v).ok()))
@@ -2779,7 +2871,7 @@ impl Ledger {
     /// only the invited key signs it, so no one can add a key to a membership (a void put by
     /// the coordinator, a copy of another node's delegation, or a delegation the node signed
     /// with a key it made up does not count).
-    fn member_keys(&self, key: &str) -> Vec<NodeId> {
+    fn member_keys(&self, key: &str, inside: &dyn Fn(u32) -> bool) -> Vec<NodeId> {
         let Some(c) = self.kind.container("members") else {
             return Vec::new();
         };
@@ -2795,10 +2887,10 @@ impl Ledger {
             .flatten()
             .filter(|at| {
                 let e = &self.entries[at.entry as usize];
-                self.actors[e.actor as usize].author == Some(node)
+                inside(at.entry) && self.actors[e.actor as usize].author == Some(node)
             })
             .filter_map(|at| self.op(*at).value())
-            .filter(|t| self.invited_join(key, &node, t))
+            .filter(|t| self.invited_join(key, &node, t, inside))
             .filter_map(|t| SignedGrant::parse(t).ok())
             .filter(|g| {
                 g.grant.kind == GrantKind::Delegation
@@ -3039,9 +3131,19 @@ struct SetWide {
     cutoffs: HashMap<NodeId, Vec<HashMap<String, HashSet<u32>>>>,
     /// Every valid delegation held, by node, oldest first.
     delegations: HashMap<NodeId, Vec<SignedGrant>>,
+    /// The changes judged, by position, when not all are (a view at given heads): what a
+    /// verdict reads off the set is read off these only.
+    mask: Option<Vec<bool>>,
 }
 
 impl SetWide {
+    /// Whether entry `i` is among the changes judged.
+    fn inside(&self, i: u32) -> bool {
+        self.mask
+            .as_ref()
+            .is_none_or(|m| m.get(i as usize).copied().unwrap_or(false))
+    }
+
     /// The delegation a change of `author` at `actor` (hex) and `seq` is judged under: the
     /// latest (by serial, then issue date) whose cut-off, if it has one, this change comes after. A delegation that
     /// replaces an earlier one (narrowing, widening, renewing) carries the cut-off of what the

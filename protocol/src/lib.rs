@@ -39,6 +39,8 @@ mod redteam10_tests;
 #[cfg(test)]
 mod redteam11_tests;
 #[cfg(test)]
+mod redteam12_tests;
+#[cfg(test)]
 mod redteam2_tests;
 #[cfg(test)]
 mod redteam3_tests;
