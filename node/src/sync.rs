@@ -636,7 +636,7 @@ async fn drive(
     // What has been added to the peer's totals in the store: each completed round adds what
     // went over the connection since, and says when the peer was last in contact.
     let mut counted = Traffic::default();
-    let mut contact_written: Option<Instant> = None;
+    let mut contact_announced = false;
     let mut heard = false;
     let mut contact_tick = tokio::time::interval(CONTACT_EVERY);
     contact_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -696,8 +696,8 @@ async fn drive(
                         // The peer is in contact: say so in the store at once the first
                         // time, then with the next tick, for `status`.
                         heard = true;
-                        if contact_written.is_none() {
-                            contact_written = Some(Instant::now());
+                        if !contact_announced {
+                            contact_announced = true;
                             heard = false;
                             let node = lock(&engine.node);
                             let _ = node.store.peer_outcome(&peer, now_secs(), None);
