@@ -160,6 +160,8 @@ fn delegation(
             key: principal_key.node_id(),
             cutoff: Vec::new(),
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     ))
 }

@@ -27,6 +27,8 @@ const BODY_KEY: &str = "body.key";
 const CONFIG: &str = "config.toml";
 const DATABASE: &str = "poa.db";
 const SERVE_LOCK: &str = "serve.lock";
+/// The recovery key a State's or body's first node creates: to be moved offline.
+pub const RECOVERY_KEY: &str = "recovery.key";
 
 /// Errors of the home folder.
 #[derive(Debug, thiserror::Error)]
@@ -292,7 +294,7 @@ pub fn resolve(dir: Option<PathBuf>) -> Result<PathBuf, HomeError> {
     }
 }
 
-fn write_key(path: &Path, key: &NodeKey) -> Result<(), HomeError> {
+pub(crate) fn write_key(path: &Path, key: &NodeKey) -> Result<(), HomeError> {
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -307,7 +309,7 @@ fn write_key(path: &Path, key: &NodeKey) -> Result<(), HomeError> {
     f.sync_all().map_err(io(path))
 }
 
-fn read_key(path: &Path) -> Result<NodeKey, HomeError> {
+pub(crate) fn read_key(path: &Path) -> Result<NodeKey, HomeError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -356,6 +358,51 @@ fn trust_own_key(
 }
 
 impl Home {
+    /// The file this node's State or body key lives in.
+    pub fn principal_key_path(&self) -> PathBuf {
+        self.dir.join(principal_key_file(&self.config.participant))
+    }
+
+    /// Where the next principal key waits while the rotation naming it is committed.
+    pub fn staged_key_path(&self) -> PathBuf {
+        self.dir.join(format!(
+            "{}.next",
+            principal_key_file(&self.config.participant)
+        ))
+    }
+
+    /// Writes the next principal key beside the current one, before the rotation that names
+    /// it commits: a crash in between leaves it for [`Home::take_staged_key`] or to be dropped.
+    pub fn stage_principal_key(&self, new: &NodeKey) -> Result<(), HomeError> {
+        let next = self.staged_key_path();
+        if next.exists() {
+            fs::remove_file(&next).map_err(io(&next))?;
+        }
+        write_key(&next, new)
+    }
+
+    /// Makes the staged key this node's principal key; the one it replaces is kept beside it
+    /// as `state.key.retired-<key>` (0600), never deleted by the node.
+    pub fn take_staged_key(&mut self) -> Result<(), HomeError> {
+        let next = self.staged_key_path();
+        let new = read_key(&next)?;
+        let current = self.principal_key_path();
+        if current.exists() {
+            let old = read_key(&current)?;
+            let retired = self.dir.join(format!(
+                "{}.retired-{}",
+                principal_key_file(&self.config.participant),
+                old.node_id().short()
+            ));
+            fs::rename(&current, &retired).map_err(io(&current))?;
+        }
+        fs::rename(&next, &current).map_err(io(&next))?;
+        if let Ok(d) = fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        self.principal_key = Some(new);
+        Ok(())
+    }
     /// Creates a node in `dir`: keys, configuration and database. If anything fails, what was
     /// created is removed again, so a failed init leaves no half-made node behind.
     pub fn init(dir: &Path, opts: &InitOptions) -> Result<Home, HomeError> {
@@ -389,7 +436,14 @@ impl Home {
         }
         let result = Self::init_files(dir, opts, &config, &entropy);
         if result.is_err() {
-            for f in [NODE_KEY, STATE_KEY, BODY_KEY, CONFIG, DATABASE] {
+            for f in [
+                NODE_KEY,
+                STATE_KEY,
+                BODY_KEY,
+                RECOVERY_KEY,
+                CONFIG,
+                DATABASE,
+            ] {
                 let _ = fs::remove_file(dir.join(f));
             }
             for f in ["poa.db-wal", "poa.db-shm"] {
@@ -421,6 +475,18 @@ impl Home {
         let actor_suffix = entropy.bytes::<ACTOR_SUFFIX_LEN>("actor suffix")?;
         store.set_meta("actor_suffix", &actor_suffix)?;
         trust_own_key(&store, principal_key.as_ref(), &opts.participant)?;
+        if principal_key.is_some() {
+            // The recovery key: it signs nothing until the principal key is lost or leaked,
+            // and then replaces it (`state-key recover`). The operator moves the file offline.
+            let r = NodeKey::from_seed(&entropy.bytes::<32>("recovery key")?);
+            write_key(&dir.join(RECOVERY_KEY), &r)?;
+            store.learn_recovery_key(
+                &opts.participant.principal(),
+                &r.node_id(),
+                &poa_protocol::authority::TrustSource::OwnKey,
+                crate::node::now_secs(),
+            )?;
+        }
         let text = format!(
             "# poa-node configuration. See config.example.toml in the source for every setting.\n{}",
             toml::to_string_pretty(config).map_err(|e| HomeError::Config {

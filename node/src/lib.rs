@@ -15,6 +15,7 @@ pub mod format;
 pub mod home;
 pub mod host;
 pub mod html_kit;
+pub mod keys;
 pub mod metrics;
 pub mod node;
 pub mod offers;

@@ -189,6 +189,9 @@ pub enum NodeError {
     /// The gate would not let the node's own change stand: this node may not write it.
     #[error("this node may not write that: {0}")]
     Denied(Box<Denied>),
+    /// A key rotation or recovery cannot be made as asked.
+    #[error("{0}")]
+    Key(String),
 }
 
 /// A node: its home and its database.
@@ -411,13 +414,15 @@ pub(crate) fn self_delegation(
             key: key.node_id(),
             cutoff: Vec::new(),
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     )
 }
 
 /// Makes one change on the document as the transaction sees it, signs it, and passes it
 /// through the gate; refuses it (and so the whole transaction) unless it stands.
-fn commit_one<T>(
+pub(crate) fn commit_one<T>(
     tx: &mut StoreTx<'_>,
     home: &Home,
     doc_id: &DocId,
@@ -499,16 +504,18 @@ pub(crate) fn refuse_errors(findings: Vec<Finding>) -> Result<Vec<Finding>, Node
 }
 
 impl Node {
-    /// Opens the node in `dir`.
+    /// Opens the node in `dir` (settling a key change a crash interrupted).
     pub fn open(dir: &std::path::Path) -> Result<Node, NodeError> {
         let home = Home::open(dir)?;
         let store = home.store()?;
-        Ok(Node {
+        let mut node = Node {
             home,
             store,
             clock: Clock::system(),
             warnings: Vec::new(),
-        })
+        };
+        node.settle_staged_key()?;
+        Ok(node)
     }
 
     /// Wraps an initialised home.
@@ -548,7 +555,7 @@ impl Node {
     }
 
     /// The documents of this node's own State or body that grants are stored in.
-    fn own_grant_docs(&self) -> Vec<DocId> {
+    pub(crate) fn own_grant_docs(&self) -> Vec<DocId> {
         match &self.home.config.participant {
             Participant::State { code } => vec![DocId::State(*code), DocId::Draft(*code)],
             Participant::Body { code, .. } => vec![
@@ -663,6 +670,8 @@ impl Node {
                 } else {
                     0
                 },
+                kept: Vec::new(),
+                recovery: None,
             },
         );
         let now = self.now();
@@ -752,7 +761,7 @@ impl Node {
 
     /// The grants in a held document's view.
     pub fn grants_in(&self, doc: &DocId) -> Result<Vec<(Grant, bool)>, NodeError> {
-        let trusted = self.store.trust().key_for_doc(doc).copied();
+        let chain = self.key_chain_of(doc)?;
         let Some(view) = self.store.view(doc)? else {
             return Ok(Vec::new());
         };
@@ -761,7 +770,9 @@ impl Node {
             if let Some(map) = view[kind.container()].as_object() {
                 for v in map.values() {
                     if let Ok(g) = SignedGrant::from_value(v) {
-                        let ok = Some(g.grant.key) == trusted;
+                        let ok = chain
+                            .as_ref()
+                            .is_some_and(|c| poa_protocol::authority::Signers::accepts(c, &g));
                         out.push((g.grant, ok));
                     }
                 }

@@ -53,11 +53,18 @@ impl std::fmt::Display for TrustSource {
 /// Which principal keys this node trusts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Trust {
-    /// Principal → the key that speaks for it.
+    /// Principal → the key that speaks for it (the root of its key chain).
     pub keys: BTreeMap<Principal, NodeId>,
+    /// Principal → its recovery key, where known: it signs the recoveries the chain follows.
+    pub recovery: BTreeMap<Principal, NodeId>,
 }
 
 impl Trust {
+    /// The recovery key of the principal a document is bound to, if this node knows it.
+    pub fn recovery_for_doc(&self, doc: &DocId) -> Option<&NodeId> {
+        doc.principal().and_then(|p| self.recovery.get(&p))
+    }
+
     /// The key that speaks for `principal`, if known.
     pub fn key(&self, principal: &Principal) -> Option<&NodeId> {
         self.keys.get(principal)
@@ -168,13 +175,20 @@ pub struct Grant {
     /// day it was issued is replaced for certain.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub serial: u32,
+    /// Rotations and recoveries: the grants (by storage key) of the keys they retire that
+    /// still stand. Every other grant those keys signed, before or after, is void.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
+    /// Recoveries: the recovery key from this one on (the same one when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<NodeId>,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// Delegation or revocation.
+/// Delegation, revocation, or a change of the principal's key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GrantKind {
@@ -182,6 +196,12 @@ pub enum GrantKind {
     Delegation,
     /// Ends a node's delegation, keeping only what the cut-off names.
     Revocation,
+    /// The principal's key hands over to a new key (`node`), signed by the key it retires;
+    /// `serial` is the epoch it belongs to.
+    Rotation,
+    /// The recovery key replaces the principal's key (lost or leaked) by a new one (`node`),
+    /// starting epoch `serial`.
+    Recovery,
 }
 
 impl GrantKind {
@@ -190,6 +210,7 @@ impl GrantKind {
         match self {
             GrantKind::Delegation => "delegations",
             GrantKind::Revocation => "revocations",
+            GrantKind::Rotation | GrantKind::Recovery => "rotations",
         }
     }
 }
@@ -207,6 +228,9 @@ pub struct SignedGrant {
 
 /// The most cut-off entries one revocation may carry.
 pub const MAX_CUTOFFS: usize = 256;
+
+/// The most grants one rotation or recovery may keep.
+pub const MAX_KEPT: usize = 512;
 
 fn grant_bytes(grant: &Grant) -> Vec<u8> {
     let mut msg = b"poa/grant/v2\0".to_vec();
@@ -234,8 +258,8 @@ pub enum BadGrant {
     /// About another principal, node or kind than where it is stored.
     #[error("it does not match where it is stored: {0}")]
     Misplaced(String),
-    /// Too many cut-off entries.
-    #[error("it has more than {MAX_CUTOFFS} cut-off entries")]
+    /// Too many cut-off or kept entries.
+    #[error("it has more than {MAX_CUTOFFS} cut-off entries or {MAX_KEPT} kept grants")]
     TooLarge,
 }
 
@@ -282,7 +306,7 @@ impl SignedGrant {
         let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()).into();
         let g: SignedGrant =
             serde_json::from_str(text).map_err(|e| BadGrant::Parse(e.to_string()))?;
-        if g.grant.cutoff.len() > MAX_CUTOFFS {
+        if g.grant.cutoff.len() > MAX_CUTOFFS || g.grant.kept.len() > MAX_KEPT {
             return Err(BadGrant::TooLarge);
         }
         if g.to_text() != text {
@@ -318,13 +342,14 @@ impl SignedGrant {
     }
 
     /// Parses a text stored at `key` of `kind`'s container of a document of `principal`
-    /// bound to `trusted`, and checks it belongs there.
+    /// bound to `trusted` (a key, or the chain of keys a document's rotations make of it), and
+    /// checks it belongs there.
     pub fn parse_at(
         text: &str,
         key: &str,
         kind: GrantKind,
         principal: &Principal,
-        trusted: &NodeId,
+        trusted: &impl Signers,
     ) -> Result<SignedGrant, BadGrant> {
         let g = Self::parse(text)?;
         if g.grant.kind != kind {
@@ -343,18 +368,181 @@ impl SignedGrant {
         if g.storage_key() != key {
             return Err(BadGrant::Misplaced(format!("stored at {key}")));
         }
-        if g.grant.key != *trusted {
+        if !trusted.accepts(&g) {
             return Err(BadGrant::WrongKey(
                 g.grant.key,
                 format!(
                     "{}'s {} {}",
                     principal.code(),
                     principal.key_name(),
-                    trusted
+                    trusted.current()
                 ),
             ));
         }
         Ok(g)
+    }
+}
+
+/// Whose signature makes a grant valid in a document.
+pub trait Signers {
+    /// Whether `grant` is signed by a key that speaks for the document's principal.
+    fn accepts(&self, grant: &SignedGrant) -> bool;
+    /// The key that signs new grants.
+    fn current(&self) -> &NodeId;
+}
+
+impl Signers for NodeId {
+    fn accepts(&self, grant: &SignedGrant) -> bool {
+        grant.grant.key == *self
+    }
+    fn current(&self) -> &NodeId {
+        self
+    }
+}
+
+/// The principal's keys as a document's rotations and recoveries make them, from the key this
+/// node trusts for the principal (the *root*) and, if known, its recovery key.
+///
+/// Decided over the set of records held, never their order or dates:
+/// - epochs: epoch 0 starts with the root. Epoch *n*+1 starts with the key of the one
+///   recovery for *n*+1 signed by epoch *n*'s recovery key (the root's recovery key, or the one
+///   the last recovery named). None, or two different ones (the recovery key signed twice),
+///   and the chain stays in epoch *n*;
+/// - in the last epoch, rotations: from its first key, the one rotation of that epoch signed
+///   by the key in force leads to the next key. Two different ones (a fork: the key signed
+///   twice) and it stays at the key that forked, which only a recovery settles;
+/// - a grant stands if the key in force signed it, or a recovery, or a rotation of the last
+///   epoch's chain, keeps it (names its storage key). Every other grant of a retired key is
+///   void, whenever it was signed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyChain {
+    /// The key the node trusts for the principal.
+    pub root: NodeId,
+    /// The key in force: it signs new grants.
+    pub current: NodeId,
+    /// The epoch the key in force belongs to (0 until a recovery).
+    pub epoch: u32,
+    /// The grants of retired keys that stand, by storage key.
+    pub kept: std::collections::BTreeSet<String>,
+    /// The keys retired, oldest first, with how each was retired.
+    pub retired: Vec<(NodeId, GrantKind)>,
+    /// What a person should know: a fork, a recovery this node cannot check, a recovery key
+    /// that signed twice.
+    pub notes: Vec<String>,
+}
+
+impl Signers for KeyChain {
+    fn accepts(&self, grant: &SignedGrant) -> bool {
+        grant.grant.key == self.current || self.kept.contains(&grant.storage_key())
+    }
+    fn current(&self) -> &NodeId {
+        &self.current
+    }
+}
+
+/// The most rotations followed in one epoch.
+pub const MAX_ROTATIONS: usize = 1024;
+
+impl KeyChain {
+    /// A root key with no rotation.
+    pub fn root(root: NodeId) -> KeyChain {
+        KeyChain {
+            root,
+            current: root,
+            epoch: 0,
+            kept: Default::default(),
+            retired: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// The chain `records` make from `root` and its recovery key. `records` are rotations and
+    /// recoveries of the principal, each stored at its own storage key, signature checked;
+    /// anything else is ignored, and so is a copy of one already given.
+    pub fn resolve(
+        root: NodeId,
+        recovery: Option<NodeId>,
+        records: impl IntoIterator<Item = SignedGrant>,
+    ) -> KeyChain {
+        let mut by_key: BTreeMap<String, SignedGrant> = BTreeMap::new();
+        for g in records {
+            if matches!(g.grant.kind, GrantKind::Rotation | GrantKind::Recovery) {
+                by_key.insert(g.storage_key(), g);
+            }
+        }
+        let mut chain = KeyChain::root(root);
+        let mut rec = recovery;
+        while let Some(next) = chain.epoch.checked_add(1) {
+            let found: Vec<&SignedGrant> = by_key
+                .values()
+                .filter(|g| g.grant.kind == GrantKind::Recovery && g.grant.serial == next)
+                .collect();
+            let signed: Vec<&&SignedGrant> =
+                found.iter().filter(|g| Some(g.grant.key) == rec).collect();
+            match signed.as_slice() {
+                [one] => {
+                    chain.retired.push((chain.current, GrantKind::Recovery));
+                    chain.kept.extend(one.grant.kept.iter().cloned());
+                    chain.current = one.grant.node;
+                    chain.epoch = next;
+                    rec = one.grant.recovery.or(rec);
+                }
+                [] => {
+                    if !found.is_empty() {
+                        chain.notes.push(if rec.is_none() {
+                            format!(
+                                "a key recovery (epoch {next}) is held that this node cannot check: it knows no recovery key for this principal"
+                            )
+                        } else {
+                            format!(
+                                "a key recovery (epoch {next}) is held that the recovery key this node knows did not sign"
+                            )
+                        });
+                    }
+                    break;
+                }
+                _ => {
+                    chain.notes.push(format!(
+                        "the recovery key signed {} different recoveries for epoch {next}: none is followed",
+                        signed.len()
+                    ));
+                    break;
+                }
+            }
+        }
+        // Rotations of the last epoch, from its first key on.
+        let mut rotation_kept: Vec<String> = Vec::new();
+        let mut seen = std::collections::BTreeSet::from([chain.current]);
+        for _ in 0..MAX_ROTATIONS {
+            let from = chain.current;
+            let next: Vec<&SignedGrant> = by_key
+                .values()
+                .filter(|g| {
+                    g.grant.kind == GrantKind::Rotation
+                        && g.grant.serial == chain.epoch
+                        && g.grant.key == from
+                })
+                .collect();
+            match next.as_slice() {
+                [one] if !seen.contains(&one.grant.node) => {
+                    seen.insert(one.grant.node);
+                    chain.retired.push((from, GrantKind::Rotation));
+                    rotation_kept.extend(one.grant.kept.iter().cloned());
+                    chain.current = one.grant.node;
+                }
+                [] | [_] => break,
+                _ => {
+                    chain.notes.push(format!(
+                        "key {} signed {} different rotations: it stays in force until a recovery (`poa-node state-key recover`)",
+                        from.short(),
+                        next.len()
+                    ));
+                    break;
+                }
+            }
+        }
+        chain.kept.extend(rotation_kept);
+        chain
     }
 }
 
@@ -446,6 +634,8 @@ mod tests {
                 key: key.node_id(),
                 cutoff: vec![],
                 serial: 0,
+                kept: Vec::new(),
+                recovery: None,
             },
         )
     }

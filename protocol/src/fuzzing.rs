@@ -91,6 +91,8 @@ fn grant(
             key: key(40).node_id(),
             cutoff,
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     )
 }

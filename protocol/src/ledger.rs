@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use automerge::ChangeHash;
 use serde_json::{Value as Json, json};
 
-use crate::authority::{BadGrant, Denied, GrantKind, Scope, SignedGrant};
+use crate::authority::{BadGrant, Denied, GrantKind, KeyChain, Scope, SignedGrant, Signers};
 use crate::change::{ChangeData, FlatAction, FlatOp, Malformed, OpRef, SignedChange, parse_value};
 use crate::date::Date;
 use crate::doc::{DocId, DocKind, Policy, PoolId, SCHEMA, genesis};
@@ -351,6 +351,11 @@ pub struct Ledger {
     op_at: HashMap<(u64, u32), Vec<OpAt>>,
     settled: Option<Settled>,
     settled_key: Option<NodeId>,
+    /// The recovery key trusted for the document's principal: with it, recoveries count.
+    recovery: Option<NodeId>,
+    /// The key chain of the whole set, for the number of changes held and the root it was
+    /// computed for.
+    chain_cache: std::cell::RefCell<Option<(usize, NodeId, std::sync::Arc<KeyChain>)>>,
     /// Changes refused by a cap that depends on what else is held (twins at one position,
     /// actor ids per author), kept a little while with their author: a change of another
     /// author that arrives depending on one brings it in (see [`Ledger::admit`]).
@@ -525,6 +530,8 @@ impl Ledger {
             op_at: HashMap::new(),
             settled: None,
             settled_key: None,
+            recovery: None,
+            chain_cache: std::cell::RefCell::new(None),
             capped: VecDeque::new(),
             capped_bytes: 0,
             wanted: VecDeque::new(),
@@ -1424,13 +1431,17 @@ impl Ledger {
                 let Some(key) = key else {
                     return Err(Screen::NoKey(no_key(&principal)));
                 };
+                let chain = self.key_chain(key);
                 let own_grants = grant_only
                     && data.ops.iter().all(|op| {
                         op.value()
                             .and_then(|t| SignedGrant::parse(t).ok())
-                            .is_some_and(|g| g.grant.node == *author && g.grant.key == *key)
+                            .is_some_and(|g| g.grant.node == *author && chain.accepts(&g))
                     });
-                if own_grants || self.has_any_delegation(author, &principal, key) {
+                if own_grants
+                    || self.has_any_delegation(author, &principal, key)
+                    || (grant_only && self.places_reachable_rotations(data, key, &|_| true))
+                {
                     Ok(())
                 } else {
                     Err(Screen::NotAWriter(format!(
@@ -1447,6 +1458,7 @@ impl Ledger {
         let Some(c) = self.kind.container("delegations") else {
             return false;
         };
+        let key = &*self.key_chain(key);
         let prefix = format!("{author}/");
         self.keys
             .range((c, prefix.clone())..)
@@ -1479,6 +1491,133 @@ impl Ledger {
         self.settled.get_or_insert_with(unreachable_settled)
     }
 
+    /// Sets the recovery key this node trusts for the document's principal (`None` if it
+    /// knows none): with it, the document's key recoveries are followed. Verdicts are
+    /// judged again when it changes.
+    pub fn set_recovery(&mut self, recovery: Option<NodeId>) {
+        if self.recovery != recovery {
+            self.recovery = recovery;
+            self.settled = None;
+            *self.chain_cache.get_mut() = None;
+        }
+    }
+
+    /// The principal's keys as the rotations and recoveries held make them from the trusted
+    /// `key` (see [`KeyChain`]).
+    pub fn key_chain(&self, key: &NodeId) -> std::sync::Arc<KeyChain> {
+        let n = self.entries.len();
+        if let Some((len, k, c)) = &*self.chain_cache.borrow()
+            && *len == n
+            && k == key
+        {
+            return c.clone();
+        }
+        let c = std::sync::Arc::new(self.chain_in(key, &|_| true));
+        *self.chain_cache.borrow_mut() = Some((n, *key, c.clone()));
+        c
+    }
+
+    /// The key chain read off the changes `inside` says are judged.
+    fn chain_in(&self, key: &NodeId, inside: &dyn Fn(usize) -> bool) -> KeyChain {
+        KeyChain::resolve(*key, self.recovery, self.chain_records(inside))
+    }
+
+    /// Whether every record `data` places is a rotation or recovery signed by a key the
+    /// chain can reach from the trusted key and recovery key, through the records held inside
+    /// and these. Such a change is worth holding whoever placed it: the chain may follow it,
+    /// and without it the State's own nodes, voided by a thief's rotation, could not bring in
+    /// the recovery that restores them.
+    fn places_reachable_rotations(
+        &self,
+        data: &ChangeData,
+        key: &NodeId,
+        inside: &dyn Fn(usize) -> bool,
+    ) -> bool {
+        let Some(principal) = self.doc.principal() else {
+            return false;
+        };
+        let mut own = Vec::new();
+        for op in &data.ops {
+            let Some(Ok(g)) = op.value().map(SignedGrant::parse) else {
+                return false;
+            };
+            if self.kind.policy(op.container).map(|(c, _)| c) != Some("rotations")
+                || !matches!(g.grant.kind, GrantKind::Rotation | GrantKind::Recovery)
+                || g.grant.principal != principal
+                || g.storage_key() != op.key
+            {
+                return false;
+            }
+            own.push(g);
+        }
+        let mut records = self.chain_records(inside);
+        records.extend(own.iter().cloned());
+        let mut reach: HashSet<NodeId> = HashSet::from([*key]);
+        reach.extend(self.recovery);
+        loop {
+            let before = reach.len();
+            for g in &records {
+                if reach.contains(&g.grant.key) {
+                    reach.insert(g.grant.node);
+                    reach.extend(g.grant.recovery);
+                }
+            }
+            if reach.len() == before {
+                break;
+            }
+        }
+        !own.is_empty() && own.iter().all(|g| reach.contains(&g.grant.key))
+    }
+
+    /// The rotations and recoveries of the document's principal held inside, each stored at
+    /// its own key with its signature checked.
+    fn chain_records(&self, inside: &dyn Fn(usize) -> bool) -> Vec<SignedGrant> {
+        let mut records = Vec::new();
+        if let (Some(principal), Some(c)) = (self.doc.principal(), self.kind.container("rotations"))
+        {
+            for ((_, k), ats) in self.keys.range((c, String::new())..(c + 1, String::new())) {
+                for at in ats {
+                    if !inside(at.entry as usize) || !self.entries[at.entry as usize].grant_only {
+                        continue;
+                    }
+                    let Some(Ok(g)) = self.op(*at).value().map(SignedGrant::parse) else {
+                        continue;
+                    };
+                    if g.grant.principal == principal && g.storage_key() == *k {
+                        records.push(g);
+                    }
+                }
+            }
+        }
+        records
+    }
+
+    /// The delegations and revocations held here (placed by `author`, if given), whatever
+    /// their verdict now (a thief's rotation voids them until a recovery keeps them), each
+    /// once.
+    pub fn grants_placed_by(&self, author: Option<&NodeId>) -> Vec<SignedGrant> {
+        let mut out: BTreeMap<String, SignedGrant> = BTreeMap::new();
+        for e in &self.entries {
+            let (Some(d), true) = (&e.data, e.grant_only) else {
+                continue;
+            };
+            if author.is_some_and(|a| self.actors[e.actor as usize].author != Some(*a)) {
+                continue;
+            }
+            for op in &d.ops {
+                let Some(Ok(g)) = op.value().map(SignedGrant::parse) else {
+                    continue;
+                };
+                if matches!(g.grant.kind, GrantKind::Delegation | GrantKind::Revocation)
+                    && g.storage_key() == op.key
+                {
+                    out.insert(g.storage_key(), g);
+                }
+            }
+        }
+        out.into_values().collect()
+    }
+
     /// The settled state, if [`Ledger::settle`] ran since the last admission.
     pub fn settled(&self) -> Option<&Settled> {
         self.settled.as_ref()
@@ -1508,6 +1647,7 @@ impl Ledger {
     fn held_revocations(
         &self,
         key: Option<&NodeId>,
+        chain: Option<&KeyChain>,
         inside: &dyn Fn(usize) -> bool,
         only: Option<&NodeId>,
     ) -> BTreeMap<String, SignedGrant> {
@@ -1516,6 +1656,10 @@ impl Ledger {
         if let (Some(principal), Some(key), Some(c)) =
             (&principal, key, self.kind.container("revocations"))
         {
+            let key = &*match chain {
+                Some(c) => std::sync::Arc::new(c.clone()),
+                None => self.key_chain(key),
+            };
             let from = only.map_or(String::new(), |n| format!("{n}/"));
             for ((cc, k), ats) in self.keys.range((c, from.clone())..(c + 1, String::new())) {
                 debug_assert_eq!(*cc, c);
@@ -1571,7 +1715,7 @@ impl Ledger {
     /// held (what it keeps is then that change's past, which holds nothing new).
     fn revoked_for_good(&self, author: &NodeId, actor: &[u8], key: Option<&NodeId>) -> bool {
         let actor_hex = hex(actor);
-        self.held_revocations(key, &|_| true, Some(author))
+        self.held_revocations(key, None, &|_| true, Some(author))
             .values()
             .filter(|g| g.grant.node == *author)
             .any(|g| {
@@ -1601,7 +1745,13 @@ impl Ledger {
         // revoked node, which of its changes stand: the named last change and its causal past
         // (followed exactly, along dependencies: a vector clock cannot tell twins apart).
         let mut cutoffs: HashMap<NodeId, Vec<HashMap<String, HashSet<u32>>>> = HashMap::new();
-        let revocations = self.held_revocations(key, &inside, None);
+        // The principal's keys, read off the same changes.
+        let chain = key.map(|k| match mask {
+            None => self.key_chain(k),
+            Some(_) => std::sync::Arc::new(self.chain_in(k, &inside)),
+        });
+        let chain = chain.as_deref();
+        let revocations = self.held_revocations(key, chain, &inside, None);
         // Each distinct revocation once, however many copies of it are held.
         for g in revocations.values() {
             cutoffs
@@ -1670,7 +1820,7 @@ impl Ledger {
 
         let mut delegations: HashMap<NodeId, Vec<SignedGrant>> = HashMap::new();
         if let (Some(principal), Some(key), Some(c)) =
-            (&principal, key, self.kind.container("delegations"))
+            (&principal, chain, self.kind.container("delegations"))
         {
             for ((_, k), ats) in self.keys.range((c, String::new())..(c + 1, String::new())) {
                 for at in ats {
@@ -1728,7 +1878,14 @@ impl Ledger {
                     principal.as_ref().map(|p| p.code()).unwrap_or_default(),
                 ))
             } else if e.grant_only {
-                self.judge_grants(i as u32, data, principal.as_ref(), key, &verdicts)
+                self.judge_grants(
+                    i as u32,
+                    data,
+                    principal.as_ref(),
+                    chain,
+                    &verdicts,
+                    &inside,
+                )
             } else {
                 self.authorize(
                     i as u32,
@@ -2017,8 +2174,9 @@ impl Ledger {
         i: u32,
         data: &ChangeData,
         principal: Option<&Principal>,
-        key: Option<&NodeId>,
+        key: Option<&KeyChain>,
         verdicts: &[Verdict],
+        inside: &dyn Fn(usize) -> bool,
     ) -> Result<(), Denied> {
         let (Some(principal), Some(key)) = (principal, key) else {
             return Err(Denied::Forbidden {
@@ -2039,6 +2197,7 @@ impl Ledger {
                 self.delegation_at(&a, principal, key, i, verdicts)
                     .is_none()
             })
+            && !self.places_reachable_rotations(data, &key.root, inside)
         {
             return Err(Denied::NotDelegated(principal.code()));
         }
@@ -2050,10 +2209,11 @@ impl Ledger {
             let kind = match container {
                 "delegations" => GrantKind::Delegation,
                 "revocations" => GrantKind::Revocation,
+                "rotations" => GrantKind::Rotation,
                 _ => {
                     return Err(Denied::Forbidden {
                         path,
-                        why: "key rotations are not supported by this version".into(),
+                        why: "not a container of grants".into(),
                     });
                 }
             };
@@ -2073,6 +2233,32 @@ impl Ledger {
                     why: "grants are never edited or stored twice".into(),
                 });
             }
+            if kind == GrantKind::Rotation {
+                // A rotation or recovery is checked here for its form, its place and its own
+                // signature; which of them the principal's keys follow is the chain's
+                // decision, over the whole set (see [`KeyChain`]).
+                let g = SignedGrant::parse(value).map_err(|why| Denied::BadGrant {
+                    path: path.clone(),
+                    why,
+                })?;
+                let misplaced =
+                    if !matches!(g.grant.kind, GrantKind::Rotation | GrantKind::Recovery) {
+                        Some(format!("a {:?} in rotations", g.grant.kind))
+                    } else if g.grant.principal != *principal {
+                        Some(format!("a grant of {}", g.grant.principal))
+                    } else if g.storage_key() != op.key {
+                        Some(format!("stored at {}", op.key))
+                    } else {
+                        None
+                    };
+                if let Some(why) = misplaced {
+                    return Err(Denied::BadGrant {
+                        path,
+                        why: BadGrant::Misplaced(why),
+                    });
+                }
+                continue;
+            }
             SignedGrant::parse_at(value, &op.key, kind, principal, key)
                 .map_err(|why| Denied::BadGrant { path, why })?;
         }
@@ -2084,7 +2270,7 @@ impl Ledger {
         &self,
         author: &NodeId,
         principal: &Principal,
-        key: &NodeId,
+        key: &KeyChain,
         at: u32,
         verdicts: &[Verdict],
     ) -> Option<SignedGrant> {

@@ -74,6 +74,8 @@ fn grant(kind: GrantKind, n: &NodeKey, scope: Option<Scope>, cutoff: Vec<Cutoff>
             key: key(),
             cutoff,
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     )
 }
@@ -735,6 +737,8 @@ fn m5_a_member_joins_only_for_itself_and_counts_only_under_the_trusted_state_key
                 key: k.node_id(),
                 cutoff: vec![],
                 serial: 0,
+                kept: Vec::new(),
+                recovery: None,
             },
         )
     };

@@ -58,3 +58,5 @@ mod redteam8_tests;
 mod redteam9_tests;
 #[cfg(test)]
 mod redteam_tests;
+#[cfg(test)]
+mod rotation_tests;

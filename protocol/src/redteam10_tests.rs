@@ -40,6 +40,8 @@ fn delegation(node: &NodeKey, scope: Scope) -> SignedGrant {
             key: state_key().node_id(),
             cutoff: vec![],
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     )
 }
@@ -369,6 +371,8 @@ fn redteam10_grant_chain_retries_every_waiting_change_per_grant() {
             key: state_key().node_id(),
             cutoff: w.l.cutoff_for(&v.node_id()),
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     );
     w.write(1, None, vec![grant_op(&doc, &rev)]);

@@ -42,6 +42,8 @@ fn delegation(node: &NodeKey, scope: Scope) -> SignedGrant {
             key: state_key().node_id(),
             cutoff: vec![],
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     )
 }
@@ -338,6 +340,8 @@ fn redteam11_early_retry_misses_revoked_change_refused_after_grant() {
             key: state_key().node_id(),
             cutoff: vec![],
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     );
     let all = NodeKey::from_seed(&w.all.seed());

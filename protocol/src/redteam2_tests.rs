@@ -42,6 +42,8 @@ pub(crate) fn grant_by(
             key: k.node_id(),
             cutoff,
             serial,
+            kept: Vec::new(),
+            recovery: None,
         },
     )
 }
@@ -471,6 +473,8 @@ fn victim_with(hold: bool) -> (MemHost, NodeId, DocId) {
                 key: xbb_key.node_id(),
                 cutoff: vec![],
                 serial: 0,
+                kept: Vec::new(),
+                recovery: None,
             },
         );
         let mut l = Ledger::new(&doc);
@@ -792,6 +796,8 @@ fn redteam2_reply_after_released_parked_changes_leaks_past_the_share_list() {
             key: k,
             cutoff: vec![],
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     );
     let mut l = Ledger::new(&doc);

@@ -89,6 +89,8 @@ fn delegation(state_key: &NodeKey, node: &NodeId, scope: Option<Scope>) -> Signe
             key: state_key.node_id(),
             cutoff: Vec::new(),
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     )
 }
@@ -106,6 +108,8 @@ fn revocation(state_key: &NodeKey, node: &NodeId, cutoff: Vec<Cutoff>) -> Signed
             key: state_key.node_id(),
             cutoff,
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     )
 }

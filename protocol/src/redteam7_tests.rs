@@ -49,6 +49,8 @@ fn grant(
             key: state_key().node_id(),
             cutoff,
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     )
 }

@@ -43,6 +43,8 @@ fn grant(kind: GrantKind, node: &NodeKey, scope: Option<Scope>) -> SignedGrant {
             key: state_key().node_id(),
             cutoff: vec![],
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     )
 }

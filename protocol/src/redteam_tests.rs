@@ -56,6 +56,8 @@ pub(crate) fn grant(
             key: state_key().node_id(),
             cutoff,
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     )
 }
@@ -705,6 +707,8 @@ fn redteam_coordinator_evicts_a_states_members_with_a_fake_key() {
             key: fake_state.node_id(),
             cutoff: vec![],
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     );
     let a_entry = format!("XAA/{}", a.node_id());
@@ -778,6 +782,8 @@ fn redteam_strangers_fill_a_pools_actor_table() {
                 key: sk.node_id(),
                 cutoff: vec![],
                 serial: 0,
+                kept: Vec::new(),
+                recovery: None,
             },
         );
         for a in 0..9u8 {
@@ -865,6 +871,8 @@ fn victim_with(hold: bool) -> (MemHost, NodeId, DocId) {
                 key: xbb_key.node_id(),
                 cutoff: vec![],
                 serial: 0,
+                kept: Vec::new(),
+                recovery: None,
             },
         );
         let mut l = Ledger::new(&doc);
@@ -1186,6 +1194,8 @@ fn redteam_narrowed_delegation_is_ignored_by_choosing_deps() {
             key: state_key().node_id(),
             cutoff: vec![],
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     );
     let c = l.next_change(

@@ -90,6 +90,8 @@ fn state_node(targets: usize) -> MemHost {
             key: state_key().node_id(),
             cutoff: vec![],
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     );
     write(

@@ -270,6 +270,8 @@ async fn h3_a_first_copy_from_anyone_does_not_fix_a_states_key() {
             key: fake_state.node_id(),
             cutoff: vec![],
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     );
     let mut l = poa_protocol::ledger::Ledger::new(&xab_doc);

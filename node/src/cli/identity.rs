@@ -110,6 +110,9 @@ pub fn init(home: Option<PathBuf>, args: InitArgs) -> anyhow::Result<()> {
             dir.join(file).display()
         );
     }
+    if home.principal_key.is_some() {
+        super::keys::print_new_recovery_key(&dir)?;
+    }
     println!("Give your NodeId to peers; they pin it with `poa-node peer add`.");
     Ok(())
 }
@@ -350,9 +353,22 @@ pub fn trust(
     code: String,
     state_key: Option<NodeId>,
     body_key: Option<NodeId>,
+    recovery_key: Option<NodeId>,
     json: bool,
 ) -> anyhow::Result<()> {
     let node = open(home)?;
+    if code != "list"
+        && let Some(r) = recovery_key
+    {
+        let principal = match (state_key, body_key) {
+            (None, Some(_)) => poa_protocol::Principal::Body(code.parse()?),
+            _ => poa_protocol::Principal::State(code.parse()?),
+        };
+        super::keys::trust_recovery(&node, &principal, &r)?;
+        if state_key.is_none() && body_key.is_none() {
+            return Ok(());
+        }
+    }
     if code != "list" {
         let (principal, key) = match (state_key, body_key) {
             (Some(k), None) => (poa_protocol::Principal::State(code.parse()?), k),

@@ -14,6 +14,7 @@ use poa_protocol::{Date, NodeId, StateCode};
 mod assist;
 mod docs;
 mod identity;
+mod keys;
 mod network;
 mod pool;
 mod report;
@@ -255,6 +256,10 @@ checks it, whoever relays the delegate's changes.")]
         #[arg(value_parser = parse_node_id)]
         node: NodeId,
     },
+    /// The State's (or body's) key: show the chain of keys in force, rotate it, or recover it
+    /// with the recovery key when it is lost or leaked.
+    #[command(subcommand)]
+    StateKey(keys::StateKeyCmd),
     /// The delegations and revocations of this State (or another this node holds), and the
     /// State keys this node trusts.
     Delegations {
@@ -283,6 +288,11 @@ taken from peers, and are fetched again once the key is trusted.")]
         /// The body key.
         #[arg(long, value_parser = parse_node_id)]
         body_key: Option<NodeId>,
+        /// The recovery key of the State or body (printed by its first node's `init`): with it
+        /// this node follows the key recoveries it signs. With --state-key or --body-key, or
+        /// alone for a key already trusted.
+        #[arg(long, value_parser = parse_node_id)]
+        recovery_key: Option<NodeId>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -357,8 +367,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             code,
             state_key,
             body_key,
+            recovery_key,
             json,
-        } => identity::trust(home, code, state_key, body_key, json),
+        } => identity::trust(home, code, state_key, body_key, recovery_key, json),
         Command::Delegate {
             node,
             scope,
@@ -366,6 +377,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         } => identity::delegate(home, node, scope, expires),
         Command::Revoke { node } => identity::revoke(home, node),
         Command::Delegations { state, json } => identity::delegations(home, state, json),
+        Command::StateKey(cmd) => keys::state_key(home, cmd),
         Command::Target(cmd) => targets::target(home, cmd),
         Command::Progress(cmd) => targets::progress(home, cmd),
         Command::Reference { list, json } => targets::reference(&list, json),

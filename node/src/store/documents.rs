@@ -63,7 +63,12 @@ pub struct Outcome {
 }
 
 /// Loads a document's rows into a ledger, checking every one again.
-fn load_ledger(conn: &Connection, doc: &DocId, key: Option<&NodeId>) -> Result<Ledger, StoreError> {
+fn load_ledger(
+    conn: &Connection,
+    doc: &DocId,
+    key: Option<&NodeId>,
+    recovery: Option<NodeId>,
+) -> Result<Ledger, StoreError> {
     let id = doc.to_string();
     let bad = |reason: String| StoreError::Unverified {
         doc: id.clone(),
@@ -75,6 +80,7 @@ fn load_ledger(conn: &Connection, doc: &DocId, key: Option<&NodeId>) -> Result<L
         Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
     })?;
     let mut ledger = Ledger::new(doc);
+    ledger.set_recovery(recovery);
     for row in rows {
         let (data, signature) = row?;
         let data = ChangeData::from_bytes(&data).map_err(|e| bad(e.to_string()))?;
@@ -106,13 +112,15 @@ impl Store {
             return Ok(false);
         };
         let key = self.trust.borrow().key_for_doc(doc).copied();
+        let recovery = self.trust.borrow().recovery_for_doc(doc).copied();
         let mut cache = self.cache.borrow_mut();
         match cache.get_mut(doc) {
             Some(c) if c.version == version => {
+                c.ledger.set_recovery(recovery);
                 c.ledger.settle(key.as_ref());
             }
             _ => {
-                let ledger = load_ledger(conn, doc, key.as_ref())?;
+                let ledger = load_ledger(conn, doc, key.as_ref(), recovery)?;
                 cache.insert(doc.clone(), Cached { version, ledger });
             }
         }
@@ -233,6 +241,7 @@ impl StoreTx<'_> {
     /// document not held starts from its genesis (and is created when a change is accepted).
     fn ensure(&mut self, doc: &DocId) -> Result<bool, StoreError> {
         let key = self.key(doc);
+        let recovery = self.trust.borrow().recovery_for_doc(doc).copied();
         let version = Store::version(&self.tx, doc)?;
         let mut cache = self.cache.borrow_mut();
         let fresh = match (cache.get(doc), version) {
@@ -242,7 +251,7 @@ impl StoreTx<'_> {
         };
         if !fresh {
             let ledger = match version {
-                Some(_) => load_ledger(&self.tx, doc, key.as_ref())?,
+                Some(_) => load_ledger(&self.tx, doc, key.as_ref(), recovery)?,
                 None => Ledger::new(doc),
             };
             cache.insert(
@@ -254,6 +263,7 @@ impl StoreTx<'_> {
             );
         }
         if let Some(c) = cache.get_mut(doc) {
+            c.ledger.set_recovery(recovery);
             c.ledger.settle(key.as_ref());
         }
         Ok(version.is_some())

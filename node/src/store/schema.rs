@@ -165,6 +165,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE peers ADD COLUMN changes_sent INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE peers ADD COLUMN changes_received INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 7: the recovery keys this node trusts (they sign a State's or body's key recoveries),
+    // and how it learnt each.
+    r#"
+    CREATE TABLE recovery_keys (
+        principal TEXT PRIMARY KEY,
+        key BLOB NOT NULL,
+        source TEXT NOT NULL,
+        learned INTEGER NOT NULL
+    );
+    "#,
 ];
 
 impl Store {

@@ -327,6 +327,8 @@ impl Sim {
                         key: fake.node_id(),
                         cutoff: Vec::new(),
                         serial: 0,
+                        kept: Vec::new(),
+                        recovery: None,
                     },
                 );
                 let actor = self.actor_of(h, false);

@@ -1,0 +1,229 @@
+//! A State's (or body's) key through its life: the chain of keys every node follows from the
+//! key it trusts, a planned rotation signed by the key in force, and a recovery signed by the
+//! recovery key when the key is lost or leaked.
+//!
+//! Both are records in the principal's own documents (`rotations`), judged by the gate over
+//! the whole set held (see `poa_protocol::authority::KeyChain`): a rotation keeps the grants of
+//! the retired key this node holds, a recovery those this node placed itself; every other grant
+//! the retired key signed, before or after, is void on every node that follows the chain.
+//!
+//! The new key is written beside the current one (`state.key.next`) before the record commits,
+//! and takes its place after; a crash in between is settled when the node next opens: the
+//! staged key is taken if the chain names it, dropped otherwise.
+
+use poa_protocol::authority::{Grant, GrantKind, KeyChain, MAX_KEPT, SignedGrant, Signers};
+use poa_protocol::doc::DocId;
+use poa_protocol::sign::NodeKey;
+
+use crate::node::{Node, NodeError, commit_one};
+
+/// What a rotation or recovery did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KeyChange {
+    /// `rotation` or `recovery`.
+    pub kind: &'static str,
+    /// The key retired.
+    pub retired: String,
+    /// The key in force now.
+    pub current: String,
+    /// The epoch the new key belongs to.
+    pub epoch: u32,
+    /// How many grants of the retired key(s) still stand.
+    pub kept: usize,
+    /// The documents the record was written to.
+    pub docs: Vec<String>,
+}
+
+impl Node {
+    /// The key chain of a held document's principal, from the key this node trusts for it;
+    /// `None` if it trusts none.
+    pub fn key_chain_of(&self, doc: &DocId) -> Result<Option<KeyChain>, NodeError> {
+        let trust = self.store.trust();
+        let Some(root) = trust.key_for_doc(doc).copied() else {
+            return Ok(None);
+        };
+        let held = self
+            .store
+            .with_ledger(doc, |l| (*l.key_chain(&root)).clone())?;
+        Ok(Some(held.unwrap_or_else(|| {
+            KeyChain::resolve(root, trust.recovery_for_doc(doc).copied(), [])
+        })))
+    }
+
+    /// The key chain of this node's own State or body.
+    pub fn own_key_chain(&self) -> Result<Option<KeyChain>, NodeError> {
+        let doc = self.own_grant_docs().remove(0);
+        self.key_chain_of(&doc)
+    }
+
+    /// Hands this node's State or body key over to `new`: a rotation signed by the key in
+    /// force, keeping every grant of it that stands here. Grants the old key signs after are
+    /// void wherever the rotation is held.
+    pub fn rotate_principal_key(&mut self, new: NodeKey) -> Result<KeyChange, NodeError> {
+        let chain = self.chain_for_change()?;
+        let Some(key) = self.home.principal_key.as_ref() else {
+            return Err(self.no_key());
+        };
+        if key.node_id() != chain.current {
+            return Err(NodeError::Key(format!(
+                "this node's key file holds {}, but the key in force is {}: it was rotated or recovered elsewhere; rotate on the node holding that key",
+                key.node_id().short(),
+                chain.current.short()
+            )));
+        }
+        // Every grant that stands here now: signed by the key in force, or kept already.
+        let mut kept = std::collections::BTreeSet::new();
+        for doc in self.own_grant_docs() {
+            if let Some(keys) = self.store.with_ledger(&doc, |l| {
+                l.grants_placed_by(None)
+                    .into_iter()
+                    .filter(|g| chain.accepts(g))
+                    .map(|g| g.storage_key())
+                    .collect::<Vec<_>>()
+            })? {
+                kept.extend(keys);
+            }
+        }
+        let signer = NodeKey::from_seed(&key.seed());
+        self.change_key(GrantKind::Rotation, &signer, new, kept, chain.epoch, &chain)
+    }
+
+    /// Replaces this node's State or body key, lost or leaked, by `new`: a recovery signed by
+    /// `recovery`, the recovery key. It keeps the grants this node placed itself (its own
+    /// delegations and revocations, whatever a thief's rotation did to them); every other
+    /// grant of the replaced keys, the thief's among them, is void wherever it is held.
+    pub fn recover_principal_key(
+        &mut self,
+        recovery: &NodeKey,
+        new: NodeKey,
+    ) -> Result<KeyChange, NodeError> {
+        let chain = self.chain_for_change()?;
+        let principal = self.home.config.participant.principal();
+        let trusted = self.store.trust().recovery.get(&principal).copied();
+        if trusted != Some(recovery.node_id()) {
+            return Err(NodeError::Key(match trusted {
+                Some(t) => format!(
+                    "that is not {}'s recovery key: the one this node knows is {}",
+                    principal.code(),
+                    t.short()
+                ),
+                None => format!(
+                    "this node knows no recovery key for {}: only a home made by `init` since recovery keys exist has one",
+                    principal.code()
+                ),
+            }));
+        }
+        let me = self.home.key.node_id();
+        let mut kept = std::collections::BTreeSet::new();
+        for doc in self.own_grant_docs() {
+            if let Some(keys) = self.store.with_ledger(&doc, |l| {
+                l.grants_placed_by(Some(&me))
+                    .into_iter()
+                    .map(|g| g.storage_key())
+                    .collect::<Vec<_>>()
+            })? {
+                kept.extend(keys);
+            }
+        }
+        let epoch = chain
+            .epoch
+            .checked_add(1)
+            .ok_or_else(|| NodeError::Key("no epoch is left".into()))?;
+        self.change_key(GrantKind::Recovery, recovery, new, kept, epoch, &chain)
+    }
+
+    fn no_key(&self) -> NodeError {
+        let principal = self.home.config.participant.principal();
+        NodeError::NoPrincipalKey(principal.code(), principal.key_name())
+    }
+
+    fn chain_for_change(&self) -> Result<KeyChain, NodeError> {
+        self.own_key_chain()?
+            .ok_or_else(|| NodeError::Key("this node trusts no key for its own principal".into()))
+    }
+
+    fn change_key(
+        &mut self,
+        kind: GrantKind,
+        signer: &NodeKey,
+        new: NodeKey,
+        kept: std::collections::BTreeSet<String>,
+        epoch: u32,
+        chain: &KeyChain,
+    ) -> Result<KeyChange, NodeError> {
+        if kept.len() > MAX_KEPT {
+            return Err(NodeError::Key(format!(
+                "{} grants would be kept, more than one record holds ({MAX_KEPT})",
+                kept.len()
+            )));
+        }
+        let principal = self.home.config.participant.principal();
+        let record = SignedGrant::sign(
+            signer,
+            Grant {
+                kind,
+                principal,
+                node: new.node_id(),
+                scope: None,
+                expires: None,
+                issued: self.clock.today(),
+                key: signer.node_id(),
+                cutoff: Vec::new(),
+                serial: epoch,
+                kept: kept.iter().cloned().collect(),
+                recovery: None,
+            },
+        );
+        self.home.stage_principal_key(&new)?;
+        let docs = self.own_grant_docs();
+        let now = self.now();
+        let Node { home, store, .. } = self;
+        let written = store.transact(|tx| {
+            for doc in &docs {
+                commit_one(tx, home, doc, now, |w, _| {
+                    w.put_text(kind.container(), &record.storage_key(), record.to_text())
+                })?;
+            }
+            Ok::<_, NodeError>(())
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(self.home.staged_key_path());
+            return Err(e);
+        }
+        self.home.take_staged_key()?;
+        Ok(KeyChange {
+            kind: if kind == GrantKind::Rotation {
+                "rotation"
+            } else {
+                "recovery"
+            },
+            retired: chain.current.to_string(),
+            current: new.node_id().to_string(),
+            epoch,
+            kept: kept.len(),
+            docs: docs.iter().map(|d| d.to_string()).collect(),
+        })
+    }
+
+    /// Settles a key change a crash interrupted: the staged key becomes this node's key if
+    /// the chain names it as the key in force, and is dropped otherwise.
+    pub fn settle_staged_key(&mut self) -> Result<(), NodeError> {
+        let staged = self.home.staged_key_path();
+        if !staged.exists() {
+            return Ok(());
+        }
+        let next = crate::home::read_key(&staged)?;
+        let named = self
+            .own_key_chain()?
+            .is_some_and(|c| c.current == next.node_id());
+        if named {
+            self.home.take_staged_key()?;
+        } else {
+            std::fs::remove_file(&staged).map_err(|cause| crate::home::HomeError::Io {
+                path: staged.clone(),
+                cause,
+            })?;
+        }
+        Ok(())
+    }
+}

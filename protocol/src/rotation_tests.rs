@@ -1,0 +1,370 @@
+//! Key rotation and recovery: the principal's keys as a document's rotations and recoveries
+//! make them, judged over the set held, whatever the order the changes came in.
+
+use proptest::prelude::*;
+
+use serde_json::Value as Json;
+
+use crate::authority::{Grant, GrantKind, KeyChain, Scope, SignedGrant};
+use crate::change::{FlatAction, FlatOp, SignedChange};
+use crate::doc::DocId;
+use crate::id::{NodeId, Principal};
+use crate::ledger::{Admitted, Ledger, actor_bytes};
+use crate::sign::{NodeKey, sign_change};
+
+const T0: i64 = 1_767_225_600; // 2026-01-01
+
+fn k(seed: u8) -> NodeKey {
+    NodeKey::from_seed(&[seed; 32])
+}
+
+/// The State key trusted everywhere (the root), and its recovery key.
+fn root() -> NodeKey {
+    k(40)
+}
+fn recovery() -> NodeKey {
+    k(41)
+}
+
+fn doc() -> DocId {
+    DocId::State("XAA".parse().unwrap())
+}
+
+fn signed_grant(
+    by: &NodeKey,
+    kind: GrantKind,
+    about: &NodeId,
+    serial: u32,
+    kept: &[&SignedGrant],
+) -> SignedGrant {
+    SignedGrant::sign(
+        by,
+        Grant {
+            kind,
+            principal: Principal::State("XAA".parse().unwrap()),
+            node: *about,
+            scope: (kind == GrantKind::Delegation).then_some(Scope::ALL),
+            expires: None,
+            issued: "2026-01-01".parse().unwrap(),
+            key: by.node_id(),
+            cutoff: Vec::new(),
+            serial,
+            kept: kept.iter().map(|g| g.storage_key()).collect(),
+            recovery: None,
+        },
+    )
+}
+
+fn delegation(by: &NodeKey, node: &NodeKey) -> SignedGrant {
+    signed_grant(by, GrantKind::Delegation, &node.node_id(), 0, &[])
+}
+
+fn grant_op(g: &SignedGrant) -> FlatOp {
+    FlatOp {
+        container: doc().kind().container(g.grant.kind.container()).unwrap(),
+        key: g.storage_key(),
+        action: FlatAction::Put {
+            value: g.to_text(),
+            preds: vec![],
+        },
+    }
+}
+
+fn target_op(id: &str) -> FlatOp {
+    let mut t = crate::model::tests::xaa_t1();
+    t.id = id.into();
+    FlatOp {
+        container: doc().kind().container("targets").unwrap(),
+        key: format!("{id}/v1"),
+        action: FlatAction::Put {
+            value: serde_json::to_value(&t).unwrap().to_string(),
+            preds: vec![],
+        },
+    }
+}
+
+/// `author`'s next change on `l`, built on what stands there, admitted there; the change.
+fn write(l: &mut Ledger, author: &NodeKey, ops: Vec<FlatOp>) -> SignedChange {
+    let key = root().node_id();
+    l.settle(Some(&key));
+    let data = l.next_change(&actor_bytes(&author.node_id(), &[7; 8]), T0, ops);
+    let h = data.to_automerge(l.doc()).unwrap().hash();
+    let sc = SignedChange {
+        data,
+        signature: sign_change(author, l.doc(), &h).to_vec(),
+    };
+    assert!(matches!(l.admit(&sc, Some(&key)), Admitted::New(_)));
+    l.settle(Some(&key));
+    sc
+}
+
+fn target_ids(view: &Json) -> Vec<String> {
+    let mut ids: Vec<String> = view["targets"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// Admits `changes` in the order `seed` shuffles them, in batches of random sizes, and
+/// returns the settled view's target keys.
+fn replay(changes: &[SignedChange], seed: u64, recovery_known: bool) -> (Vec<String>, KeyChain) {
+    let key = root().node_id();
+    let mut order: Vec<SignedChange> = changes.to_vec();
+    let mut rng = seed | 1;
+    for i in (1..order.len()).rev() {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        order.swap(i, (rng % (i as u64 + 1)) as usize);
+    }
+    let mut l = Ledger::new(&doc());
+    l.set_recovery(recovery_known.then(|| recovery().node_id()));
+    // Whatever is refused for lack of what is held comes again, as sync sends it again.
+    for _round in 0..order.len() + 1 {
+        let mut rest = order.clone();
+        while !rest.is_empty() {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let take = 1 + (rng % rest.len() as u64) as usize;
+            let batch: Vec<SignedChange> = rest.drain(..take).collect();
+            l.admit_batch(batch, Some(&key), None, |_| Ok::<_, ()>(false))
+                .unwrap();
+        }
+    }
+    let s = l.settle(Some(&key)).clone();
+    (target_ids(&s.view), (*l.key_chain(&key)).clone())
+}
+
+/// What the scenarios below write, and the keys they use.
+struct Story {
+    changes: Vec<SignedChange>,
+}
+
+/// The State's node (1) and a ministry (2), delegated by the root; the State rotates to key
+/// 50, keeping both delegations, and delegates ministry 3 with the new key, which writes T3.
+/// After the rotation the old key signs a delegation of node 4, which writes T4; ministry 2
+/// writes T2 after the rotation.
+fn rotation_story() -> Story {
+    let (first, m2, m3, m4) = (k(1), k(2), k(3), k(4));
+    let new_key = k(50);
+    let mut l = Ledger::new(&doc());
+    let d1 = delegation(&root(), &first);
+    let d2 = delegation(&root(), &m2);
+    let mut changes = vec![
+        write(&mut l, &first, vec![grant_op(&d1)]),
+        write(&mut l, &first, vec![grant_op(&d2)]),
+    ];
+    // Node 4's delegation by the old key is written where the rotation is not yet held.
+    let mut before = l.clone();
+    let rotation = signed_grant(
+        &root(),
+        GrantKind::Rotation,
+        &new_key.node_id(),
+        0,
+        &[&d1, &d2],
+    );
+    changes.push(write(&mut l, &first, vec![grant_op(&rotation)]));
+    let d3 = delegation(&new_key, &m3);
+    changes.push(write(&mut l, &first, vec![grant_op(&d3)]));
+    changes.push(write(&mut l, &m3, vec![target_op("T3")]));
+    changes.push(write(&mut l, &m2, vec![target_op("T2")]));
+    let d4 = delegation(&root(), &m4);
+    changes.push(write(&mut before, &m4, vec![grant_op(&d4)]));
+    changes.push(write(&mut before, &m4, vec![target_op("T4")]));
+    Story { changes }
+}
+
+/// The root key leaks to node 9: it delegates itself with it, writes a forged target TX,
+/// revokes the honest ministry 2 and rotates the key to its own key 60. The State recovers
+/// with its recovery key to key 70, keeping its own and ministry 2's delegations; key 70
+/// delegates ministry 5, which writes T5; ministry 2 writes T2.
+fn recovery_story() -> Story {
+    let (first, m2, m5, thief) = (k(1), k(2), k(5), k(9));
+    let (thief_key, recovered) = (k(60), k(70));
+    let mut l = Ledger::new(&doc());
+    l.set_recovery(Some(recovery().node_id()));
+    let d1 = delegation(&root(), &first);
+    let d2 = delegation(&root(), &m2);
+    let mut changes = vec![
+        write(&mut l, &first, vec![grant_op(&d1)]),
+        write(&mut l, &first, vec![grant_op(&d2)]),
+    ];
+    let mut stolen = l.clone();
+    let d9 = delegation(&root(), &thief);
+    changes.push(write(&mut stolen, &thief, vec![grant_op(&d9)]));
+    changes.push(write(&mut stolen, &thief, vec![target_op("TX")]));
+    let revoke2 = signed_grant(&root(), GrantKind::Revocation, &m2.node_id(), 0, &[]);
+    changes.push(write(&mut stolen, &thief, vec![grant_op(&revoke2)]));
+    let rotate = signed_grant(
+        &root(),
+        GrantKind::Rotation,
+        &thief_key.node_id(),
+        0,
+        &[&d9],
+    );
+    changes.push(write(&mut stolen, &thief, vec![grant_op(&rotate)]));
+    let recover = signed_grant(
+        &recovery(),
+        GrantKind::Recovery,
+        &recovered.node_id(),
+        1,
+        &[&d1, &d2],
+    );
+    changes.push(write(&mut l, &first, vec![grant_op(&recover)]));
+    let d5 = delegation(&recovered, &m5);
+    changes.push(write(&mut l, &first, vec![grant_op(&d5)]));
+    changes.push(write(&mut l, &m5, vec![target_op("T5")]));
+    changes.push(write(&mut l, &m2, vec![target_op("T2")]));
+    Story { changes }
+}
+
+#[test]
+fn a_rotation_hands_over_and_the_old_key_signs_nothing_after() {
+    let story = rotation_story();
+    let (ids, chain) = replay(&story.changes, 1, false);
+    assert_eq!(
+        ids,
+        vec!["T2/v1", "T3/v1"],
+        "T4's delegation by the old key is void"
+    );
+    assert_eq!(chain.current, k(50).node_id());
+    assert_eq!(chain.retired, vec![(root().node_id(), GrantKind::Rotation)]);
+}
+
+#[test]
+fn a_recovery_voids_what_the_leaked_key_signed() {
+    let story = recovery_story();
+    let (ids, chain) = replay(&story.changes, 1, true);
+    assert_eq!(
+        ids,
+        vec!["T2/v1", "T5/v1"],
+        "TX is void, T2 stands: the revocation is void"
+    );
+    assert_eq!(chain.current, k(70).node_id());
+    assert_eq!(chain.epoch, 1);
+    // A node that knows no recovery key cannot follow it, and says so: the thief's rotation
+    // is what it follows.
+    let (ids, chain) = replay(&story.changes, 1, false);
+    assert_eq!(ids, vec!["TX/v1"]);
+    assert_eq!(chain.current, k(60).node_id());
+    assert!(chain.notes.iter().any(|n| n.contains("cannot check")));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Any arrival order and batching gives the same verdicts.
+    #[test]
+    fn rotation_and_recovery_reach_one_verdict_in_any_order(seed in any::<u64>()) {
+        let (ids, chain) = replay(&rotation_story().changes, seed, false);
+        prop_assert_eq!(ids, vec!["T2/v1".to_string(), "T3/v1".to_string()]);
+        prop_assert_eq!(chain.current, k(50).node_id());
+        let (ids, chain) = replay(&recovery_story().changes, seed, true);
+        prop_assert_eq!(ids, vec!["T2/v1".to_string(), "T5/v1".to_string()]);
+        prop_assert_eq!(chain.current, k(70).node_id());
+    }
+}
+
+#[test]
+fn a_key_that_signs_two_rotations_stays_in_force_until_a_recovery() {
+    let r = root();
+    let a = signed_grant(&r, GrantKind::Rotation, &k(50).node_id(), 0, &[]);
+    let b = signed_grant(&r, GrantKind::Rotation, &k(51).node_id(), 0, &[]);
+    let chain = KeyChain::resolve(
+        r.node_id(),
+        Some(recovery().node_id()),
+        [a.clone(), b.clone()],
+    );
+    assert_eq!(chain.current, r.node_id());
+    assert!(
+        chain
+            .notes
+            .iter()
+            .any(|n| n.contains("2 different rotations"))
+    );
+    // The recovery settles it; rotations of the epoch it ended count no more.
+    let rec = signed_grant(&recovery(), GrantKind::Recovery, &k(52).node_id(), 1, &[]);
+    let chain = KeyChain::resolve(r.node_id(), Some(recovery().node_id()), [a, b, rec]);
+    assert_eq!(chain.current, k(52).node_id());
+}
+
+#[test]
+fn only_the_recovery_key_recovers_and_only_once_an_epoch() {
+    let r = root();
+    let rec_id = Some(recovery().node_id());
+    // Signed by the State key (leaked), or any other key: not a recovery.
+    let forged = signed_grant(&r, GrantKind::Recovery, &k(60).node_id(), 1, &[]);
+    let other = signed_grant(&k(61), GrantKind::Recovery, &k(60).node_id(), 1, &[]);
+    let chain = KeyChain::resolve(r.node_id(), rec_id, [forged, other]);
+    assert_eq!(chain.current, r.node_id());
+    // Two recoveries for one epoch by the recovery key: neither is followed.
+    let a = signed_grant(&recovery(), GrantKind::Recovery, &k(62).node_id(), 1, &[]);
+    let b = signed_grant(&recovery(), GrantKind::Recovery, &k(63).node_id(), 1, &[]);
+    let chain = KeyChain::resolve(r.node_id(), rec_id, [a.clone(), b]);
+    assert_eq!(chain.current, r.node_id());
+    assert!(
+        chain
+            .notes
+            .iter()
+            .any(|n| n.contains("2 different recoveries"))
+    );
+    // A later epoch needs the one before it.
+    let c = signed_grant(&recovery(), GrantKind::Recovery, &k(64).node_id(), 2, &[]);
+    let chain = KeyChain::resolve(r.node_id(), rec_id, [c.clone()]);
+    assert_eq!(chain.current, r.node_id());
+    let chain = KeyChain::resolve(r.node_id(), rec_id, [c, a]);
+    assert_eq!(chain.current, k(64).node_id());
+    assert_eq!(chain.epoch, 2);
+}
+
+#[test]
+fn a_recovery_can_name_the_next_recovery_key() {
+    let r = root();
+    let next = k(45);
+    let mut g = Grant {
+        kind: GrantKind::Recovery,
+        principal: Principal::State("XAA".parse().unwrap()),
+        node: k(62).node_id(),
+        scope: None,
+        expires: None,
+        issued: "2026-01-01".parse().unwrap(),
+        key: recovery().node_id(),
+        cutoff: Vec::new(),
+        serial: 1,
+        kept: Vec::new(),
+        recovery: Some(next.node_id()),
+    };
+    let first = SignedGrant::sign(&recovery(), g.clone());
+    // The old recovery key cannot sign epoch 2; the one named can.
+    g.serial = 2;
+    g.node = k(63).node_id();
+    let by_old = SignedGrant::sign(&recovery(), g.clone());
+    g.key = next.node_id();
+    let by_next = SignedGrant::sign(&next, g);
+    let rec_id = Some(recovery().node_id());
+    let chain = KeyChain::resolve(r.node_id(), rec_id, [first.clone(), by_old]);
+    assert_eq!(chain.current, k(62).node_id());
+    let chain = KeyChain::resolve(r.node_id(), rec_id, [first, by_next]);
+    assert_eq!(chain.current, k(63).node_id());
+}
+
+#[test]
+fn a_view_at_heads_before_the_recovery_reads_the_chain_off_that_past_only() {
+    let story = recovery_story();
+    let key = root().node_id();
+    let mut l = Ledger::new(&doc());
+    l.set_recovery(Some(recovery().node_id()));
+    l.admit_batch(story.changes.clone(), Some(&key), None, |_| {
+        Ok::<_, ()>(false)
+    })
+    .unwrap();
+    // Heads: the thief's forged target, before the recovery.
+    let tx = story.changes[3].data.to_automerge(&doc()).unwrap().hash();
+    let at = l.view_at(&[tx], Some(&key)).unwrap();
+    assert_eq!(target_ids(&at.view), vec!["TX/v1"]);
+    let now = l.settle(Some(&key)).clone();
+    assert!(!target_ids(&now.view).contains(&"TX/v1".to_string()));
+}

@@ -1,0 +1,284 @@
+//! A State's key over real QUIC and SQLite: a rotation followed by the relay and the
+//! Secretariat, the old key refused after it; a leaked key's forgeries voided everywhere by a
+//! recovery signed with the recovery key.
+
+#![allow(clippy::unwrap_used)]
+
+use poa_node::federation::{Member, wait_until};
+use poa_protocol::authority::{Grant, GrantKind, Scope, SignedGrant};
+use poa_protocol::change::SignedChange;
+use poa_protocol::doc::{DocId, target_key};
+use poa_protocol::model::Area;
+use poa_protocol::sign::NodeKey;
+use poa_protocol::{BodyKind, Principal, StateCode};
+use poa_tests::rogue::{As, Rogue, sync_frame};
+use poa_tests::{CONVERGE, Homes, converge, key_of, link, put, put_text, target, view};
+
+fn xaa() -> StateCode {
+    "XAA".parse().unwrap()
+}
+
+fn published() -> DocId {
+    DocId::State(xaa())
+}
+
+/// XAA's first node, a neighbour XAB (pinned by the relay), the regional body XRB and the
+/// Secretariat, which learns XAA's key through XRB; XAA publishes T1 and shares it with all.
+async fn federation(homes: &Homes) -> (Member, Member, Member, Member) {
+    let xaa_node = homes.state("xaa", "XAA").await;
+    let xab_node = homes.state("xab", "XAB").await;
+    let xrb = homes.body("xrb", "XRB", BodyKind::Regional).await;
+    let un = homes.body("un", "UNODA", BodyKind::Secretariat).await;
+    link(&xaa_node, &xrb, Some("XAA"), None);
+    link(&xab_node, &xrb, Some("XAB"), None);
+    link(&xrb, &un, None, None);
+    un.trust_introductions_from(&xrb).unwrap();
+    un.accept_from(&xab_node, None).unwrap();
+    let readers = [xrb.id(), un.id(), xab_node.id()];
+    xaa_node
+        .with_node(|n| {
+            n.add_target(target("T1", Area::Marking, "Mark SALW", 40.0, 70.0))?;
+            n.publish_target("T1")?;
+            n.share(&published(), &readers, false)
+        })
+        .unwrap();
+    converge(&[&xaa_node, &xrb, &un], &published()).await;
+    (xaa_node, xab_node, xrb, un)
+}
+
+/// The State key `m` holds now.
+fn state_key(m: &Member) -> NodeKey {
+    m.with_node(|n| NodeKey::from_seed(&n.home.principal_key.as_ref().unwrap().seed()))
+}
+
+fn targets(m: &Member) -> Vec<String> {
+    let mut ids: Vec<String> = view(m, &published())["targets"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+fn delegation_by(key: &NodeKey, node: &Member) -> SignedGrant {
+    SignedGrant::sign(
+        key,
+        Grant {
+            kind: GrantKind::Delegation,
+            principal: Principal::State(xaa()),
+            node: node.id(),
+            scope: Some(Scope::ALL),
+            expires: None,
+            issued: "2026-01-01".parse().unwrap(),
+            key: key.node_id(),
+            cutoff: Vec::new(),
+            serial: 0,
+            kept: Vec::new(),
+            recovery: None,
+        },
+    )
+}
+
+/// `author`'s changes, one per step, each on the one before, the first on `base`'s copy of
+/// XAA's document: built on a copy of that copy, as a node holding `author`'s key would.
+fn chain(
+    base: &Member,
+    author: &Member,
+    steps: Vec<Vec<poa_protocol::change::FlatOp>>,
+) -> Vec<SignedChange> {
+    let key = key_of(author);
+    let actor = poa_protocol::ledger::actor_bytes(&author.id(), &[0x5a; 8]);
+    let root = base.with_node(|n| n.store.trust().key_for_doc(&published()).copied());
+    let mut l = base
+        .with_node(|n| n.store.with_ledger(&published(), |l| l.clone()))
+        .unwrap()
+        .unwrap();
+    let mut out: Vec<SignedChange> = Vec::new();
+    for ops in steps {
+        let deps = match out.last() {
+            Some(c) => vec![poa_tests::hash_of(&published(), c)],
+            None => l.settle(root.as_ref()).heads.clone(),
+        };
+        let data = l.change_at(&deps, &actor, poa_node::node::now_secs(), ops);
+        let c = poa_tests::sign(&published(), &key, data);
+        l.admit(&c, root.as_ref());
+        out.push(c);
+    }
+    out
+}
+
+/// The steps by which `thief`, holding `key`, delegates itself and writes target `id`.
+fn forge_steps(thief: &Member, key: &NodeKey, id: &str) -> Vec<Vec<poa_protocol::change::FlatOp>> {
+    let own = delegation_by(key, thief);
+    let mut t = target(id, Area::Marking, "forged", 10.0, 20.0);
+    t.state = xaa();
+    vec![
+        vec![put_text(
+            &published(),
+            "delegations",
+            &own.storage_key(),
+            own.to_text(),
+        )],
+        vec![put(&published(), "targets", &target_key(id, 1), &t)],
+    ]
+}
+
+async fn send(thief: &Member, to: &[&Member], changes: &[SignedChange]) {
+    let rogue = Rogue::with_key(key_of(thief));
+    for hop in to {
+        rogue
+            .send_as(
+                hop,
+                &As::state("XAB", None),
+                vec![sync_frame(&published(), changes)],
+            )
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_delegates_at_every_node_and_the_old_key_signs_nothing_after() {
+    let homes = Homes::new();
+    let (xaa_node, xab_node, xrb, un) = federation(&homes).await;
+    let old = state_key(&xaa_node);
+    let new = NodeKey::from_seed(&[77; 32]);
+    xaa_node
+        .with_node(|n| n.rotate_principal_key(NodeKey::from_seed(&new.seed())))
+        .unwrap();
+    // A ministry delegated by the new key writes; the relay and the Secretariat take it.
+    let ministry = homes.ministry("mod", "XAA").await;
+    link(&xaa_node, &ministry, Some("XAA"), Some("XAA"));
+    xaa_node
+        .with_node(|n| n.delegate(ministry.id(), Scope::ALL, None))
+        .unwrap();
+    converge(&[&xaa_node, &ministry], &DocId::Draft(xaa())).await;
+    ministry
+        .with_node(|n| {
+            n.add_target(target("T2", Area::Marking, "Mark more", 70.0, 90.0))?;
+            n.publish_target("T2")
+        })
+        .unwrap();
+    converge(&[&ministry, &xaa_node, &xrb, &un], &published()).await;
+    for m in [&xaa_node, &xrb, &un] {
+        assert_eq!(targets(m), vec!["T1/1", "T2/1"], "{}", m.label);
+        let chain = m
+            .with_node(|n| n.key_chain_of(&published()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            chain.current,
+            new.node_id(),
+            "{} follows the rotation",
+            m.label
+        );
+        assert_eq!(chain.root, old.node_id());
+    }
+    // The old key, after the rotation, delegates XAB's node, which writes T9: void or refused
+    // at every node, whichever it reaches first.
+    let forged = chain(&xrb, &xab_node, forge_steps(&xab_node, &old, "T9"));
+    send(&xab_node, &[&un, &xrb], &forged).await;
+    converge(&[&xaa_node, &xrb, &un], &published()).await;
+    for m in [&xaa_node, &xrb, &un] {
+        assert_eq!(targets(m), vec!["T1/1", "T2/1"], "{} shows T9", m.label);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_voids_what_the_leaked_key_signed_on_every_node() {
+    let homes = Homes::new();
+    let (xaa_node, xab_node, xrb, un) = federation(&homes).await;
+    // The relay and the Secretariat were given XAA's recovery key with its State key.
+    let recovery_path = xaa_node.with_node(|n| n.home.dir().join(poa_node::home::RECOVERY_KEY));
+    let recovery = NodeKey::from_seed(&read_seed(&recovery_path));
+    for m in [&xrb, &un] {
+        m.with_node(|n| {
+            n.store.learn_recovery_key(
+                &Principal::State(xaa()),
+                &recovery.node_id(),
+                &poa_protocol::authority::TrustSource::Operator,
+                0,
+            )
+        })
+        .unwrap();
+    }
+    // XAA's key leaks to XAB's node, which delegates itself, writes TX and rotates the key to
+    // one of its own; the Secretariat and the relay take it, as they must: the key signed it.
+    let leaked = state_key(&xaa_node);
+    let thief_key = NodeKey::from_seed(&[99; 32]);
+    let rotation = SignedGrant::sign(
+        &leaked,
+        Grant {
+            kind: GrantKind::Rotation,
+            principal: Principal::State(xaa()),
+            node: thief_key.node_id(),
+            scope: None,
+            expires: None,
+            issued: "2026-01-01".parse().unwrap(),
+            key: leaked.node_id(),
+            cutoff: Vec::new(),
+            serial: 0,
+            // A careful thief keeps every grant there is, so nothing looks different.
+            kept: view(&xrb, &published())["delegations"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .chain([delegation_by(&leaked, &xab_node).storage_key()])
+                .collect(),
+            recovery: None,
+        },
+    );
+    let mut steps = forge_steps(&xab_node, &leaked, "TX");
+    steps.push(vec![put_text(
+        &published(),
+        "rotations",
+        &rotation.storage_key(),
+        rotation.to_text(),
+    )]);
+    let stolen = chain(&xrb, &xab_node, steps);
+    send(&xab_node, &[&un, &xrb], &stolen).await;
+    assert!(
+        wait_until(CONVERGE, || targets(&un) == ["T1/1", "TX/1"])
+            .await
+            .is_some(),
+        "the forgery stands at the Secretariat before the recovery"
+    );
+    // The State recovers with its recovery key and writes again.
+    let recovered = NodeKey::from_seed(&[88; 32]);
+    xaa_node
+        .with_node(|n| n.recover_principal_key(&recovery, NodeKey::from_seed(&recovered.seed())))
+        .unwrap();
+    xaa_node
+        .with_node(|n| {
+            n.add_target(target("T3", Area::Marking, "Mark again", 70.0, 90.0))?;
+            n.publish_target("T3")
+        })
+        .unwrap();
+    converge(&[&xaa_node, &xrb, &un], &published()).await;
+    for m in [&xaa_node, &xrb, &un] {
+        assert_eq!(targets(m), vec!["T1/1", "T3/1"], "{}", m.label);
+        let chain = m
+            .with_node(|n| n.key_chain_of(&published()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(chain.current, recovered.node_id(), "{}", m.label);
+        assert_eq!(chain.epoch, 1);
+    }
+    // The thief keeps signing with the leaked key after the recovery: nothing of it stands.
+    let later = chain(&un, &xab_node, forge_steps(&xab_node, &leaked, "TY"));
+    send(&xab_node, &[&un, &xrb], &later).await;
+    converge(&[&xaa_node, &xrb, &un], &published()).await;
+    for m in [&xaa_node, &xrb, &un] {
+        assert_eq!(targets(m), vec!["T1/1", "T3/1"], "{}", m.label);
+    }
+}
+
+fn read_seed(path: &std::path::Path) -> [u8; 32] {
+    let text = std::fs::read_to_string(path).unwrap();
+    let text = text.trim();
+    let mut seed = [0u8; 32];
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap();
+    }
+    seed
+}
