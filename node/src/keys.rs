@@ -64,6 +64,11 @@ impl Node {
         let Some(key) = self.home.principal_key.as_ref() else {
             return Err(self.no_key());
         };
+        if chain.frozen {
+            return Err(NodeError::Key(
+                "the key in force signed two different rotations (a fork): no key is in force until a recovery; run `poa-node state-key recover --recovery-key FILE`".into(),
+            ));
+        }
         if key.node_id() != chain.current {
             return Err(NodeError::Key(format!(
                 "this node's key file holds {}, but the key in force is {}: it was rotated or recovered elsewhere; rotate on the node holding that key",

@@ -410,7 +410,8 @@ impl Signers for NodeId {
 ///   and the chain stays in epoch *n*;
 /// - in the last epoch, rotations: from its first key, the one rotation of that epoch signed
 ///   by the key in force leads to the next key. Two different ones (a fork: the key signed
-///   twice) and it stays at the key that forked, which only a recovery settles;
+///   twice, perhaps a retired key that leaked) freeze the chain: no key is in force, and of
+///   the forked key's grants only what every fork keeps stands, until a recovery;
 /// - a grant stands if the key in force signed it, or a recovery, or a rotation of the last
 ///   epoch's chain, keeps it (names its storage key). Every other grant of a retired key is
 ///   void, whenever it was signed.
@@ -429,11 +430,15 @@ pub struct KeyChain {
     /// What a person should know: a fork, a recovery this node cannot check, a recovery key
     /// that signed twice.
     pub notes: Vec<String>,
+    /// A key in force signed two different rotations: no key is in force (nothing new it
+    /// signs stands) until a recovery, and only what both rotations keep stands of its grants.
+    pub frozen: bool,
 }
 
 impl Signers for KeyChain {
     fn accepts(&self, grant: &SignedGrant) -> bool {
-        grant.grant.key == self.current || self.kept.contains(&grant.storage_key())
+        (grant.grant.key == self.current && !self.frozen)
+            || self.kept.contains(&grant.storage_key())
     }
     fn current(&self) -> &NodeId {
         &self.current
@@ -453,6 +458,7 @@ impl KeyChain {
             kept: Default::default(),
             retired: Vec::new(),
             notes: Vec::new(),
+            frozen: false,
         }
     }
 
@@ -531,12 +537,25 @@ impl KeyChain {
                     chain.current = one.grant.node;
                 }
                 [] | [_] => break,
-                _ => {
+                forks => {
+                    // Whoever holds the key signed twice, a thief holding a retired key
+                    // among them: neither rotation is followed, and the key they fork from
+                    // is not in force either, so that a leaked retired key never gets its
+                    // power back. Of its grants, what every fork keeps stands.
                     chain.notes.push(format!(
-                        "key {} signed {} different rotations: it stays in force until a recovery (`poa-node state-key recover`)",
+                        "key {} signed {} different rotations: no key is in force until a recovery (`poa-node state-key recover`)",
                         from.short(),
-                        next.len()
+                        forks.len()
                     ));
+                    chain.frozen = true;
+                    let mut common: std::collections::BTreeSet<&String> =
+                        forks[0].grant.kept.iter().collect();
+                    for f in &forks[1..] {
+                        let theirs: std::collections::BTreeSet<&String> =
+                            f.grant.kept.iter().collect();
+                        common.retain(|k| theirs.contains(k));
+                    }
+                    rotation_kept.extend(common.into_iter().cloned());
                     break;
                 }
             }

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 
 use serde_json::Value as Json;
 
-use crate::authority::{Grant, GrantKind, KeyChain, Scope, SignedGrant};
+use crate::authority::{Grant, GrantKind, KeyChain, Scope, SignedGrant, Signers};
 use crate::change::{FlatAction, FlatOp, SignedChange};
 use crate::doc::DocId;
 use crate::id::{NodeId, Principal};
@@ -269,22 +269,25 @@ proptest! {
 }
 
 #[test]
-fn a_key_that_signs_two_rotations_stays_in_force_until_a_recovery() {
+fn a_key_that_signs_two_rotations_freezes_the_chain_until_a_recovery() {
     let r = root();
-    let a = signed_grant(&r, GrantKind::Rotation, &k(50).node_id(), 0, &[]);
-    let b = signed_grant(&r, GrantKind::Rotation, &k(51).node_id(), 0, &[]);
+    let honest = delegation(&r, &k(1));
+    let thiefs = delegation(&r, &k(9));
+    // The State rotated keeping its delegation; the root leaked later and the thief forks,
+    // keeping its own: neither rotation is followed, and the root is not in force again.
+    let a = signed_grant(&r, GrantKind::Rotation, &k(50).node_id(), 0, &[&honest]);
+    let b = signed_grant(&r, GrantKind::Rotation, &k(51).node_id(), 0, &[&honest, &thiefs]);
     let chain = KeyChain::resolve(
         r.node_id(),
         Some(recovery().node_id()),
         [a.clone(), b.clone()],
     );
-    assert_eq!(chain.current, r.node_id());
-    assert!(
-        chain
-            .notes
-            .iter()
-            .any(|n| n.contains("2 different rotations"))
-    );
+    assert!(chain.frozen);
+    assert!(chain.notes.iter().any(|n| n.contains("2 different rotations")));
+    assert!(chain.accepts(&honest), "what both forks keep stands");
+    assert!(!chain.accepts(&thiefs));
+    assert!(!chain.accepts(&delegation(&r, &k(8))), "the root signs nothing new");
+    assert!(!chain.accepts(&delegation(&k(51), &k(8))));
     // The recovery settles it; rotations of the epoch it ended count no more.
     let rec = signed_grant(&recovery(), GrantKind::Recovery, &k(52).node_id(), 1, &[]);
     let chain = KeyChain::resolve(r.node_id(), Some(recovery().node_id()), [a, b, rec]);
