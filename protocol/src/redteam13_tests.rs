@@ -1,0 +1,418 @@
+//! Thirteenth red-team round: attacks on the gate as it stands after the twelfth round's
+//! fixes (at 198eac6). Each test says what the attacker chooses and what broke; a test named
+//! `redteam13_open_…` still asserts the bad outcome (not fixed), the others assert the
+//! promise (they asserted the bad outcome before their fix, as the commits say).
+
+use automerge::ChangeHash;
+use serde_json::{Value as Json, json};
+
+use crate::authority::{Cutoff, Grant, GrantKind, Scope, SignedGrant};
+use crate::change::{ChangeData, FlatAction, FlatOp, SignedChange};
+use crate::doc::{DocId, StateData};
+use crate::id::{NodeId, Principal, StateCode};
+use crate::ledger::{Admitted, Ledger, Verdict, actor_bytes};
+use crate::model::Area;
+use crate::sign::{NodeKey, sign_change};
+
+const T0: i64 = 1_767_225_600;
+
+fn key(seed: u8) -> NodeKey {
+    NodeKey::from_seed(&[seed; 32])
+}
+
+fn xaa() -> StateCode {
+    StateCode::from_static("XAA")
+}
+
+/// The State's key.
+fn sk() -> NodeKey {
+    key(40)
+}
+
+fn grant(
+    kind: GrantKind,
+    node: &NodeKey,
+    scope: Option<Scope>,
+    cutoff: Vec<Cutoff>,
+) -> SignedGrant {
+    SignedGrant::sign(
+        &sk(),
+        Grant {
+            kind,
+            principal: Principal::State(xaa()),
+            node: node.node_id(),
+            scope,
+            expires: None,
+            issued: crate::date::Date::from_unix_seconds(T0),
+            key: sk().node_id(),
+            cutoff,
+            serial: 0,
+        },
+    )
+}
+
+fn actor(k: &NodeKey) -> Vec<u8> {
+    actor_bytes(&k.node_id(), &[0; 8])
+}
+
+fn sign(doc: &DocId, k: &NodeKey, data: ChangeData) -> SignedChange {
+    let h = data
+        .to_automerge(doc)
+        .map(|c| c.hash())
+        .expect("a valid change");
+    SignedChange {
+        data,
+        signature: sign_change(k, doc, &h).to_vec(),
+    }
+}
+
+/// A document under test, with the State's key trusted.
+struct Doc {
+    doc: DocId,
+    l: Ledger,
+    k: NodeId,
+}
+
+impl Doc {
+    fn new(doc: DocId) -> Doc {
+        let mut l = Ledger::new(&doc);
+        let k = sk().node_id();
+        l.settle(Some(&k));
+        Doc { doc, l, k }
+    }
+
+    fn op(&self, container: &str, key: &str, action: FlatAction) -> FlatOp {
+        FlatOp {
+            container: self.doc.kind().container(container).expect("a container"),
+            key: key.to_string(),
+            action,
+        }
+    }
+
+    /// A put naming what is live at the key now (nothing, for a new record).
+    fn put(&mut self, container: &str, key: &str, value: &Json) -> FlatOp {
+        self.l.settle(Some(&self.k));
+        let preds = self.l.live_refs(container, key);
+        self.op(
+            container,
+            key,
+            FlatAction::Put {
+                value: value.to_string(),
+                preds,
+            },
+        )
+    }
+
+    /// A delete of what is live at the key now.
+    fn del(&mut self, container: &str, key: &str) -> FlatOp {
+        self.l.settle(Some(&self.k));
+        let preds = self.l.live_refs(container, key);
+        assert!(!preds.is_empty(), "nothing to delete at {container}/{key}");
+        self.op(container, key, FlatAction::Delete { preds })
+    }
+
+    fn grant_op(&self, g: &SignedGrant) -> FlatOp {
+        self.op(
+            g.grant.kind.container(),
+            &g.storage_key(),
+            FlatAction::Put {
+                value: g.to_text(),
+                preds: vec![],
+            },
+        )
+    }
+
+    /// A change by `who` on the heads (as an honest node builds), signed.
+    fn next(&mut self, who: &NodeKey, ops: Vec<FlatOp>) -> SignedChange {
+        self.l.settle(Some(&self.k));
+        let data = self.l.next_change(&actor(who), T0, ops);
+        sign(&self.doc, who, data)
+    }
+
+    fn admit(&mut self, c: &SignedChange) -> ChangeHash {
+        let k = self.k;
+        match self.l.admit(c, Some(&k)) {
+            Admitted::New(h) => {
+                self.l.settle(Some(&k));
+                h
+            }
+            other => panic!("not admitted: {other:?}"),
+        }
+    }
+
+    /// Writes on the heads and admits.
+    fn write(&mut self, who: &NodeKey, ops: Vec<FlatOp>) -> ChangeHash {
+        let c = self.next(who, ops);
+        self.admit(&c)
+    }
+
+    fn verdict(&mut self, h: &ChangeHash) -> Verdict {
+        self.l.settle(Some(&self.k));
+        self.l.verdict(h).cloned().expect("held")
+    }
+
+    fn view(&mut self) -> Json {
+        self.l.settle(Some(&self.k)).view.clone()
+    }
+
+    fn heads(&mut self) -> Vec<ChangeHash> {
+        self.l.settle(Some(&self.k)).heads.clone()
+    }
+
+    /// N (scope all) delegates itself, then M (marking only) and S (stockpile only).
+    fn with_ministries(doc: DocId) -> (Doc, Keys) {
+        let keys = Keys::new();
+        let mut d = Doc::new(doc);
+        let own = grant(GrantKind::Delegation, &keys.n, Some(Scope::ALL), vec![]);
+        let op = d.grant_op(&own);
+        d.write(&keys.n, vec![op]);
+        let m = grant(
+            GrantKind::Delegation,
+            &keys.m,
+            Some(Scope::Areas(vec![Area::Marking])),
+            vec![],
+        );
+        let s = grant(
+            GrantKind::Delegation,
+            &keys.s,
+            Some(Scope::Areas(vec![Area::Stockpile])),
+            vec![],
+        );
+        let ops = vec![d.grant_op(&m), d.grant_op(&s)];
+        d.write(&keys.n, ops);
+        (d, keys)
+    }
+}
+
+struct Keys {
+    /// The State's own node, scope all.
+    n: NodeKey,
+    /// A ministry delegated for marking only.
+    m: NodeKey,
+    /// A ministry delegated for stockpile management only.
+    s: NodeKey,
+}
+
+impl Keys {
+    fn new() -> Keys {
+        Keys {
+            n: key(1),
+            m: key(2),
+            s: key(3),
+        }
+    }
+}
+
+fn target(id: &str, version: u32, area: &str) -> Json {
+    json!({"id": id, "state": "XAA", "version": version, "area": area, "title": format!("{id} v{version}")})
+}
+
+fn progress(id: &str, target: &str) -> Json {
+    json!({"id": id, "target": target, "target_version": 1, "as_of": "2025-12-31", "note": "figures"})
+}
+
+fn stands(d: &mut Doc, hs: &[ChangeHash]) {
+    for h in hs {
+        assert_eq!(d.verdict(h), Verdict::Stands, "{h}");
+    }
+}
+
+fn void(d: &mut Doc, h: &ChangeHash) -> bool {
+    matches!(d.verdict(h), Verdict::Void(_))
+}
+
+/// **Write (draft): a marking ministry, after the fact, voids a stockpile ministry's later
+/// versions, reports and withdrawal of its own target.**
+///
+/// The stockpile ministry S writes target T1 (stockpile) in the draft, a second version, a
+/// progress report on it, and withdraws it: every change stands. The marking ministry M,
+/// having seen all of it (every one is in its past), chooses two writes, both void:
+/// 1. a delete of S's first version `targets/T1/1` (out of M's scope: void);
+/// 2. a put of its own first version `targets/T1/1` (area marking), naming no predecessor
+///    (over S's value, live in its past: void, an edit in place).
+///
+/// `Ledger::speaks` counts, for every change about T1, the first versions written after it;
+/// `Ledger::over_found` should say M's put was written over S's first version, which those
+/// changes found. But it skips a found value "deleted or corrected in its own past, whatever
+/// that operation's verdict": M's own void delete. So M's void put speaks for T1's areas,
+/// `first_version_area` gives it marking (M's scope covers marking), and every later change
+/// of S about T1 (version 2, the report, the withdrawal) is out of S's scope: void. The
+/// draft shows T1 at version 1, not withdrawn, without its report; publishing sends none of
+/// it, and S can write none of it again (its next try is void the same way).
+///
+/// The rule broken: "Whatever it writes after seeing the record, or after seeing the
+/// withdrawal, ... changes nothing" (threat model), and a ministry writes only its areas.
+#[test]
+fn redteam13_void_delete_lets_a_later_rival_first_version_void_another_areas_work() {
+    let (mut d, k) = Doc::with_ministries(DocId::Draft(xaa()));
+    let op = d.put("targets", "T1/1", &target("T1", 1, "stockpile"));
+    let t1 = d.write(&k.s, vec![op]);
+    let op = d.put("targets", "T1/2", &target("T1", 2, "stockpile"));
+    let v2 = d.write(&k.s, vec![op]);
+    let id = "T1/2025-12-31";
+    let op = d.put("progress", id, &progress(id, "T1"));
+    let report = d.write(&k.s, vec![op]);
+    let op = d.put("withdrawn", "T1", &json!("2026-01-01"));
+    let withdrawal = d.write(&k.s, vec![op]);
+    stands(&mut d, &[t1, v2, report, withdrawal]);
+
+    // M deletes S's first version (void: out of its scope)...
+    let op = d.del("targets", "T1/1");
+    let deletion = d.write(&k.m, vec![op]);
+    assert!(
+        void(&mut d, &deletion),
+        "M cannot delete a stockpile target"
+    );
+    // ... and writes its own first version there, naming nothing (void too).
+    let op = d.op(
+        "targets",
+        "T1/1",
+        FlatAction::Put {
+            value: target("T1", 1, "marking").to_string(),
+            preds: vec![],
+        },
+    );
+    let rival = d.write(&k.m, vec![op]);
+    assert!(
+        void(&mut d, &rival),
+        "M cannot write over S's first version"
+    );
+
+    // The attack worked: S's work on its own target is void.
+    assert!(void(&mut d, &withdrawal), "S's withdrawal of T1 is void");
+    assert!(void(&mut d, &v2), "S's second version is void");
+    assert!(void(&mut d, &report), "S's report is void");
+    let data = StateData::from_json(&d.view());
+    assert!(!data.withdrawn.contains_key("T1"));
+    assert!(!data.targets.contains_key(&("T1".to_string(), 2)));
+    assert!(!data.progress.contains_key(id));
+}
+
+/// **Write (draft): a marking ministry, after the fact, voids a stockpile ministry's
+/// withdrawal of its report.**
+///
+/// S writes target T1 (stockpile) and a report on it, and withdraws the report
+/// (`retracted/progress/ID`); M has a marking target T2. M, having seen the withdrawal,
+/// deletes S's report (void: out of scope) and puts at `progress/ID` a report of its own on
+/// T2, naming nothing (void: over S's live report). The withdrawal is judged on the values
+/// at `progress/ID` written after it too, and `Ledger::over_found` lets M's put speak (the
+/// found report is "deleted in its own past", by M's void delete): it speaks marking, out of
+/// S's scope, so S's withdrawal is void and the report counts again.
+#[test]
+fn redteam13_void_delete_lets_a_later_rival_report_void_a_withdrawal() {
+    let (mut d, k) = Doc::with_ministries(DocId::Draft(xaa()));
+    let op = d.put("targets", "T1/1", &target("T1", 1, "stockpile"));
+    let t1 = d.write(&k.s, vec![op]);
+    let op = d.put("targets", "T2/1", &target("T2", 1, "marking"));
+    let t2 = d.write(&k.m, vec![op]);
+    let id = "T1/2025-12-31";
+    let op = d.put("progress", id, &progress(id, "T1"));
+    let report = d.write(&k.s, vec![op]);
+    let op = d.put(
+        "retracted",
+        &format!("progress/{id}"),
+        &json!({"date": "2026-01-01", "reason": "wrong figures"}),
+    );
+    let withdrawal = d.write(&k.s, vec![op]);
+    stands(&mut d, &[t1, t2, report, withdrawal]);
+    assert!(
+        StateData::from_json(&d.view())
+            .withdrawn_progress
+            .contains_key(id)
+    );
+
+    let op = d.del("progress", id);
+    let deletion = d.write(&k.m, vec![op]);
+    assert!(void(&mut d, &deletion));
+    let op = d.op(
+        "progress",
+        id,
+        FlatAction::Put {
+            value: progress(id, "T2").to_string(),
+            preds: vec![],
+        },
+    );
+    let rival = d.write(&k.m, vec![op]);
+    assert!(void(&mut d, &rival));
+
+    assert!(void(&mut d, &withdrawal), "S's withdrawal is void");
+    let data = StateData::from_json(&d.view());
+    assert!(!data.withdrawn_progress.contains_key(id));
+    assert!(
+        data.progress.contains_key(id),
+        "the withdrawn report counts again"
+    );
+}
+
+/// **Write/availability (published document, then the node's id chooser): a marking ministry
+/// pre-writes a dispute at the published key the stockpile ministry's next report will take.**
+///
+/// Progress ids are predictable (`TARGET/AS-OF`). The marking ministry M, with two of its
+/// actor ids (it may use up to eight), writes two different reports of its own (on its
+/// marking target T2) at `progress/T1/2025-12-31` of the *published* document, on one past:
+/// both stand (records written once, each on a past without the other, in M's scope), so
+/// the key is a dispute and the view shows neither. The node's id chooser
+/// (`node/src/records.rs`, `progress_id`) looks at the draft ledger's history and at the
+/// views of the draft and the published document: it sees nothing at that id, and gives it
+/// to S's new report. S's report is written to the draft; publishing it puts
+/// `progress/T1/2025-12-31` in the published document over M's two standing values: an
+/// edit in place, void, so `Node::write` refuses the publication, and since `publish` sends
+/// everything pending in one change, nothing the State has pending can be published until
+/// someone finds and deletes that report from the draft. (The same for a request id a user
+/// picks, `add_need`, which reads the published view only.)
+///
+/// What the gate says is right (a record written once); the chooser must read the history
+/// of the published document as well: `Ledger::ever_written` there is true for the id.
+#[test]
+fn redteam13_disputed_published_key_blocks_the_next_report() {
+    let (mut d, k) = Doc::with_ministries(DocId::State(xaa()));
+    let op = d.put("targets", "T1/1", &target("T1", 1, "stockpile"));
+    let t1 = d.write(&k.s, vec![op]);
+    let op = d.put("targets", "T2/1", &target("T2", 1, "marking"));
+    let t2 = d.write(&k.m, vec![op]);
+    let id = "T1/2025-12-31";
+    let base = d.heads();
+    let mut rivals = Vec::new();
+    for (suffix, note) in [(0u8, "a"), (1u8, "b")] {
+        let mut v = progress(id, "T2");
+        v["note"] = json!(note);
+        let op = d.op(
+            "progress",
+            id,
+            FlatAction::Put {
+                value: v.to_string(),
+                preds: vec![],
+            },
+        );
+        let data = d.l.change_at(
+            &base,
+            &actor_bytes(&k.m.node_id(), &[suffix; 8]),
+            T0,
+            vec![op],
+        );
+        let c = sign(&d.doc, &k.m, data);
+        rivals.push(d.admit(&c));
+    }
+    stands(&mut d, &[t1, t2, rivals[0], rivals[1]]);
+    // The key is a dispute: the view shows nothing there.
+    let data = StateData::from_json(&d.view());
+    assert!(!data.progress.contains_key(id));
+    assert!(!data.withdrawn_progress.contains_key(id));
+    assert!(!data.retracted.contains_key(&format!("progress/{id}")));
+    // S's report, published at that id (as the chooser gives it), is void.
+    let op = d.op(
+        "progress",
+        id,
+        FlatAction::Put {
+            value: progress(id, "T1").to_string(),
+            preds: vec![],
+        },
+    );
+    let published = d.write(&k.s, vec![op]);
+    assert!(
+        void(&mut d, &published),
+        "the publication is an edit in place"
+    );
+    // What a chooser must read: the published document's history at the id.
+    assert!(d.l.ever_written("progress", id));
+}
