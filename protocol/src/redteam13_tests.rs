@@ -242,6 +242,11 @@ fn void(d: &mut Doc, h: &ChangeHash) -> bool {
 ///
 /// The rule broken: "Whatever it writes after seeing the record, or after seeing the
 /// withdrawal, ... changes nothing" (threat model), and a ministry writes only its areas.
+///
+/// This test asserted the bad outcome at 198eac6; it now asserts the attack fails. The fix
+/// (`Ledger::over_found`): a found value deleted or corrected in the put's own past is out of
+/// its way only if the author of that delete or correction could make it (its scope, as the
+/// whole set says, covers the value's areas); a void delete by another area's ministry is not.
 #[test]
 fn redteam13_void_delete_lets_a_later_rival_first_version_void_another_areas_work() {
     let (mut d, k) = Doc::with_ministries(DocId::Draft(xaa()));
@@ -278,14 +283,30 @@ fn redteam13_void_delete_lets_a_later_rival_first_version_void_another_areas_wor
         "M cannot write over S's first version"
     );
 
-    // The attack worked: S's work on its own target is void.
-    assert!(void(&mut d, &withdrawal), "S's withdrawal of T1 is void");
-    assert!(void(&mut d, &v2), "S's second version is void");
-    assert!(void(&mut d, &report), "S's report is void");
+    // S's work on its own target stands: M's void delete did not take S's first version out
+    // of the way, so M's put is over what S's changes found, and speaks for nothing.
+    stands(&mut d, &[t1, v2, report, withdrawal]);
     let data = StateData::from_json(&d.view());
-    assert!(!data.withdrawn.contains_key("T1"));
-    assert!(!data.targets.contains_key(&("T1".to_string(), 2)));
-    assert!(!data.progress.contains_key(id));
+    assert!(data.withdrawn.contains_key("T1"));
+    assert!(d.view()["targets"].get("T1/2").is_some());
+    assert!(data.progress.contains_key(id));
+
+    // A delete its author could make still takes the value out of the way: S deletes its
+    // own draft target U1 and M writes a marking U1 there; a withdrawal S wrote of U1 before
+    // its delete is judged on M's record too (void), as the twelfth round's fix wants.
+    let op = d.put("targets", "U1/1", &target("U1", 1, "stockpile"));
+    d.write(&k.s, vec![op]);
+    let op = d.put("withdrawn", "U1", &json!("2026-01-01"));
+    let early = d.write(&k.s, vec![op]);
+    let op = d.del("targets", "U1/1");
+    let own_delete = d.write(&k.s, vec![op]);
+    let op = d.put("targets", "U1/1", &target("U1", 1, "marking"));
+    let fresh = d.write(&k.m, vec![op]);
+    stands(&mut d, &[own_delete, fresh]);
+    assert!(
+        void(&mut d, &early),
+        "S's withdrawal does not withdraw M's new target"
+    );
 }
 
 /// **Write (draft): a marking ministry, after the fact, voids a stockpile ministry's
@@ -298,6 +319,9 @@ fn redteam13_void_delete_lets_a_later_rival_first_version_void_another_areas_wor
 /// at `progress/ID` written after it too, and `Ledger::over_found` lets M's put speak (the
 /// found report is "deleted in its own past", by M's void delete): it speaks marking, out of
 /// S's scope, so S's withdrawal is void and the report counts again.
+///
+/// Asserted the bad outcome at 198eac6; fixed with the test above (and tried with a void
+/// correction in place of the delete).
 #[test]
 fn redteam13_void_delete_lets_a_later_rival_report_void_a_withdrawal() {
     let (mut d, k) = Doc::with_ministries(DocId::Draft(xaa()));
@@ -335,13 +359,35 @@ fn redteam13_void_delete_lets_a_later_rival_report_void_a_withdrawal() {
     let rival = d.write(&k.m, vec![op]);
     assert!(void(&mut d, &rival));
 
-    assert!(void(&mut d, &withdrawal), "S's withdrawal is void");
+    stands(&mut d, &[withdrawal]);
     let data = StateData::from_json(&d.view());
-    assert!(!data.withdrawn_progress.contains_key(id));
     assert!(
-        data.progress.contains_key(id),
-        "the withdrawn report counts again"
+        data.withdrawn_progress.contains_key(id),
+        "S's report stays withdrawn"
     );
+
+    // The same with a correction in place of the delete: M corrects S's report (void: out of
+    // its scope), then corrects its own correction. Still over what S's withdrawal found.
+    let op = d.put("progress", id, &progress(id, "T2"));
+    let correction = d.write(&k.m, vec![op]);
+    assert!(void(&mut d, &correction));
+    let ours = crate::change::OpRef {
+        counter: d.l.signed(&correction).expect("held").data.start_op,
+        actor: actor(&k.m),
+    };
+    let mut v = progress(id, "T2");
+    v["note"] = json!("again");
+    let op = d.op(
+        "progress",
+        id,
+        FlatAction::Put {
+            value: v.to_string(),
+            preds: vec![ours],
+        },
+    );
+    let again = d.write(&k.m, vec![op]);
+    assert!(void(&mut d, &again));
+    stands(&mut d, &[withdrawal]);
 }
 
 /// **Write/availability (published document, then the node's id chooser): a marking ministry
