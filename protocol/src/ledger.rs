@@ -2693,6 +2693,19 @@ impl Ledger {
         self.change_at(&hashes, actor, time, ops)
     }
 
+    /// Every key of `container` at which an operation is held, whatever its verdict (a key
+    /// that is a dispute, shown by no view, included).
+    pub fn written_keys(&self, container: &str) -> Vec<String> {
+        let Some(c) = self.kind.container(container) else {
+            return Vec::new();
+        };
+        self.keys
+            .range((c, String::new())..)
+            .take_while(|((cc, _), _)| *cc == c)
+            .map(|((_, k), _)| k.clone())
+            .collect()
+    }
+
     /// Whether any operation is held at `container/key`, whatever its verdict: a key with a
     /// history, where a node does not write a new record (another author may have prepared
     /// it, a withdrawal of it for one).

@@ -409,6 +409,13 @@ fn redteam13_void_delete_lets_a_later_rival_report_void_a_withdrawal() {
 ///
 /// What the gate says is right (a record written once); the chooser must read the history
 /// of the published document as well: `Ledger::ever_written` there is true for the id.
+///
+/// This test asserts what the gate does (unchanged); the attack was on the node's chooser,
+/// fixed there: `Node::published_ids` (every id with an operation at its key or its
+/// withdrawal's in the published document, whatever its verdict) is skipped by
+/// `progress_id` and refused by `add_need`, `add_offer` and the sheet import
+/// (`node/src/records.rs`, test `a_progress_id_disputed_in_the_published_document_is_not_reused`,
+/// which failed before the fix: the chooser gave the disputed id).
 #[test]
 fn redteam13_disputed_published_key_blocks_the_next_report() {
     let (mut d, k) = Doc::with_ministries(DocId::State(xaa()));
@@ -461,4 +468,142 @@ fn redteam13_disputed_published_key_blocks_the_next_report() {
     );
     // What a chooser must read: the published document's history at the id.
     assert!(d.l.ever_written("progress", id));
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// One random run: S (stockpile) writes its target T1, a second version, two reports,
+/// withdraws one report and the target, all in the draft, on its heads; then M (marking),
+/// having seen all of it, writes `steps` random changes on its heads at S's keys and at M's
+/// own: puts naming nothing, naming what is live, naming one of its own earlier operations,
+/// and deletes. Returns S's changes that are void at the end, and S's keys whose shown value
+/// changed (the promise: nothing M writes after seeing S's records changes them).
+fn random_after(seed: u64, steps: usize) -> (usize, usize) {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let (mut d, k) = Doc::with_ministries(DocId::Draft(xaa()));
+    let op = d.put("targets", "T2/1", &target("T2", 1, "marking"));
+    d.write(&k.m, vec![op]);
+    let s_ops: Vec<(&str, &str, Json)> = vec![
+        ("targets", "T1/1", target("T1", 1, "stockpile")),
+        ("targets", "T1/2", target("T1", 2, "stockpile")),
+        ("progress", "P1", progress("P1", "T1")),
+        ("progress", "P2", progress("P2", "T1")),
+        (
+            "retracted",
+            "progress/P1",
+            json!({"date": "2026-01-01", "reason": "x"}),
+        ),
+        ("withdrawn", "T1", json!("2026-01-02")),
+    ];
+    let mut s_changes = Vec::new();
+    for (c, key, v) in &s_ops {
+        let op = d.put(c, key, v);
+        s_changes.push(d.write(&k.s, vec![op]));
+    }
+    stands(&mut d, &s_changes);
+    let before = d.view();
+    let keys: [(&str, &str); 7] = [
+        ("targets", "T1/1"),
+        ("targets", "T1/2"),
+        ("progress", "P1"),
+        ("progress", "P2"),
+        ("retracted", "progress/P1"),
+        ("retracted", "progress/P2"),
+        ("withdrawn", "T1"),
+    ];
+    let mut mine: Vec<(usize, crate::change::OpRef)> = Vec::new();
+    for step in 0..steps {
+        let which = rng.below(keys.len());
+        let (c, key) = keys[which];
+        let value = match c {
+            "targets" => {
+                let (id, v) = key.split_once('/').unwrap_or((key, "1"));
+                target(id, v.parse().unwrap_or(1), "marking")
+            }
+            "progress" => {
+                let mut p = progress(key, ["T1", "T2"][rng.below(2)]);
+                p["note"] = json!(format!("m{step}"));
+                p
+            }
+            "withdrawn" => json!(format!("2026-02-{:02}", 1 + step % 28)),
+            _ => json!({"date": "2026-01-01", "reason": format!("m{step}")}),
+        };
+        d.l.settle(Some(&d.k));
+        let live = d.l.live_refs(c, key);
+        let own: Vec<crate::change::OpRef> = mine
+            .iter()
+            .filter(|(w, _)| *w == which)
+            .map(|(_, r)| r.clone())
+            .collect();
+        let preds = match rng.below(4) {
+            0 => vec![],
+            1 => live.clone(),
+            _ if !own.is_empty() => vec![own[rng.below(own.len())].clone()],
+            _ => live.clone(),
+        };
+        let action = if rng.below(3) == 0 && !preds.is_empty() {
+            FlatAction::Delete { preds }
+        } else {
+            FlatAction::Put {
+                value: value.to_string(),
+                preds,
+            }
+        };
+        let op = d.op(c, key, action);
+        let ch = d.next(&k.m, vec![op]);
+        let start = ch.data.start_op;
+        match d.l.admit(&ch, Some(&d.k.clone())) {
+            Admitted::New(_) => {
+                mine.push((
+                    which,
+                    crate::change::OpRef {
+                        counter: start,
+                        actor: actor(&k.m),
+                    },
+                ));
+            }
+            _ => continue,
+        }
+    }
+    let silenced = s_changes
+        .iter()
+        .filter(|h| !matches!(d.verdict(h), Verdict::Stands))
+        .count();
+    let after = d.view();
+    let moved = keys
+        .iter()
+        .filter(|(c, key)| before[*c].get(*key) != after[*c].get(*key))
+        .count();
+    (silenced, moved)
+}
+
+/// **Search: what M writes after seeing S's records, at S's keys, changes nothing.** Random
+/// runs of the attack above's shape (deletes, puts naming nothing, what is live, or M's own
+/// earlier operations). Before the fix, most runs voided some of S's changes; now none.
+#[test]
+fn redteam13_random_writes_after_the_fact_change_nothing() {
+    let mut hits = Vec::new();
+    for seed in 0..150u64 {
+        let (silenced, moved) = random_after(seed, 8);
+        if silenced > 0 || moved > 0 {
+            hits.push((seed, silenced, moved));
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "seeds where M's later writes moved S's records: {hits:?}"
+    );
 }
