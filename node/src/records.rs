@@ -77,9 +77,16 @@ impl Node {
         target.validate()?;
         let today = self.clock.today();
         let requests = self.state_data(&DocId::State(state))?.needs;
+        // Nor an id with any history in the published document (a dispute written there
+        // ahead, shown by no view, would make the publication of its first version void).
+        let prefix = format!("{}/", target.id);
+        let published = self
+            .published_ids(&DocId::State(state), "targets")?
+            .iter()
+            .any(|k| k.starts_with(&prefix));
         let (warnings, hash) = self.write(&DocId::Draft(state), |w, before| {
             let data = StateData::from_json(before);
-            if data.latest(&target.id).is_some() {
+            if published || data.latest(&target.id).is_some() {
                 return Err(NodeError::TargetExists {
                     state,
                     id: target.id.clone(),
@@ -848,5 +855,108 @@ mod tests {
         n.publish(&Selection::All).unwrap();
         let public = StateData::from_json(&n.view(&doc).unwrap());
         assert!(public.progress.contains_key(&id), "the report is published");
+    }
+
+    /// Writes `values` at `container/key` of `doc`, each at its own actor id of `ministry`,
+    /// all on the heads held now: a dispute, if they differ. Returns how many were taken.
+    fn dispute(
+        n: &mut Node,
+        ministry: &NodeKey,
+        doc: &DocId,
+        container: &str,
+        key: &str,
+        values: Vec<String>,
+    ) -> usize {
+        let heads = n
+            .store
+            .with_ledger(doc, |l| l.settled().unwrap().heads.clone())
+            .unwrap()
+            .unwrap();
+        let now = n.now();
+        let mut changes = Vec::new();
+        for (i, value) in values.into_iter().enumerate() {
+            let op = FlatOp {
+                container: doc.kind().container(container).unwrap(),
+                key: key.to_string(),
+                action: FlatAction::Put {
+                    value,
+                    preds: vec![],
+                },
+            };
+            let actor = actor_bytes(&ministry.node_id(), &[i as u8 + 1; 8]);
+            let data = n
+                .store
+                .with_ledger(doc, |l| l.change_at(&heads, &actor, now, vec![op]))
+                .unwrap()
+                .unwrap();
+            let hash = data.to_automerge(doc).unwrap().hash();
+            changes.push(SignedChange {
+                signature: sign_change(ministry, doc, &hash).to_vec(),
+                data,
+            });
+        }
+        n.store
+            .transact(|tx| tx.apply(doc, changes, Source::Peer(ministry.node_id()), now))
+            .unwrap()
+            .accepted
+            .len()
+    }
+
+    /// Nor a target id whose first version is a dispute in the published document (red team
+    /// 13): the new target would be refused at publication, and everything pending with it.
+    #[test]
+    fn a_target_id_disputed_in_the_published_document_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("xaa");
+        let opts = InitOptions::state("XAA".parse().unwrap(), "XAA Ministry of Interior");
+        Home::init(&home, &opts).unwrap();
+        let mut n = Node::open(&home).unwrap();
+        let data = crate::demo::dataset().unwrap();
+        let records = data
+            .states
+            .iter()
+            .find(|s| s.code.to_string() == "XAA")
+            .unwrap();
+        let first = records
+            .targets
+            .iter()
+            .find(|t| t.id == "M1")
+            .unwrap()
+            .clone();
+        let second = records
+            .targets
+            .iter()
+            .find(|t| t.version == 1 && t.id != "M1" && t.conditional_on.is_empty())
+            .unwrap()
+            .clone();
+        n.add_target(first).unwrap();
+        n.publish(&Selection::All).unwrap();
+        let ministry = NodeKey::from_seed(&[9; 32]);
+        n.delegate(
+            ministry.node_id(),
+            poa_protocol::authority::Scope::Areas(vec![second.area]),
+            None,
+        )
+        .unwrap();
+        let doc = DocId::State("XAA".parse().unwrap());
+        let key = poa_protocol::doc::target_key(&second.id, 1);
+        let values = ["a", "b"]
+            .iter()
+            .map(|t| {
+                let mut v = second.clone();
+                v.title = format!("{} {t}", v.title);
+                record_text(&v).unwrap()
+            })
+            .collect();
+        assert_eq!(dispute(&mut n, &ministry, &doc, "targets", &key, values), 2);
+        let public = StateData::from_json(&n.view(&doc).unwrap());
+        assert!(public.latest(&second.id).is_none(), "the key is a dispute");
+        assert!(
+            matches!(
+                n.add_target(second),
+                Err(crate::node::NodeError::TargetExists { .. })
+            ),
+            "an id disputed where it would be published is refused"
+        );
     }
 }

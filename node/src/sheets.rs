@@ -895,6 +895,7 @@ impl Node {
         let (state, _, public) = self.drafts()?;
         let published_progress = self.published_ids(&DocId::State(state), "progress")?;
         let published_needs = self.published_ids(&DocId::State(state), "needs")?;
+        let published_targets = self.published_ids(&DocId::State(state), "targets")?;
         let today = self.clock.today();
         let mut errors: Vec<CellError> = Vec::new();
         let targets: Vec<(usize, Target)> = book
@@ -960,7 +961,10 @@ impl Node {
                 held.needs.entry(n.id.clone()).or_insert_with(|| n.clone());
             }
             for (line, t) in &targets {
-                if held.latest(&t.id).is_some() {
+                let prefix = format!("{}/", t.id);
+                if held.latest(&t.id).is_some()
+                    || published_targets.iter().any(|k| k.starts_with(&prefix))
+                {
                     findings(Sheet::Targets, *line, vec![exists("--id", &t.id)], &mut out);
                     continue;
                 }
