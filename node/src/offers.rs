@@ -164,12 +164,14 @@ impl Node {
         self.fill_offer_draft_grants(&draft)?;
         offer.provider = self.home.config.participant.code();
         offer.validate()?;
+        let published = self.published_ids(&self.offers_doc(), "offers")?;
         let today = self.clock.today();
         let (warnings, _) = self.write(&draft, |w, before| {
             let data = OffersData::from_json(before);
             // Nor an id someone wrote a withdrawal for (it would cover the new offer).
             if taken(&data, &offer.id)
                 || taken(&public, &offer.id)
+                || published.contains(&offer.id)
                 || public
                     .retracted
                     .contains_key(&format!("offers/{}", offer.id))

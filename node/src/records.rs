@@ -7,6 +7,8 @@
 //! the checks of `poa_protocol::checks` first: errors refuse with nothing written, warnings are
 //! kept in [`Node::warnings`] and in the audit.
 
+use std::collections::BTreeSet;
+
 use poa_protocol::automerge::ChangeHash;
 use poa_protocol::checks::{Finding, Stage, check_need, check_progress, check_target};
 use poa_protocol::doc::{DocId, StateData, target_key};
@@ -75,9 +77,16 @@ impl Node {
         target.validate()?;
         let today = self.clock.today();
         let requests = self.state_data(&DocId::State(state))?.needs;
+        // Nor an id with any history in the published document (a dispute written there
+        // ahead, shown by no view, would make the publication of its first version void).
+        let prefix = format!("{}/", target.id);
+        let published = self
+            .published_ids(&DocId::State(state), "targets")?
+            .iter()
+            .any(|k| k.starts_with(&prefix));
         let (warnings, hash) = self.write(&DocId::Draft(state), |w, before| {
             let data = StateData::from_json(before);
-            if data.latest(&target.id).is_some() {
+            if published || data.latest(&target.id).is_some() {
                 return Err(NodeError::TargetExists {
                     state,
                     id: target.id.clone(),
@@ -91,6 +100,32 @@ impl Node {
         })?;
         self.record_warnings(&DocId::Draft(state), &warnings);
         hash.ok_or_else(|| NodeError::Exists(target.id.clone()))
+    }
+
+    /// The ids of `kind` (`progress`, `needs`, `offers`) with any history in the published
+    /// document `doc`: an operation held at `kind/ID` or at its withdrawal
+    /// `retracted/kind/ID`, whatever its verdict. A key that is a dispute is shown by no
+    /// view, yet a new record published there is an edit in place, void: a ministry of
+    /// another area may have written one at the id the next record takes, to block the
+    /// publication of everything pending. A node gives no new record such an id.
+    pub(crate) fn published_ids(
+        &self,
+        doc: &DocId,
+        kind: &str,
+    ) -> Result<BTreeSet<String>, NodeError> {
+        let prefix = format!("{kind}/");
+        Ok(self
+            .store
+            .with_ledger(doc, |l| {
+                let mut ids: BTreeSet<String> = l.written_keys(kind).into_iter().collect();
+                ids.extend(
+                    l.written_keys("retracted")
+                        .into_iter()
+                        .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string)),
+                );
+                ids
+            })?
+            .unwrap_or_default())
     }
 
     /// Records the checks' warnings on a record just written (the audit's `check-warning`).
@@ -275,6 +310,7 @@ impl Node {
     /// [`progress_id`]).
     pub fn add_progress(&mut self, mut report: Progress) -> Result<String, NodeError> {
         let (state, _, public) = self.drafts()?;
+        let published = self.published_ids(&DocId::State(state), "progress")?;
         let today = self.clock.today();
         let ((id, warnings), _) = self.write(&DocId::Draft(state), |w, before| {
             let data = StateData::from_json(before);
@@ -288,7 +324,7 @@ impl Node {
                 return Err(NodeError::Withdrawn(report.target.clone()));
             }
             report.target_version = target.version;
-            let id = progress_id(&report, w, &[&data, &public]);
+            let id = progress_id(&report, w, &[&data, &public], &published);
             report.id = id.clone();
             report.validate(target)?;
             let warnings = refuse_errors(check_progress(&report, &data, today))?;
@@ -409,10 +445,14 @@ impl Node {
         let (state, _, public) = self.drafts()?;
         need.state = state;
         need.validate()?;
+        let published = self.published_ids(&DocId::State(state), "needs")?;
         let (warnings, _) = self.write(&DocId::Draft(state), |w, before| {
             let data = StateData::from_json(before);
-            // Nor an id someone wrote a withdrawal for (it would cover the new request).
+            // Nor an id someone wrote a withdrawal for (it would cover the new request), nor
+            // one with any history in the published document (a dispute there, shown by no
+            // view, would make its publication void).
             if need_taken(&data, &need.id)
+                || published.contains(&need.id)
                 || need_taken(&public, &need.id)
                 || public.retracted.contains_key(&format!("needs/{}", need.id))
                 || w.withdrawal_written("needs", &need.id)
@@ -610,12 +650,19 @@ fn need_taken(data: &StateData, id: &str) -> bool {
 
 /// The id of a new progress report: `TARGET/AS-OF`, with `-2`, `-3`... past every id that is
 /// shown in `held` (as a report, withdrawn or not, or a withdrawal entry) or has any history in
-/// the draft being written (an operation at the report's key or at its withdrawal's, whatever
-/// its verdict): ids are predictable, and a ministry of another area may have prepared one.
-pub(crate) fn progress_id(report: &Progress, w: &Writer<'_>, held: &[&StateData]) -> String {
+/// the draft being written or in the published document (`published`, see
+/// [`Node::published_ids`]): an operation at the report's key or at its withdrawal's, whatever
+/// its verdict. Ids are predictable, and a ministry of another area may have prepared one.
+pub(crate) fn progress_id(
+    report: &Progress,
+    w: &Writer<'_>,
+    held: &[&StateData],
+    published: &BTreeSet<String>,
+) -> String {
     let base = format!("{}/{}", report.target, report.as_of);
     let taken = |id: &str| {
         w.id_used("progress", id)
+            || published.contains(id)
             || held.iter().any(|d| {
                 d.progress.contains_key(id)
                     || d.withdrawn_progress.contains_key(id)
@@ -671,10 +718,15 @@ pub(crate) fn unpublished_need<'a>(
 
 #[cfg(test)]
 mod tests {
-    use poa_protocol::doc::DocId;
+    use poa_protocol::change::{FlatAction, FlatOp, SignedChange};
+    use poa_protocol::doc::{DocId, StateData, record_text};
+    use poa_protocol::ledger::actor_bytes;
+    use poa_protocol::sign::{NodeKey, sign_change};
 
+    use super::Selection;
     use crate::home::{Home, InitOptions};
     use crate::node::Node;
+    use crate::store::Source;
 
     /// A report id is never one with a history in the draft: not one a withdrawal was written
     /// for with no report (another area's ministry may have prepared it, so that its
@@ -721,6 +773,190 @@ mod tests {
             second,
             format!("{base}-3"),
             "a deleted report's id is skipped"
+        );
+    }
+
+    /// Nor an id at which the published document holds a dispute (red team 13): a ministry
+    /// of the target's area wrote, with two of its actor ids, two reports at the id the next
+    /// report takes, on one past; the view shows neither, and a report published there would
+    /// be an edit in place, void, refusing the whole publication.
+    #[test]
+    fn a_progress_id_disputed_in_the_published_document_is_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("xaa");
+        let opts = InitOptions::state("XAA".parse().unwrap(), "XAA Ministry of Interior");
+        Home::init(&home, &opts).unwrap();
+        let mut n = Node::open(&home).unwrap();
+        let data = crate::demo::dataset().unwrap();
+        let records = data
+            .states
+            .iter()
+            .find(|s| s.code.to_string() == "XAA")
+            .unwrap();
+        let m1 = records.targets.iter().find(|t| t.id == "M1").unwrap();
+        let report = records
+            .progress
+            .iter()
+            .find(|p| p.target == "M1")
+            .unwrap()
+            .clone();
+        n.add_target(m1.clone()).unwrap();
+        n.publish(&Selection::All).unwrap();
+        let ministry = NodeKey::from_seed(&[9; 32]);
+        n.delegate(
+            ministry.node_id(),
+            poa_protocol::authority::Scope::Areas(vec![m1.area]),
+            None,
+        )
+        .unwrap();
+        let doc = DocId::State("XAA".parse().unwrap());
+        let base = format!("{}/{}", report.target, report.as_of);
+        let heads = n
+            .store
+            .with_ledger(&doc, |l| l.settled().unwrap().heads.clone())
+            .unwrap()
+            .unwrap();
+        let now = n.now();
+        let mut changes = Vec::new();
+        for (suffix, note) in [(1u8, "a"), (2u8, "b")] {
+            let mut rival = report.clone();
+            rival.id = base.clone();
+            rival.target_version = 1;
+            rival.note = Some(note.into());
+            let op = FlatOp {
+                container: doc.kind().container("progress").unwrap(),
+                key: base.clone(),
+                action: FlatAction::Put {
+                    value: record_text(&rival).unwrap(),
+                    preds: vec![],
+                },
+            };
+            let actor = actor_bytes(&ministry.node_id(), &[suffix; 8]);
+            let data = n
+                .store
+                .with_ledger(&doc, |l| l.change_at(&heads, &actor, now, vec![op]))
+                .unwrap()
+                .unwrap();
+            let hash = data.to_automerge(&doc).unwrap().hash();
+            changes.push(SignedChange {
+                signature: sign_change(&ministry, &doc, &hash).to_vec(),
+                data,
+            });
+        }
+        let outcome = n
+            .store
+            .transact(|tx| tx.apply(&doc, changes, Source::Peer(ministry.node_id()), now))
+            .unwrap();
+        assert_eq!(outcome.accepted.len(), 2);
+        let public = StateData::from_json(&n.view(&doc).unwrap());
+        assert!(!public.progress.contains_key(&base), "the key is a dispute");
+        let id = n.add_progress(report).unwrap();
+        assert_eq!(id, format!("{base}-2"), "the disputed id is skipped");
+        n.publish(&Selection::All).unwrap();
+        let public = StateData::from_json(&n.view(&doc).unwrap());
+        assert!(public.progress.contains_key(&id), "the report is published");
+    }
+
+    /// Writes `values` at `container/key` of `doc`, each at its own actor id of `ministry`,
+    /// all on the heads held now: a dispute, if they differ. Returns how many were taken.
+    fn dispute(
+        n: &mut Node,
+        ministry: &NodeKey,
+        doc: &DocId,
+        container: &str,
+        key: &str,
+        values: Vec<String>,
+    ) -> usize {
+        let heads = n
+            .store
+            .with_ledger(doc, |l| l.settled().unwrap().heads.clone())
+            .unwrap()
+            .unwrap();
+        let now = n.now();
+        let mut changes = Vec::new();
+        for (i, value) in values.into_iter().enumerate() {
+            let op = FlatOp {
+                container: doc.kind().container(container).unwrap(),
+                key: key.to_string(),
+                action: FlatAction::Put {
+                    value,
+                    preds: vec![],
+                },
+            };
+            let actor = actor_bytes(&ministry.node_id(), &[i as u8 + 1; 8]);
+            let data = n
+                .store
+                .with_ledger(doc, |l| l.change_at(&heads, &actor, now, vec![op]))
+                .unwrap()
+                .unwrap();
+            let hash = data.to_automerge(doc).unwrap().hash();
+            changes.push(SignedChange {
+                signature: sign_change(ministry, doc, &hash).to_vec(),
+                data,
+            });
+        }
+        n.store
+            .transact(|tx| tx.apply(doc, changes, Source::Peer(ministry.node_id()), now))
+            .unwrap()
+            .accepted
+            .len()
+    }
+
+    /// Nor a target id whose first version is a dispute in the published document (red team
+    /// 13): the new target would be refused at publication, and everything pending with it.
+    #[test]
+    fn a_target_id_disputed_in_the_published_document_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("xaa");
+        let opts = InitOptions::state("XAA".parse().unwrap(), "XAA Ministry of Interior");
+        Home::init(&home, &opts).unwrap();
+        let mut n = Node::open(&home).unwrap();
+        let data = crate::demo::dataset().unwrap();
+        let records = data
+            .states
+            .iter()
+            .find(|s| s.code.to_string() == "XAA")
+            .unwrap();
+        let first = records
+            .targets
+            .iter()
+            .find(|t| t.id == "M1")
+            .unwrap()
+            .clone();
+        let second = records
+            .targets
+            .iter()
+            .find(|t| t.version == 1 && t.id != "M1" && t.conditional_on.is_empty())
+            .unwrap()
+            .clone();
+        n.add_target(first).unwrap();
+        n.publish(&Selection::All).unwrap();
+        let ministry = NodeKey::from_seed(&[9; 32]);
+        n.delegate(
+            ministry.node_id(),
+            poa_protocol::authority::Scope::Areas(vec![second.area]),
+            None,
+        )
+        .unwrap();
+        let doc = DocId::State("XAA".parse().unwrap());
+        let key = poa_protocol::doc::target_key(&second.id, 1);
+        let values = ["a", "b"]
+            .iter()
+            .map(|t| {
+                let mut v = second.clone();
+                v.title = format!("{} {t}", v.title);
+                record_text(&v).unwrap()
+            })
+            .collect();
+        assert_eq!(dispute(&mut n, &ministry, &doc, "targets", &key, values), 2);
+        let public = StateData::from_json(&n.view(&doc).unwrap());
+        assert!(public.latest(&second.id).is_none(), "the key is a dispute");
+        assert!(
+            matches!(
+                n.add_target(second),
+                Err(crate::node::NodeError::TargetExists { .. })
+            ),
+            "an id disputed where it would be published is refused"
         );
     }
 }

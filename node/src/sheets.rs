@@ -893,6 +893,9 @@ impl Node {
     /// exists already), nothing is written and every error names its sheet, row and column.
     pub fn import_book(&mut self, book: &Book) -> Result<Imported, SheetError> {
         let (state, _, public) = self.drafts()?;
+        let published_progress = self.published_ids(&DocId::State(state), "progress")?;
+        let published_needs = self.published_ids(&DocId::State(state), "needs")?;
+        let published_targets = self.published_ids(&DocId::State(state), "targets")?;
         let today = self.clock.today();
         let mut errors: Vec<CellError> = Vec::new();
         let targets: Vec<(usize, Target)> = book
@@ -941,6 +944,7 @@ impl Node {
             for (line, n) in &needs {
                 if held.needs.contains_key(&n.id)
                     || held.withdrawn_needs.contains_key(&n.id)
+                    || published_needs.contains(&n.id)
                     || public.retracted.contains_key(&format!("needs/{}", n.id))
                     || w.withdrawal_written("needs", &n.id)
                 {
@@ -957,7 +961,10 @@ impl Node {
                 held.needs.entry(n.id.clone()).or_insert_with(|| n.clone());
             }
             for (line, t) in &targets {
-                if held.latest(&t.id).is_some() {
+                let prefix = format!("{}/", t.id);
+                if held.latest(&t.id).is_some()
+                    || published_targets.iter().any(|k| k.starts_with(&prefix))
+                {
                     findings(Sheet::Targets, *line, vec![exists("--id", &t.id)], &mut out);
                     continue;
                 }
@@ -991,7 +998,7 @@ impl Node {
                     continue;
                 };
                 p.target_version = target.version;
-                let id = crate::records::progress_id(&p, w, &[&held, &public]);
+                let id = crate::records::progress_id(&p, w, &[&held, &public], &published_progress);
                 p.id = id.clone();
                 if let Err(e) = p.validate(&target) {
                     invalid.push(CellError {

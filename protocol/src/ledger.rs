@@ -2055,8 +2055,10 @@ impl Ledger {
     /// a found value still live in its own past that it does not name could not; one that
     /// names found values could only if its author's scope covers their areas (a correction by
     /// a ministry of another area is void); a put over a value deleted or corrected in its own
-    /// past (whatever that operation's verdict, which may not be known yet) was not written
-    /// over it. What the change found then speaks for the record, not what came over it since.
+    /// past by an author whose scope covers that value (whatever that operation's verdict,
+    /// which may not be known yet) was not written over it, but one deleted or corrected there
+    /// only by an author who could not (a void delete by a ministry of another area) still
+    /// was. What the change found then speaks for the record, not what came over it since.
     fn over_found(&self, at: OpAt, cx: &Judging<'_>) -> bool {
         let op = self.op(at);
         let FlatAction::Put { preds, .. } = &op.action else {
@@ -2095,23 +2097,55 @@ impl Ledger {
         if !matches!(policy, Policy::Working | Policy::Slot) {
             return true;
         }
+        // Whether the author of the operation at `o` could replace or delete a value of
+        // `areas`: it could write here at all (as the whole set says) in a scope covering them.
+        let could_replace = |o: &OpAt, areas: &[Area]| {
+            let e = &self.entries[o.entry as usize];
+            let (Some(data), Some(author)) =
+                (e.data.as_ref(), self.actors[e.actor as usize].author)
+            else {
+                return false;
+            };
+            let time = Date::from_unix_seconds(data.time);
+            self.author_standing(o.entry, &author, time, cx.principal, cx.sw)
+                .is_ok_and(|scope| {
+                    if areas.is_empty() {
+                        scope.is_all()
+                    } else {
+                        areas.iter().all(|a| scope.covers(*a))
+                    }
+                })
+        };
+        let areas_of = |q: &OpAt| {
+            self.op(*q)
+                .value()
+                .map(|v| self.record_areas(container, &op.key, v, cx))
+                .unwrap_or_default()
+        };
         let named: HashSet<(u64, Vec<u8>)> =
             preds.iter().map(|p| (p.counter, p.actor.clone())).collect();
-        let replaced_before: HashSet<(u64, Vec<u8>)> = before
-            .iter()
-            .flat_map(|o| self.op(*o).preds())
-            .map(|p| (p.counter, p.actor.clone()))
-            .collect();
         let mut named_areas = Vec::new();
         let mut names_found = false;
         for q in &found {
             let id = counter_of(q);
             if named.contains(&id) {
                 names_found = true;
-                if let Some(v) = self.op(*q).value() {
-                    named_areas.extend(self.record_areas(container, &op.key, v, cx));
-                }
-            } else if !replaced_before.contains(&id) {
+                named_areas.extend(areas_of(q));
+                continue;
+            }
+            // Deleted or corrected in its own past, by an author who could (whatever that
+            // operation's verdict, which may not be known yet): not written over it. A delete
+            // or correction its author could not make (a ministry of another area) does not
+            // take the found value out of the way.
+            let areas = areas_of(q);
+            let replaced = before.iter().any(|o| {
+                self.op(*o)
+                    .preds()
+                    .iter()
+                    .any(|p| (p.counter, p.actor.clone()) == id)
+                    && could_replace(o, &areas)
+            });
+            if !replaced {
                 // Over a found value still live in its own past, naming it not.
                 return true;
             }
@@ -2120,21 +2154,7 @@ impl Ledger {
             return false;
         }
         // A correction of found values: could its author stand over them?
-        let e = &self.entries[at.entry as usize];
-        let (Some(data), Some(author)) = (e.data.as_ref(), self.actors[e.actor as usize].author)
-        else {
-            return true;
-        };
-        let time = Date::from_unix_seconds(data.time);
-        !self
-            .author_standing(at.entry, &author, time, cx.principal, cx.sw)
-            .is_ok_and(|scope| {
-                if named_areas.is_empty() {
-                    scope.is_all()
-                } else {
-                    named_areas.iter().all(|a| scope.covers(*a))
-                }
-            })
+        !could_replace(&at, &named_areas)
     }
 
     fn live_values(&self, container: &str, key: &str, at: Option<u32>, v: &[Verdict]) -> Vec<&str> {
@@ -2857,6 +2877,19 @@ impl Ledger {
             .map(|d| self.entries[*d as usize].hash)
             .collect();
         self.change_at(&hashes, actor, time, ops)
+    }
+
+    /// Every key of `container` at which an operation is held, whatever its verdict (a key
+    /// that is a dispute, shown by no view, included).
+    pub fn written_keys(&self, container: &str) -> Vec<String> {
+        let Some(c) = self.kind.container(container) else {
+            return Vec::new();
+        };
+        self.keys
+            .range((c, String::new())..)
+            .take_while(|((cc, _), _)| *cc == c)
+            .map(|((_, k), _)| k.clone())
+            .collect()
     }
 
     /// Whether any operation is held at `container/key`, whatever its verdict: a key with a

@@ -41,6 +41,8 @@ mod redteam11_tests;
 #[cfg(test)]
 mod redteam12_tests;
 #[cfg(test)]
+mod redteam13_tests;
+#[cfg(test)]
 mod redteam2_tests;
 #[cfg(test)]
 mod redteam3_tests;
