@@ -34,6 +34,9 @@ pub fn serve(
                 ..EngineConfig::default()
             },
         )?;
+        // The handlers are in place before anything says the node serves: a signal sent as
+        // soon as "Serving" is read stops it gracefully rather than killing it.
+        let stop = StopSignals::new()?;
         let server = listen_and_serve(engine.clone(), listen).await?;
         println!(
             "Serving {} on {} (Ctrl-C to stop)",
@@ -72,7 +75,7 @@ pub fn serve(
             }
             None => None,
         };
-        let signal = stop_signal().await?;
+        let signal = stop.recv().await;
         println!("Stopping ({signal})...");
         if let Some(u) = web {
             u.shutdown().await;
@@ -87,22 +90,43 @@ pub fn serve(
     Ok(())
 }
 
-/// Waits for Ctrl-C (SIGINT) or, on Unix, SIGTERM (what systemd and `docker stop` send), and
-/// names it.
-async fn stop_signal() -> anyhow::Result<&'static str> {
+/// Ctrl-C (SIGINT) and, on Unix, SIGTERM (what systemd and `docker stop` send), listened for
+/// from the moment this is made.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => { r?; Ok("interrupted") }
-            _ = term.recv() => Ok("terminated"),
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> anyhow::Result<StopSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(StopSignals {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await?;
-        Ok("interrupted")
+
+    /// Waits for one, and names it.
+    async fn recv(mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => "interrupted",
+                _ = self.term.recv() => "terminated",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "interrupted"
+        }
     }
 }
 
