@@ -22,7 +22,7 @@ mod targets;
 
 pub use assist::{MatchArgs, MatchCmd, NeedCmd, OfferCmd};
 pub use docs::DocCmd;
-pub use identity::{InitArgs, PeerCmd};
+pub use identity::{DelegationStatus, InitArgs, PeerCmd, delegation_statuses};
 pub use pool::{PoolCmd, PoolTargetCmd};
 pub use report::{StocktakeArgs, StocktakeCmd, write_bytes_atomically};
 pub use submission::{EvidenceCmd, SubmissionCmd, SubmissionFormat};
@@ -166,11 +166,17 @@ same bytes. Aggregates only: States are listed by code, never ranked.")]
     /// Pinned peers: the only nodes this node talks to.
     #[command(subcommand)]
     Peer(PeerCmd),
-    /// Decide who may read one of this node's documents.
+    /// Decide who may read one of this node's documents: add readers, take them off, or list
+    /// them.
     #[command(after_help = "Examples:\n  \
 poa-node share state/XAA --with <NODEID of the Secretariat> --with <NODEID of XRB>\n  \
 poa-node share offers/XZZ --public\n  \
-poa-node share state/XAA            # list who may read it")]
+poa-node share state/XAA --remove <NODEID of XRB>\n  \
+poa-node share state/XAA --remove pool/xanadu\n  \
+poa-node share offers/XZZ --remove public\n  \
+poa-node share state/XAA            # list who may read it\n\n\
+A reader taken off the list gets none of the document's later changes, from this node or any\n\
+relay. What it already received stays with it: removing a reader is not a recall.")]
     Share {
         /// The document: state/XAA or offers/XZZ.
         doc: DocId,
@@ -180,6 +186,11 @@ poa-node share state/XAA            # list who may read it")]
         /// Everyone this node syncs with may read it.
         #[arg(long)]
         public: bool,
+        /// Take a reader off the list (repeat): a NodeId, pool/<id> (or pool/<name>), or
+        /// `public` to end --public. Later changes no longer reach it; what it already has
+        /// stays with it.
+        #[arg(long, value_name = "NODEID|pool/ID|public", conflicts_with_all = ["with", "public"])]
+        remove: Vec<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -387,8 +398,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             doc,
             with,
             public,
+            remove,
             json,
-        } => docs::share(home, doc, with, public, json),
+        } => docs::share(home, doc, with, public, remove, json),
         Command::Audit { since, json } => docs::audit(home, since, json),
         Command::Serve { listen, http, ui } => network::serve(home, listen, http, ui),
         Command::Ui { addr } => network::serve(home, None, None, Some(addr)),
