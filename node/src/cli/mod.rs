@@ -12,6 +12,7 @@ use poa_protocol::model::Area;
 use poa_protocol::{Date, NodeId, StateCode};
 
 mod assist;
+mod backup;
 mod docs;
 mod identity;
 mod network;
@@ -233,6 +234,63 @@ Connections are those of the `serve` running on this home; without one, no peer 
         #[arg(long)]
         json: bool,
     },
+    /// Write a consistent copy of this node's database to a file, safe while `serve` runs;
+    /// with --with-keys, also its key files (then whoever reads the file can write as this
+    /// node).
+    #[command(after_help = "Examples:\n  \
+poa-node backup --out /backups/xaa-2026-12-01.poabak\n  \
+poa-node backup --out /media/offline/xaa-keys.poabak --with-keys\n  \
+poa-node backup --out xaa.poabak --force --json\n\n\
+The file is a SQLite database (VACUUM INTO: one consistent snapshot however the serving node\n\
+writes), created readable by you only (0600), written beside --out and renamed into place,\n\
+so a crash never leaves half a backup under that name. Without --with-keys it holds no\n\
+secret: no key file (config.toml is in it; the drafts are too, so keep it as private as the\n\
+home). An existing file is replaced only with --force.")]
+    Backup {
+        /// The file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Also put node.key and state.key or body.key in the backup.
+        #[arg(long)]
+        with_keys: bool,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup into a new or empty home (--home DIR), checking every stored change
+    /// through the gate before the node can start.
+    #[command(after_help = "Examples:\n  \
+poa-node restore /backups/xaa-keys.poabak --home /var/lib/poa-node-restored\n  \
+cp node.key state.key /srv/xaa/ && chmod 600 /srv/xaa/*.key && poa-node restore xaa.poabak --home /srv/xaa\n\n\
+The home must be new or empty. A backup made without --with-keys restores only into a home\n\
+that already holds the node's node.key (and state.key or body.key, on the first node of a\n\
+State or body), placed by you. Every document is read back through the gate; if any change\n\
+fails, the restore fails and nothing is left in the home. The restored node keeps its peers,\n\
+pins, trust and what each peer is known to hold, and writes under a new actor id (so its\n\
+next writes never collide with what the old node wrote after the backup). Stop the old node\n\
+for good before running the restored one.")]
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Say what is wrong with this home and how to fix it: missing or unreadable keys,
+    /// permissions, the database's integrity and schema, a `serve` running.
+    #[command(after_help = "Examples:\n  \
+poa-node doctor\n  \
+poa-node --home /var/lib/poa-node doctor --json\n\n\
+Only reads: the database is opened read-only and every document read back through the gate.\n\
+Exits non-zero when it finds a problem.")]
+    Doctor {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// One sync round with every pinned peer that has an address, then exit.
     Sync {
         /// Only this peer.
@@ -406,6 +464,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ui { addr } => network::serve(home, None, None, Some(addr)),
         Command::Sync { peer, json } => network::sync(home, peer, json),
         Command::Status { json } => network::status(home, json),
+        Command::Backup {
+            out,
+            with_keys,
+            force,
+            json,
+        } => backup::backup(home, out, with_keys, force, json),
+        Command::Restore { file, json } => backup::restore(home, file, json),
+        Command::Doctor { json } => backup::doctor(home, json),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "poa-node", &mut std::io::stdout());
