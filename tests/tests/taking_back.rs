@@ -65,7 +65,7 @@ async fn a_reader_taken_off_the_share_list_gets_no_later_change() {
     let removed = xaa_node
         .with_node(|n| n.unshare(&published(), std::slice::from_ref(&xrb_text)))
         .unwrap();
-    assert_eq!(removed, [xrb_text.clone()]);
+    assert_eq!(removed, std::slice::from_ref(&xrb_text));
     assert!(
         !xaa_node
             .with_node(|n| n.readers(&published()))
