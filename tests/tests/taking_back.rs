@@ -149,7 +149,7 @@ async fn wait_serial(m: &Member, node: NodeId, serial: u32) {
 
 /// The status of each delegation of `node` held by `m`, on `day`.
 fn statuses(m: &Member, node: NodeId, day: Date) -> Vec<(u32, DelegationStatus)> {
-    m.with_node(|n| {
+    let mut out = m.with_node(|n| {
         let grants = n.grants().unwrap();
         grants
             .iter()
@@ -157,7 +157,10 @@ fn statuses(m: &Member, node: NodeId, day: Date) -> Vec<(u32, DelegationStatus)>
             .filter(|((g, _), _)| g.node == node)
             .filter_map(|((g, _), s)| Some((g.serial, s?)))
             .collect::<Vec<_>>()
-    })
+    });
+    // By serial: the view lists grants by their content-derived keys.
+    out.sort_by_key(|(serial, _)| *serial);
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
