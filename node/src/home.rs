@@ -21,11 +21,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::{Store, StoreError};
 
-const NODE_KEY: &str = "node.key";
-const STATE_KEY: &str = "state.key";
-const BODY_KEY: &str = "body.key";
-const CONFIG: &str = "config.toml";
-const DATABASE: &str = "poa.db";
+pub(crate) const NODE_KEY: &str = "node.key";
+pub(crate) const STATE_KEY: &str = "state.key";
+pub(crate) const BODY_KEY: &str = "body.key";
+pub(crate) const CONFIG: &str = "config.toml";
+pub(crate) const DATABASE: &str = "poa.db";
 const SERVE_LOCK: &str = "serve.lock";
 /// The recovery key a State's or body's first node creates: to be moved offline.
 pub const RECOVERY_KEY: &str = "recovery.key";
@@ -46,8 +46,15 @@ pub enum HomeError {
         "no poa-node in {0}: run `poa-node init --state XAA --name \"...\"` first, or pass --home"
     )]
     NotInitialised(PathBuf),
+    /// The folder holds a node's files but not its key.
+    #[error(
+        "{0} holds a poa-node but its node.key is missing: run `poa-node --home {0} doctor` to see what to do (put the key back, or `poa-node restore BACKUP --home NEWDIR`)"
+    )]
+    KeyMissing(PathBuf),
     /// The folder already holds a node.
-    #[error("{0} already holds a poa-node; choose another --home or remove it first")]
+    #[error(
+        "{0} already holds a poa-node; choose another --home (if that node is broken, `poa-node --home {0} doctor` says what to do, and `poa-node restore BACKUP --home NEWDIR` restores a backup)"
+    )]
     AlreadyInitialised(PathBuf),
     /// A key file is malformed.
     #[error("{0} is not a poa key file (64 hex characters)")]
@@ -332,7 +339,7 @@ pub(crate) fn read_key(path: &Path) -> Result<NodeKey, HomeError> {
 }
 
 /// The file the key of a participant's State or body lives in.
-fn principal_key_file(p: &Participant) -> &'static str {
+pub(crate) fn principal_key_file(p: &Participant) -> &'static str {
     match p {
         Participant::State { .. } => STATE_KEY,
         Participant::Body { .. } => BODY_KEY,
@@ -508,6 +515,9 @@ impl Home {
     /// Opens an existing node. Environment variables override the file: `POA_LISTEN`.
     pub fn open(dir: &Path) -> Result<Home, HomeError> {
         if !dir.join(NODE_KEY).exists() {
+            if dir.join(CONFIG).exists() || dir.join(DATABASE).exists() {
+                return Err(HomeError::KeyMissing(dir.to_path_buf()));
+            }
             return Err(HomeError::NotInitialised(dir.to_path_buf()));
         }
         let path = dir.join(CONFIG);
@@ -551,6 +561,11 @@ impl Home {
     /// The folder.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join(DATABASE)
     }
 
     /// Opens the database.

@@ -183,6 +183,14 @@ pub enum NodeError {
     /// Withdrawn already.
     #[error("{0} is already withdrawn")]
     AlreadyWithdrawn(String),
+    /// Removing a reader that is not on the share list.
+    #[error("{reader} is not on the share list of {doc}; see `poa-node share {doc}`")]
+    NotAReader {
+        /// The document.
+        doc: String,
+        /// The entry asked for.
+        reader: String,
+    },
     /// The gate refused the node's own change outright.
     #[error("the change was refused: {0}")]
     Rejected(Box<Rejection>),
@@ -882,6 +890,24 @@ impl Node {
     /// document or its body's offers), or makes it public. The list lives in the document,
     /// signed, so every relay enforces it.
     pub fn share(&mut self, doc: &DocId, with: &[NodeId], public: bool) -> Result<(), NodeError> {
+        self.check_own(doc)?;
+        self.write(doc, |w, before| {
+            let already = poa_protocol::doc::readers(before);
+            for id in with {
+                if !already.contains(&id.to_string()) {
+                    w.put("readers", &id.to_string(), &true)?;
+                }
+            }
+            if public && !already.contains(poa_protocol::doc::PUBLIC) {
+                w.put("readers", poa_protocol::doc::PUBLIC, &true)?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Refuses a document that is not this node's own to share: a draft, or another's.
+    fn check_own(&self, doc: &DocId) -> Result<(), NodeError> {
         let own = match doc {
             DocId::State(s) => self.home.config.participant.state() == Some(*s),
             DocId::Offers(p) => {
@@ -896,19 +922,61 @@ impl Node {
         if !own {
             return Err(NodeError::NotOwn(doc.clone()));
         }
-        self.write(doc, |w, before| {
-            let already = poa_protocol::doc::readers(before);
-            for id in with {
-                if !already.contains(&id.to_string()) {
-                    w.put("readers", &id.to_string(), &true)?;
+        Ok(())
+    }
+
+    /// Takes readers off the share list of one of this node's own documents: each entry is a
+    /// NodeId (text), `pool/<id>` (or `pool/<name>` when one pool on the list has that name),
+    /// or [`poa_protocol::doc::PUBLIC`]. The entries are deleted by naming them, in one
+    /// change; later changes no longer reach the removed readers (what they already hold stays
+    /// with them). Refuses, writing nothing, an entry that is not on the list. Returns the
+    /// entries removed, as the list spelt them.
+    pub fn unshare(&mut self, doc: &DocId, entries: &[String]) -> Result<Vec<String>, NodeError> {
+        self.check_own(doc)?;
+        let doc_text = doc.to_string();
+        let (removed, _) = self.write(doc, |w, before| {
+            let listed = poa_protocol::doc::readers(before);
+            let mut removed = Vec::new();
+            for entry in entries {
+                let found = if listed.contains(entry) {
+                    Some(entry.clone())
+                } else if let Some(name) = entry.strip_prefix("pool/")
+                    && !name.contains('~')
+                {
+                    let prefix = format!("pool/{name}~");
+                    let named: Vec<&String> =
+                        listed.iter().filter(|r| r.starts_with(&prefix)).collect();
+                    match named.as_slice() {
+                        [one] => Some((*one).clone()),
+                        [] => None,
+                        many => {
+                            return Err(NodeError::AmbiguousPool(
+                                name.to_string(),
+                                many.len(),
+                                many.iter()
+                                    .map(|r| r.trim_start_matches("pool/"))
+                                    .collect::<Vec<_>>()
+                                    .join(", "),
+                            ));
+                        }
+                    }
+                } else {
+                    None
+                };
+                let Some(found) = found else {
+                    return Err(NodeError::NotAReader {
+                        doc: doc_text.clone(),
+                        reader: entry.clone(),
+                    });
+                };
+                if !removed.contains(&found) {
+                    w.delete("readers", &found)?;
+                    removed.push(found);
                 }
             }
-            if public && !already.contains(poa_protocol::doc::PUBLIC) {
-                w.put("readers", poa_protocol::doc::PUBLIC, &true)?;
-            }
-            Ok(())
+            Ok(removed)
         })?;
-        Ok(())
+        Ok(removed)
     }
 
     /// The share list of a document this node holds.

@@ -97,16 +97,50 @@ pub fn share(
     doc: DocId,
     with: Vec<NodeId>,
     public: bool,
+    remove: Vec<String>,
     json: bool,
 ) -> anyhow::Result<()> {
     let mut node = open(home)?;
     if !with.is_empty() || public {
         node.share(&doc, &with, public)?;
     }
+    let mut removed = Vec::new();
+    if !remove.is_empty() {
+        let entries: Vec<String> = remove
+            .iter()
+            .map(|r| {
+                let r = r.trim();
+                if r.eq_ignore_ascii_case("public") || r == poa_protocol::doc::PUBLIC {
+                    Ok(poa_protocol::doc::PUBLIC.to_string())
+                } else if r.starts_with("pool/") {
+                    Ok(r.to_string())
+                } else {
+                    super::parse_node_id(r)
+                        .map(|id| id.to_string())
+                        .map_err(|e| {
+                            anyhow::anyhow!("--remove {r}: {e}; or give pool/<id> or public")
+                        })
+                }
+            })
+            .collect::<anyhow::Result<_>>()?;
+        removed = node.unshare(&doc, &entries)?;
+    }
     let readers = node.readers(&doc)?;
     if json {
-        print_json(&json!({"doc": doc, "readers": readers}))?;
-    } else if readers.is_empty() {
+        print_json(&json!({"doc": doc, "readers": readers, "removed": removed}))?;
+        return Ok(());
+    }
+    for r in &removed {
+        let who = if r == poa_protocol::doc::PUBLIC {
+            "everyone (public)".to_string()
+        } else {
+            r.clone()
+        };
+        println!(
+            "Removed {who} from the share list of {doc}: later changes no longer reach it; what it already received stays with it."
+        );
+    }
+    if readers.is_empty() {
         println!("{doc} is read only by its own State's nodes.");
     } else {
         println!("{doc} may be read by:");

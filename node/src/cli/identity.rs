@@ -261,15 +261,22 @@ pub fn delegate(
     let scope = parse_scope(&scope)?;
     let mut node = open(home)?;
     let grant = node.delegate(id, scope.clone(), expires)?;
-    let state = node.own_state()?;
+    let docs = match &node.home.config.participant.principal() {
+        poa_protocol::Principal::State(s) => format!("state/{s} and its draft"),
+        poa_protocol::Principal::Body(b) => format!("offers/{b} and its draft"),
+    };
     let until = expires.map(|e| format!(", until {e}")).unwrap_or_default();
-    let replaces = if grant.grant.serial > 0 {
-        " It replaces the node's earlier delegation for what it writes from now on; what it wrote before stays judged under the one it was written under."
+    let serial = grant.grant.serial;
+    let replaces = if serial > 0 {
+        format!(
+            " It replaces the delegation of {id} (serial {}) for what it writes from now on; what it wrote before stays judged under the one it was written under.",
+            serial - 1
+        )
     } else {
-        ""
+        String::new()
     };
     println!(
-        "Delegated {id} (scope {scope}{until}).{replaces} It is in state/{state} and its draft; it reaches the delegate at the next sync."
+        "Delegated {id} (scope {scope}{until}, serial {serial}).{replaces} It is in {docs}; it reaches the delegate at the next sync."
     );
     Ok(())
 }
@@ -284,6 +291,68 @@ pub fn revoke(home: Option<PathBuf>, id: NodeId) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What became of a delegation, as this node holds the grants and reads its clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DelegationStatus {
+    /// The node's latest delegation, not revoked, not past its last day.
+    Active,
+    /// The node's latest delegation, past its last day by this node's clock (the key holder
+    /// revokes it at its next `serve` minute or `sync`).
+    Expired,
+    /// The node is revoked: a revocation of it is held (final for that node key).
+    Revoked,
+    /// A later delegation of the same node (a higher serial) replaces it, for what the node
+    /// writes after the later one's cut-off.
+    Replaced,
+}
+
+impl DelegationStatus {
+    /// The word shown.
+    pub fn word(self) -> &'static str {
+        match self {
+            DelegationStatus::Active => "active",
+            DelegationStatus::Expired => "expired",
+            DelegationStatus::Revoked => "revoked",
+            DelegationStatus::Replaced => "replaced",
+        }
+    }
+}
+
+/// The status of each delegation in `grants` on `today`, in the order given (`None` for a
+/// revocation). A node's latest delegation is the one of the highest serial, then the latest
+/// issue date: the one the gate judges its new changes under.
+pub fn delegation_statuses(
+    grants: &[(poa_protocol::authority::Grant, bool)],
+    today: Date,
+) -> Vec<Option<DelegationStatus>> {
+    use poa_protocol::authority::GrantKind;
+    grants
+        .iter()
+        .map(|(g, _)| {
+            if g.kind != GrantKind::Delegation {
+                return None;
+            }
+            let later = grants.iter().any(|(x, _)| {
+                x.kind == GrantKind::Delegation
+                    && x.node == g.node
+                    && (x.serial, x.issued) > (g.serial, g.issued)
+            });
+            let revoked = grants
+                .iter()
+                .any(|(x, _)| x.kind == GrantKind::Revocation && x.node == g.node);
+            Some(if later {
+                DelegationStatus::Replaced
+            } else if revoked {
+                DelegationStatus::Revoked
+            } else if g.expires.is_some_and(|e| e < today) {
+                DelegationStatus::Expired
+            } else {
+                DelegationStatus::Active
+            })
+        })
+        .collect()
+}
+
 /// Runs `delegations`.
 pub fn delegations(
     home: Option<PathBuf>,
@@ -291,18 +360,37 @@ pub fn delegations(
     json: bool,
 ) -> anyhow::Result<()> {
     let node = open(home)?;
-    let (who, grants) = match state {
+    let (who, mut grants) = match state {
         Some(s) => (s.to_string(), node.grants_in(&DocId::State(s))?),
         None => (node.home.config.participant.code(), node.grants()?),
     };
+    // By node, then delegations by serial, then revocations.
+    grants.sort_by(|(a, _), (b, _)| {
+        (
+            a.node.to_string(),
+            a.kind != poa_protocol::authority::GrantKind::Delegation,
+            a.serial,
+            a.issued,
+        )
+            .cmp(&(
+                b.node.to_string(),
+                b.kind != poa_protocol::authority::GrantKind::Delegation,
+                b.serial,
+                b.issued,
+            ))
+    });
+    let statuses = delegation_statuses(&grants, node.clock.today());
     let keys = node.store.trusted_keys()?;
     if json {
         print_json(&json!({
             "principal": who,
-            "grants": grants.iter().map(|(g, ok)| {
+            "today": node.clock.today(),
+            "grants": grants.iter().zip(&statuses).map(|((g, ok), st)| {
                 let mut v = serde_json::to_value(g).unwrap_or_default();
                 if let Some(m) = v.as_object_mut() {
                     m.insert("verified".into(), json!(ok));
+                    m.insert("serial".into(), json!(g.serial));
+                    m.insert("status".into(), json!(st.map(DelegationStatus::word)));
                 }
                 v
             }).collect::<Vec<_>>(),
@@ -311,10 +399,13 @@ pub fn delegations(
     } else {
         let rows: Vec<Vec<String>> = grants
             .iter()
-            .map(|(g, ok)| {
+            .zip(&statuses)
+            .map(|((g, ok), st)| {
                 vec![
                     format!("{:?}", g.kind).to_lowercase(),
                     g.node.to_string(),
+                    st.map(|s| s.word().to_string())
+                        .unwrap_or_else(|| "-".into()),
                     g.scope
                         .as_ref()
                         .map(|s| s.to_string())
@@ -322,6 +413,11 @@ pub fn delegations(
                     g.expires
                         .map(|d| d.to_string())
                         .unwrap_or_else(|| "-".into()),
+                    if st.is_some() {
+                        g.serial.to_string()
+                    } else {
+                        "-".into()
+                    },
                     g.issued.to_string(),
                     if *ok {
                         "yes"
@@ -336,7 +432,9 @@ pub fn delegations(
             println!("{who} has no delegations in the documents this node holds.");
         } else {
             print_table(
-                &["KIND", "NODE", "SCOPE", "EXPIRES", "ISSUED", "VERIFIED"],
+                &[
+                    "KIND", "NODE", "STATUS", "SCOPE", "EXPIRES", "SERIAL", "ISSUED", "VERIFIED",
+                ],
                 &rows,
             );
         }

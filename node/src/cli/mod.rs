@@ -12,6 +12,7 @@ use poa_protocol::model::Area;
 use poa_protocol::{Date, NodeId, StateCode};
 
 mod assist;
+mod backup;
 mod docs;
 mod identity;
 mod keys;
@@ -23,7 +24,7 @@ mod targets;
 
 pub use assist::{MatchArgs, MatchCmd, NeedCmd, OfferCmd};
 pub use docs::DocCmd;
-pub use identity::{InitArgs, PeerCmd};
+pub use identity::{DelegationStatus, InitArgs, PeerCmd, delegation_statuses};
 pub use pool::{PoolCmd, PoolTargetCmd};
 pub use report::{StocktakeArgs, StocktakeCmd, write_bytes_atomically};
 pub use submission::{EvidenceCmd, SubmissionCmd, SubmissionFormat};
@@ -167,11 +168,17 @@ same bytes. Aggregates only: States are listed by code, never ranked.")]
     /// Pinned peers: the only nodes this node talks to.
     #[command(subcommand)]
     Peer(PeerCmd),
-    /// Decide who may read one of this node's documents.
+    /// Decide who may read one of this node's documents: add readers, take them off, or list
+    /// them.
     #[command(after_help = "Examples:\n  \
 poa-node share state/XAA --with <NODEID of the Secretariat> --with <NODEID of XRB>\n  \
 poa-node share offers/XZZ --public\n  \
-poa-node share state/XAA            # list who may read it")]
+poa-node share state/XAA --remove <NODEID of XRB>\n  \
+poa-node share state/XAA --remove pool/xanadu\n  \
+poa-node share offers/XZZ --remove public\n  \
+poa-node share state/XAA            # list who may read it\n\n\
+A reader taken off the list gets none of the document's later changes, from this node or any\n\
+relay. What it already received stays with it: removing a reader is not a recall.")]
     Share {
         /// The document: state/XAA or offers/XZZ.
         doc: DocId,
@@ -181,6 +188,11 @@ poa-node share state/XAA            # list who may read it")]
         /// Everyone this node syncs with may read it.
         #[arg(long)]
         public: bool,
+        /// Take a reader off the list (repeat): a NodeId, pool/<id> (or pool/<name>), or
+        /// `public` to end --public. Later changes no longer reach it; what it already has
+        /// stays with it.
+        #[arg(long, value_name = "NODEID|pool/ID|public", conflicts_with_all = ["with", "public"])]
+        remove: Vec<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -219,6 +231,63 @@ poa-node share state/XAA            # list who may read it")]
 Connections are those of the `serve` running on this home; without one, no peer is connected."
     )]
     Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a consistent copy of this node's database to a file, safe while `serve` runs;
+    /// with --with-keys, also its key files (then whoever reads the file can write as this
+    /// node).
+    #[command(after_help = "Examples:\n  \
+poa-node backup --out /backups/xaa-2026-12-01.poabak\n  \
+poa-node backup --out /media/offline/xaa-keys.poabak --with-keys\n  \
+poa-node backup --out xaa.poabak --force --json\n\n\
+The file is a SQLite database (VACUUM INTO: one consistent snapshot however the serving node\n\
+writes), created readable by you only (0600), written beside --out and renamed into place,\n\
+so a crash never leaves half a backup under that name. Without --with-keys it holds no\n\
+secret: no key file (config.toml is in it; the drafts are too, so keep it as private as the\n\
+home). An existing file is replaced only with --force.")]
+    Backup {
+        /// The file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Also put node.key and state.key or body.key in the backup.
+        #[arg(long)]
+        with_keys: bool,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup into a new or empty home (--home DIR), checking every stored change
+    /// through the gate before the node can start.
+    #[command(after_help = "Examples:\n  \
+poa-node restore /backups/xaa-keys.poabak --home /var/lib/poa-node-restored\n  \
+cp node.key state.key /srv/xaa/ && chmod 600 /srv/xaa/*.key && poa-node restore xaa.poabak --home /srv/xaa\n\n\
+The home must be new or empty. A backup made without --with-keys restores only into a home\n\
+that already holds the node's node.key (and state.key or body.key, on the first node of a\n\
+State or body), placed by you. Every document is read back through the gate; if any change\n\
+fails, the restore fails and nothing is left in the home. The restored node keeps its peers,\n\
+pins, trust and what each peer is known to hold, and writes under a new actor id (so its\n\
+next writes never collide with what the old node wrote after the backup). Stop the old node\n\
+for good before running the restored one.")]
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Say what is wrong with this home and how to fix it: missing or unreadable keys,
+    /// permissions, the database's integrity and schema, a `serve` running.
+    #[command(after_help = "Examples:\n  \
+poa-node doctor\n  \
+poa-node --home /var/lib/poa-node doctor --json\n\n\
+Only reads: the database is opened read-only and every document read back through the gate.\n\
+Exits non-zero when it finds a problem.")]
+    Doctor {
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -399,13 +468,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             doc,
             with,
             public,
+            remove,
             json,
-        } => docs::share(home, doc, with, public, json),
+        } => docs::share(home, doc, with, public, remove, json),
         Command::Audit { since, json } => docs::audit(home, since, json),
         Command::Serve { listen, http, ui } => network::serve(home, listen, http, ui),
         Command::Ui { addr } => network::serve(home, None, None, Some(addr)),
         Command::Sync { peer, json } => network::sync(home, peer, json),
         Command::Status { json } => network::status(home, json),
+        Command::Backup {
+            out,
+            with_keys,
+            force,
+            json,
+        } => backup::backup(home, out, with_keys, force, json),
+        Command::Restore { file, json } => backup::restore(home, file, json),
+        Command::Doctor { json } => backup::doctor(home, json),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "poa-node", &mut std::io::stdout());

@@ -70,6 +70,11 @@ pub enum StoreError {
     OldFormat,
 }
 
+/// The schema version this binary writes (`PRAGMA user_version` once migrated).
+pub fn known_schema_version() -> i64 {
+    schema::MIGRATIONS.len() as i64
+}
+
 /// The database.
 pub struct Store {
     conn: Connection,
@@ -117,6 +122,23 @@ impl Store {
             trust: RefCell::new(Trust::default()),
         };
         store.migrate()?;
+        store.reload_trust()?;
+        Ok(store)
+    }
+
+    /// Opens the database at `path` read-only, as it is: no migration, nothing written (for
+    /// `doctor`). Documents read back through the gate as with [`Store::open`].
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let store = Store {
+            conn,
+            cache: RefCell::new(HashMap::new()),
+            trust: RefCell::new(Trust::default()),
+        };
         store.reload_trust()?;
         Ok(store)
     }
