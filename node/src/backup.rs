@@ -693,6 +693,21 @@ pub fn doctor(dir: &Path) -> Vec<Finding> {
             }
         }
     };
+    // The recovery key belongs offline: on the node, a thief who takes the State key takes
+    // the way back too.
+    if dir.join(home::RECOVERY_KEY).exists() {
+        out.push(finding(
+            Note,
+            home::RECOVERY_KEY,
+            format!(
+                "the recovery key is still in {d}: whoever takes this machine's State key also takes the way to replace it"
+            ),
+            format!(
+                "move {} to offline storage (and keep the text `init` printed on paper); `state-key recover --recovery-key FILE` reads it from there",
+                dir.join(home::RECOVERY_KEY).display()
+            ),
+        ));
+    }
     // The keys.
     let db_path = dir.join(DATABASE);
     let mut key_files = vec![NODE_KEY];
