@@ -12,6 +12,7 @@ use poa_protocol::model::Area;
 use poa_protocol::{Date, NodeId, StateCode};
 
 mod assist;
+mod bundle;
 mod docs;
 mod identity;
 mod network;
@@ -21,6 +22,7 @@ mod submission;
 mod targets;
 
 pub use assist::{MatchArgs, MatchCmd, NeedCmd, OfferCmd};
+pub use bundle::BundleCmd;
 pub use docs::DocCmd;
 pub use identity::{InitArgs, PeerCmd};
 pub use pool::{PoolCmd, PoolTargetCmd};
@@ -222,6 +224,10 @@ Connections are those of the `serve` running on this home; without one, no peer 
         #[arg(long)]
         json: bool,
     },
+    /// Signed bundle files for a node with no network path to this one: export what it may
+    /// read, import what it sent (with the receipt to carry back).
+    #[command(subcommand)]
+    Bundle(BundleCmd),
     /// One sync round with every pinned peer that has an address, then exit.
     Sync {
         /// Only this peer.
@@ -394,6 +400,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ui { addr } => network::serve(home, None, None, Some(addr)),
         Command::Sync { peer, json } => network::sync(home, peer, json),
         Command::Status { json } => network::status(home, json),
+        Command::Bundle(cmd) => bundle::bundle(home, cmd),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "poa-node", &mut std::io::stdout());
