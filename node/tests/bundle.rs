@@ -319,6 +319,23 @@ fn a_bundle_carries_published_targets_across_the_air_gap_once() {
     assert_eq!(std::fs::read(&b1).unwrap(), b"keep");
     let forced = f.export(&["--for", "XRB", "--force"], &b1);
     assert_eq!(forced["bytes"], size, "--for CODE names the same node");
+
+    // Recipients and documents that cannot be: one line each, nothing written.
+    let nowhere = f.file("nowhere.bundle");
+    for (args, expect) in [
+        (vec!["--for", "XZZ"], "no node is pinned here as XZZ's"),
+        (vec!["--for", "not-a-code!"], "neither a NodeId"),
+        (vec!["--for", &f.xaa_id], "this node's own NodeId"),
+        (
+            vec!["--for", "XRB", "--docs", "state/XAB"],
+            "holds no document state/XAB",
+        ),
+    ] {
+        let mut full = vec!["bundle", "export", "--out", s(&nowhere)];
+        full.extend(args);
+        fails(&f.xaa, &full, expect);
+    }
+    assert!(!nowhere.exists());
 }
 
 #[test]
