@@ -581,7 +581,7 @@ fn apply_from(
 }
 
 /// [`can_read`] inside a transaction, on the documents as the transaction sees them.
-fn tx_can_read(
+pub(crate) fn tx_can_read(
     tx: &mut crate::store::StoreTx<'_>,
     doc: &DocId,
     peer: &NodeId,

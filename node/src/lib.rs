@@ -7,6 +7,7 @@
 //! **Architecture invariant:** this is the only crate that opens sockets or files or reads clocks.
 
 pub mod backup;
+pub mod bundle;
 pub mod cli;
 pub mod dashboard;
 pub mod demo;

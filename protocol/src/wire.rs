@@ -360,6 +360,31 @@ pub fn decode_payload(payload: &[u8]) -> Result<Message, WireError> {
     Ok(msg)
 }
 
+/// Encodes any value with the frame codec (bincode, the limit of a frame's payload): what
+/// other framed formats (bundle files) use, so they share the wire's encoding and bounds.
+pub fn encode_bounded<T: Serialize>(value: &T) -> Result<Vec<u8>, WireError> {
+    let payload = bincode::serde::encode_to_vec(value, config())
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    if payload.len() > MAX_FRAME {
+        return Err(WireError::TooLarge(payload.len()));
+    }
+    Ok(payload)
+}
+
+/// Decodes a value written by [`encode_bounded`]: at most [`MAX_FRAME`] bytes, bincode's
+/// allocation limited to it, and no bytes left over.
+pub fn decode_bounded<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, WireError> {
+    if payload.len() > MAX_FRAME {
+        return Err(WireError::TooLarge(payload.len()));
+    }
+    let (value, used): (T, usize) = bincode::serde::decode_from_slice(payload, config())
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    if used != payload.len() {
+        return Err(WireError::Trailing(payload.len() - used));
+    }
+    Ok(value)
+}
+
 /// Splits a byte stream into frames as bytes arrive. It holds only the bytes received, never
 /// the length a prefix announces, so a peer that announces a large frame and sends little
 /// costs what it sent; the caller bounds how long a partial frame may take.

@@ -13,6 +13,7 @@ use poa_protocol::{Date, NodeId, StateCode};
 
 mod assist;
 mod backup;
+mod bundle;
 mod docs;
 mod identity;
 mod keys;
@@ -23,6 +24,7 @@ mod submission;
 mod targets;
 
 pub use assist::{MatchArgs, MatchCmd, NeedCmd, OfferCmd};
+pub use bundle::BundleCmd;
 pub use docs::DocCmd;
 pub use identity::{DelegationStatus, InitArgs, PeerCmd, delegation_statuses};
 pub use pool::{PoolCmd, PoolTargetCmd};
@@ -292,6 +294,10 @@ Exits non-zero when it finds a problem.")]
         #[arg(long)]
         json: bool,
     },
+    /// Signed bundle files for a node with no network path to this one: export what it may
+    /// read, import what it sent (with the receipt to carry back).
+    #[command(subcommand)]
+    Bundle(BundleCmd),
     /// One sync round with every pinned peer that has an address, then exit.
     Sync {
         /// Only this peer.
@@ -484,6 +490,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         } => backup::backup(home, out, with_keys, force, json),
         Command::Restore { file, json } => backup::restore(home, file, json),
         Command::Doctor { json } => backup::doctor(home, json),
+        Command::Bundle(cmd) => bundle::bundle(home, cmd),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "poa-node", &mut std::io::stdout());
