@@ -47,6 +47,8 @@ fn grant(
             key: sk().node_id(),
             cutoff,
             serial: 0,
+            kept: Vec::new(),
+            recovery: None,
         },
     )
 }

@@ -276,17 +276,31 @@ fn a_key_that_signs_two_rotations_freezes_the_chain_until_a_recovery() {
     // The State rotated keeping its delegation; the root leaked later and the thief forks,
     // keeping its own: neither rotation is followed, and the root is not in force again.
     let a = signed_grant(&r, GrantKind::Rotation, &k(50).node_id(), 0, &[&honest]);
-    let b = signed_grant(&r, GrantKind::Rotation, &k(51).node_id(), 0, &[&honest, &thiefs]);
+    let b = signed_grant(
+        &r,
+        GrantKind::Rotation,
+        &k(51).node_id(),
+        0,
+        &[&honest, &thiefs],
+    );
     let chain = KeyChain::resolve(
         r.node_id(),
         Some(recovery().node_id()),
         [a.clone(), b.clone()],
     );
     assert!(chain.frozen);
-    assert!(chain.notes.iter().any(|n| n.contains("2 different rotations")));
+    assert!(
+        chain
+            .notes
+            .iter()
+            .any(|n| n.contains("2 different rotations"))
+    );
     assert!(chain.accepts(&honest), "what both forks keep stands");
     assert!(!chain.accepts(&thiefs));
-    assert!(!chain.accepts(&delegation(&r, &k(8))), "the root signs nothing new");
+    assert!(
+        !chain.accepts(&delegation(&r, &k(8))),
+        "the root signs nothing new"
+    );
     assert!(!chain.accepts(&delegation(&k(51), &k(8))));
     // The recovery settles it; rotations of the epoch it ended count no more.
     let rec = signed_grant(&recovery(), GrantKind::Recovery, &k(52).node_id(), 1, &[]);
