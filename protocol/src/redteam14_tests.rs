@@ -181,7 +181,8 @@ fn redteam14_open_thief_writes_standing_changes_after_recovery() {
 /// rotation to a key of its own through a peer whose batch is rolled back; the next change
 /// admitted without the screen (a node's own, or one read back from its store) brings the
 /// count back to the same number, and the ledger judges with the chain of a rotation it does
-/// not hold: the State's own delegation is void there, its change void.
+/// not hold: the State's own delegation is void there, its change void. Fixed: truncate
+/// forgets the cached chain.
 #[test]
 fn redteam14_truncate_leaves_a_stale_key_chain() {
     let s = k(1);
@@ -210,10 +211,10 @@ fn redteam14_truncate_leaves_a_stale_key_chain() {
     l.truncate(before);
     // The State's change, read back without the screen (as from its store).
     assert!(matches!(l.admit_stored(&sc, Some(&key)), Admitted::New(_)));
-    // The rotation is not held, yet the chain is the thief's and the State's change void.
-    assert_eq!(l.key_chain(&key).current, k(66).node_id());
+    // The rotation is not held: the chain is the root's, and the State's change stands.
+    assert_eq!(l.key_chain(&key).current, key);
     l.settle(Some(&key));
-    assert!(matches!(l.verdict(&h), Some(Verdict::Void(_))));
+    assert_eq!(l.verdict(&h), Some(&Verdict::Stands));
 }
 
 /// `author`'s next change on `l`, on all heads held, admitted there (no settle).
