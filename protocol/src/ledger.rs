@@ -1321,6 +1321,9 @@ impl Ledger {
 
     /// Forgets every change admitted after the first `len`: undoes a tentative batch.
     pub fn truncate(&mut self, len: usize) {
+        // The key chain is cached by the number of changes held: once the count is back to
+        // where it was, with other changes, it would be another set's chain.
+        *self.chain_cache.get_mut() = None;
         if let Some(f) = self.batch_forced.as_mut() {
             *f = ForcedWaiting::default();
         }

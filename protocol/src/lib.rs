@@ -43,6 +43,8 @@ mod redteam12_tests;
 #[cfg(test)]
 mod redteam13_tests;
 #[cfg(test)]
+mod redteam14_tests;
+#[cfg(test)]
 mod redteam2_tests;
 #[cfg(test)]
 mod redteam3_tests;
