@@ -118,12 +118,17 @@ impl Node {
                 ),
             }));
         }
+        // What this node placed in the published document (where `delegate` and `revoke`
+        // write), and its own delegations in every document. Not every grant it placed in a
+        // draft: a body's node copies the published grants into its draft, a thief's among
+        // them.
         let me = self.home.key.node_id();
         let mut kept = std::collections::BTreeSet::new();
-        for doc in self.own_grant_docs() {
-            if let Some(keys) = self.store.with_ledger(&doc, |l| {
+        for (i, doc) in self.own_grant_docs().iter().enumerate() {
+            if let Some(keys) = self.store.with_ledger(doc, |l| {
                 l.grants_placed_by(Some(&me))
                     .into_iter()
+                    .filter(|g| i == 0 || g.grant.node == me)
                     .map(|g| g.storage_key())
                     .collect::<Vec<_>>()
             })? {

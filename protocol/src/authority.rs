@@ -433,6 +433,10 @@ pub struct KeyChain {
     /// A key in force signed two different rotations: no key is in force (nothing new it
     /// signs stands) until a recovery, and only what both rotations keep stands of its grants.
     pub frozen: bool,
+    /// The keys of the last epoch, from its first to the one in force.
+    pub epoch_keys: Vec<NodeId>,
+    /// The recovery key in force: it signs the next epoch's recovery.
+    pub recovery: Option<NodeId>,
 }
 
 impl Signers for KeyChain {
@@ -459,6 +463,8 @@ impl KeyChain {
             retired: Vec::new(),
             notes: Vec::new(),
             frozen: false,
+            epoch_keys: vec![root],
+            recovery: None,
         }
     }
 
@@ -476,25 +482,37 @@ impl KeyChain {
                 by_key.insert(g.storage_key(), g);
             }
         }
+        // Indexed by (kind, epoch, signer): each step of the chain is a lookup, not a scan.
+        let mut index: BTreeMap<(u8, u32, NodeId), Vec<&SignedGrant>> = BTreeMap::new();
+        for g in by_key.values() {
+            let kind = u8::from(g.grant.kind == GrantKind::Recovery);
+            index
+                .entry((kind, g.grant.serial, g.grant.key))
+                .or_default()
+                .push(g);
+        }
         let mut chain = KeyChain::root(root);
         let mut rec = recovery;
         while let Some(next) = chain.epoch.checked_add(1) {
-            let found: Vec<&SignedGrant> = by_key
-                .values()
-                .filter(|g| g.grant.kind == GrantKind::Recovery && g.grant.serial == next)
-                .collect();
-            let signed: Vec<&&SignedGrant> =
-                found.iter().filter(|g| Some(g.grant.key) == rec).collect();
+            let found = index
+                .range((1, next, NodeId([0; 32]))..=(1, next, NodeId([0xff; 32])))
+                .next()
+                .is_some();
+            let signed: Vec<&&SignedGrant> = rec
+                .and_then(|r| index.get(&(1, next, r)))
+                .map(|v| v.iter().collect())
+                .unwrap_or_default();
             match signed.as_slice() {
                 [one] => {
                     chain.retired.push((chain.current, GrantKind::Recovery));
                     chain.kept.extend(one.grant.kept.iter().cloned());
                     chain.current = one.grant.node;
                     chain.epoch = next;
+                    chain.epoch_keys = vec![one.grant.node];
                     rec = one.grant.recovery.or(rec);
                 }
                 [] => {
-                    if !found.is_empty() {
+                    if found {
                         chain.notes.push(if rec.is_none() {
                             format!(
                                 "a key recovery (epoch {next}) is held that this node cannot check: it knows no recovery key for this principal"
@@ -521,20 +539,17 @@ impl KeyChain {
         let mut seen = std::collections::BTreeSet::from([chain.current]);
         for _ in 0..MAX_ROTATIONS {
             let from = chain.current;
-            let next: Vec<&SignedGrant> = by_key
-                .values()
-                .filter(|g| {
-                    g.grant.kind == GrantKind::Rotation
-                        && g.grant.serial == chain.epoch
-                        && g.grant.key == from
-                })
-                .collect();
+            let next: Vec<&SignedGrant> = index
+                .get(&(0, chain.epoch, from))
+                .cloned()
+                .unwrap_or_default();
             match next.as_slice() {
                 [one] if !seen.contains(&one.grant.node) => {
                     seen.insert(one.grant.node);
                     chain.retired.push((from, GrantKind::Rotation));
                     rotation_kept.extend(one.grant.kept.iter().cloned());
                     chain.current = one.grant.node;
+                    chain.epoch_keys.push(one.grant.node);
                 }
                 [] | [_] => break,
                 forks => {
@@ -561,6 +576,7 @@ impl KeyChain {
             }
         }
         chain.kept.extend(rotation_kept);
+        chain.recovery = rec;
         chain
     }
 }

@@ -1443,7 +1443,8 @@ impl Ledger {
                     });
                 if own_grants
                     || self.has_any_delegation(author, &principal, key)
-                    || (grant_only && self.places_reachable_rotations(data, key, &|_| true))
+                    || (grant_only
+                        && self.places_reachable_rotations(data, &chain, &|_| true, None))
                 {
                     Ok(())
                 } else {
@@ -1508,7 +1509,17 @@ impl Ledger {
     /// The principal's keys as the rotations and recoveries held make them from the trusted
     /// `key` (see [`KeyChain`]).
     pub fn key_chain(&self, key: &NodeId) -> std::sync::Arc<KeyChain> {
-        let n = self.entries.len();
+        // Only the rotation records held move it: counted, not parsed.
+        let n = self
+            .kind
+            .container("rotations")
+            .map(|c| {
+                self.keys
+                    .range((c, String::new())..(c + 1, String::new()))
+                    .map(|(_, ats)| ats.len())
+                    .sum::<usize>()
+            })
+            .unwrap_or(0);
         if let Some((len, k, c)) = &*self.chain_cache.borrow()
             && *len == n
             && k == key
@@ -1533,8 +1544,9 @@ impl Ledger {
     fn places_reachable_rotations(
         &self,
         data: &ChangeData,
-        key: &NodeId,
+        chain: &KeyChain,
         inside: &dyn Fn(usize) -> bool,
+        held: Option<&HashSet<NodeId>>,
     ) -> bool {
         let Some(principal) = self.doc.principal() else {
             return false;
@@ -1553,23 +1565,63 @@ impl Ledger {
             }
             own.push(g);
         }
-        let mut records = self.chain_records(inside);
-        records.extend(own.iter().cloned());
-        let mut reach: HashSet<NodeId> = HashSet::from([*key]);
-        reach.extend(self.recovery);
-        loop {
-            let before = reach.len();
-            for g in &records {
-                if reach.contains(&g.grant.key) {
-                    reach.insert(g.grant.node);
-                    reach.extend(g.grant.recovery);
+        if own.is_empty() {
+            return false;
+        }
+        let live = |g: &SignedGrant| match g.grant.kind {
+            GrantKind::Rotation => g.grant.serial == chain.epoch,
+            _ => g.grant.serial > chain.epoch,
+        };
+        // Judging a change held, its own records are among those held: the reach of the set,
+        // computed once per judgement, answers for every change.
+        let reach = match held {
+            Some(r) => std::borrow::Cow::Borrowed(r),
+            None => std::borrow::Cow::Owned(self.rotation_reach(chain, inside, &own)),
+        };
+        own.iter().all(|g| live(g) && reach.contains(&g.grant.key))
+    }
+
+    /// The keys reachable from the epoch in force's keys and recovery key through the live
+    /// rotations and recoveries held inside and `extra`.
+    fn rotation_reach(
+        &self,
+        chain: &KeyChain,
+        inside: &dyn Fn(usize) -> bool,
+        extra: &[SignedGrant],
+    ) -> HashSet<NodeId> {
+        // Only what could still move the chain: rotations of the epoch in force and
+        // recoveries after it, reached from that epoch's keys and its recovery key. A dead
+        // epoch's rotations (a thief signing with a key a recovery replaced) reach nothing, so
+        // they are judged like any grant: void unless a delegated node placed them.
+        let live = |g: &SignedGrant| match g.grant.kind {
+            GrantKind::Rotation => g.grant.serial == chain.epoch,
+            _ => g.grant.serial > chain.epoch,
+        };
+        let mut by_signer: HashMap<NodeId, Vec<(NodeId, Option<NodeId>)>> = HashMap::new();
+        for g in self
+            .chain_records(inside)
+            .iter()
+            .chain(extra)
+            .filter(|g| live(g))
+        {
+            by_signer
+                .entry(g.grant.key)
+                .or_default()
+                .push((g.grant.node, g.grant.recovery));
+        }
+        let mut reach: HashSet<NodeId> = chain.epoch_keys.iter().copied().collect();
+        reach.extend(chain.recovery);
+        let mut todo: Vec<NodeId> = reach.iter().copied().collect();
+        while let Some(k) = todo.pop() {
+            for (node, rec) in by_signer.remove(&k).unwrap_or_default() {
+                for n in std::iter::once(node).chain(rec) {
+                    if reach.insert(n) {
+                        todo.push(n);
+                    }
                 }
             }
-            if reach.len() == before {
-                break;
-            }
         }
-        !own.is_empty() && own.iter().all(|g| reach.contains(&g.grant.key))
+        reach
     }
 
     /// The rotations and recoveries of the document's principal held inside, each stored at
@@ -1755,6 +1807,7 @@ impl Ledger {
         });
         let chain = chain.as_deref();
         let revocations = self.held_revocations(key, chain, &inside, None);
+        let reach = std::cell::OnceCell::new();
         // Each distinct revocation once, however many copies of it are held.
         for g in revocations.values() {
             cutoffs
@@ -1888,6 +1941,7 @@ impl Ledger {
                     chain,
                     &verdicts,
                     &inside,
+                    &reach,
                 )
             } else {
                 self.authorize(
@@ -2192,6 +2246,8 @@ impl Ledger {
             .collect()
     }
 
+    // What the set says (chain, reach, mask) travels as plain arguments, as for `authorize`.
+    #[allow(clippy::too_many_arguments)]
     fn judge_grants(
         &self,
         i: u32,
@@ -2200,6 +2256,7 @@ impl Ledger {
         key: Option<&KeyChain>,
         verdicts: &[Verdict],
         inside: &dyn Fn(usize) -> bool,
+        reach: &std::cell::OnceCell<HashSet<NodeId>>,
     ) -> Result<(), Denied> {
         let (Some(principal), Some(key)) = (principal, key) else {
             return Err(Denied::Forbidden {
@@ -2220,7 +2277,12 @@ impl Ledger {
                 self.delegation_at(&a, principal, key, i, verdicts)
                     .is_none()
             })
-            && !self.places_reachable_rotations(data, &key.root, inside)
+            && !self.places_reachable_rotations(
+                data,
+                key,
+                inside,
+                Some(reach.get_or_init(|| self.rotation_reach(key, inside, &[]))),
+            )
         {
             return Err(Denied::NotDelegated(principal.code()));
         }

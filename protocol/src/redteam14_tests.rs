@@ -96,10 +96,6 @@ fn write(l: &mut Ledger, author: &NodeKey, ops: Vec<FlatOp>) -> SignedChange {
     sc
 }
 
-fn hash_of(l: &Ledger, c: &SignedChange) -> automerge::ChangeHash {
-    c.data.to_automerge(l.doc()).unwrap().hash()
-}
-
 /// A State whose node S holds its own delegation, whose leaked root key a thief used to
 /// delegate its node T, and which recovered (epoch 1, new key K1) keeping only S's grant.
 fn recovered() -> (Ledger, NodeKey, NodeKey) {
@@ -139,7 +135,7 @@ fn recovered() -> (Ledger, NodeKey, NodeKey) {
 /// voiding it once a recovery is held, trades against the order property the screen rule
 /// was made for.
 #[test]
-fn redteam14_open_thief_writes_standing_changes_after_recovery() {
+fn redteam14_thief_writes_nothing_that_stands_after_recovery() {
     let (mut l, _s, t) = recovered();
     let key = root().node_id();
     // The thief's node cannot write an ordinary record any more (refused at the screen).
@@ -155,8 +151,10 @@ fn redteam14_open_thief_writes_standing_changes_after_recovery() {
         signature: sign_change(&t, l.doc(), &h).to_vec(),
     };
     assert!(matches!(l.admit(&sc, Some(&key)), Admitted::Refused(..)));
-    // But rotations signed by the leaked root key, of the dead epoch 0, written by the
-    // thief's node and by a fresh node no one ever delegated: both stand.
+    // Nor rotations signed by the leaked root key, of the dead epoch 0, written by the
+    // thief's node or by a fresh node no one ever delegated: they used to pass the screen
+    // and stand (the reach began at the root whatever the epoch), and every honest node
+    // offered them for good. Now they reach nothing live: refused at the screen.
     for (i, author) in [t, k(77)].iter().enumerate() {
         let junk = signed_grant(
             &root(),
@@ -165,13 +163,24 @@ fn redteam14_open_thief_writes_standing_changes_after_recovery() {
             0,
             &[],
         );
-        let c = write(&mut l, author, vec![grant_op(&junk)]);
-        let h = hash_of(&l, &c);
-        assert_eq!(l.verdict(&h), Some(&Verdict::Stands));
+        l.settle(Some(&key));
+        let data = l.next_change(
+            &actor_bytes(&author.node_id(), &[9; 8]),
+            T0,
+            vec![grant_op(&junk)],
+        );
+        let h = data.to_automerge(l.doc()).unwrap().hash();
+        let sc = SignedChange {
+            data,
+            signature: sign_change(author, l.doc(), &h).to_vec(),
+        };
+        assert!(
+            matches!(l.admit(&sc, Some(&key)), Admitted::Refused(..)),
+            "a dead epoch's rotation placed by node {i} is taken"
+        );
         let view = &l.settle(Some(&key)).view;
-        assert!(view["rotations"].get(junk.storage_key()).is_some());
+        assert!(view["rotations"].get(junk.storage_key()).is_none());
     }
-    // And the chain did not move: they can never matter again.
     assert_eq!(l.key_chain(&key).current, k(42).node_id());
 }
 
@@ -250,32 +259,23 @@ fn rotation_flood(n: u16, placer: &NodeKey, delegated: bool) -> Ledger {
     l
 }
 
-fn settle_time(l: &mut Ledger) -> std::time::Duration {
-    // Judged afresh (a change of the recovery key known forgets the settled state).
-    l.set_recovery(Some(recovery().node_id()));
-    let t = std::time::Instant::now();
-    l.settle(Some(&root().node_id()));
-    t.elapsed()
-}
-
 /// The thief (holding the root key) signs a long chain of rotations and has a node no one
-/// delegated place them, one per change. Each such change is judged by
-/// `places_reachable_rotations`, which parses every rotation record held and runs the reach
-/// closure pass by pass (one key more per pass when the chain runs against storage-key
-/// order): a settle costs changes × records × chain length, cubic in what the peer sent,
-/// (A delegated placer fares no better: the chain's rotations void the root's delegation of
-/// it.) `KeyChain::resolve` adds chain length × records per chain computed, and the chain is
-/// computed again at every admission (its cache is keyed by the number of changes held).
-/// OPEN: a fix wants the reach computed once per set held (an index of records by signer,
-/// breadth-first), the rotations indexed by (epoch, signer) in `resolve`, and a bound on the
-/// rotation records one epoch may hold; the last is a design decision.
+/// delegated place them, one per change, keys in falling id order so that a pass over the
+/// records in storage-key order reaches one key more each time. Each such change used to be
+/// judged by parsing every record and running the reach closure pass by pass (cubic: a settle
+/// took 1.17 s for 150 records and 4.96 s for 300, debug build); the reach is now one
+/// breadth-first walk per judgement and `KeyChain::resolve` a lookup per step (19 ms and
+/// 34 ms). Speed is not asserted here; what is: the chain follows the whole flood and every
+/// record placed is judged.
 #[test]
-fn redteam14_open_rotation_flood_costs_cubic_work() {
-    let mut small = rotation_flood(150, &k(77), false);
-    let mut large = rotation_flood(300, &k(77), false);
-    let a = settle_time(&mut small);
-    let b = settle_time(&mut large);
-    eprintln!("150 records: {a:?}, 300 records: {b:?}");
-    // Twice the records, over three times the work (cubic: eight), and seconds of it.
-    assert!(b > a * 3, "150 records: {a:?}, 300 records: {b:?}");
+fn redteam14_a_rotation_flood_is_followed_to_its_end() {
+    let mut l = rotation_flood(300, &k(77), false);
+    l.set_recovery(Some(recovery().node_id()));
+    let s = l.settle(Some(&root().node_id())).clone();
+    let mut keys: Vec<NodeKey> = (0..300).map(kb).collect();
+    keys.sort_by_key(|k| std::cmp::Reverse(k.node_id().to_string()));
+    let chain = l.key_chain(&root().node_id());
+    assert_eq!(chain.current, keys.last().unwrap().node_id());
+    assert_eq!(chain.retired.len(), 300);
+    assert_eq!(s.view["rotations"].as_object().map(|m| m.len()), Some(300));
 }
