@@ -23,37 +23,37 @@ pub enum Learned {
     },
 }
 
+/// The table of trusted principal keys, and the one of their recovery keys: the same shape,
+/// learnt by the same rule.
+const PRINCIPAL_KEYS: &str = "trusted_keys";
+const RECOVERY_KEYS: &str = "recovery_keys";
+
 impl Store {
     pub(super) fn reload_trust(&self) -> Result<(), StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT principal, key FROM trusted_keys")?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut trust = Trust::default();
-        for (p, key) in rows {
-            if let (Ok(p), Some(key)) = (p.parse::<Principal>(), node_of(&key)) {
-                trust.keys.insert(p, key);
-            }
-        }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT principal, key FROM recovery_keys")?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        for (p, key) in rows {
-            if let (Ok(p), Some(key)) = (p.parse::<Principal>(), node_of(&key)) {
-                trust.recovery.insert(p, key);
-            }
-        }
+        let trust = Trust {
+            keys: self.keys_in(PRINCIPAL_KEYS)?,
+            recovery: self.keys_in(RECOVERY_KEYS)?,
+        };
         *self.trust.borrow_mut() = trust;
         Ok(())
+    }
+
+    fn keys_in(
+        &self,
+        table: &'static str,
+    ) -> Result<std::collections::BTreeMap<Principal, NodeId>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT principal, key FROM {table}"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(p, key)| Some((p.parse::<Principal>().ok()?, node_of(&key)?)))
+            .collect())
     }
 
     /// The principal keys this node trusts.
@@ -95,10 +95,32 @@ impl Store {
         source: &TrustSource,
         now: i64,
     ) -> Result<Learned, StoreError> {
+        self.learn_in(PRINCIPAL_KEYS, principal, key, source, now)
+    }
+
+    /// Trusts `key` as `principal`'s recovery key, by the same rule as [`Store::learn_key`].
+    pub fn learn_recovery_key(
+        &self,
+        principal: &Principal,
+        key: &NodeId,
+        source: &TrustSource,
+        now: i64,
+    ) -> Result<Learned, StoreError> {
+        self.learn_in(RECOVERY_KEYS, principal, key, source, now)
+    }
+
+    fn learn_in(
+        &self,
+        table: &'static str,
+        principal: &Principal,
+        key: &NodeId,
+        source: &TrustSource,
+        now: i64,
+    ) -> Result<Learned, StoreError> {
         let existing: Option<(Vec<u8>, String)> = self
             .conn
             .query_row(
-                "SELECT key, source FROM trusted_keys WHERE principal = ?1",
+                &format!("SELECT key, source FROM {table} WHERE principal = ?1"),
                 [principal.to_string()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -113,7 +135,9 @@ impl Store {
             }),
             None => {
                 self.conn.execute(
-                    "INSERT INTO trusted_keys (principal, key, source, learned) VALUES (?1, ?2, ?3, ?4)",
+                    &format!(
+                        "INSERT INTO {table} (principal, key, source, learned) VALUES (?1, ?2, ?3, ?4)"
+                    ),
                     params![
                         principal.to_string(),
                         key.0.to_vec(),
@@ -129,74 +153,6 @@ impl Store {
                 Ok(Learned::New)
             }
         }
-    }
-
-    /// Trusts `key` as `principal`'s recovery key, unless another is trusted for it already
-    /// (the first from a source the operator chose wins, as for principal keys).
-    pub fn learn_recovery_key(
-        &self,
-        principal: &Principal,
-        key: &NodeId,
-        source: &TrustSource,
-        now: i64,
-    ) -> Result<Learned, StoreError> {
-        let existing: Option<(Vec<u8>, String)> = self
-            .conn
-            .query_row(
-                "SELECT key, source FROM recovery_keys WHERE principal = ?1",
-                [principal.to_string()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        match existing {
-            Some((k, _)) if k == key.0 => Ok(Learned::Known),
-            Some((k, source)) => Ok(Learned::Conflict {
-                trusted: node_of(&k).unwrap_or(NodeId([0; 32])),
-                source: serde_json::from_str::<TrustSource>(&source)
-                    .map(|s| s.to_string())
-                    .unwrap_or(source),
-            }),
-            None => {
-                self.conn.execute(
-                    "INSERT INTO recovery_keys (principal, key, source, learned) VALUES (?1, ?2, ?3, ?4)",
-                    params![
-                        principal.to_string(),
-                        key.0.to_vec(),
-                        serde_json::to_string(source).unwrap_or_default(),
-                        now
-                    ],
-                )?;
-                // Verdicts may change with it: what peers offered may be takeable now.
-                self.conn.execute("DELETE FROM peer_unheld", [])?;
-                self.reload_trust()?;
-                Ok(Learned::New)
-            }
-        }
-    }
-
-    /// Every trusted recovery key with how it was learnt.
-    pub fn recovery_keys(&self) -> Result<Vec<(Principal, NodeId, String)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT principal, key, source FROM recovery_keys ORDER BY principal")?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(p, k, src)| {
-                let source = serde_json::from_str::<TrustSource>(&src)
-                    .map(|s| s.to_string())
-                    .unwrap_or(src);
-                Some((p.parse().ok()?, node_of(&k)?, source))
-            })
-            .collect())
     }
 
     /// The keys this node trusts first-hand (not through an introducer): what it may vouch
