@@ -326,16 +326,20 @@ pub(crate) fn read_key(path: &Path) -> Result<NodeKey, HomeError> {
         }
     }
     let text = fs::read_to_string(path).map_err(io(path))?;
+    key_of_text(&text).ok_or_else(|| HomeError::BadKey(path.to_path_buf()))
+}
+
+/// A key from the text of a key file: its seed in 64 hex digits.
+pub(crate) fn key_of_text(text: &str) -> Option<NodeKey> {
     let text = text.trim();
-    let bad = || HomeError::BadKey(path.to_path_buf());
-    if text.len() != 64 {
-        return Err(bad());
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
     }
     let mut seed = [0u8; 32];
     for (i, b) in seed.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
     }
-    Ok(NodeKey::from_seed(&seed))
+    Some(NodeKey::from_seed(&seed))
 }
 
 /// The file the key of a participant's State or body lives in.

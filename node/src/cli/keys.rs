@@ -151,15 +151,10 @@ fn show(node: &Node, of: Option<String>, json: bool) -> anyhow::Result<()> {
 fn read_recovery_key(path: &Path) -> anyhow::Result<NodeKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the recovery key {}", path.display()))?;
-    let text = text.trim();
-    if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let mut seed = [0u8; 32];
-        for (i, b) in seed.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)?;
-        }
-        return Ok(NodeKey::from_seed(&seed));
+    if let Some(key) = crate::home::key_of_text(&text) {
+        return Ok(key);
     }
-    match text.parse::<NodeId>() {
+    match text.trim().parse::<NodeId>() {
         Ok(id) => Ok(NodeKey::from_seed(&id.0)),
         Err(e) => bail!(
             "{} is not a recovery key ({e}): give the file `init` wrote, or a file holding the text it printed",
