@@ -437,6 +437,8 @@ pub struct KeyChain {
     pub epoch_keys: Vec<NodeId>,
     /// The recovery key in force: it signs the next epoch's recovery.
     pub recovery: Option<NodeId>,
+    /// The recovery key that signed the recovery starting the last epoch, if any.
+    pub entered_by: Option<NodeId>,
 }
 
 impl Signers for KeyChain {
@@ -465,6 +467,7 @@ impl KeyChain {
             frozen: false,
             epoch_keys: vec![root],
             recovery: None,
+            entered_by: None,
         }
     }
 
@@ -509,6 +512,7 @@ impl KeyChain {
                     chain.current = one.grant.node;
                     chain.epoch = next;
                     chain.epoch_keys = vec![one.grant.node];
+                    chain.entered_by = Some(one.grant.key);
                     rec = one.grant.recovery.or(rec);
                 }
                 [] => {

@@ -510,6 +510,15 @@ fn parse_hash(text: &str) -> Option<ChangeHash> {
     Some(ChangeHash(out))
 }
 
+/// Whether a rotation or recovery can still matter to `chain`: a rotation of the epoch in
+/// force, or a recovery starting it or a later one. A dead epoch's rotations cannot.
+fn live_record(g: &SignedGrant, chain: &KeyChain) -> bool {
+    match g.grant.kind {
+        GrantKind::Rotation => g.grant.serial == chain.epoch,
+        _ => g.grant.serial >= chain.epoch.max(1),
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(bytes)
 }
@@ -1568,10 +1577,7 @@ impl Ledger {
         if own.is_empty() {
             return false;
         }
-        let live = |g: &SignedGrant| match g.grant.kind {
-            GrantKind::Rotation => g.grant.serial == chain.epoch,
-            _ => g.grant.serial > chain.epoch,
-        };
+        let live = |g: &SignedGrant| live_record(g, chain);
         // Judging a change held, its own records are among those held: the reach of the set,
         // computed once per judgement, answers for every change.
         let reach = match held {
@@ -1593,10 +1599,7 @@ impl Ledger {
         // recoveries after it, reached from that epoch's keys and its recovery key. A dead
         // epoch's rotations (a thief signing with a key a recovery replaced) reach nothing, so
         // they are judged like any grant: void unless a delegated node placed them.
-        let live = |g: &SignedGrant| match g.grant.kind {
-            GrantKind::Rotation => g.grant.serial == chain.epoch,
-            _ => g.grant.serial > chain.epoch,
-        };
+        let live = |g: &SignedGrant| live_record(g, chain);
         let mut by_signer: HashMap<NodeId, Vec<(NodeId, Option<NodeId>)>> = HashMap::new();
         for g in self
             .chain_records(inside)
@@ -1611,6 +1614,7 @@ impl Ledger {
         }
         let mut reach: HashSet<NodeId> = chain.epoch_keys.iter().copied().collect();
         reach.extend(chain.recovery);
+        reach.extend(chain.entered_by);
         let mut todo: Vec<NodeId> = reach.iter().copied().collect();
         while let Some(k) = todo.pop() {
             for (node, rec) in by_signer.remove(&k).unwrap_or_default() {

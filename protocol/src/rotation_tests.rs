@@ -385,3 +385,33 @@ fn a_view_at_heads_before_the_recovery_reads_the_chain_off_that_past_only() {
     let now = l.settle(Some(&key)).clone();
     assert!(!target_ids(&now.view).contains(&"TX/v1".to_string()));
 }
+
+/// A recovery placed by a node no key delegates (a State's node that never wrote, whose key
+/// file is lost) stands: judged with the chain it starts, it used to count as a dead record
+/// and be void ("not delegated"), found by trying `state-key recover` on a fresh home.
+#[test]
+fn a_recovery_placed_by_a_node_with_no_delegation_stands() {
+    let (fresh, ministry, recovered) = (k(1), k(3), k(70));
+    let mut l = Ledger::new(&doc());
+    l.set_recovery(Some(recovery().node_id()));
+    let recover = signed_grant(
+        &recovery(),
+        GrantKind::Recovery,
+        &recovered.node_id(),
+        1,
+        &[],
+    );
+    let c = write(&mut l, &fresh, vec![grant_op(&recover)]);
+    let h = c.data.to_automerge(&doc()).unwrap().hash();
+    assert_eq!(l.verdict(&h), Some(&crate::ledger::Verdict::Stands));
+    assert_eq!(l.key_chain(&root().node_id()).current, recovered.node_id());
+    // The new key delegates a ministry, which writes.
+    write(
+        &mut l,
+        &ministry,
+        vec![grant_op(&delegation(&recovered, &ministry))],
+    );
+    let c = write(&mut l, &ministry, vec![target_op("T1")]);
+    let h = c.data.to_automerge(&doc()).unwrap().hash();
+    assert_eq!(l.verdict(&h), Some(&crate::ledger::Verdict::Stands));
+}
