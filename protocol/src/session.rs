@@ -223,6 +223,8 @@ struct DocState {
     /// The heads and the hashes asked for in the last message sent.
     last: Option<HeadsAndNeed>,
     rounds: u32,
+    /// A round held back its pushes because the peer's shared heads were unknown here.
+    held_back: bool,
 }
 
 /// The peer's side of a document, from its last `Sync`.
@@ -349,6 +351,34 @@ fn approx_size(c: &SignedChange) -> usize {
         .iter()
         .map(|o| o.key.len() + o.value().map_or(0, str::len) + 16)
         .sum::<usize>()
+}
+
+/// The signed changes of `to_send` not yet sent, in order, up to `batch` bytes (at least one)
+/// and the frame's count; they are marked sent.
+fn batch_of(
+    l: &Ledger,
+    sent: &mut HashSet<ChangeHash>,
+    to_send: Vec<ChangeHash>,
+    batch: usize,
+) -> Vec<SignedChange> {
+    let mut changes = Vec::new();
+    let mut bytes = 0;
+    for h in to_send {
+        if changes.len() >= crate::wire::MAX_SYNC_CHANGES {
+            break;
+        }
+        if sent.contains(&h) {
+            continue;
+        }
+        let Some(c) = l.signed(&h) else { continue };
+        bytes += approx_size(&c);
+        if bytes > batch && !changes.is_empty() {
+            break;
+        }
+        sent.insert(h);
+        changes.push(c);
+    }
+    changes
 }
 
 impl Session {
@@ -915,6 +945,10 @@ impl Session {
         let batch = self.config.batch_bytes;
         let max_rounds = self.config.max_doc_rounds;
         let st = self.docs.entry(doc.clone()).or_default();
+        // Held back again only while the peer keeps sending changes, so a peer whose shared
+        // heads never arrive here still gets this node's changes.
+        let may_hold_back = !st.held_back || their.is_some_and(|(_, accepted)| accepted > 0);
+        let mut held_back = false;
         let sent = &mut st.sent;
         let computed = if blind {
             None
@@ -928,6 +962,21 @@ impl Session {
                 match their {
                     Some((t, _)) => {
                         need = t.heads.iter().filter(|h| !l.has(h)).copied().collect();
+                        // Shared heads this node does not hold: the peer remembers more of this
+                        // node than it has (a node restored from a backup). Its Bloom filter
+                        // covers only what came after those heads, so what it had before them
+                        // cannot be told apart here. Send only what it asks for; its reply brings
+                        // those heads, and then its filter is exact.
+                        if may_hold_back && t.shared.iter().any(|h| !l.has(h)) {
+                            held_back = true;
+                            to_send = t
+                                .need
+                                .iter()
+                                .filter(|h| l.is_exported(h))
+                                .copied()
+                                .collect();
+                            return (heads, have, need, batch_of(l, sent, to_send, batch));
+                        }
                         let mut known = t.shared.clone();
                         known.extend(t.heads.iter().copied());
                         let missing: HashSet<ChangeHash> = l
@@ -950,26 +999,10 @@ impl Session {
                     }
                     None => {}
                 }
-                let mut changes = Vec::new();
-                let mut bytes = 0;
-                for h in to_send {
-                    if changes.len() >= crate::wire::MAX_SYNC_CHANGES {
-                        break;
-                    }
-                    if sent.contains(&h) {
-                        continue;
-                    }
-                    let Some(c) = l.signed(&h) else { continue };
-                    bytes += approx_size(&c);
-                    if bytes > batch && !changes.is_empty() {
-                        break;
-                    }
-                    sent.insert(h);
-                    changes.push(c);
-                }
-                (heads, have, need, changes)
+                (heads, have, need, batch_of(l, sent, to_send, batch))
             })
         };
+        st.held_back |= held_back;
         let (mut heads, have, need, changes) =
             computed.unwrap_or_else(|| (Vec::new(), Bloom::default(), Vec::new(), Vec::new()));
         heads.truncate(MAX_HEADS);

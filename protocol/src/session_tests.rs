@@ -534,3 +534,58 @@ fn an_ask_given_up_on_a_connection_that_stays_is_asked_again() {
     }
     assert_eq!(heads(&p.a.host, &doc), heads(&p.b.host, &doc));
 }
+
+#[test]
+fn a_node_restored_from_an_older_copy_resends_nothing_its_peer_had() {
+    // Either side may dial. The restored node remembers the shared heads of the backup; the
+    // relay remembers later ones, which the restored node does not hold.
+    for restored_dials in [false, true] {
+        let mut p = pair(relay(), state_node(5), Mode::OneShot);
+        p.drive(1000);
+        let mut restored = state_node(5);
+        restored.shared = p.b.host.shared.clone();
+        for i in 10..13 {
+            add_target(&mut p.b.host, i);
+        }
+        let mut later = pair(p.a.host, p.b.host, Mode::OneShot);
+        later.drive(1000);
+        let relay_host = later.a.host;
+        assert_eq!(
+            heads(&relay_host, &published()),
+            heads(&later.b.host, &published())
+        );
+        let expected = heads(&relay_host, &published());
+
+        let ids = (relay_key().node_id(), node_key().node_id());
+        let config = SessionConfig {
+            anti_entropy_ms: 60_000,
+            ..SessionConfig::default()
+        };
+        let mut p = if restored_dials {
+            Pair::new(
+                (ids.1, restored),
+                (ids.0, relay_host),
+                Mode::OneShot,
+                config,
+            )
+        } else {
+            Pair::new(
+                (ids.0, relay_host),
+                (ids.1, restored),
+                Mode::OneShot,
+                config,
+            )
+        };
+        p.drive(1000);
+        let (relay_side, restored_side) = if restored_dials {
+            (&p.b, &p.a)
+        } else {
+            (&p.a, &p.b)
+        };
+        assert_eq!(heads(&restored_side.host, &published()), expected);
+        let resent: usize = restored_side.session.report().sent.values().sum();
+        assert_eq!(resent, 0, "restored side dialled: {restored_dials}");
+        let taken: usize = relay_side.session.report().sent.values().sum();
+        assert_eq!(taken, 3, "only the three later changes come back");
+    }
+}
