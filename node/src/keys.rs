@@ -94,9 +94,10 @@ impl Node {
     }
 
     /// Replaces this node's State or body key, lost or leaked, by `new`: a recovery signed by
-    /// `recovery`, the recovery key. It keeps the grants this node placed itself (its own
-    /// delegations and revocations, whatever a thief's rotation did to them); every other
-    /// grant of the replaced keys, the thief's among them, is void wherever it is held.
+    /// `recovery`, the recovery key. It keeps the grants this node placed itself in the
+    /// published document (its delegations and revocations, whatever a thief's rotation did
+    /// to them); every other grant of the replaced keys, the thief's among them, is void
+    /// wherever it is held.
     pub fn recover_principal_key(
         &mut self,
         recovery: &NodeKey,
@@ -118,23 +119,21 @@ impl Node {
                 ),
             }));
         }
-        // What this node placed in the published document (where `delegate` and `revoke`
-        // write), and its own delegations in every document. Not every grant it placed in a
-        // draft: a body's node copies the published grants into its draft, a thief's among
-        // them.
+        // What this node placed in the published document, where `delegate` and `revoke`
+        // write (and where a first node placed its own delegation). Nothing it placed only in
+        // a draft: a body's node copies the published grants into its draft, a thief's among
+        // them, and a copy says nothing of who issued the grant.
         let me = self.home.key.node_id();
-        let mut kept = std::collections::BTreeSet::new();
-        for (i, doc) in self.own_grant_docs().iter().enumerate() {
-            if let Some(keys) = self.store.with_ledger(doc, |l| {
+        let published = self.own_grant_docs().swap_remove(0);
+        let kept: std::collections::BTreeSet<String> = self
+            .store
+            .with_ledger(&published, |l| {
                 l.grants_placed_by(Some(&me))
                     .into_iter()
-                    .filter(|g| i == 0 || g.grant.node == me)
                     .map(|g| g.storage_key())
-                    .collect::<Vec<_>>()
-            })? {
-                kept.extend(keys);
-            }
-        }
+                    .collect()
+            })?
+            .unwrap_or_default();
         let epoch = chain
             .epoch
             .checked_add(1)

@@ -24,6 +24,8 @@ pub mod offers;
 pub mod pools;
 pub mod progress;
 pub mod records;
+#[cfg(test)]
+mod redteam15_tests;
 pub mod report;
 pub mod sheets;
 pub mod status;

@@ -439,6 +439,9 @@ pub struct KeyChain {
     pub recovery: Option<NodeId>,
     /// The recovery key that signed the recovery starting the last epoch, if any.
     pub entered_by: Option<NodeId>,
+    /// The storage keys of the records the chain followed or stopped at (a fork's records):
+    /// every node must hold these to follow the same chain.
+    pub read: std::collections::BTreeSet<String>,
 }
 
 impl Signers for KeyChain {
@@ -468,6 +471,7 @@ impl KeyChain {
             epoch_keys: vec![root],
             recovery: None,
             entered_by: None,
+            read: Default::default(),
         }
     }
 
@@ -482,7 +486,18 @@ impl KeyChain {
         let mut by_key: BTreeMap<String, SignedGrant> = BTreeMap::new();
         for g in records {
             if matches!(g.grant.kind, GrantKind::Rotation | GrantKind::Recovery) {
-                by_key.insert(g.storage_key(), g);
+                // Two records at one storage key (a truncated digest) are told apart by their
+                // text, never by which came first.
+                match by_key.entry(g.storage_key()) {
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert(g);
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut o) => {
+                        if g.to_text() < o.get().to_text() {
+                            o.insert(g);
+                        }
+                    }
+                }
             }
         }
         // Indexed by (kind, epoch, signer): each step of the chain is a lookup, not a scan.
@@ -507,6 +522,7 @@ impl KeyChain {
                 .unwrap_or_default();
             match signed.as_slice() {
                 [one] => {
+                    chain.read.insert(one.storage_key());
                     chain.retired.push((chain.current, GrantKind::Recovery));
                     chain.kept.extend(one.grant.kept.iter().cloned());
                     chain.current = one.grant.node;
@@ -530,6 +546,7 @@ impl KeyChain {
                     break;
                 }
                 _ => {
+                    chain.read.extend(signed.iter().map(|g| g.storage_key()));
                     chain.notes.push(format!(
                         "the recovery key signed {} different recoveries for epoch {next}: none is followed",
                         signed.len()
@@ -550,6 +567,7 @@ impl KeyChain {
             match next.as_slice() {
                 [one] if !seen.contains(&one.grant.node) => {
                     seen.insert(one.grant.node);
+                    chain.read.insert(one.storage_key());
                     chain.retired.push((from, GrantKind::Rotation));
                     rotation_kept.extend(one.grant.kept.iter().cloned());
                     chain.current = one.grant.node;
@@ -557,6 +575,7 @@ impl KeyChain {
                 }
                 [] | [_] => break,
                 forks => {
+                    chain.read.extend(forks.iter().map(|g| g.storage_key()));
                     // Whoever holds the key signed twice, a thief holding a retired key
                     // among them: neither rotation is followed, and the key they fork from
                     // is not in force either, so that a leaked retired key never gets its

@@ -1545,11 +1545,34 @@ impl Ledger {
         KeyChain::resolve(*key, self.recovery, self.chain_records(inside))
     }
 
+    /// The rotations and recoveries `data` places, if that is all it places: each a put in the
+    /// principal's `rotations` container, at its own storage key, with its signature checked.
+    /// Only such changes move the key chain (see [`Ledger::chain_records`]).
+    fn chain_records_of(&self, data: &ChangeData) -> Option<Vec<SignedGrant>> {
+        let principal = self.doc.principal()?;
+        let mut own = Vec::new();
+        for op in &data.ops {
+            let Some(Ok(g)) = op.value().map(SignedGrant::parse) else {
+                return None;
+            };
+            if self.kind.policy(op.container).map(|(c, _)| c) != Some("rotations")
+                || !matches!(g.grant.kind, GrantKind::Rotation | GrantKind::Recovery)
+                || g.grant.principal != principal
+                || g.storage_key() != op.key
+            {
+                return None;
+            }
+            own.push(g);
+        }
+        (!own.is_empty()).then_some(own)
+    }
+
     /// Whether every record `data` places is a rotation or recovery signed by a key the
     /// chain can reach from the trusted key and recovery key, through the records held inside
     /// and these. Such a change is worth holding whoever placed it: the chain may follow it,
     /// and without it the State's own nodes, voided by a thief's rotation, could not bring in
-    /// the recovery that restores them.
+    /// the recovery that restores them. It is offered to peers whatever its verdict, so that
+    /// every node that holds the document reads the chain off the same records.
     fn places_reachable_rotations(
         &self,
         data: &ChangeData,
@@ -1557,26 +1580,9 @@ impl Ledger {
         inside: &dyn Fn(usize) -> bool,
         held: Option<&HashSet<NodeId>>,
     ) -> bool {
-        let Some(principal) = self.doc.principal() else {
+        let Some(own) = self.chain_records_of(data) else {
             return false;
         };
-        let mut own = Vec::new();
-        for op in &data.ops {
-            let Some(Ok(g)) = op.value().map(SignedGrant::parse) else {
-                return false;
-            };
-            if self.kind.policy(op.container).map(|(c, _)| c) != Some("rotations")
-                || !matches!(g.grant.kind, GrantKind::Rotation | GrantKind::Recovery)
-                || g.grant.principal != principal
-                || g.storage_key() != op.key
-            {
-                return false;
-            }
-            own.push(g);
-        }
-        if own.is_empty() {
-            return false;
-        }
         let live = |g: &SignedGrant| live_record(g, chain);
         // Judging a change held, its own records are among those held: the reach of the set,
         // computed once per judgement, answers for every change.
@@ -1588,7 +1594,9 @@ impl Ledger {
     }
 
     /// The keys reachable from the epoch in force's keys and recovery key through the live
-    /// rotations and recoveries held inside and `extra`.
+    /// rotations and recoveries held inside and `extra`. A key that signed two different
+    /// records of one kind for one epoch (a fork) reaches nothing through them: the chain
+    /// stops there until a recovery, so what its forks name could never move it.
     fn rotation_reach(
         &self,
         chain: &KeyChain,
@@ -1600,7 +1608,9 @@ impl Ledger {
         // epoch's rotations (a thief signing with a key a recovery replaced) reach nothing, so
         // they are judged like any grant: void unless a delegated node placed them.
         let live = |g: &SignedGrant| live_record(g, chain);
-        let mut by_signer: HashMap<NodeId, Vec<(NodeId, Option<NodeId>)>> = HashMap::new();
+        type Step = (NodeId, Option<NodeId>);
+        let mut by_signer: HashMap<NodeId, BTreeMap<(bool, u32), BTreeMap<String, Step>>> =
+            HashMap::new();
         for g in self
             .chain_records(inside)
             .iter()
@@ -1610,17 +1620,24 @@ impl Ledger {
             by_signer
                 .entry(g.grant.key)
                 .or_default()
-                .push((g.grant.node, g.grant.recovery));
+                .entry((g.grant.kind == GrantKind::Recovery, g.grant.serial))
+                .or_default()
+                .insert(g.storage_key(), (g.grant.node, g.grant.recovery));
         }
         let mut reach: HashSet<NodeId> = chain.epoch_keys.iter().copied().collect();
         reach.extend(chain.recovery);
         reach.extend(chain.entered_by);
         let mut todo: Vec<NodeId> = reach.iter().copied().collect();
         while let Some(k) = todo.pop() {
-            for (node, rec) in by_signer.remove(&k).unwrap_or_default() {
-                for n in std::iter::once(node).chain(rec) {
-                    if reach.insert(n) {
-                        todo.push(n);
+            for steps in by_signer.remove(&k).unwrap_or_default().into_values() {
+                if steps.len() != 1 {
+                    continue;
+                }
+                for (node, rec) in steps.into_values() {
+                    for n in std::iter::once(node).chain(rec) {
+                        if reach.insert(n) {
+                            todo.push(n);
+                        }
                     }
                 }
             }
@@ -1628,24 +1645,27 @@ impl Ledger {
         reach
     }
 
-    /// The rotations and recoveries of the document's principal held inside, each stored at
-    /// its own key with its signature checked.
+    /// The rotations and recoveries of the document's principal held inside, from the
+    /// changes that place nothing else (a change that mixes them with other grants moves no
+    /// chain: its verdict could hide it from peers while its records still counted here).
     fn chain_records(&self, inside: &dyn Fn(usize) -> bool) -> Vec<SignedGrant> {
         let mut records = Vec::new();
-        if let (Some(principal), Some(c)) = (self.doc.principal(), self.kind.container("rotations"))
-        {
-            for ((_, k), ats) in self.keys.range((c, String::new())..(c + 1, String::new())) {
-                for at in ats {
-                    if !inside(at.entry as usize) || !self.entries[at.entry as usize].grant_only {
-                        continue;
-                    }
-                    let Some(Ok(g)) = self.op(*at).value().map(SignedGrant::parse) else {
-                        continue;
-                    };
-                    if g.grant.principal == principal && g.storage_key() == *k {
-                        records.push(g);
-                    }
+        let Some(c) = self.kind.container("rotations") else {
+            return records;
+        };
+        let mut entries: BTreeSet<u32> = BTreeSet::new();
+        for (_, ats) in self.keys.range((c, String::new())..(c + 1, String::new())) {
+            for at in ats {
+                if inside(at.entry as usize) && self.entries[at.entry as usize].grant_only {
+                    entries.insert(at.entry);
                 }
+            }
+        }
+        for i in entries {
+            if let Some(d) = &self.entries[i as usize].data
+                && let Some(own) = self.chain_records_of(d)
+            {
+                records.extend(own);
             }
         }
         records
@@ -1999,6 +2019,30 @@ impl Ledger {
                     {
                         evidence[at.entry as usize] = true;
                     }
+                }
+            }
+        }
+        // The rotations and recoveries the chain reads are offered whatever the verdict of the
+        // change that carries them: the chain is read off every such change held, so a node
+        // that lacked one would follow a different key for good.
+        if let Some(chain) = chain {
+            for (i, e) in self.entries.iter().enumerate() {
+                let (true, true, false, Some(d)) = (inside(i), e.grant_only, evidence[i], &e.data)
+                else {
+                    continue;
+                };
+                let read = self
+                    .chain_records_of(d)
+                    .is_some_and(|own| own.iter().any(|g| chain.read.contains(&g.storage_key())));
+                if read
+                    || self.places_reachable_rotations(
+                        d,
+                        chain,
+                        &inside,
+                        Some(reach.get_or_init(|| self.rotation_reach(chain, &inside, &[]))),
+                    )
+                {
+                    evidence[i] = true;
                 }
             }
         }

@@ -45,6 +45,8 @@ mod redteam13_tests;
 #[cfg(test)]
 mod redteam14_tests;
 #[cfg(test)]
+mod redteam15_tests;
+#[cfg(test)]
 mod redteam2_tests;
 #[cfg(test)]
 mod redteam3_tests;
