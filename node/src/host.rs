@@ -16,7 +16,7 @@ use poa_protocol::ledger::Ledger;
 use poa_protocol::pool::PoolData;
 use poa_protocol::rules::{Reader, may_read};
 use poa_protocol::session::{Applied, Host};
-use poa_protocol::wire::{Claim, Hello, PROTOCOL_VERSION, Vouch};
+use poa_protocol::wire::{Claim, Hello, PROTOCOL_VERSION, RecoveryVouch, Vouch};
 use poa_protocol::{NodeId, Participant, Principal};
 
 use crate::node::Node;
@@ -191,6 +191,11 @@ pub fn hello(node: &Node) -> Hello {
             .trust()
             .key(&node.home.config.participant.principal())
             .copied(),
+        recovery: node
+            .store
+            .recovery_vouch(&node.home.config.participant.principal())
+            .ok()
+            .flatten(),
     }
 }
 
@@ -263,6 +268,92 @@ impl From<StoreError> for ApplyError {
     }
 }
 
+impl NodeHost<'_> {
+    /// Learns `principal`'s recovery key from `vouch` if `key`, the key trusted here for
+    /// `principal`, signed it; from `peer`, a node pinned as one of the principal's, or an
+    /// introducer. Returns whether a recovery key was learnt. A vouch that does not verify,
+    /// or names another key than the one trusted, changes nothing and is written in the audit.
+    fn learn_vouched_recovery(
+        &mut self,
+        principal: &Principal,
+        key: &NodeId,
+        vouch: Option<&RecoveryVouch>,
+        peer: NodeId,
+        introducer: bool,
+    ) -> bool {
+        let Some(v) = vouch else { return false };
+        let store = &self.node.store;
+        if store.trust().key(principal) != Some(key) {
+            return false;
+        }
+        let now = self.node.now();
+        let from = if introducer {
+            format!("introducer {}", peer.short())
+        } else {
+            format!("pinned node {}", peer.short())
+        };
+        if !v.verify(principal, key) {
+            let _ = store.audit_event(
+                now,
+                "conflict",
+                None,
+                Some(&peer),
+                &format!(
+                    "{from} presents {} as {}'s recovery key without a valid signature of {key}; ignored",
+                    v.key,
+                    principal.code()
+                ),
+            );
+            return false;
+        }
+        let source = if introducer {
+            TrustSource::Introducer(peer)
+        } else {
+            TrustSource::PinnedNode(peer)
+        };
+        match store.learn_recovery_key(principal, &v.key, &source, now) {
+            Ok(Learned::New) => {
+                let _ = store.keep_recovery_vouch(principal, v);
+                let _ = store.audit_event(
+                    now,
+                    "trust",
+                    None,
+                    Some(&peer),
+                    &format!(
+                        "learnt {}'s recovery key {} from {from}, vouched for by {key}",
+                        principal.code(),
+                        v.key
+                    ),
+                );
+                self.events.trust_changed = true;
+                true
+            }
+            Ok(Learned::Known) => {
+                let _ = store.keep_recovery_vouch(principal, v);
+                false
+            }
+            Ok(Learned::Conflict { trusted, source }) => {
+                let _ = store.audit_event(
+                    now,
+                    "conflict",
+                    None,
+                    Some(&peer),
+                    &format!(
+                        "{from} presents {} as {}'s recovery key, but {trusted} is trusted here ({source}); ignored",
+                        v.key,
+                        principal.code()
+                    ),
+                );
+                false
+            }
+            Err(e) => {
+                tracing::warn!(cause = %e, "could not record a recovery key");
+                false
+            }
+        }
+    }
+}
+
 impl Host for NodeHost<'_> {
     fn hello(&mut self, peer: &NodeId, h: &Hello) -> Result<(), String> {
         let now = self.node.now();
@@ -306,9 +397,13 @@ impl Host for NodeHost<'_> {
                     ),
                 );
                 self.events.trust_changed = true;
+                self.learn_vouched_recovery(&p, &key, h.recovery.as_ref(), *peer, false);
                 Ok(())
             }
-            Learned::Known => Ok(()),
+            Learned::Known => {
+                self.learn_vouched_recovery(&p, &key, h.recovery.as_ref(), *peer, false);
+                Ok(())
+            }
             Learned::Conflict { trusted, source } => {
                 let why = format!(
                     "node {peer} presents {key} as {}'s {}, but the key trusted here is {trusted} ({source}); refusing it",
@@ -331,7 +426,11 @@ impl Host for NodeHost<'_> {
             .first_hand_keys()
             .unwrap_or_default()
             .into_iter()
-            .map(|(principal, key)| Vouch { principal, key })
+            .map(|(principal, key)| Vouch {
+                recovery: self.node.store.recovery_vouch(&principal).ok().flatten(),
+                principal,
+                key,
+            })
             .collect()
     }
 
@@ -388,6 +487,8 @@ impl Host for NodeHost<'_> {
                 }
                 _ => {}
             }
+            learnt |=
+                self.learn_vouched_recovery(&v.principal, &v.key, v.recovery.as_ref(), *peer, true);
         }
         if learnt {
             self.events.trust_changed = true;

@@ -214,9 +214,32 @@ impl Node {
         })
     }
 
+    /// Signs, with the principal key this node holds, its recovery key, once, if that key is
+    /// still the trusted one (the chain's root): the vouch its hello carries, the same after
+    /// any rotation. A failure to keep it is logged; the node works without it.
+    pub(crate) fn vouch_recovery_key(&self) {
+        let principal = self.home.config.participant.principal();
+        let trust = self.store.trust();
+        let (Some(key), Some(root), Some(recovery)) = (
+            self.home.principal_key.as_ref(),
+            trust.key(&principal),
+            trust.recovery.get(&principal),
+        ) else {
+            return;
+        };
+        if key.node_id() != *root || matches!(self.store.recovery_vouch(&principal), Ok(Some(_))) {
+            return;
+        }
+        let vouch = poa_protocol::wire::RecoveryVouch::sign(key, &principal, recovery);
+        if let Err(e) = self.store.keep_recovery_vouch(&principal, &vouch) {
+            tracing::warn!("could not keep the recovery key's vouch: {e}");
+        }
+    }
+
     /// Settles a key change a crash interrupted: the staged key becomes this node's key if
     /// the chain names it as the key in force, and is dropped otherwise.
     pub fn settle_staged_key(&mut self) -> Result<(), NodeError> {
+        self.vouch_recovery_key();
         let staged = self.home.staged_key_path();
         if !staged.exists() {
             return Ok(());

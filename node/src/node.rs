@@ -529,12 +529,14 @@ impl Node {
     /// Wraps an initialised home.
     pub fn from_home(home: Home) -> Result<Node, NodeError> {
         let store = home.store()?;
-        Ok(Node {
+        let node = Node {
             home,
             store,
             clock: Clock::system(),
             warnings: Vec::new(),
-        })
+        };
+        node.vouch_recovery_key();
+        Ok(node)
     }
 
     /// The same node reading the time from `clock`.

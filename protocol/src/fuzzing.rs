@@ -362,6 +362,7 @@ pub fn sync_message(data: &[u8]) {
         name: "fuzz".into(),
         claims: wire::Claim::State(xaa()),
         key: None,
+        recovery: None,
     };
     let mut s = Session::new(peer, hello, Mode::Stay, SessionConfig::default());
     s.start(&mut h, 0);
@@ -374,6 +375,7 @@ pub fn sync_message(data: &[u8]) {
             crate::id::BodyKind::Donor,
         ),
         key: None,
+        recovery: None,
     });
     let _ = s.handle(&mut h, peer_hello, 1);
     let mut buf = FrameBuffer::default();

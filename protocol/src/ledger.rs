@@ -1608,9 +1608,10 @@ impl Ledger {
         // epoch's rotations (a thief signing with a key a recovery replaced) reach nothing, so
         // they are judged like any grant: void unless a delegated node placed them.
         let live = |g: &SignedGrant| live_record(g, chain);
-        type Step = (NodeId, Option<NodeId>);
-        let mut by_signer: HashMap<NodeId, BTreeMap<(bool, u32), BTreeMap<String, Step>>> =
-            HashMap::new();
+        // Per signer, per (recovery?, epoch): the distinct records, by storage key, each with
+        // the keys it names (the next key, and a next recovery key).
+        type Steps = BTreeMap<(bool, u32), BTreeMap<String, (NodeId, Option<NodeId>)>>;
+        let mut by_signer: HashMap<NodeId, Steps> = HashMap::new();
         for g in self
             .chain_records(inside)
             .iter()

@@ -506,6 +506,7 @@ fn probe_ask_answer(hold: bool) -> (Vec<Message>, Vec<Message>) {
             crate::id::BodyKind::Regional,
         ),
         key: None,
+        recovery: None,
     };
     let mut s = Session::new(p, me, Mode::Stay, SessionConfig::default());
     s.start(&mut h, 0);
@@ -519,6 +520,7 @@ fn probe_ask_answer(hold: bool) -> (Vec<Message>, Vec<Message>) {
             crate::id::BodyKind::Donor,
         ),
         key: None,
+        recovery: None,
     });
     s.handle(&mut h, hello, 1).unwrap();
     s.handle(
@@ -862,6 +864,7 @@ fn redteam2_reply_after_released_parked_changes_leaks_past_the_share_list() {
             crate::id::BodyKind::Regional,
         ),
         key: None,
+        recovery: None,
     };
     let mut s = Session::new(p, me, Mode::Stay, SessionConfig::default());
     s.start(&mut v, 0);
@@ -875,6 +878,7 @@ fn redteam2_reply_after_released_parked_changes_leaks_past_the_share_list() {
             crate::id::BodyKind::Donor,
         ),
         key: None,
+        recovery: None,
     });
     s.handle(&mut v, hello, 1).unwrap();
     while s.poll_transmit().is_some() {}

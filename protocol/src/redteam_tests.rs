@@ -905,6 +905,7 @@ fn probe(hold: bool, heads: Vec<[u8; 32]>) -> Vec<Message> {
             crate::id::BodyKind::Regional,
         ),
         key: None,
+        recovery: None,
     };
     let mut s = Session::new(p, me, Mode::Stay, SessionConfig::default());
     s.start(&mut h, 0);
@@ -918,6 +919,7 @@ fn probe(hold: bool, heads: Vec<[u8; 32]>) -> Vec<Message> {
             crate::id::BodyKind::Donor,
         ),
         key: None,
+        recovery: None,
     });
     s.handle(&mut h, hello, 1).unwrap();
     s.handle(
@@ -982,6 +984,7 @@ fn session_after_listing(h: &mut MemHost, p: NodeId, doc: &DocId) -> Session {
             crate::id::BodyKind::Regional,
         ),
         key: None,
+        recovery: None,
     };
     let mut s = Session::new(p, me, Mode::Stay, SessionConfig::default());
     s.start(h, 0);
@@ -995,6 +998,7 @@ fn session_after_listing(h: &mut MemHost, p: NodeId, doc: &DocId) -> Session {
             crate::id::BodyKind::Donor,
         ),
         key: None,
+        recovery: None,
     });
     s.handle(h, hello, 1).unwrap();
     s.handle(

@@ -95,6 +95,25 @@ pub fn change_signing_bytes(doc: &DocId, hash: &ChangeHash) -> Vec<u8> {
     msg
 }
 
+/// What a principal's key signs to vouch for its recovery key: a domain tag, the principal,
+/// the signing key and the recovery key. A node that pinned one of the principal's nodes
+/// learns the recovery key only with this signature, so a node whose own key leaked cannot
+/// name a recovery key of its choosing.
+pub fn recovery_vouch_bytes(
+    principal: &crate::id::Principal,
+    key: &NodeId,
+    recovery: &NodeId,
+) -> Vec<u8> {
+    let principal = principal.to_string();
+    let mut msg = Vec::with_capacity(24 + principal.len() + 64);
+    msg.extend_from_slice(b"poa/recovery-key/v1\0");
+    msg.extend_from_slice(principal.as_bytes());
+    msg.push(0);
+    msg.extend_from_slice(&key.0);
+    msg.extend_from_slice(&recovery.0);
+    msg
+}
+
 /// Signs a change of `doc`.
 pub fn sign_change(key: &NodeKey, doc: &DocId, hash: &ChangeHash) -> Signature {
     key.sign(&change_signing_bytes(doc, hash))

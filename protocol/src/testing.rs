@@ -190,6 +190,7 @@ impl Host for MemHost {
             .map(|(p, k)| Vouch {
                 principal: p.clone(),
                 key: *k,
+                recovery: None,
             })
             .collect()
     }
@@ -378,6 +379,7 @@ fn hello(id: NodeId, principal: &Option<Principal>) -> Hello {
         name: "test".into(),
         claims,
         key: None,
+        recovery: None,
     }
 }
 

@@ -15,9 +15,9 @@ use crate::doc::DocId;
 use crate::id::{BodyCode, BodyKind, NodeId, Participant, StateCode};
 
 /// The ALPN of this protocol version.
-pub const ALPN: &[u8] = b"poa/2";
+pub const ALPN: &[u8] = b"poa/3";
 /// The protocol version carried in [`Hello`].
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 /// The largest frame either side accepts, in bytes.
 pub const MAX_FRAME: usize = 8 << 20;
 /// The largest number of documents a single offer list may carry.
@@ -49,6 +49,46 @@ pub struct Hello {
     /// The key of the State or body it acts for, as far as it knows it. A node that pinned
     /// this peer as a node of that State or body learns the key from it.
     pub key: Option<NodeId>,
+    /// That State's or body's recovery key, vouched for by `key`, if this node holds such a
+    /// vouch: learnt by the same nodes, and only if the signature verifies.
+    pub recovery: Option<RecoveryVouch>,
+}
+
+/// A principal's recovery key with the signature of the principal's key over it
+/// ([`crate::sign::recovery_vouch_bytes`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryVouch {
+    /// The recovery key.
+    pub key: NodeId,
+    /// The principal key's signature (64 bytes).
+    pub signature: Vec<u8>,
+}
+
+impl RecoveryVouch {
+    /// `principal`'s key `root` vouches for `recovery`.
+    pub fn sign(
+        root: &crate::sign::NodeKey,
+        principal: &crate::id::Principal,
+        recovery: &NodeId,
+    ) -> RecoveryVouch {
+        let msg = crate::sign::recovery_vouch_bytes(principal, &root.node_id(), recovery);
+        RecoveryVouch {
+            key: *recovery,
+            signature: root.sign(&msg).to_vec(),
+        }
+    }
+
+    /// Whether `root`, the key trusted for `principal`, signed this vouch.
+    pub fn verify(&self, principal: &crate::id::Principal, root: &NodeId) -> bool {
+        let Ok(sig) = <[u8; 64]>::try_from(self.signature.as_slice()) else {
+            return false;
+        };
+        crate::sign::verify(
+            root,
+            &crate::sign::recovery_vouch_bytes(principal, root, &self.key),
+            &sig,
+        )
+    }
 }
 
 /// Whom a node says it acts for, in a wire-friendly shape.
@@ -89,6 +129,8 @@ pub struct Vouch {
     pub principal: crate::id::Principal,
     /// Its key.
     pub key: NodeId,
+    /// Its recovery key, vouched for by that key, if the vouching node holds such a vouch.
+    pub recovery: Option<RecoveryVouch>,
 }
 
 /// A document's heads as one side holds them.
@@ -312,11 +354,21 @@ pub fn check_message(msg: &Message) -> Result<(), WireError> {
     let v = |what: String| Err(WireError::Violation(what));
     match msg {
         Message::Hello(h) if h.name.len() > MAX_TEXT => v("a name longer than 1 KiB".into()),
+        Message::Hello(h) if h.recovery.as_ref().is_some_and(|r| r.signature.len() != 64) => {
+            v("a recovery key vouch whose signature is not 64 bytes".into())
+        }
         Message::Goodbye { reason } if reason.len() > MAX_TEXT => {
             v("a reason longer than 1 KiB".into())
         }
         Message::Introduce { keys } if keys.len() > MAX_VOUCHES => {
             v(format!("{} keys in one introduction", keys.len()))
+        }
+        Message::Introduce { keys }
+            if keys
+                .iter()
+                .any(|k| k.recovery.as_ref().is_some_and(|r| r.signature.len() != 64)) =>
+        {
+            v("a recovery key vouch whose signature is not 64 bytes".into())
         }
         Message::Offers { docs } if docs.len() > MAX_DOCS => {
             v(format!("{} documents in one offer list", docs.len()))
@@ -491,6 +543,10 @@ mod tests {
                 name: "XAA Ministry of Interior".into(),
                 claims: Claim::State("XAA".parse().unwrap()),
                 key: Some(node(2)),
+                recovery: Some(RecoveryVouch {
+                    key: node(3),
+                    signature: vec![8; 64],
+                }),
             }),
             Message::Summary {
                 root: [7; 32],
@@ -520,6 +576,7 @@ mod tests {
                 keys: vec![Vouch {
                     principal: "state:XAB".parse().unwrap(),
                     key: node(4),
+                    recovery: None,
                 }],
             },
         ]

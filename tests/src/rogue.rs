@@ -27,6 +27,8 @@ pub struct As {
     pub claims: Claim,
     /// The principal key it presents.
     pub key: Option<NodeId>,
+    /// The recovery key vouch it presents.
+    pub recovery: Option<poa_protocol::wire::RecoveryVouch>,
 }
 
 impl As {
@@ -35,6 +37,7 @@ impl As {
         As {
             claims: Claim::Body("XZZ".parse().expect("code"), BodyKind::Donor),
             key: None,
+            recovery: None,
         }
     }
 
@@ -43,6 +46,7 @@ impl As {
         As {
             claims: Claim::State(code.parse().expect("code")),
             key,
+            recovery: None,
         }
     }
 }
@@ -92,6 +96,7 @@ impl Rogue {
             name: "rogue".into(),
             claims: who.claims.clone(),
             key: who.key,
+            recovery: who.recovery.clone(),
         });
         send.write_all(&frame(&hello)).await.ok()?;
         Some((conn, send, recv))
@@ -119,6 +124,7 @@ impl Rogue {
             name: "rogue".into(),
             claims: who.claims.clone(),
             key: who.key,
+            recovery: who.recovery.clone(),
         });
         send.write_all(&frame(&hello))
             .await

@@ -141,6 +141,7 @@ async fn c1_nobody_claims_a_pool_or_a_bodys_offers_document() {
     let who = As {
         claims: Claim::Body("UNODA".parse().unwrap(), BodyKind::Secretariat),
         key: None,
+        recovery: None,
     };
     attacker
         .send_as(
@@ -605,6 +606,7 @@ async fn a_second_hello_naming_another_key_is_refused() {
         name: "liar".into(),
         claims: Claim::State(xaa()),
         key: None,
+        recovery: None,
     });
     let (got, ended) = rogue.send_raw(&victim, vec![frame(&lie)]).await;
     let reason = goodbye(&got).unwrap_or_default();

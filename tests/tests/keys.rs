@@ -1,6 +1,7 @@
 //! A State's key over real QUIC and SQLite: a rotation followed by the relay and the
 //! Secretariat, the old key refused after it; a leaked key's forgeries voided everywhere by a
-//! recovery signed with the recovery key.
+//! recovery signed with the recovery key, which the relay learnt from XAA's hello and the
+//! Secretariat from the relay's introduction.
 
 #![allow(clippy::unwrap_used)]
 
@@ -187,20 +188,36 @@ async fn a_rotated_key_delegates_at_every_node_and_the_old_key_signs_nothing_aft
 async fn a_recovery_voids_what_the_leaked_key_signed_on_every_node() {
     let homes = Homes::new();
     let (xaa_node, xab_node, xrb, un) = federation(&homes).await;
-    // The relay and the Secretariat were given XAA's recovery key with its State key.
+    // The relay learnt XAA's recovery key from XAA's hello (vouched for by the State key), and
+    // the Secretariat from the relay's introduction: no operator gave it to either.
     let recovery_path = xaa_node.with_node(|n| n.home.dir().join(poa_node::home::RECOVERY_KEY));
     let recovery = NodeKey::from_seed(&read_seed(&recovery_path));
     for m in [&xrb, &un] {
-        m.with_node(|n| {
-            n.store.learn_recovery_key(
-                &Principal::State(xaa()),
-                &recovery.node_id(),
-                &poa_protocol::authority::TrustSource::Operator,
-                0,
-            )
-        })
-        .unwrap();
+        let known = || {
+            m.with_node(|n| {
+                n.store
+                    .trust()
+                    .recovery
+                    .get(&Principal::State(xaa()))
+                    .copied()
+            }) == Some(recovery.node_id())
+        };
+        assert!(
+            wait_until(CONVERGE, known).await.is_some(),
+            "{} learnt XAA's recovery key",
+            m.label
+        );
     }
+    assert_eq!(
+        xab_node.with_node(|n| n
+            .store
+            .trust()
+            .recovery
+            .get(&Principal::State(xaa()))
+            .copied()),
+        None,
+        "XAB pinned no XAA node and has no introducer"
+    );
     // XAA's key leaks to XAB's node, which delegates itself, writes TX and rotates the key to
     // one of its own; the Secretariat and the relay take it, as they must: the key signed it.
     let leaked = state_key(&xaa_node);
@@ -281,4 +298,72 @@ fn read_seed(path: &std::path::Path) -> [u8; 32] {
         *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap();
     }
     seed
+}
+
+/// A node pinned as one of XAA's (its key may have leaked) can tell a relay XAA's State key,
+/// but not choose XAA's recovery key: the relay takes a recovery key only with the State
+/// key's signature over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_key_is_learnt_from_a_pinned_node_only_as_the_state_key_vouched_for_it() {
+    let homes = Homes::new();
+    let xaa_node = homes.state("xaa", "XAA").await;
+    let relay = homes.body("xrb", "XRB", BodyKind::Regional).await;
+    let root = state_key(&xaa_node);
+    let honest = xaa_node
+        .with_node(|n| n.store.recovery_vouch(&Principal::State(xaa())))
+        .unwrap()
+        .expect("XAA's first node vouches for its recovery key");
+    let rogue = Rogue::new(61);
+    relay
+        .with_node(|n| {
+            n.store.add_peer(
+                &rogue.id(),
+                "XAA ministry",
+                None,
+                Some(&Principal::State(xaa())),
+                0,
+            )
+        })
+        .unwrap();
+    let recovery_here = || {
+        relay.with_node(|n| {
+            n.store
+                .trust()
+                .recovery
+                .get(&Principal::State(xaa()))
+                .copied()
+        })
+    };
+    // Its own choice of recovery key, signed by its own key, then by nobody: ignored.
+    let mine = NodeKey::from_seed(&[62; 32]);
+    for vouch in [
+        poa_protocol::wire::RecoveryVouch::sign(
+            &NodeKey::from_seed(&[61; 32]),
+            &Principal::State(xaa()),
+            &mine.node_id(),
+        ),
+        poa_protocol::wire::RecoveryVouch {
+            key: mine.node_id(),
+            signature: honest.signature.clone(),
+        },
+    ] {
+        let who = As {
+            recovery: Some(vouch),
+            ..As::state("XAA", Some(root.node_id()))
+        };
+        rogue.send_as(&relay, &who, Vec::new()).await;
+        assert_eq!(
+            relay.with_node(|n| n.store.trust().key(&Principal::State(xaa())).copied()),
+            Some(root.node_id()),
+            "the State key is learnt from the pinned node"
+        );
+        assert_eq!(recovery_here(), None);
+    }
+    // The vouch XAA's own node holds, presented by the same node: learnt.
+    let who = As {
+        recovery: Some(honest.clone()),
+        ..As::state("XAA", Some(root.node_id()))
+    };
+    rogue.send_as(&relay, &who, Vec::new()).await;
+    assert_eq!(recovery_here(), Some(honest.key));
 }

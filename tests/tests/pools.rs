@@ -221,6 +221,7 @@ async fn a_pool_forms_by_invitation_and_consent_and_shares_with_its_audience_onl
                     BodyKind::Secretariat,
                 ),
                 key: None,
+                recovery: None,
             },
             vec![sync_frame(&pool, std::slice::from_ref(&bad))],
         )

@@ -127,6 +127,7 @@ async fn forged_altered_and_swapped_changes_are_refused() {
     let relay = As {
         claims: poa_protocol::wire::Claim::Body("XRB".parse().unwrap(), BodyKind::Regional),
         key: None,
+        recovery: None,
     };
     let send = |c: SignedChange| {
         let f = sync_frame(&published(), &[c]);
@@ -261,6 +262,7 @@ async fn a_delegated_ministry_writes_until_revoked_and_cannot_backdate_past_it()
             &As {
                 claims: poa_protocol::wire::Claim::Body("XRB".parse().unwrap(), BodyKind::Regional),
                 key: None,
+                recovery: None,
             },
             vec![sync_frame(&published(), std::slice::from_ref(&late))],
         )

@@ -306,6 +306,7 @@ async fn a_change_that_arrives_before_its_dependency_waits_for_it() {
                     BodyKind::Secretariat,
                 ),
                 key: None,
+                recovery: None,
             },
             vec![sync_frame(&published, std::slice::from_ref(&first))],
         )

@@ -175,6 +175,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
         learned INTEGER NOT NULL
     );
     "#,
+    // 8: the principal key's signature over each recovery key, where this node holds one: it
+    // is what the hello carries, so that a peer learns the recovery key only as the
+    // principal's key vouched for it.
+    r#"
+    ALTER TABLE recovery_keys ADD COLUMN vouch BLOB;
+    "#,
 ];
 
 impl Store {

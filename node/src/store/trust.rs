@@ -109,6 +109,49 @@ impl Store {
         self.learn_in(RECOVERY_KEYS, principal, key, source, now)
     }
 
+    /// Keeps the principal key's signature over `principal`'s recovery key, if that key is
+    /// the one trusted (and no vouch is held yet).
+    pub fn keep_recovery_vouch(
+        &self,
+        principal: &Principal,
+        vouch: &poa_protocol::wire::RecoveryVouch,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE recovery_keys SET vouch = ?3 WHERE principal = ?1 AND key = ?2 AND vouch IS NULL",
+            params![principal.to_string(), vouch.key.0.to_vec(), vouch.signature],
+        )?;
+        Ok(())
+    }
+
+    /// `principal`'s recovery key with the principal key's signature over it, if this node
+    /// holds both and learnt the key first-hand (a key learnt from an introducer is not
+    /// vouched for further).
+    pub fn recovery_vouch(
+        &self,
+        principal: &Principal,
+    ) -> Result<Option<poa_protocol::wire::RecoveryVouch>, StoreError> {
+        let row: Option<(Vec<u8>, String, Option<Vec<u8>>)> = self
+            .conn
+            .query_row(
+                "SELECT key, source, vouch FROM recovery_keys WHERE principal = ?1",
+                [principal.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        Ok(row.and_then(|(k, source, vouch)| {
+            if matches!(
+                serde_json::from_str::<TrustSource>(&source),
+                Ok(TrustSource::Introducer(_))
+            ) {
+                return None;
+            }
+            Some(poa_protocol::wire::RecoveryVouch {
+                key: node_of(&k)?,
+                signature: vouch?,
+            })
+        }))
+    }
+
     fn learn_in(
         &self,
         table: &'static str,
