@@ -11,6 +11,7 @@
 //! and takes its place after; a crash in between is settled when the node next opens: the
 //! staged key is taken if the chain names it, dropped otherwise.
 
+use poa_protocol::NodeId;
 use poa_protocol::authority::{Grant, GrantKind, KeyChain, MAX_KEPT, SignedGrant, Signers};
 use poa_protocol::doc::DocId;
 use poa_protocol::sign::NodeKey;
@@ -30,8 +31,17 @@ pub struct KeyChange {
     pub epoch: u32,
     /// How many grants of the retired key(s) still stand.
     pub kept: usize,
+    /// The nodes whose delegations the operator let lapse.
+    pub lapsed: Vec<String>,
     /// The documents the record was written to.
     pub docs: Vec<String>,
+}
+
+impl KeyChange {
+    fn lapsing(mut self, lapse: &[NodeId]) -> KeyChange {
+        self.lapsed = lapse.iter().map(|n| n.to_string()).collect();
+        self
+    }
 }
 
 impl Node {
@@ -59,7 +69,13 @@ impl Node {
     /// Hands this node's State or body key over to `new`: a rotation signed by the key in
     /// force, keeping every grant of it that stands here. Grants the old key signs after are
     /// void wherever the rotation is held.
-    pub fn rotate_principal_key(&mut self, new: NodeKey) -> Result<KeyChange, NodeError> {
+    /// The delegations of the nodes in `lapse` are not kept: those nodes write nothing that
+    /// stands until delegated again (`delegate`), by the new key.
+    pub fn rotate_principal_key(
+        &mut self,
+        new: NodeKey,
+        lapse: &[NodeId],
+    ) -> Result<KeyChange, NodeError> {
         let chain = self.chain_for_change()?;
         let Some(key) = self.home.principal_key.as_ref() else {
             return Err(self.no_key());
@@ -77,20 +93,21 @@ impl Node {
             )));
         }
         // Every grant that stands here now: signed by the key in force, or kept already.
-        let mut kept = std::collections::BTreeSet::new();
+        let mut grants = Vec::new();
         for doc in self.own_grant_docs() {
-            if let Some(keys) = self.store.with_ledger(&doc, |l| {
+            if let Some(g) = self.store.with_ledger(&doc, |l| {
                 l.grants_placed_by(None)
                     .into_iter()
                     .filter(|g| chain.accepts(g))
-                    .map(|g| g.storage_key())
                     .collect::<Vec<_>>()
             })? {
-                kept.extend(keys);
+                grants.extend(g);
             }
         }
+        let kept = self.keep(grants, lapse)?;
         let signer = NodeKey::from_seed(&key.seed());
-        self.change_key(GrantKind::Rotation, &signer, new, kept, chain.epoch, &chain)
+        let done = self.change_key(GrantKind::Rotation, &signer, new, kept, chain.epoch, &chain)?;
+        Ok(done.lapsing(lapse))
     }
 
     /// Replaces this node's State or body key, lost or leaked, by `new`: a recovery signed by
@@ -98,10 +115,12 @@ impl Node {
     /// published document (its delegations and revocations, whatever a thief's rotation did
     /// to them); every other grant of the replaced keys, the thief's among them, is void
     /// wherever it is held.
+    /// The delegations of the nodes in `lapse` are not kept, as for a rotation.
     pub fn recover_principal_key(
         &mut self,
         recovery: &NodeKey,
         new: NodeKey,
+        lapse: &[NodeId],
     ) -> Result<KeyChange, NodeError> {
         let chain = self.chain_for_change()?;
         let principal = self.home.config.participant.principal();
@@ -125,20 +144,47 @@ impl Node {
         // them, and a copy says nothing of who issued the grant.
         let me = self.home.key.node_id();
         let published = self.own_grant_docs().swap_remove(0);
-        let kept: std::collections::BTreeSet<String> = self
+        let grants = self
             .store
-            .with_ledger(&published, |l| {
-                l.grants_placed_by(Some(&me))
-                    .into_iter()
-                    .map(|g| g.storage_key())
-                    .collect()
-            })?
+            .with_ledger(&published, |l| l.grants_placed_by(Some(&me)))?
             .unwrap_or_default();
+        let kept = self.keep(grants, lapse)?;
         let epoch = chain
             .epoch
             .checked_add(1)
             .ok_or_else(|| NodeError::Key("no epoch is left".into()))?;
-        self.change_key(GrantKind::Recovery, recovery, new, kept, epoch, &chain)
+        let done = self.change_key(GrantKind::Recovery, recovery, new, kept, epoch, &chain)?;
+        Ok(done.lapsing(lapse))
+    }
+
+    /// The storage keys of `grants` but the delegations of the nodes in `lapse`; each node
+    /// in `lapse` must have one (a mistyped id is refused), and this node is never one.
+    fn keep(
+        &self,
+        grants: Vec<SignedGrant>,
+        lapse: &[NodeId],
+    ) -> Result<std::collections::BTreeSet<String>, NodeError> {
+        if lapse.contains(&self.id()) {
+            return Err(NodeError::Key(
+                "this node cannot let its own delegation lapse: it would sign nothing that stands"
+                    .into(),
+            ));
+        }
+        for n in lapse {
+            if !grants
+                .iter()
+                .any(|g| g.grant.node == *n && g.grant.kind == GrantKind::Delegation)
+            {
+                return Err(NodeError::Key(format!(
+                    "no delegation of {n} would be kept: check the node id (`poa-node delegations`)"
+                )));
+            }
+        }
+        Ok(grants
+            .into_iter()
+            .filter(|g| !(g.grant.kind == GrantKind::Delegation && lapse.contains(&g.grant.node)))
+            .map(|g| g.storage_key())
+            .collect())
     }
 
     fn no_key(&self) -> NodeError {
@@ -210,6 +256,7 @@ impl Node {
             current: new.node_id().to_string(),
             epoch,
             kept: kept.len(),
+            lapsed: Vec::new(),
             docs: docs.iter().map(|d| d.to_string()).collect(),
         })
     }

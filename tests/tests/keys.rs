@@ -144,7 +144,7 @@ async fn a_rotated_key_delegates_at_every_node_and_the_old_key_signs_nothing_aft
     let old = state_key(&xaa_node);
     let new = NodeKey::from_seed(&[77; 32]);
     xaa_node
-        .with_node(|n| n.rotate_principal_key(NodeKey::from_seed(&new.seed())))
+        .with_node(|n| n.rotate_principal_key(NodeKey::from_seed(&new.seed()), &[]))
         .unwrap();
     // A ministry delegated by the new key writes; the relay and the Secretariat take it.
     let ministry = homes.ministry("mod", "XAA").await;
@@ -181,6 +181,20 @@ async fn a_rotated_key_delegates_at_every_node_and_the_old_key_signs_nothing_aft
     converge(&[&xaa_node, &xrb, &un], &published()).await;
     for m in [&xaa_node, &xrb, &un] {
         assert_eq!(targets(m), vec!["T1/1", "T2/1"], "{} shows T9", m.label);
+    }
+    // The State rotates again and lets the ministry's delegation lapse: what the ministry
+    // wrote stops standing everywhere. A node with no delegation is a mistake, refused.
+    let err = xaa_node
+        .with_node(|n| n.rotate_principal_key(NodeKey::from_seed(&[78; 32]), &[xab_node.id()]))
+        .unwrap_err();
+    assert!(err.to_string().contains("no delegation of"), "{err}");
+    let done = xaa_node
+        .with_node(|n| n.rotate_principal_key(NodeKey::from_seed(&[78; 32]), &[ministry.id()]))
+        .unwrap();
+    assert_eq!(done.lapsed, vec![ministry.id().to_string()]);
+    converge(&[&xaa_node, &xrb, &un], &published()).await;
+    for m in [&xaa_node, &xrb, &un] {
+        assert_eq!(targets(m), vec!["T1/1"], "{} after the lapse", m.label);
     }
 }
 
@@ -263,7 +277,9 @@ async fn a_recovery_voids_what_the_leaked_key_signed_on_every_node() {
     // The State recovers with its recovery key and writes again.
     let recovered = NodeKey::from_seed(&[88; 32]);
     xaa_node
-        .with_node(|n| n.recover_principal_key(&recovery, NodeKey::from_seed(&recovered.seed())))
+        .with_node(|n| {
+            n.recover_principal_key(&recovery, NodeKey::from_seed(&recovered.seed()), &[])
+        })
         .unwrap();
     xaa_node
         .with_node(|n| {

@@ -32,6 +32,11 @@ pub enum StateKeyCmd {
     /// after is void on every node that holds the rotation. The old key file is kept beside
     /// the new one as `state.key.retired-…`.
     Rotate {
+        /// A node whose delegation is not carried over (repeat for several): what it wrote
+        /// stops standing, and it writes nothing that stands until delegated again by the new
+        /// key (`delegate`). To keep what a node wrote, revoke it instead.
+        #[arg(long, value_name = "NODEID", value_parser = super::parse_node_id)]
+        lapse: Vec<NodeId>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -43,6 +48,9 @@ pub enum StateKeyCmd {
         /// The recovery key: the file `init` wrote, or the text it printed.
         #[arg(long, value_name = "FILE")]
         recovery_key: PathBuf,
+        /// A node whose delegation is not kept (repeat for several), as for `rotate`.
+        #[arg(long, value_name = "NODEID", value_parser = super::parse_node_id)]
+        lapse: Vec<NodeId>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -54,15 +62,19 @@ pub fn state_key(home: Option<PathBuf>, cmd: StateKeyCmd) -> anyhow::Result<()> 
     let mut node = open(home)?;
     match cmd {
         StateKeyCmd::Show { of, json } => show(&node, of, json),
-        StateKeyCmd::Rotate { json } => {
+        StateKeyCmd::Rotate { lapse, json } => {
             let new = NodeKey::from_seed(&crate::home::random::<32>()?);
-            let done = node.rotate_principal_key(new)?;
+            let done = node.rotate_principal_key(new, &lapse)?;
             report(&done, json)
         }
-        StateKeyCmd::Recover { recovery_key, json } => {
+        StateKeyCmd::Recover {
+            recovery_key,
+            lapse,
+            json,
+        } => {
             let recovery = read_recovery_key(&recovery_key)?;
             let new = NodeKey::from_seed(&crate::home::random::<32>()?);
-            let done = node.recover_principal_key(&recovery, new)?;
+            let done = node.recover_principal_key(&recovery, new, &lapse)?;
             report(&done, json)
         }
     }
@@ -85,6 +97,9 @@ fn report(done: &crate::keys::KeyChange, json: bool) -> anyhow::Result<()> {
         done.epoch,
         done.kept
     );
+    for n in &done.lapsed {
+        println!("Delegation of {n} not carried over: delegate it again to let it write.");
+    }
     println!(
         "Peers follow it when they next sync; grants the old key signs from now on are void there."
     );
