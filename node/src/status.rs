@@ -22,6 +22,29 @@ pub struct Status {
     pub peers: Vec<PeerStatus>,
     /// Each document held.
     pub documents: Vec<DocStatus>,
+    /// Each State or body whose key this node follows past the key it trusts (a rotation or
+    /// recovery), or whose chain needs a person's attention (a fork, a recovery it cannot
+    /// check).
+    pub keys: Vec<KeyStatus>,
+}
+
+/// A State's or body's key chain as this node follows it, from its published document.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyStatus {
+    /// The State or body code.
+    pub principal: String,
+    /// The key this node trusts for it (the chain's root).
+    pub trusted: String,
+    /// The key in force now.
+    pub current: String,
+    /// The epoch of the key in force (one more per recovery).
+    pub epoch: u32,
+    /// How many keys were retired.
+    pub retired: usize,
+    /// A fork froze the chain: nothing new its keys sign stands until a recovery.
+    pub frozen: bool,
+    /// What a person should know, in words.
+    pub notes: Vec<String>,
 }
 
 /// This node.
@@ -157,6 +180,27 @@ pub fn status(node: &Node, serving: Option<String>, now: i64) -> Result<Status, 
             flagged: p.flagged,
         });
     }
+    let mut keys = Vec::new();
+    for d in &docs {
+        if !matches!(d, DocId::State(_) | DocId::Offers(_)) {
+            continue;
+        }
+        let (Ok(Some(chain)), Some(p)) = (node.key_chain_of(d), d.principal()) else {
+            continue;
+        };
+        if chain.retired.is_empty() && !chain.frozen && chain.notes.is_empty() {
+            continue;
+        }
+        keys.push(KeyStatus {
+            principal: p.code(),
+            trusted: chain.root.to_string(),
+            current: chain.current.to_string(),
+            epoch: chain.epoch,
+            retired: chain.retired.len(),
+            frozen: chain.frozen,
+            notes: chain.notes.clone(),
+        });
+    }
     Ok(Status {
         node: NodeStatus {
             node_id: node.id().to_string(),
@@ -169,6 +213,7 @@ pub fn status(node: &Node, serving: Option<String>, now: i64) -> Result<Status, 
         },
         peers,
         documents,
+        keys,
     })
 }
 

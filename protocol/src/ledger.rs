@@ -512,10 +512,22 @@ fn parse_hash(text: &str) -> Option<ChangeHash> {
 
 /// Whether a rotation or recovery can still matter to `chain`: a rotation of the epoch in
 /// force, or a recovery starting it or a later one. A dead epoch's rotations cannot.
-fn live_record(g: &SignedGrant, chain: &KeyChain) -> bool {
+/// Whether the chain could follow `g` now or stops at it: a rotation of the epoch in force
+/// signed by one of that epoch's keys, a recovery of the next epoch signed by the recovery key
+/// in force, or the recovery that started the epoch in force. Read off the chain alone, never
+/// off other records held: what a node holds beyond the chain moves nothing.
+fn reached(g: &SignedGrant, chain: &KeyChain) -> bool {
     match g.grant.kind {
-        GrantKind::Rotation => g.grant.serial == chain.epoch,
-        _ => g.grant.serial >= chain.epoch.max(1),
+        GrantKind::Rotation => {
+            g.grant.serial == chain.epoch && chain.epoch_keys.contains(&g.grant.key)
+        }
+        _ => {
+            (Some(g.grant.serial) == chain.epoch.checked_add(1)
+                && chain.recovery == Some(g.grant.key))
+                || (g.grant.serial == chain.epoch
+                    && chain.epoch > 0
+                    && chain.entered_by == Some(g.grant.key))
+        }
     }
 }
 
@@ -1452,8 +1464,7 @@ impl Ledger {
                     });
                 if own_grants
                     || self.has_any_delegation(author, &principal, key)
-                    || (grant_only
-                        && self.places_reachable_rotations(data, &chain, &|_| true, None))
+                    || (grant_only && self.places_reachable_rotations(data, &chain))
                 {
                     Ok(())
                 } else {
@@ -1567,83 +1578,13 @@ impl Ledger {
         (!own.is_empty()).then_some(own)
     }
 
-    /// Whether every record `data` places is a rotation or recovery signed by a key the
-    /// chain can reach from the trusted key and recovery key, through the records held inside
-    /// and these. Such a change is worth holding whoever placed it: the chain may follow it,
-    /// and without it the State's own nodes, voided by a thief's rotation, could not bring in
-    /// the recovery that restores them. It is offered to peers whatever its verdict, so that
-    /// every node that holds the document reads the chain off the same records.
-    fn places_reachable_rotations(
-        &self,
-        data: &ChangeData,
-        chain: &KeyChain,
-        inside: &dyn Fn(usize) -> bool,
-        held: Option<&HashSet<NodeId>>,
-    ) -> bool {
-        let Some(own) = self.chain_records_of(data) else {
-            return false;
-        };
-        let live = |g: &SignedGrant| live_record(g, chain);
-        // Judging a change held, its own records are among those held: the reach of the set,
-        // computed once per judgement, answers for every change.
-        let reach = match held {
-            Some(r) => std::borrow::Cow::Borrowed(r),
-            None => std::borrow::Cow::Owned(self.rotation_reach(chain, inside, &own)),
-        };
-        own.iter().all(|g| live(g) && reach.contains(&g.grant.key))
-    }
-
-    /// The keys reachable from the epoch in force's keys and recovery key through the live
-    /// rotations and recoveries held inside and `extra`. A key that signed two different
-    /// records of one kind for one epoch (a fork) reaches nothing through them: the chain
-    /// stops there until a recovery, so what its forks name could never move it.
-    fn rotation_reach(
-        &self,
-        chain: &KeyChain,
-        inside: &dyn Fn(usize) -> bool,
-        extra: &[SignedGrant],
-    ) -> HashSet<NodeId> {
-        // Only what could still move the chain: rotations of the epoch in force and
-        // recoveries after it, reached from that epoch's keys and its recovery key. A dead
-        // epoch's rotations (a thief signing with a key a recovery replaced) reach nothing, so
-        // they are judged like any grant: void unless a delegated node placed them.
-        let live = |g: &SignedGrant| live_record(g, chain);
-        // Per signer, per (recovery?, epoch): the distinct records, by storage key, each with
-        // the keys it names (the next key, and a next recovery key).
-        type Steps = BTreeMap<(bool, u32), BTreeMap<String, (NodeId, Option<NodeId>)>>;
-        let mut by_signer: HashMap<NodeId, Steps> = HashMap::new();
-        for g in self
-            .chain_records(inside)
-            .iter()
-            .chain(extra)
-            .filter(|g| live(g))
-        {
-            by_signer
-                .entry(g.grant.key)
-                .or_default()
-                .entry((g.grant.kind == GrantKind::Recovery, g.grant.serial))
-                .or_default()
-                .insert(g.storage_key(), (g.grant.node, g.grant.recovery));
-        }
-        let mut reach: HashSet<NodeId> = chain.epoch_keys.iter().copied().collect();
-        reach.extend(chain.recovery);
-        reach.extend(chain.entered_by);
-        let mut todo: Vec<NodeId> = reach.iter().copied().collect();
-        while let Some(k) = todo.pop() {
-            for steps in by_signer.remove(&k).unwrap_or_default().into_values() {
-                if steps.len() != 1 {
-                    continue;
-                }
-                for (node, rec) in steps.into_values() {
-                    for n in std::iter::once(node).chain(rec) {
-                        if reach.insert(n) {
-                            todo.push(n);
-                        }
-                    }
-                }
-            }
-        }
-        reach
+    /// Whether every record `data` places is a rotation or recovery the chain could follow
+    /// now or stops at ([`reached`]). Such a change is worth holding whoever placed it: without
+    /// it the State's own nodes, voided by a thief's rotation, could not bring in the recovery
+    /// that restores them.
+    fn places_reachable_rotations(&self, data: &ChangeData, chain: &KeyChain) -> bool {
+        self.chain_records_of(data)
+            .is_some_and(|own| own.iter().all(|g| reached(g, chain)))
     }
 
     /// The rotations and recoveries of the document's principal held inside, from the
@@ -1832,7 +1773,6 @@ impl Ledger {
         });
         let chain = chain.as_deref();
         let revocations = self.held_revocations(key, chain, &inside, None);
-        let reach = std::cell::OnceCell::new();
         // Each distinct revocation once, however many copies of it are held.
         for g in revocations.values() {
             cutoffs
@@ -1959,15 +1899,7 @@ impl Ledger {
                     principal.as_ref().map(|p| p.code()).unwrap_or_default(),
                 ))
             } else if e.grant_only {
-                self.judge_grants(
-                    i as u32,
-                    data,
-                    principal.as_ref(),
-                    chain,
-                    &verdicts,
-                    &inside,
-                    &reach,
-                )
+                self.judge_grants(i as u32, data, principal.as_ref(), chain, &verdicts)
             } else {
                 self.authorize(
                     i as u32,
@@ -2023,28 +1955,38 @@ impl Ledger {
                 }
             }
         }
-        // The rotations and recoveries the chain reads are offered whatever the verdict of the
-        // change that carries them: the chain is read off every such change held, so a node
-        // that lacked one would follow a different key for good.
-        if let Some(chain) = chain {
+        // The rotations and recoveries the chain read (followed, or stopped at) are offered
+        // whatever the verdict of the changes that carry them: the chain is read off every such
+        // change held, so a node that lacked one would follow a different key for good. One
+        // carrier for each record is enough: a standing one if any, else the one with the
+        // smallest hash (the same on every node that holds them; copies are not relayed).
+        if let Some(chain) = chain
+            && !chain.read.is_empty()
+        {
+            let mut carrier: BTreeMap<String, (bool, ChangeHash, usize)> = BTreeMap::new();
             for (i, e) in self.entries.iter().enumerate() {
-                let (true, true, false, Some(d)) = (inside(i), e.grant_only, evidence[i], &e.data)
-                else {
+                let (true, true, Some(d)) = (inside(i), e.grant_only, &e.data) else {
                     continue;
                 };
-                let read = self
-                    .chain_records_of(d)
-                    .is_some_and(|own| own.iter().any(|g| chain.read.contains(&g.storage_key())));
-                if read
-                    || self.places_reachable_rotations(
-                        d,
-                        chain,
-                        &inside,
-                        Some(reach.get_or_init(|| self.rotation_reach(chain, &inside, &[]))),
-                    )
-                {
-                    evidence[i] = true;
+                let Some(own) = self.chain_records_of(d) else {
+                    continue;
+                };
+                let stands = matches!(verdicts[i], Verdict::Stands);
+                for g in own {
+                    let k = g.storage_key();
+                    if !chain.read.contains(&k) {
+                        continue;
+                    }
+                    // Standing first, then the smallest hash.
+                    let rank = (!stands, e.hash, i);
+                    let best = carrier.entry(k).or_insert(rank);
+                    if (rank.0, rank.1) < (best.0, best.1) {
+                        *best = rank;
+                    }
                 }
+            }
+            for (_, _, i) in carrier.into_values() {
+                evidence[i] = true;
             }
         }
         let standing = closure(&|i| matches!(verdicts[i], Verdict::Stands));
@@ -2295,8 +2237,6 @@ impl Ledger {
             .collect()
     }
 
-    // What the set says (chain, reach, mask) travels as plain arguments, as for `authorize`.
-    #[allow(clippy::too_many_arguments)]
     fn judge_grants(
         &self,
         i: u32,
@@ -2304,8 +2244,6 @@ impl Ledger {
         principal: Option<&Principal>,
         key: Option<&KeyChain>,
         verdicts: &[Verdict],
-        inside: &dyn Fn(usize) -> bool,
-        reach: &std::cell::OnceCell<HashSet<NodeId>>,
     ) -> Result<(), Denied> {
         let (Some(principal), Some(key)) = (principal, key) else {
             return Err(Denied::Forbidden {
@@ -2326,12 +2264,7 @@ impl Ledger {
                 self.delegation_at(&a, principal, key, i, verdicts)
                     .is_none()
             })
-            && !self.places_reachable_rotations(
-                data,
-                key,
-                inside,
-                Some(reach.get_or_init(|| self.rotation_reach(key, inside, &[]))),
-            )
+            && !self.places_reachable_rotations(data, key)
         {
             return Err(Denied::NotDelegated(principal.code()));
         }

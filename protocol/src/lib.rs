@@ -47,6 +47,8 @@ mod redteam14_tests;
 #[cfg(test)]
 mod redteam15_tests;
 #[cfg(test)]
+mod redteam16_tests;
+#[cfg(test)]
 mod redteam2_tests;
 #[cfg(test)]
 mod redteam3_tests;

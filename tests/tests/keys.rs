@@ -173,6 +173,19 @@ async fn a_rotated_key_delegates_at_every_node_and_the_old_key_signs_nothing_aft
             m.label
         );
         assert_eq!(chain.root, old.node_id());
+        // And `status` says so, on every node that follows it.
+        let st = m
+            .with_node(|n| poa_node::status::status(n, None, 0))
+            .unwrap();
+        let k = st
+            .keys
+            .iter()
+            .find(|k| k.principal == "XAA")
+            .expect("XAA in status");
+        assert_eq!(
+            (k.retired, k.current.clone()),
+            (1, new.node_id().to_string())
+        );
     }
     // The old key, after the rotation, delegates XAB's node, which writes T9: void or refused
     // at every node, whichever it reaches first.

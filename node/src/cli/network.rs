@@ -228,6 +228,23 @@ pub fn status(home: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
         ),
     }
     println!("{} document(s), {} change(s).", n.documents, n.changes);
+    for k in &st.keys {
+        let short = |key: &str| key.get(..7).unwrap_or_default().to_string();
+        let state = if k.frozen {
+            "frozen by a fork: no key is in force until a recovery".to_string()
+        } else {
+            format!("key in force {} (epoch {})", short(&k.current), k.epoch)
+        };
+        println!(
+            "{}: {} key(s) retired since the trusted key {}; {state}.",
+            k.principal,
+            k.retired,
+            short(&k.trusted)
+        );
+        for note in &k.notes {
+            println!("{}: {note}", k.principal);
+        }
+    }
     if st.peers.is_empty() {
         println!("No peers. Pin one with `poa-node peer add NODEID@HOST:PORT --name ...`.");
         return Ok(());
