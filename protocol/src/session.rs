@@ -531,7 +531,7 @@ impl Session {
         }
         self.dirty = true;
         if !self.docs.get(doc).is_some_and(|d| d.awaiting) && host.may_read(&self.peer, doc) {
-            self.begin(host, doc);
+            self.begin(host, doc, true);
         }
         self.after(host);
     }
@@ -752,7 +752,7 @@ impl Session {
         }
         for doc in start {
             if !self.docs.get(&doc).is_some_and(|d| d.awaiting) {
-                self.begin(host, &doc);
+                self.begin(host, &doc, false);
             }
         }
         for doc in asks {
@@ -811,9 +811,10 @@ impl Session {
         host.set_expected(&self.peer, held, digest);
     }
 
-    /// Starts (or restarts) syncing a document with the first message of a session.
-    fn begin(&mut self, host: &mut impl Host, doc: &DocId) {
-        if let Some(msg) = self.generate(host, doc, None, false) {
+    /// Starts (or restarts) syncing a document with the first message of a session. `push`:
+    /// after a local write, when what the peer lacks is likely just that write.
+    fn begin(&mut self, host: &mut impl Host, doc: &DocId, push: bool) {
+        if let Some(msg) = self.generate(host, doc, None, false, push) {
             let now = self.now;
             let st = self.docs.entry(doc.clone()).or_default();
             st.awaiting = true;
@@ -911,7 +912,7 @@ impl Session {
                 .unwrap_or_default();
             host.set_shared(&self.peer, &doc, &shared);
         }
-        let reply = self.generate(host, &doc, Some((&their, accepted)), blind);
+        let reply = self.generate(host, &doc, Some((&their, accepted)), blind, false);
         match reply {
             Some(msg) => {
                 let now = self.now;
@@ -936,6 +937,7 @@ impl Session {
         doc: &DocId,
         their: Option<(&Their, usize)>,
         blind: bool,
+        push: bool,
     ) -> Option<DocSync> {
         let shared = if !blind && holds(host, doc) {
             host.shared(&self.peer, doc)
@@ -992,9 +994,11 @@ impl Session {
                         }
                         to_send = set;
                     }
-                    None if !shared.is_empty() => {
-                        // A push to a peer this node synced with before: send what it likely
-                        // lacks at once.
+                    None if push && !shared.is_empty() => {
+                        // A push after a write, to a peer this node synced with before: send
+                        // what it likely lacks at once. Not when a listing showed a difference:
+                        // the shared heads remembered here may be older than what the peer
+                        // holds (a node restored from a backup), so its filter decides.
                         to_send = mine.clone();
                     }
                     None => {}
