@@ -28,6 +28,15 @@ pub enum Learned {
 const PRINCIPAL_KEYS: &str = "trusted_keys";
 const RECOVERY_KEYS: &str = "recovery_keys";
 
+/// Whether a stored trust source is an introducer: what such a source taught is not vouched
+/// for further.
+fn from_introducer(source: &str) -> bool {
+    matches!(
+        serde_json::from_str::<TrustSource>(source),
+        Ok(TrustSource::Introducer(_))
+    )
+}
+
 impl Store {
     pub(super) fn reload_trust(&self) -> Result<(), StoreError> {
         let trust = Trust {
@@ -139,10 +148,7 @@ impl Store {
             )
             .optional()?;
         Ok(row.and_then(|(k, source, vouch)| {
-            if matches!(
-                serde_json::from_str::<TrustSource>(&source),
-                Ok(TrustSource::Introducer(_))
-            ) {
+            if from_introducer(&source) {
                 return None;
             }
             Some(poa_protocol::wire::RecoveryVouch {
@@ -215,12 +221,7 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows
             .into_iter()
-            .filter(|(_, _, src)| {
-                !matches!(
-                    serde_json::from_str::<TrustSource>(src),
-                    Ok(TrustSource::Introducer(_))
-                )
-            })
+            .filter(|(_, _, src)| !from_introducer(src))
             .filter_map(|(p, k, _)| Some((p.parse().ok()?, node_of(&k)?)))
             .collect())
     }
