@@ -1591,9 +1591,17 @@ impl Ledger {
     /// changes that place nothing else (a change that mixes them with other grants moves no
     /// chain: its verdict could hide it from peers while its records still counted here).
     fn chain_records(&self, inside: &dyn Fn(usize) -> bool) -> Vec<SignedGrant> {
-        let mut records = Vec::new();
+        self.chain_entries(inside)
+            .into_iter()
+            .flat_map(|(_, own)| own)
+            .collect()
+    }
+
+    /// The changes held inside that place nothing but the principal's rotations and
+    /// recoveries, in entry order, each with its records.
+    fn chain_entries(&self, inside: &dyn Fn(usize) -> bool) -> Vec<(u32, Vec<SignedGrant>)> {
         let Some(c) = self.kind.container("rotations") else {
-            return records;
+            return Vec::new();
         };
         let mut entries: BTreeSet<u32> = BTreeSet::new();
         for (_, ats) in self.keys.range((c, String::new())..(c + 1, String::new())) {
@@ -1603,14 +1611,13 @@ impl Ledger {
                 }
             }
         }
-        for i in entries {
-            if let Some(d) = &self.entries[i as usize].data
-                && let Some(own) = self.chain_records_of(d)
-            {
-                records.extend(own);
-            }
-        }
-        records
+        entries
+            .into_iter()
+            .filter_map(|i| {
+                let d = self.entries[i as usize].data.as_ref()?;
+                Some((i, self.chain_records_of(d)?))
+            })
+            .collect()
     }
 
     /// The delegations and revocations held here (placed by `author`, if given), whatever
@@ -1964,13 +1971,8 @@ impl Ledger {
             && !chain.read.is_empty()
         {
             let mut carrier: BTreeMap<String, (bool, ChangeHash, usize)> = BTreeMap::new();
-            for (i, e) in self.entries.iter().enumerate() {
-                let (true, true, Some(d)) = (inside(i), e.grant_only, &e.data) else {
-                    continue;
-                };
-                let Some(own) = self.chain_records_of(d) else {
-                    continue;
-                };
+            for (i, own) in self.chain_entries(&inside) {
+                let i = i as usize;
                 let stands = matches!(verdicts[i], Verdict::Stands);
                 for g in own {
                     let k = g.storage_key();
@@ -1978,7 +1980,7 @@ impl Ledger {
                         continue;
                     }
                     // Standing first, then the smallest hash.
-                    let rank = (!stands, e.hash, i);
+                    let rank = (!stands, self.entries[i].hash, i);
                     let best = carrier.entry(k).or_insert(rank);
                     if (rank.0, rank.1) < (best.0, best.1) {
                         *best = rank;
