@@ -620,13 +620,16 @@ async fn drive(
         engine.config.frame_deadline,
     ));
     let clock = Instant::now();
+    // Subscribe before the session states its first summary: a document another connection
+    // takes after that summary was computed must reach this session as a notice, or the peer
+    // would hear of it only at the next anti-entropy round (an hour by default).
+    let mut changes = engine.changed.subscribe();
     let mut session = {
         let hello = crate::host::hello(&lock(&engine.node));
         let mut s = Session::new(peer, hello, mode, session_config(&engine.config));
         engine.with_host(|host| s.start(host, now_ms(clock)));
         s
     };
-    let mut changes = engine.changed.subscribe();
     let flush = |s: &mut Session, tx: &mpsc::UnboundedSender<Message>| {
         while let Some(m) = s.poll_transmit() {
             let _ = tx.send(m);

@@ -525,12 +525,18 @@ impl Session {
 
     /// A document changed here: push it now if the peer may read it, and restate the summary
     /// once the exchange settles.
+    ///
+    /// Before the peer's hello the change is not dropped: the summary already queued may not
+    /// hold it, so it is restated (and the peer lists what differs).
     pub fn push(&mut self, host: &mut impl Host, doc: &DocId) {
-        if self.phase != Phase::Open {
+        if self.phase == Phase::Closed {
             return;
         }
         self.dirty = true;
-        if !self.docs.get(doc).is_some_and(|d| d.awaiting) && host.may_read(&self.peer, doc) {
+        if self.phase == Phase::Open
+            && !self.docs.get(doc).is_some_and(|d| d.awaiting)
+            && host.may_read(&self.peer, doc)
+        {
             self.begin(host, doc, true);
         }
         self.after(host);

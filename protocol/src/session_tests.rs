@@ -230,6 +230,27 @@ fn a_push_after_a_write_sends_only_the_new_change() {
 }
 
 #[test]
+fn a_document_taken_before_the_peers_hello_reaches_it_on_that_connection() {
+    // Neither side holds the document when the connection starts, so both first summaries
+    // match. B then takes it (from another connection, say) before A's hello arrives; the
+    // notice of it must not be lost, for nothing else would tell A before the next
+    // anti-entropy round.
+    let mut bare = state_node(0);
+    bare.ledgers.clear();
+    let mut p = pair(relay(), bare, Mode::Stay);
+    p.b.host.ledgers = state_node(2).ledgers;
+    p.push_b(&published());
+    p.drive(1000);
+    assert!(!heads(&p.b.host, &published()).is_empty());
+    assert_eq!(
+        heads(&p.a.host, &published()),
+        heads(&p.b.host, &published()),
+        "{:?}",
+        p.b.sent
+    );
+}
+
+#[test]
 fn a_missed_push_is_repaired_by_anti_entropy() {
     let mut p = pair(relay(), state_node(2), Mode::Stay);
     p.drive(1000);
