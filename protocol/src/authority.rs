@@ -406,12 +406,19 @@ impl Signers for NodeId {
 /// Decided over the set of records held, never their order or dates:
 /// - epochs: epoch 0 starts with the root. Epoch *n*+1 starts with the key of the one
 ///   recovery for *n*+1 signed by epoch *n*'s recovery key (the root's recovery key, or the one
-///   the last recovery named). None, or two different ones (the recovery key signed twice),
-///   and the chain stays in epoch *n*;
+///   the last recovery named). None, and the chain stays in epoch *n*. Two different ones
+///   (the recovery key signed twice: it leaked, perhaps after it was retired) freeze the
+///   chain: no key is in force and no rotation is followed, for good. Falling back to epoch
+///   *n*'s key would hand the State back to the key the recovery was made to retire; a leaked
+///   recovery key can stop the State, never speak for it, and the State's operators set a new
+///   root on every node (`poa-node trust CODE --state-key KEY`);
 /// - in the last epoch, rotations: from its first key, the one rotation of that epoch signed
 ///   by the key in force leads to the next key. Two different ones (a fork: the key signed
-///   twice, perhaps a retired key that leaked) freeze the chain: no key is in force, and of
-///   the forked key's grants only what every fork keeps stands, until a recovery;
+///   twice, perhaps a retired key that leaked) freeze the chain: no key is in force and none
+///   of the forked key's grants stands, until a recovery (what a fork keeps is the signer's
+///   word, and the signer is the one that cannot be told from a thief);
+/// - at a fork, the chain reads the two records with the smallest storage keys: two prove the
+///   fork, whichever two, so a node needs (and offers) no more, however many a thief signs;
 /// - a grant stands if the key in force signed it, or a recovery, or a rotation of the last
 ///   epoch's chain, keeps it (names its storage key). Every other grant of a retired key is
 ///   void, whenever it was signed.
@@ -430,8 +437,9 @@ pub struct KeyChain {
     /// What a person should know: a fork, a recovery this node cannot check, a recovery key
     /// that signed twice.
     pub notes: Vec<String>,
-    /// A key in force signed two different rotations: no key is in force (nothing new it
-    /// signs stands) until a recovery, and only what both rotations keep stands of its grants.
+    /// A key in force signed two different rotations, or a recovery key two recoveries for one
+    /// epoch: no key is in force (nothing it signed stands), until a recovery (a rotation
+    /// fork) or a new root (a recovery fork).
     pub frozen: bool,
     /// The keys of the last epoch, from its first to the one in force.
     pub epoch_keys: Vec<NodeId>,
@@ -439,8 +447,8 @@ pub struct KeyChain {
     pub recovery: Option<NodeId>,
     /// The recovery key that signed the recovery starting the last epoch, if any.
     pub entered_by: Option<NodeId>,
-    /// The storage keys of the records the chain followed or stopped at (a fork's records):
-    /// every node must hold these to follow the same chain.
+    /// The storage keys of the records the chain followed or stopped at (a fork's two
+    /// smallest): every node must hold these to follow the same chain, and needs no others.
     pub read: std::collections::BTreeSet<String>,
 }
 
@@ -456,6 +464,26 @@ impl Signers for KeyChain {
 
 /// The most rotations followed in one epoch.
 pub const MAX_ROTATIONS: usize = 1024;
+
+/// The most recoveries followed: an honest State recovers a handful of times in its life; a
+/// thief holding a recovery key that names its own next one could otherwise add epochs
+/// without end.
+pub const MAX_EPOCHS: u32 = 256;
+
+/// The most records one key signs at one step of the chain (one kind, one epoch) that a node
+/// holds: a fork is proved by two, and the chain reads no more than the two smallest, so the
+/// rest of a thief's flood is refused at the door.
+pub const MAX_FORKS: usize = 16;
+
+/// Where a record sits in the chain: its kind (0 rotation, 1 recovery), epoch and signer. The
+/// records at one point are one step, or a fork.
+pub fn chain_point(g: &SignedGrant) -> (u8, u32, NodeId) {
+    (
+        u8::from(g.grant.kind == GrantKind::Recovery),
+        g.grant.serial,
+        g.grant.key,
+    )
+}
 
 impl KeyChain {
     /// A root key with no rotation.
@@ -502,16 +530,13 @@ impl KeyChain {
         }
         // Indexed by (kind, epoch, signer): each step of the chain is a lookup, not a scan.
         let mut index: BTreeMap<(u8, u32, NodeId), Vec<&SignedGrant>> = BTreeMap::new();
+        // In storage-key order (`by_key` is sorted), so a fork's first two are its smallest.
         for g in by_key.values() {
-            let kind = u8::from(g.grant.kind == GrantKind::Recovery);
-            index
-                .entry((kind, g.grant.serial, g.grant.key))
-                .or_default()
-                .push(g);
+            index.entry(chain_point(g)).or_default().push(g);
         }
         let mut chain = KeyChain::root(root);
         let mut rec = recovery;
-        while let Some(next) = chain.epoch.checked_add(1) {
+        while let Some(next) = chain.epoch.checked_add(1).filter(|n| *n <= MAX_EPOCHS) {
             let found = index
                 .range((1, next, NodeId([0; 32]))..=(1, next, NodeId([0xff; 32])))
                 .next()
@@ -546,11 +571,14 @@ impl KeyChain {
                     break;
                 }
                 _ => {
-                    chain.read.extend(signed.iter().map(|g| g.storage_key()));
+                    chain
+                        .read
+                        .extend(signed.iter().take(2).map(|g| g.storage_key()));
                     chain.notes.push(format!(
-                        "the recovery key signed {} different recoveries for epoch {next}: none is followed",
+                        "the recovery key signed {} different recoveries for epoch {next}: it has leaked, no key is in force, and the State's operators must set a new State key on every node (`poa-node trust CODE --state-key KEY`)",
                         signed.len()
                     ));
+                    chain.frozen = true;
                     break;
                 }
             }
@@ -559,6 +587,9 @@ impl KeyChain {
         let mut rotation_kept: Vec<String> = Vec::new();
         let mut seen = std::collections::BTreeSet::from([chain.current]);
         for _ in 0..MAX_ROTATIONS {
+            if chain.frozen {
+                break;
+            }
             let from = chain.current;
             let next: Vec<&SignedGrant> = index
                 .get(&(0, chain.epoch, from))
@@ -575,25 +606,24 @@ impl KeyChain {
                 }
                 [] | [_] => break,
                 forks => {
-                    chain.read.extend(forks.iter().map(|g| g.storage_key()));
+                    // The two smallest prove the fork; which two (and how many more a thief
+                    // signed) changes no verdict, so no node needs the rest.
+                    chain
+                        .read
+                        .extend(forks.iter().take(2).map(|g| g.storage_key()));
                     // Whoever holds the key signed twice, a thief holding a retired key
-                    // among them: neither rotation is followed, and the key they fork from
-                    // is not in force either, so that a leaked retired key never gets its
-                    // power back. Of its grants, what every fork keeps stands.
+                    // among them: no rotation is followed, and the key they fork from is not
+                    // in force either, so that a leaked retired key never gets its power
+                    // back. None of its grants stands either: what a fork keeps is the word of
+                    // a signer that cannot be told from the thief (and a thief's fork that
+                    // keeps everything would make "what every fork keeps" the honest fork's
+                    // whole list). A recovery keeps what the State still wants.
                     chain.notes.push(format!(
                         "key {} signed {} different rotations: no key is in force until a recovery (`poa-node state-key recover`)",
                         from.short(),
                         forks.len()
                     ));
                     chain.frozen = true;
-                    let mut common: std::collections::BTreeSet<&String> =
-                        forks[0].grant.kept.iter().collect();
-                    for f in &forks[1..] {
-                        let theirs: std::collections::BTreeSet<&String> =
-                            f.grant.kept.iter().collect();
-                        common.retain(|k| theirs.contains(k));
-                    }
-                    rotation_kept.extend(common.into_iter().cloned());
                     break;
                 }
             }

@@ -37,7 +37,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use automerge::ChangeHash;
 use serde_json::{Value as Json, json};
 
-use crate::authority::{BadGrant, Denied, GrantKind, KeyChain, Scope, SignedGrant, Signers};
+use crate::authority::{
+    BadGrant, Denied, GrantKind, KeyChain, MAX_FORKS, Scope, SignedGrant, Signers, chain_point,
+};
 use crate::change::{ChangeData, FlatAction, FlatOp, Malformed, OpRef, SignedChange, parse_value};
 use crate::date::Date;
 use crate::doc::{DocId, DocKind, Policy, PoolId, SCHEMA, genesis};
@@ -508,27 +510,6 @@ fn parse_hash(text: &str) -> Option<ChangeHash> {
         *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
     Some(ChangeHash(out))
-}
-
-/// Whether a rotation or recovery can still matter to `chain`: a rotation of the epoch in
-/// force, or a recovery starting it or a later one. A dead epoch's rotations cannot.
-/// Whether the chain could follow `g` now or stops at it: a rotation of the epoch in force
-/// signed by one of that epoch's keys, a recovery of the next epoch signed by the recovery key
-/// in force, or the recovery that started the epoch in force. Read off the chain alone, never
-/// off other records held: what a node holds beyond the chain moves nothing.
-fn reached(g: &SignedGrant, chain: &KeyChain) -> bool {
-    match g.grant.kind {
-        GrantKind::Rotation => {
-            g.grant.serial == chain.epoch && chain.epoch_keys.contains(&g.grant.key)
-        }
-        _ => {
-            (Some(g.grant.serial) == chain.epoch.checked_add(1)
-                && chain.recovery == Some(g.grant.key))
-                || (g.grant.serial == chain.epoch
-                    && chain.epoch > 0
-                    && chain.entered_by == Some(g.grant.key))
-        }
-    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -1411,6 +1392,11 @@ impl Ledger {
         grant_only: bool,
         key: Option<&NodeId>,
     ) -> Result<(), Screen> {
+        if grant_only && self.overflows_a_chain_point(data) {
+            return Err(Screen::NotAWriter(format!(
+                "it places a key rotation or recovery where {MAX_FORKS} different ones signed by one key for one epoch are held already"
+            )));
+        }
         match &self.doc {
             DocId::Pool(id) => {
                 if id.is_creator(author) {
@@ -1464,7 +1450,7 @@ impl Ledger {
                     });
                 if own_grants
                     || self.has_any_delegation(author, &principal, key)
-                    || (grant_only && self.places_reachable_rotations(data, &chain))
+                    || (grant_only && self.places_read_records(data, key))
                 {
                     Ok(())
                 } else {
@@ -1578,13 +1564,50 @@ impl Ledger {
         (!own.is_empty()).then_some(own)
     }
 
-    /// Whether every record `data` places is a rotation or recovery the chain could follow
-    /// now or stops at ([`reached`]). Such a change is worth holding whoever placed it: without
-    /// it the State's own nodes, voided by a thief's rotation, could not bring in the recovery
-    /// that restores them.
-    fn places_reachable_rotations(&self, data: &ChangeData, chain: &KeyChain) -> bool {
+    /// Whether, with the records `data` places held too, the chain from `key` reads every one
+    /// of them (follows it, or stops at it as one of a fork's two smallest). Such a change is
+    /// worth holding whoever placed it: without it the State's own nodes, voided by a thief's
+    /// rotation, could not bring in the recovery that restores them. Read off the chain alone:
+    /// a record the chain does not read (a dead epoch's, one past a fork, a fork's third) is
+    /// refused, so a thief's flood of forks costs a node no more than two records.
+    fn places_read_records(&self, data: &ChangeData, key: &NodeId) -> bool {
+        let Some(own) = self.chain_records_of(data) else {
+            return false;
+        };
+        let chain = KeyChain::resolve(
+            *key,
+            self.recovery,
+            self.chain_records(&|_| true)
+                .into_iter()
+                .chain(own.iter().cloned()),
+        );
+        own.iter().all(|g| chain.read.contains(&g.storage_key()))
+    }
+
+    /// Whether `data` places only rotations and recoveries that `chain` (read off the whole set
+    /// held, this change's records among them) reads.
+    fn places_read(&self, data: &ChangeData, chain: &KeyChain) -> bool {
         self.chain_records_of(data)
-            .is_some_and(|own| own.iter().all(|g| reached(g, chain)))
+            .is_some_and(|own| own.iter().all(|g| chain.read.contains(&g.storage_key())))
+    }
+
+    /// Whether `data` places a rotation or recovery at a point of the chain (one kind, epoch
+    /// and signer) where [`MAX_FORKS`] different records are held already: the chain reads at
+    /// most two there, so more is a flood, refused whoever sends it.
+    fn overflows_a_chain_point(&self, data: &ChangeData) -> bool {
+        let Some(own) = self.chain_records_of(data) else {
+            return false;
+        };
+        let mut held: HashMap<(u8, u32, NodeId), BTreeSet<String>> = HashMap::new();
+        for g in self.chain_records(&|_| true) {
+            held.entry(chain_point(&g))
+                .or_default()
+                .insert(g.storage_key());
+        }
+        own.iter().any(|g| {
+            held.get(&chain_point(g))
+                .is_some_and(|at| at.len() >= MAX_FORKS && !at.contains(&g.storage_key()))
+        })
     }
 
     /// The rotations and recoveries of the document's principal held inside, from the
@@ -2266,7 +2289,7 @@ impl Ledger {
                 self.delegation_at(&a, principal, key, i, verdicts)
                     .is_none()
             })
-            && !self.places_reachable_rotations(data, key)
+            && !self.places_read(data, key)
         {
             return Err(Denied::NotDelegated(principal.code()));
         }

@@ -107,10 +107,8 @@ fn target_ids(view: &Json) -> Vec<String> {
     ids
 }
 
-/// Admits `changes` in the order `seed` shuffles them, in batches of random sizes, and
-/// returns the settled view's target keys.
-fn replay(changes: &[SignedChange], seed: u64, recovery_known: bool) -> (Vec<String>, KeyChain) {
-    let key = root().node_id();
+/// `changes` in the order `seed` shuffles them, and the generator's state after.
+fn shuffled(changes: &[SignedChange], seed: u64) -> (Vec<SignedChange>, u64) {
     let mut order: Vec<SignedChange> = changes.to_vec();
     let mut rng = seed | 1;
     for i in (1..order.len()).rev() {
@@ -119,6 +117,14 @@ fn replay(changes: &[SignedChange], seed: u64, recovery_known: bool) -> (Vec<Str
         rng ^= rng << 17;
         order.swap(i, (rng % (i as u64 + 1)) as usize);
     }
+    (order, rng)
+}
+
+/// Admits `changes` in the order `seed` shuffles them, in batches of random sizes, and
+/// returns the settled view's target keys.
+fn replay(changes: &[SignedChange], seed: u64, recovery_known: bool) -> (Vec<String>, KeyChain) {
+    let key = root().node_id();
+    let (order, mut rng) = shuffled(changes, seed);
     let mut l = Ledger::new(&doc());
     l.set_recovery(recovery_known.then(|| recovery().node_id()));
     // Whatever is refused for lack of what is held comes again, as sync sends it again.
@@ -274,7 +280,9 @@ fn a_key_that_signs_two_rotations_freezes_the_chain_until_a_recovery() {
     let honest = delegation(&r, &k(1));
     let thiefs = delegation(&r, &k(9));
     // The State rotated keeping its delegation; the root leaked later and the thief forks,
-    // keeping its own: neither rotation is followed, and the root is not in force again.
+    // keeping its own and the honest one: neither rotation is followed, the root is not in
+    // force again, and nothing the root signed stands (what a fork keeps is the forked key's
+    // word, and that key is the thief's too).
     let a = signed_grant(&r, GrantKind::Rotation, &k(50).node_id(), 0, &[&honest]);
     let b = signed_grant(
         &r,
@@ -295,7 +303,7 @@ fn a_key_that_signs_two_rotations_freezes_the_chain_until_a_recovery() {
             .iter()
             .any(|n| n.contains("2 different rotations"))
     );
-    assert!(chain.accepts(&honest), "what both forks keep stands");
+    assert!(!chain.accepts(&honest), "a fork keeps nothing");
     assert!(!chain.accepts(&thiefs));
     assert!(
         !chain.accepts(&delegation(&r, &k(8))),
@@ -303,9 +311,21 @@ fn a_key_that_signs_two_rotations_freezes_the_chain_until_a_recovery() {
     );
     assert!(!chain.accepts(&delegation(&k(51), &k(8))));
     // The recovery settles it; rotations of the epoch it ended count no more.
-    let rec = signed_grant(&recovery(), GrantKind::Recovery, &k(52).node_id(), 1, &[]);
+    let rec = signed_grant(
+        &recovery(),
+        GrantKind::Recovery,
+        &k(52).node_id(),
+        1,
+        &[&honest],
+    );
     let chain = KeyChain::resolve(r.node_id(), Some(recovery().node_id()), [a, b, rec]);
     assert_eq!(chain.current, k(52).node_id());
+    assert!(!chain.frozen);
+    assert!(
+        chain.accepts(&honest),
+        "the recovery keeps what the State wants"
+    );
+    assert!(!chain.accepts(&thiefs));
 }
 
 #[test]
@@ -317,16 +337,21 @@ fn only_the_recovery_key_recovers_and_only_once_an_epoch() {
     let other = signed_grant(&k(61), GrantKind::Recovery, &k(60).node_id(), 1, &[]);
     let chain = KeyChain::resolve(r.node_id(), rec_id, [forged, other]);
     assert_eq!(chain.current, r.node_id());
-    // Two recoveries for one epoch by the recovery key: neither is followed.
+    // Two recoveries for one epoch by the recovery key: neither is followed, and the key
+    // they were made to retire is not in force either (the recovery key leaked: it stops the
+    // State until its operators set a new root, and never speaks for it).
     let a = signed_grant(&recovery(), GrantKind::Recovery, &k(62).node_id(), 1, &[]);
     let b = signed_grant(&recovery(), GrantKind::Recovery, &k(63).node_id(), 1, &[]);
     let chain = KeyChain::resolve(r.node_id(), rec_id, [a.clone(), b]);
     assert_eq!(chain.current, r.node_id());
+    assert!(chain.frozen);
+    assert!(!chain.accepts(&delegation(&r, &k(8))));
+    assert!(!chain.accepts(&delegation(&k(62), &k(8))));
     assert!(
         chain
             .notes
             .iter()
-            .any(|n| n.contains("2 different recoveries"))
+            .any(|n| n.contains("2 different recoveries") && n.contains("--state-key"))
     );
     // A later epoch needs the one before it.
     let c = signed_grant(&recovery(), GrantKind::Recovery, &k(64).node_id(), 2, &[]);
@@ -414,4 +439,180 @@ fn a_recovery_placed_by_a_node_with_no_delegation_stands() {
     let c = write(&mut l, &ministry, vec![target_op("T1")]);
     let h = c.data.to_automerge(&doc()).unwrap().hash();
     assert_eq!(l.verdict(&h), Some(&crate::ledger::Verdict::Stands));
+}
+
+/// A change by `author` built on `base` (not admitted anywhere) placing `g`.
+fn placed(base: &Ledger, author: &NodeKey, g: &SignedGrant) -> SignedChange {
+    let data = base.next_change(
+        &actor_bytes(&author.node_id(), &[7; 8]),
+        T0,
+        vec![grant_op(g)],
+    );
+    let h = data.to_automerge(base.doc()).unwrap().hash();
+    SignedChange {
+        data,
+        signature: sign_change(author, base.doc(), &h).to_vec(),
+    }
+}
+
+/// The root key has leaked, and the thief signs `n` rotations from it, each placed by a
+/// different stranger, on a document where the State's node holds its delegation. The
+/// changes, and the delegation.
+fn fork_flood(n: u8) -> (Ledger, Vec<SignedChange>, SignedGrant) {
+    let mut l = Ledger::new(&doc());
+    l.set_recovery(Some(recovery().node_id()));
+    let d1 = delegation(&root(), &k(1));
+    write(&mut l, &k(1), vec![grant_op(&d1)]);
+    let flood = (0..n)
+        .map(|i| {
+            let g = signed_grant(
+                &root(),
+                GrantKind::Rotation,
+                &k(100 + i).node_id(),
+                0,
+                &[&d1],
+            );
+            placed(&l, &k(150 + i % 100), &g)
+        })
+        .collect();
+    (l, flood, d1)
+}
+
+fn rotation_key_of(c: &SignedChange) -> String {
+    let FlatAction::Put { value, .. } = &c.data.ops[0].action else {
+        unreachable!()
+    };
+    SignedGrant::parse(value).unwrap().storage_key()
+}
+
+/// How many of `l`'s changes that place a rotation it holds, and how many it offers.
+fn rotations_held_and_offered(l: &Ledger) -> (usize, usize) {
+    let key = root().node_id();
+    let mut l = l.clone();
+    l.settle(Some(&key));
+    let rotations: Vec<ChangeHash> = l
+        .signed_changes()
+        .filter(|(_, c)| {
+            c.data
+                .ops
+                .iter()
+                .any(|op| Some(op.container) == doc().kind().container("rotations"))
+        })
+        .map(|(h, _)| h)
+        .collect();
+    let offered = rotations.iter().filter(|h| l.is_exported(h)).count();
+    (rotations.len(), offered)
+}
+
+use automerge::ChangeHash;
+
+#[test]
+fn a_flood_of_forks_costs_a_node_at_most_max_forks_records_and_offers_two() {
+    use crate::authority::MAX_FORKS;
+    let key = root().node_id();
+    let (base, mut flood, d1) = fork_flood(40);
+    // Descending storage keys: each record is, with it, among the two smallest, so only the
+    // per-point bound stops the flood.
+    flood.sort_by_key(|c| std::cmp::Reverse(rotation_key_of(c)));
+    let mut a = base.clone();
+    for c in &flood {
+        a.admit(c, Some(&key));
+    }
+    let (held, offered) = rotations_held_and_offered(&a);
+    assert!(held <= MAX_FORKS, "held {held}");
+    assert_eq!(offered, 2, "a fork is proved by two");
+    // Ascending: only the first two are ever read.
+    let mut b = base.clone();
+    for c in flood.iter().rev() {
+        b.admit(c, Some(&key));
+    }
+    assert_eq!(rotations_held_and_offered(&b), (2, 2));
+    // Both are frozen, and keep nothing of the root's.
+    for l in [&a, &b] {
+        let chain = l.key_chain(&key);
+        assert!(chain.frozen);
+        assert!(!chain.accepts(&d1));
+    }
+    // A relay fed what A offers takes those two. (A, its bound reached, reads the two
+    // smallest of what it holds, not B's: where a thief floods a node directly, nodes may
+    // read different pairs, and offer them in vain, but their verdicts are the same.)
+    let mut c = base.clone();
+    let mut a2 = a.clone();
+    a2.settle(Some(&key));
+    for (h, ch) in a2.signed_changes() {
+        if a2.is_exported(&h) {
+            c.admit(&ch, Some(&key));
+        }
+    }
+    assert_eq!(rotations_held_and_offered(&c), (2, 2));
+    let read = |l: &Ledger| l.key_chain(&key).read.clone();
+    assert_eq!(read(&c), read(&a));
+    assert_eq!(a.key_chain(&key).frozen, b.key_chain(&key).frozen);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// In any arrival order, a node holds at most `MAX_FORKS` of a fork's records, offers two,
+    /// and reaches the same verdict: frozen, nothing of the forked key standing.
+    #[test]
+    fn a_fork_flood_is_bounded_and_judged_alike_in_any_order(seed in any::<u64>()) {
+        let key = root().node_id();
+        let (base, flood, d1) = fork_flood(24);
+        let (order, _) = shuffled(&flood, seed);
+        let mut l = base.clone();
+        for c in &order {
+            l.admit(c, Some(&key));
+        }
+        let (held, offered) = rotations_held_and_offered(&l);
+        prop_assert!(held <= crate::authority::MAX_FORKS);
+        prop_assert_eq!(offered, 2);
+        let chain = l.key_chain(&key);
+        prop_assert!(chain.frozen);
+        prop_assert!(!chain.accepts(&d1));
+        prop_assert_eq!(chain.read.len(), 2);
+    }
+}
+
+#[test]
+fn a_retired_recovery_key_that_signs_again_freezes_the_state_and_hands_nothing_back() {
+    let r = root();
+    let rec_id = Some(recovery().node_id());
+    // The State recovered to key 62, naming a new recovery key 45; the old recovery key then
+    // leaked, and its thief signs a second recovery for the same epoch.
+    let honest = {
+        let mut g = signed_grant(&recovery(), GrantKind::Recovery, &k(62).node_id(), 1, &[]).grant;
+        g.recovery = Some(k(45).node_id());
+        SignedGrant::sign(&recovery(), g)
+    };
+    let thiefs = signed_grant(&recovery(), GrantKind::Recovery, &k(66).node_id(), 1, &[]);
+    let chain = KeyChain::resolve(r.node_id(), rec_id, [honest.clone(), thiefs.clone()]);
+    assert!(chain.frozen);
+    for signer in [&r, &k(62), &k(66)] {
+        assert!(
+            !chain.accepts(&delegation(signer, &k(8))),
+            "no key speaks for the State, the root (the key the recovery retired) least of all"
+        );
+    }
+    // A node holding the honest recovery takes the thief's record from anyone (so every
+    // node freezes alike), and then follows no rotation of the root's.
+    let mut l = Ledger::new(&doc());
+    l.set_recovery(rec_id);
+    write(&mut l, &k(1), vec![grant_op(&delegation(&r, &k(1)))]);
+    let base = l.clone();
+    assert!(matches!(
+        l.admit(&placed(&base, &k(1), &honest), Some(&r.node_id())),
+        Admitted::New(_)
+    ));
+    assert_eq!(l.key_chain(&r.node_id()).current, k(62).node_id());
+    assert!(matches!(
+        l.admit(&placed(&base, &k(77), &thiefs), Some(&r.node_id())),
+        Admitted::New(_)
+    ));
+    let rot = signed_grant(&r, GrantKind::Rotation, &k(78).node_id(), 0, &[]);
+    l.admit(&placed(&base, &k(79), &rot), Some(&r.node_id()));
+    let chain = l.key_chain(&r.node_id());
+    assert!(chain.frozen);
+    assert_ne!(chain.current, k(78).node_id());
+    assert!(!chain.read.contains(&rot.storage_key()));
 }
