@@ -450,6 +450,34 @@ pub struct KeyChain {
     /// The storage keys of the records the chain followed or stopped at (a fork's two
     /// smallest): every node must hold these to follow the same chain, and needs no others.
     pub read: std::collections::BTreeSet<String>,
+    /// Of those, the records it stopped at (a fork's two smallest): they prove the fork and
+    /// freeze the chain, and stand nowhere, so that which two a node read (a flood can make
+    /// that differ) changes no verdict and no view.
+    pub forks: std::collections::BTreeSet<String>,
+}
+
+/// A key chain's keys as the cheap screen of authors reads them: a grant counts if the chain
+/// accepts it or any key the chain ever held signed it (the root, a retired key, one of the
+/// last epoch's). Whether the grant stands is judged later; the screen only keeps strangers
+/// out. Judged by the chain's acceptance alone, a node that took a thief's rotation first
+/// would refuse the State node's own earlier changes, and with them the recovery built on
+/// them (found by the red team in session 23).
+#[derive(Debug)]
+pub struct EverHeld<'a>(pub &'a KeyChain);
+
+impl Signers for EverHeld<'_> {
+    fn accepts(&self, grant: &SignedGrant) -> bool {
+        let c = self.0;
+        let k = &grant.grant.key;
+        c.accepts(grant)
+            || *k == c.root
+            || *k == c.current
+            || c.epoch_keys.contains(k)
+            || c.retired.iter().any(|(r, _)| r == k)
+    }
+    fn current(&self) -> &NodeId {
+        &self.0.current
+    }
 }
 
 impl Signers for KeyChain {
@@ -500,6 +528,7 @@ impl KeyChain {
             recovery: None,
             entered_by: None,
             read: Default::default(),
+            forks: Default::default(),
         }
     }
 
@@ -571,9 +600,9 @@ impl KeyChain {
                     break;
                 }
                 _ => {
-                    chain
-                        .read
-                        .extend(signed.iter().take(2).map(|g| g.storage_key()));
+                    let two: Vec<String> = signed.iter().take(2).map(|g| g.storage_key()).collect();
+                    chain.read.extend(two.iter().cloned());
+                    chain.forks.extend(two);
                     chain.notes.push(format!(
                         "the recovery key signed {} different recoveries for epoch {next}: it has leaked, no key is in force, and the State's operators must set a new State key on every node (`poa-node trust CODE --state-key KEY`)",
                         signed.len()
@@ -608,9 +637,9 @@ impl KeyChain {
                 forks => {
                     // The two smallest prove the fork; which two (and how many more a thief
                     // signed) changes no verdict, so no node needs the rest.
-                    chain
-                        .read
-                        .extend(forks.iter().take(2).map(|g| g.storage_key()));
+                    let two: Vec<String> = forks.iter().take(2).map(|g| g.storage_key()).collect();
+                    chain.read.extend(two.iter().cloned());
+                    chain.forks.extend(two);
                     // Whoever holds the key signed twice, a thief holding a retired key
                     // among them: no rotation is followed, and the key they fork from is not
                     // in force either, so that a leaked retired key never gets its power

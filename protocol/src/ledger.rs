@@ -512,6 +512,11 @@ fn parse_hash(text: &str) -> Option<ChangeHash> {
     Some(ChangeHash(out))
 }
 
+/// The most changes carrying one rotation or recovery record that a node takes from authors
+/// who could place nothing else: one carrier is all the chain needs, and a few more let
+/// copies made concurrently on different nodes meet.
+pub const MAX_COPIES: usize = 4;
+
 fn hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(bytes)
 }
@@ -1442,11 +1447,12 @@ impl Ledger {
                     return Err(Screen::NoKey(no_key(&principal)));
                 };
                 let chain = self.key_chain(key);
+                let ever = crate::authority::EverHeld(&chain);
                 let own_grants = grant_only
                     && data.ops.iter().all(|op| {
                         op.value()
                             .and_then(|t| SignedGrant::parse(t).ok())
-                            .is_some_and(|g| g.grant.node == *author && chain.accepts(&g))
+                            .is_some_and(|g| g.grant.node == *author && ever.accepts(&g))
                     });
                 if own_grants
                     || self.has_any_delegation(author, &principal, key)
@@ -1468,7 +1474,8 @@ impl Ledger {
         let Some(c) = self.kind.container("delegations") else {
             return false;
         };
-        let key = &*self.key_chain(key);
+        let chain = self.key_chain(key);
+        let key = &crate::authority::EverHeld(&chain);
         let prefix = format!("{author}/");
         self.keys
             .range((c, prefix.clone())..)
@@ -1570,15 +1577,28 @@ impl Ledger {
     /// rotation, could not bring in the recovery that restores them. Read off the chain alone:
     /// a record the chain does not read (a dead epoch's, one past a fork, a fork's third) is
     /// refused, so a thief's flood of forks costs a node no more than two records.
+    ///
+    /// A change whose every record is held already in [`MAX_COPIES`] changes adds nothing a
+    /// node needs and is refused too: else a stranger could make a node store copies of a read
+    /// record without end (found by the red team in session 23; the copies were never relayed).
     fn places_read_records(&self, data: &ChangeData, key: &NodeId) -> bool {
         let Some(own) = self.chain_records_of(data) else {
             return false;
         };
+        let held = self.chain_entries(&|_| true);
+        let copies = |k: &str| {
+            held.iter()
+                .filter(|(_, gs)| gs.iter().any(|g| g.storage_key() == k))
+                .count()
+        };
+        if own.iter().all(|g| copies(&g.storage_key()) >= MAX_COPIES) {
+            return false;
+        }
         let chain = KeyChain::resolve(
             *key,
             self.recovery,
-            self.chain_records(&|_| true)
-                .into_iter()
+            held.into_iter()
+                .flat_map(|(_, gs)| gs)
                 .chain(own.iter().cloned()),
         );
         own.iter().all(|g| chain.read.contains(&g.storage_key()))
@@ -2328,7 +2348,16 @@ impl Ledger {
             if kind == GrantKind::Rotation {
                 // A rotation or recovery is checked here for its form, its place and its own
                 // signature; which of them the principal's keys follow is the chain's
-                // decision, over the whole set (see [`KeyChain`]).
+                // decision, over the whole set (see [`KeyChain`]). One the chain does not
+                // follow (not read, or a fork it stops at) stands nowhere: a fork proves
+                // itself by being held, and which of its records a node read must change no
+                // view.
+                if !key.read.contains(&op.key) || key.forks.contains(&op.key) {
+                    return Err(Denied::Forbidden {
+                        path,
+                        why: "a key rotation or recovery the key chain does not follow".into(),
+                    });
+                }
                 let g = SignedGrant::parse(value).map_err(|why| Denied::BadGrant {
                     path: path.clone(),
                     why,

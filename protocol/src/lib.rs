@@ -49,6 +49,8 @@ mod redteam15_tests;
 #[cfg(test)]
 mod redteam16_tests;
 #[cfg(test)]
+mod redteam23_tests;
+#[cfg(test)]
 mod redteam2_tests;
 #[cfg(test)]
 mod redteam3_tests;
