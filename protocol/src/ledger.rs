@@ -21,9 +21,10 @@
 //!    change falls under (the latest whose cut-off it comes after), and the **area** of a
 //!    target (that of every first version held whose author could write it). Against those, a
 //!    change stands if its operations are allowed on its causal past (records never edited in
-//!    place, slots replaced exactly, pool membership). Grants (delegations and revocations)
-//!    are self-certifying: a change holding only grants signed by the document's key stands
-//!    whoever placed it.
+//!    place, slots replaced exactly, pool membership). Grants are self-certifying (signed by
+//!    the document's key), and a change holding only grants stands if the node they are about
+//!    or a delegated node placed it; rotations and recoveries move the key chain whoever
+//!    placed them (see [`KeyChain`]), and stand only where such a node placed them.
 //!
 //! What the document shows ([`Settled::view`]) is materialised from the standing changes only.
 //! Voided changes stay stored, listed with the reason, and are never shown. Two records written
@@ -121,6 +122,16 @@ pub enum Rejection {
         /// Whether its author sent it itself.
         by_author: bool,
     },
+    /// Key rotations or recoveries beyond what the key chain needs (a flood).
+    #[error("change {hash} refused: {why}")]
+    ChainFlood {
+        /// The change.
+        hash: String,
+        /// Whether its author sent it itself.
+        by_author: bool,
+        /// Why.
+        why: String,
+    },
     /// A new actor beyond what any honest author needs.
     #[error("change {hash}: too many actor ids in this document")]
     TooManyActors {
@@ -181,6 +192,7 @@ impl Rejection {
             Rejection::BadPred { .. } => "bad_pred",
             Rejection::TooManyTwins { .. } => "too_many_twins",
             Rejection::TooManyActors { .. } => "too_many_actors",
+            Rejection::ChainFlood { .. } => "chain_flood",
             Rejection::Revoked { .. } => "revoked",
             Rejection::NoKey(_) => "no_key",
             Rejection::NotAWriter { .. } => "not_a_writer",
@@ -198,6 +210,7 @@ impl Rejection {
         match self {
             Rejection::Revoked { by_author, .. }
             | Rejection::TooManyTwins { by_author, .. }
+            | Rejection::ChainFlood { by_author, .. }
             | Rejection::TooManyActors { by_author, .. } => *by_author,
             _ => true,
         }
@@ -1173,6 +1186,17 @@ impl Ledger {
         // not even that from the author itself (a flood in falling hash order); a relay's, up
         // to twice the hard cap, so that the evidence an honest node relays still comes in
         // where the author's flood filled the hard cap, and a relay's flood is bounded too.
+        if screen
+            && !wanted
+            && let Some(why) = self.chain_flood(&author, data, key)
+        {
+            self.keep_capped(hash, author, change);
+            return refuse(Rejection::ChainFlood {
+                hash: short(&hash),
+                by_author,
+                why,
+            });
+        }
         if let Some(a) = existing_actor
             && let Some(twins) = self.by_actor_seq.get(&(a, seq))
             && twins.len() >= MAX_TWINS
@@ -1397,11 +1421,6 @@ impl Ledger {
         grant_only: bool,
         key: Option<&NodeId>,
     ) -> Result<(), Screen> {
-        if grant_only && self.overflows_a_chain_point(data) {
-            return Err(Screen::NotAWriter(format!(
-                "it places a key rotation or recovery where {MAX_FORKS} different ones signed by one key for one epoch are held already"
-            )));
-        }
         match &self.doc {
             DocId::Pool(id) => {
                 if id.is_creator(author) {
@@ -1577,57 +1596,65 @@ impl Ledger {
     /// rotation, could not bring in the recovery that restores them. Read off the chain alone:
     /// a record the chain does not read (a dead epoch's, one past a fork, a fork's third) is
     /// refused, so a thief's flood of forks costs a node no more than two records.
-    ///
-    /// A change whose every record is held already in [`MAX_COPIES`] changes adds nothing a
-    /// node needs and is refused too: else a stranger could make a node store copies of a read
-    /// record without end (found by the red team in session 23; the copies were never relayed).
     fn places_read_records(&self, data: &ChangeData, key: &NodeId) -> bool {
         let Some(own) = self.chain_records_of(data) else {
             return false;
         };
-        let held = self.chain_entries(&|_| true);
-        let copies = |k: &str| {
-            held.iter()
-                .filter(|(_, gs)| gs.iter().any(|g| g.storage_key() == k))
-                .count()
-        };
-        if own.iter().all(|g| copies(&g.storage_key()) >= MAX_COPIES) {
-            return false;
-        }
         let chain = KeyChain::resolve(
             *key,
             self.recovery,
-            held.into_iter()
-                .flat_map(|(_, gs)| gs)
+            self.chain_records(&|_| true)
+                .into_iter()
                 .chain(own.iter().cloned()),
         );
         own.iter().all(|g| chain.read.contains(&g.storage_key()))
     }
 
-    /// Whether `data` places only rotations and recoveries that `chain` (read off the whole set
-    /// held, this change's records among them) reads.
-    fn places_read(&self, data: &ChangeData, chain: &KeyChain) -> bool {
-        self.chain_records_of(data)
-            .is_some_and(|own| own.iter().all(|g| chain.read.contains(&g.storage_key())))
-    }
-
-    /// Whether `data` places a rotation or recovery at a point of the chain (one kind, epoch
-    /// and signer) where [`MAX_FORKS`] different records are held already: the chain reads at
-    /// most two there, so more is a flood, refused whoever sends it.
-    fn overflows_a_chain_point(&self, data: &ChangeData) -> bool {
-        let Some(own) = self.chain_records_of(data) else {
-            return false;
-        };
-        let mut held: HashMap<(u8, u32, NodeId), BTreeSet<String>> = HashMap::new();
-        for g in self.chain_records(&|_| true) {
-            held.entry(chain_point(&g))
-                .or_default()
-                .insert(g.storage_key());
+    /// Why `data`, placing only rotations and recoveries, is more of them than the chain
+    /// needs, if it is: a record at a point of the chain (one kind, epoch and signer) where
+    /// [`MAX_FORKS`] different records are held already (the chain reads two there), or, from
+    /// an author holding no delegation, records each held in [`MAX_COPIES`] changes already
+    /// (the chain needs one carrier). A cap like the others: it never refuses a change another
+    /// author's change needs, and counts against the peer only when the author sends it.
+    /// Without it a leaked key's forks, or a stranger's copies of a read record, were held
+    /// without end (red team, session 23).
+    fn chain_flood(
+        &self,
+        author: &NodeId,
+        data: &ChangeData,
+        key: Option<&NodeId>,
+    ) -> Option<String> {
+        let own = self.chain_records_of(data)?;
+        let held = self.chain_entries(&|_| true);
+        let mut at_point: HashMap<(u8, u32, NodeId), BTreeSet<String>> = HashMap::new();
+        for (_, gs) in &held {
+            for g in gs {
+                at_point
+                    .entry(chain_point(g))
+                    .or_default()
+                    .insert(g.storage_key());
+            }
         }
-        own.iter().any(|g| {
-            held.get(&chain_point(g))
+        if own.iter().any(|g| {
+            at_point
+                .get(&chain_point(g))
                 .is_some_and(|at| at.len() >= MAX_FORKS && !at.contains(&g.storage_key()))
-        })
+        }) {
+            return Some(format!(
+                "{MAX_FORKS} different key rotations or recoveries signed by one key for one epoch are held already"
+            ));
+        }
+        let copies = |k: &str| {
+            held.iter()
+                .filter(|(_, gs)| gs.iter().any(|g| g.storage_key() == k))
+                .count()
+        };
+        let delegated = match (self.doc.principal(), key) {
+            (Some(p), Some(k)) => self.has_any_delegation(author, &p, k),
+            _ => false,
+        };
+        (!delegated && own.iter().all(|g| copies(&g.storage_key()) >= MAX_COPIES))
+            .then(|| format!("each record it places is held in {MAX_COPIES} changes already"))
     }
 
     /// The rotations and recoveries of the document's principal held inside, from the
@@ -2309,7 +2336,6 @@ impl Ledger {
                 self.delegation_at(&a, principal, key, i, verdicts)
                     .is_none()
             })
-            && !self.places_read(data, key)
         {
             return Err(Denied::NotDelegated(principal.code()));
         }

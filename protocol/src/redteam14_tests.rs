@@ -294,5 +294,7 @@ fn redteam14_a_rotation_flood_is_followed_to_its_end() {
     let chain = l.key_chain(&root().node_id());
     assert_eq!(chain.current, keys.last().unwrap().node_id());
     assert_eq!(chain.retired.len(), 300);
-    assert_eq!(s.view["rotations"].as_object().map(|m| m.len()), Some(300));
+    // Placed by a node no key delegates, the records stand nowhere (since session 23: a
+    // stranger's records move the chain, and are offered, without being materialised).
+    assert_eq!(s.view["rotations"].as_object().map(|m| m.len()), Some(0));
 }

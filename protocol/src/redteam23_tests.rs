@@ -286,3 +286,51 @@ fn rt23_a_stranger_makes_a_node_store_unboundedly_many_copies_of_a_read_record()
     eprintln!("a stranger with no key made A store {stored} changes");
     assert!(stored < crate::ledger::MAX_COPIES, "stored {stored}");
 }
+
+/// Copies by strangers, concurrent with each other, are bounded and change nothing that
+/// stands: node A holds the State's rotation and the `MAX_COPIES` - 1 copies it takes of a
+/// stranger's flood; node B holds the rotation and another copy, and the State's node writes a
+/// target on B. After a sync, A holds the target and both stand the same changes. (With the
+/// stranger's copies standing, as they did, A and B stood different ones for good; before the
+/// copy bound, every copy stood and was relayed.)
+#[test]
+fn rt23_copies_of_a_record_by_strangers_stand_nowhere_and_are_bounded() {
+    let d = doc();
+    let (k0, k1) = (key(40), key(41));
+    let root = k0.node_id();
+    let s = key(10);
+    let mut a = Ledger::new(&d);
+    let d1 = grant(&k0, GrantKind::Delegation, 0, &s.node_id(), &[]);
+    honest(&mut a, &root, &s, vec![put(&d1)]);
+    let rot = grant(&k0, GrantKind::Rotation, 0, &k1.node_id(), &[&d1]);
+    honest(&mut a, &root, &s, vec![put(&rot)]);
+    let mut b = a.clone();
+    let g = a.genesis_hash().unwrap();
+    // The stranger's copies on A, each on the genesis (concurrent with everything).
+    let mut held = 0;
+    for i in 0..crate::ledger::MAX_COPIES as u8 + 2 {
+        let c = change(&a, &key(150 + i), 1, &[g], vec![put(&rot)]);
+        if matches!(a.admit(&c, Some(&root)), Admitted::New(_)) {
+            held += 1;
+        }
+    }
+    assert!(held < crate::ledger::MAX_COPIES);
+    // B: one more copy, by another stranger, and the State's next change on B's heads.
+    let other = change(&b, &key(170), 1, &[g], vec![put(&rot)]);
+    assert!(matches!(b.admit(&other, Some(&root)), Admitted::New(_)));
+    b.settle(Some(&root));
+    let mut t = crate::model::tests::xaa_t1();
+    t.id = "T1".into();
+    let target = FlatOp {
+        container: d.kind().container("targets").unwrap(),
+        key: "T1/v1".into(),
+        action: crate::change::FlatAction::Put {
+            value: serde_json::to_value(&t).unwrap().to_string(),
+            preds: vec![],
+        },
+    };
+    let w = honest(&mut b, &root, &s, vec![target]);
+    sync(&mut a, &mut b, &root);
+    assert!(a.has(&hash_of(&w)), "the State's target reached A");
+    assert_eq!(standing(&mut a, &root), standing(&mut b, &root));
+}
