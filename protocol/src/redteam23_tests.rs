@@ -334,3 +334,64 @@ fn rt23_copies_of_a_record_by_strangers_stand_nowhere_and_are_bounded() {
     assert!(a.has(&hash_of(&w)), "the State's target reached A");
     assert_eq!(standing(&mut a, &root), standing(&mut b, &root));
 }
+
+/// Second red-team round of session 23, against 29b2c3f (where it failed): MAX_COPIES
+/// pre-emption. The State rotates K0 -> K1 (keeping S's delegation); the rotation
+/// is placed by node N, which holds no delegation (it passes the screen only through
+/// `places_read_records`). A stranger who saw the record replays it in MAX_COPIES changes of
+/// its own and hands them to B first. B then refuses N's real carrier C (every record already
+/// held MAX_COPIES times), and with it everything built on C: N's own delegation by K1 and
+/// S's later honest changes.
+#[test]
+fn rt23_stranger_copies_do_not_preempt_the_honest_rotation_carrier() {
+    let d = doc();
+    let k0 = key(40);
+    let k1 = key(41);
+    let root = k0.node_id();
+    let s = key(1); // State node delegated by K0
+    let n = key(2); // State node that places the rotation, no delegation yet
+    let stranger = key(66);
+
+    let mut a = Ledger::new(&d);
+    let mut b = Ledger::new(&d);
+    let d_s = grant(&k0, GrantKind::Delegation, 0, &s.node_id(), &[]);
+    let c1 = honest(&mut a, &root, &s, vec![put(&d_s)]);
+    assert!(matches!(b.admit(&c1, Some(&root)), Admitted::New(_)));
+    let g = a.genesis_hash().unwrap();
+
+    // The honest rotation, keeping S's delegation, placed by N on A.
+    let rot = grant(&k0, GrantKind::Rotation, 0, &k1.node_id(), &[&d_s]);
+    let c = change(&a, &n, 1, &[hash_of(&c1)], vec![put(&rot)]);
+    let r = a.admit(&c, Some(&root));
+    assert!(matches!(r, Admitted::New(_)), "{r:?}");
+    a.settle(Some(&root));
+    // N is then delegated by K1, and S writes on.
+    let d_n = grant(&k1, GrantKind::Delegation, 0, &n.node_id(), &[]);
+    let e = honest(&mut a, &root, &s, vec![put(&d_n)]);
+    eprintln!(
+        "on A: C stands {:?}; E deps on C: {}",
+        a.verdict(&hash_of(&c)),
+        e.data.deps.contains(&hash_of(&c).0)
+    );
+
+    // The stranger replays the record MAX_COPIES times, to B first.
+    for i in 0..crate::ledger::MAX_COPIES as u8 {
+        let x = change(&b, &stranger, 10 + i, &[g], vec![put(&rot)]);
+        let r = b.admit(&x, Some(&root));
+        eprintln!("B takes stranger copy {i}: {r:?}");
+    }
+    b.settle(Some(&root));
+    sync(&mut a, &mut b, &root);
+    let sa = standing(&mut a, &root);
+    let sb = standing(&mut b, &root);
+    eprintln!(
+        "B holds C: {}, E: {}; key in force A {} B {}; standing only on A: {}, only on B: {}",
+        b.has(&hash_of(&c)),
+        b.has(&hash_of(&e)),
+        a.key_chain(&root).current.short(),
+        b.key_chain(&root).current.short(),
+        sa.difference(&sb).count(),
+        sb.difference(&sa).count()
+    );
+    assert_eq!(sa, sb, "synced nodes stand different changes");
+}
