@@ -1182,10 +1182,7 @@ impl Ledger {
         // to the evidence every node offers (see [`Ledger::settle`]): honest nodes holding
         // different parts of a flood still converge.
         let wanted = forced || !screen || self.wanted_by_other(&hash, &author);
-        // Past the soft cap only what would be among the evidence comes in; past the hard cap,
-        // not even that from the author itself (a flood in falling hash order); a relay's, up
-        // to twice the hard cap, so that the evidence an honest node relays still comes in
-        // where the author's flood filled the hard cap, and a relay's flood is bounded too.
+        // More rotations or recoveries than the chain needs (see [`Ledger::chain_flood`]).
         if screen
             && !wanted
             && let Some(why) = self.chain_flood(&author, data, key)
@@ -1197,6 +1194,10 @@ impl Ledger {
                 why,
             });
         }
+        // Past the soft cap only what would be among the evidence comes in; past the hard cap,
+        // not even that from the author itself (a flood in falling hash order); a relay's, up
+        // to twice the hard cap, so that the evidence an honest node relays still comes in
+        // where the author's flood filled the hard cap, and a relay's flood is bounded too.
         if let Some(a) = existing_actor
             && let Some(twins) = self.by_actor_seq.get(&(a, seq))
             && twins.len() >= MAX_TWINS
