@@ -532,6 +532,17 @@ impl KeyChain {
         }
     }
 
+    /// Stops the chain at a fork among `records` (sorted by storage key): it reads the two
+    /// smallest, which prove the fork whichever two a node holds, and no key is in force.
+    fn freeze_at<'a>(&mut self, records: impl Iterator<Item = &'a SignedGrant>) {
+        for g in records.take(2) {
+            let k = g.storage_key();
+            self.read.insert(k.clone());
+            self.forks.insert(k);
+        }
+        self.frozen = true;
+    }
+
     /// The chain `records` make from `root` and its recovery key. `records` are rotations and
     /// recoveries of the principal, each stored at its own storage key, signature checked;
     /// anything else is ignored, and so is a copy of one already given.
@@ -600,14 +611,11 @@ impl KeyChain {
                     break;
                 }
                 _ => {
-                    let two: Vec<String> = signed.iter().take(2).map(|g| g.storage_key()).collect();
-                    chain.read.extend(two.iter().cloned());
-                    chain.forks.extend(two);
+                    chain.freeze_at(signed.iter().map(|g| **g));
                     chain.notes.push(format!(
                         "the recovery key signed {} different recoveries for epoch {next}: it has leaked, no key is in force, and the State's operators must set a new State key on every node (`poa-node trust CODE --state-key KEY`)",
                         signed.len()
                     ));
-                    chain.frozen = true;
                     break;
                 }
             }
@@ -637,9 +645,7 @@ impl KeyChain {
                 forks => {
                     // The two smallest prove the fork; which two (and how many more a thief
                     // signed) changes no verdict, so no node needs the rest.
-                    let two: Vec<String> = forks.iter().take(2).map(|g| g.storage_key()).collect();
-                    chain.read.extend(two.iter().cloned());
-                    chain.forks.extend(two);
+                    chain.freeze_at(forks.iter().copied());
                     // Whoever holds the key signed twice, a thief holding a retired key
                     // among them: no rotation is followed, and the key they fork from is not
                     // in force either, so that a leaked retired key never gets its power
@@ -652,7 +658,6 @@ impl KeyChain {
                         from.short(),
                         forks.len()
                     ));
-                    chain.frozen = true;
                     break;
                 }
             }

@@ -308,7 +308,7 @@ fn take_all(l: &mut Ledger, root: &crate::id::NodeId, changes: &[SignedChange]) 
 }
 
 /// What `l` offers its peers.
-fn offered(l: &Ledger) -> Vec<SignedChange> {
+pub(super) fn offered(l: &Ledger) -> Vec<SignedChange> {
     l.signed_changes()
         .filter(|(h, _)| l.is_exported(h))
         .map(|(_, c)| c)

@@ -14,6 +14,7 @@ use crate::change::{FlatOp, SignedChange};
 use crate::date::Date;
 use crate::id::{NodeId, Principal, StateCode};
 use crate::ledger::{Admitted, Ledger, Verdict, actor_bytes};
+use crate::redteam15_tests::offered;
 use crate::redteam16_tests::{change, doc, hash_of, key, put};
 use crate::sign::{NodeKey, sign_change};
 
@@ -59,11 +60,19 @@ fn honest(l: &mut Ledger, root: &NodeId, author: &NodeKey, ops: Vec<FlatOp>) -> 
     sc
 }
 
-fn offered(l: &Ledger) -> Vec<SignedChange> {
-    l.signed_changes()
-        .filter(|(h, _)| l.is_exported(h))
-        .map(|(_, c)| c)
-        .collect()
+/// Two nodes holding the State's honest rotation K0 (key 40) -> K1 (key 41), placed by node
+/// 10 on the genesis: the nodes, the genesis, the rotation and its change.
+fn rotated_pair() -> (Ledger, Ledger, ChangeHash, SignedGrant, SignedChange) {
+    let (k0, k1) = (key(40), key(41));
+    let root = k0.node_id();
+    let mut a = Ledger::new(&doc());
+    let mut b = Ledger::new(&doc());
+    let g = a.genesis_hash().unwrap();
+    let r1 = grant(&k0, GrantKind::Rotation, 0, &k1.node_id(), &[]);
+    let h = change(&a, &key(10), 1, &[g], vec![put(&r1)]);
+    assert!(matches!(a.admit(&h, Some(&root)), Admitted::New(_)));
+    assert!(matches!(b.admit(&h, Some(&root)), Admitted::New(_)));
+    (a, b, g, r1, h)
 }
 
 /// Sync two ledgers to a fixpoint: each takes (in a batch, as sync does) all the other offers,
@@ -162,26 +171,18 @@ fn rt23_a_node_that_saw_the_thiefs_rotation_first_never_takes_the_recovery() {
 /// K1, A has no key in force, for good.
 #[test]
 fn rt23_a_fork_carried_on_a_change_the_other_node_refuses_splits_the_verdict() {
-    let d = doc();
     let k0 = key(40);
-    let k1 = key(41);
     let root = k0.node_id();
-    let state_node = key(10);
     let thief_node = key(9);
     let kx = key(61);
-
-    let mut a = Ledger::new(&d);
-    let mut b = Ledger::new(&d);
-    let g = a.genesis_hash().unwrap();
-    // The thief's node delegation by K0, while K0 is in force on A.
+    // A took the thief's node delegation by K0 while K0 was in force there (before the
+    // honest rotation K0 -> K1, which both hold).
+    let mut a = Ledger::new(&doc());
+    let (_, mut b, g, _, h) = rotated_pair();
     let dt = grant(&k0, GrantKind::Delegation, 0, &thief_node.node_id(), &[]);
     let cd = change(&a, &thief_node, 1, &[g], vec![put(&dt)]);
     assert!(matches!(a.admit(&cd, Some(&root)), Admitted::New(_)));
-    // The honest rotation K0 -> K1, held by both.
-    let r1 = grant(&k0, GrantKind::Rotation, 0, &k1.node_id(), &[]);
-    let h = change(&a, &state_node, 1, &[g], vec![put(&r1)]);
     assert!(matches!(a.admit(&h, Some(&root)), Admitted::New(_)));
-    assert!(matches!(b.admit(&h, Some(&root)), Admitted::New(_)));
     // The fork, carried on the thief's delegation change.
     let fork = grant(&k0, GrantKind::Rotation, 0, &kx.node_id(), &[]);
     let f = change(&a, &thief_node, 1, &[hash_of(&cd)], vec![put(&fork)]);
@@ -207,22 +208,13 @@ fn rt23_a_fork_carried_on_a_change_the_other_node_refuses_splits_the_verdict() {
 /// ATTACK 3 (rule 1). The thief holding the retired key K0 signs 17 fork rotations. Node A
 /// gets them largest storage key first: each is among the two smallest held when it comes, so
 /// each is taken, until MAX_FORKS are held at that point; the two smallest (which B holds) are
-/// then refused by `overflows_a_chain_point` forever. A reads other records than B, so the
+/// then refused by the fork bound (`MAX_FORKS`) forever. A reads other records than B, so the
 /// carriers that stand differ on two synced nodes, for good.
 #[test]
 fn rt23_max_forks_refuses_the_two_smallest_and_synced_nodes_stand_different_changes() {
-    let d = doc();
     let k0 = key(40);
-    let k1 = key(41);
     let root = k0.node_id();
-    let state_node = key(10);
-    let mut a = Ledger::new(&d);
-    let mut b = Ledger::new(&d);
-    let g = a.genesis_hash().unwrap();
-    let r1 = grant(&k0, GrantKind::Rotation, 0, &k1.node_id(), &[]);
-    let h = change(&a, &state_node, 1, &[g], vec![put(&r1)]);
-    assert!(matches!(a.admit(&h, Some(&root)), Admitted::New(_)));
-    assert!(matches!(b.admit(&h, Some(&root)), Admitted::New(_)));
+    let (mut a, mut b, g, _, _) = rotated_pair();
     // 17 forks, each placed by its own stranger on the genesis.
     let mut forks: Vec<(String, SignedChange)> = (0..17u8)
         .map(|i| {
@@ -262,17 +254,9 @@ fn rt23_max_forks_refuses_the_two_smallest_and_synced_nodes_stand_different_chan
 /// reads that record) and is stored.
 #[test]
 fn rt23_a_stranger_makes_a_node_store_unboundedly_many_copies_of_a_read_record() {
-    let d = doc();
-    let k0 = key(40);
-    let k1 = key(41);
-    let root = k0.node_id();
-    let state_node = key(10);
+    let root = key(40).node_id();
     let stranger = key(66);
-    let mut a = Ledger::new(&d);
-    let g = a.genesis_hash().unwrap();
-    let rot = grant(&k0, GrantKind::Rotation, 0, &k1.node_id(), &[]);
-    let h = change(&a, &state_node, 1, &[g], vec![put(&rot)]);
-    assert!(matches!(a.admit(&h, Some(&root)), Admitted::New(_)));
+    let (mut a, _, _, rot, h) = rotated_pair();
     const N: usize = 1000;
     let mut prev = hash_of(&h);
     let mut stored = 0;

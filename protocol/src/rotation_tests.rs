@@ -541,10 +541,8 @@ fn a_flood_of_forks_costs_a_node_at_most_max_forks_records_and_offers_two() {
     let mut c = base.clone();
     let mut a2 = a.clone();
     a2.settle(Some(&key));
-    for (h, ch) in a2.signed_changes() {
-        if a2.is_exported(&h) {
-            c.admit(&ch, Some(&key));
-        }
+    for ch in crate::redteam15_tests::offered(&a2) {
+        c.admit(&ch, Some(&key));
     }
     assert_eq!(rotations_held_and_offered(&c), (2, 2));
     let read = |l: &Ledger| l.key_chain(&key).read.clone();
