@@ -16,7 +16,7 @@ use poa_protocol::authority::{Grant, GrantKind, KeyChain, MAX_KEPT, SignedGrant,
 use poa_protocol::doc::DocId;
 use poa_protocol::sign::NodeKey;
 
-use crate::node::{Node, NodeError, commit_one};
+use crate::node::{Node, NodeError, commit_with};
 
 /// What a rotation or recovery did.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -115,12 +115,15 @@ impl Node {
     /// published document (its delegations and revocations, whatever a thief's rotation did
     /// to them); every other grant of the replaced keys, the thief's among them, is void
     /// wherever it is held.
-    /// The delegations of the nodes in `lapse` are not kept, as for a rotation.
+    /// The delegations of the nodes in `lapse` are not kept, as for a rotation. For each node
+    /// in `keep`, the delegation of it in force here is kept too (see [`Node::held_delegation`]):
+    /// on a new home, which placed no grant, that is how the State's ministries keep writing.
     pub fn recover_principal_key(
         &mut self,
         recovery: &NodeKey,
         new: NodeKey,
         lapse: &[NodeId],
+        keep: &[NodeId],
     ) -> Result<KeyChange, NodeError> {
         let chain = self.chain_for_change()?;
         let principal = self.home.config.participant.principal();
@@ -144,10 +147,13 @@ impl Node {
         // them, and a copy says nothing of who issued the grant.
         let me = self.home.key.node_id();
         let published = self.own_grant_docs().swap_remove(0);
-        let grants = self
+        let mut grants = self
             .store
             .with_ledger(&published, |l| l.grants_placed_by(Some(&me)))?
             .unwrap_or_default();
+        for n in keep {
+            grants.push(self.held_delegation(&published, &chain, n)?);
+        }
         let kept = self.keep(grants, lapse)?;
         let epoch = chain
             .epoch
@@ -155,6 +161,36 @@ impl Node {
             .ok_or_else(|| NodeError::Key("no epoch is left".into()))?;
         let done = self.change_key(GrantKind::Recovery, recovery, new, kept, epoch, &chain)?;
         Ok(done.lapsing(lapse))
+    }
+
+    /// The delegation of `node` a recovery keeps when the operator names it: of those held in
+    /// `doc` signed by a key the chain ever held and not expired, the latest (highest serial,
+    /// then issue date), as `delegations` shows it. Refused if there is none.
+    fn held_delegation(
+        &self,
+        doc: &DocId,
+        chain: &KeyChain,
+        node: &NodeId,
+    ) -> Result<SignedGrant, NodeError> {
+        let ever = poa_protocol::authority::EverHeld(chain);
+        let today = self.clock.today();
+        self.store
+            .with_ledger(doc, |l| l.grants_placed_by(None))?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|g| {
+                g.grant.kind == GrantKind::Delegation
+                    && g.grant.node == *node
+                    && ever.accepts(g)
+                    && g.grant.expires.is_none_or(|e| e >= today)
+            })
+            .max_by_key(|g| (g.grant.serial, g.grant.issued, g.storage_key()))
+            .ok_or_else(|| {
+                NodeError::Key(format!(
+                    "no delegation of {node} by a key of {} is held here: check the node id (`poa-node delegations`)",
+                    self.home.config.participant.principal().code()
+                ))
+            })
     }
 
     /// The storage keys of `grants` but the delegations of the nodes in `lapse`; each node
@@ -233,9 +269,17 @@ impl Node {
         let docs = self.own_grant_docs();
         let now = self.now();
         let Node { home, store, .. } = self;
+        let (root, next) = (chain.root, new.node_id());
+        // A recovery from a node that no key delegates (a new home, after the State's nodes
+        // were lost) stands nowhere, but every node's chain reads it: it is taken if, with
+        // it, the chain here names the new key and the record is offered to peers.
+        let carried = |l: &poa_protocol::ledger::Ledger,
+                       h: &poa_protocol::automerge::ChangeHash| {
+            kind == GrantKind::Recovery && l.is_exported(h) && l.key_chain(&root).current == next
+        };
         let written = store.transact(|tx| {
             for doc in &docs {
-                commit_one(tx, home, doc, now, |w, _| {
+                commit_with(tx, home, doc, now, &carried, |w, _| {
                     w.put_text(kind.container(), &record.storage_key(), record.to_text())
                 })?;
             }

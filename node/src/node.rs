@@ -437,6 +437,20 @@ pub(crate) fn commit_one<T>(
     now: i64,
     f: impl FnOnce(&mut Writer<'_>, &Json) -> Result<T, NodeError>,
 ) -> Result<(T, Option<ChangeHash>), NodeError> {
+    commit_with(tx, home, doc_id, now, &|_, _| false, f)
+}
+
+/// [`commit_one`], but a change that does not stand is also taken if `carried` says so of
+/// the ledger holding it (a key recovery placed by a node no key delegates: it stands
+/// nowhere, but moves every node's key chain).
+pub(crate) fn commit_with<T>(
+    tx: &mut StoreTx<'_>,
+    home: &Home,
+    doc_id: &DocId,
+    now: i64,
+    carried: &dyn Fn(&Ledger, &ChangeHash) -> bool,
+    f: impl FnOnce(&mut Writer<'_>, &Json) -> Result<T, NodeError>,
+) -> Result<(T, Option<ChangeHash>), NodeError> {
     let actor = actor_bytes(&home.key.node_id(), &home.actor_suffix);
     let (out, data) = tx.with_ledger(doc_id, |l| -> Result<_, NodeError> {
         let view = view_of(l);
@@ -468,9 +482,9 @@ pub(crate) fn commit_one<T>(
     if let Some((_, r)) = outcome.rejected.into_iter().next() {
         return Err(NodeError::Rejected(Box::new(r)));
     }
-    match tx.with_ledger(doc_id, |l| l.verdict(&hash).cloned())? {
-        Some(Verdict::Stands) => Ok((out, Some(hash))),
-        Some(Verdict::Void(d)) => Err(NodeError::Denied(Box::new(d))),
+    match tx.with_ledger(doc_id, |l| (l.verdict(&hash).cloned(), carried(l, &hash)))? {
+        (Some(Verdict::Stands), _) | (Some(Verdict::Void(_)), true) => Ok((out, Some(hash))),
+        (Some(Verdict::Void(d)), false) => Err(NodeError::Denied(Box::new(d))),
         _ => Err(NodeError::Rejected(Box::new(Rejection::NotAWriter {
             hash: hash.to_string(),
             author: home.key.node_id(),

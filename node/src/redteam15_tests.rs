@@ -139,7 +139,7 @@ fn scenario(copy: bool) {
 
     // The body recovers: a new key, signed by the recovery key.
     let change = n
-        .recover_principal_key(&recovery, NodeKey::from_seed(&[77; 32]), &[])
+        .recover_principal_key(&recovery, NodeKey::from_seed(&[77; 32]), &[], &[])
         .unwrap();
     assert_eq!(change.kind, "recovery");
     let chain = n.key_chain_of(&public).unwrap().unwrap();

@@ -13,7 +13,9 @@ use poa_protocol::model::Area;
 use poa_protocol::sign::NodeKey;
 use poa_protocol::{BodyKind, Principal, StateCode};
 use poa_tests::rogue::{As, Rogue, sync_frame};
-use poa_tests::{CONVERGE, Homes, converge, key_of, link, put, put_text, target, view};
+use poa_tests::{
+    CONVERGE, Homes, converge, delegate_all, key_of, link, put, put_text, target, view,
+};
 
 fn xaa() -> StateCode {
     "XAA".parse().unwrap()
@@ -217,18 +219,9 @@ async fn a_recovery_voids_what_the_leaked_key_signed_on_every_node() {
     let (xaa_node, xab_node, xrb, un) = federation(&homes).await;
     // The relay learnt XAA's recovery key from XAA's hello (vouched for by the State key), and
     // the Secretariat from the relay's introduction: no operator gave it to either.
-    let recovery_path = xaa_node.with_node(|n| n.home.dir().join(poa_node::home::RECOVERY_KEY));
-    let recovery = NodeKey::from_seed(&read_seed(&recovery_path));
+    let recovery = recovery_key(&xaa_node);
     for m in [&xrb, &un] {
-        let known = || {
-            m.with_node(|n| {
-                n.store
-                    .trust()
-                    .recovery
-                    .get(&Principal::State(xaa()))
-                    .copied()
-            }) == Some(recovery.node_id())
-        };
+        let known = || recovery_known(m) == Some(recovery.node_id());
         assert!(
             wait_until(CONVERGE, known).await.is_some(),
             "{} learnt XAA's recovery key",
@@ -236,12 +229,7 @@ async fn a_recovery_voids_what_the_leaked_key_signed_on_every_node() {
         );
     }
     assert_eq!(
-        xab_node.with_node(|n| n
-            .store
-            .trust()
-            .recovery
-            .get(&Principal::State(xaa()))
-            .copied()),
+        recovery_known(&xab_node),
         None,
         "XAB pinned no XAA node and has no introducer"
     );
@@ -291,7 +279,7 @@ async fn a_recovery_voids_what_the_leaked_key_signed_on_every_node() {
     let recovered = NodeKey::from_seed(&[88; 32]);
     xaa_node
         .with_node(|n| {
-            n.recover_principal_key(&recovery, NodeKey::from_seed(&recovered.seed()), &[])
+            n.recover_principal_key(&recovery, NodeKey::from_seed(&recovered.seed()), &[], &[])
         })
         .unwrap();
     xaa_node
@@ -317,6 +305,99 @@ async fn a_recovery_voids_what_the_leaked_key_signed_on_every_node() {
     for m in [&xaa_node, &xrb, &un] {
         assert_eq!(targets(m), vec!["T1/1", "T3/1"], "{}", m.label);
     }
+}
+
+/// XAA's only State-key holder is lost with its key. A new home of XAA, which no key
+/// delegates, recovers with the recovery key and names the delegations to keep (the lost
+/// node's and a ministry's): the relay and the Secretariat follow the new key, what the kept
+/// nodes wrote still stands, and the new home writes. Before the fix the command refused the
+/// recovery there ("not delegated") and wrote nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_home_recovers_a_lost_state_key_and_keeps_the_named_delegations() {
+    let homes = Homes::new();
+    let (xaa_node, _xab, xrb, un) = federation(&homes).await;
+    let ministry = homes.ministry("ministry", "XAA").await;
+    let fresh = homes.ministry("fresh", "XAA").await;
+    for m in [&ministry, &fresh] {
+        link(&xaa_node, m, Some("XAA"), Some("XAA"));
+        link(m, &xrb, Some("XAA"), None);
+    }
+    delegate_all(&xaa_node, &ministry).await;
+    let recovery = recovery_key(&xaa_node);
+    let ready =
+        || recovery_known(&fresh) == Some(recovery.node_id()) && targets(&fresh) == ["T1/1"];
+    assert!(
+        wait_until(CONVERGE, ready).await.is_some(),
+        "the new home holds T1 and XAA's recovery key"
+    );
+    let lost = xaa_node.id();
+    xaa_node.stop().await;
+
+    let new_key = NodeKey::from_seed(&[77; 32]);
+    let done = fresh
+        .with_node(|n| {
+            n.recover_principal_key(
+                &recovery,
+                NodeKey::from_seed(&new_key.seed()),
+                &[],
+                &[lost, ministry.id()],
+            )
+        })
+        .unwrap();
+    assert_eq!(done.kept, 2);
+    fresh
+        .with_node(|n| {
+            n.add_target(target("T3", Area::Marking, "Mark again", 70.0, 90.0))?;
+            n.publish_target("T3")
+        })
+        .unwrap();
+    ministry
+        .with_node(|n| {
+            n.add_target(target("T4", Area::Marking, "Mark more", 10.0, 20.0))?;
+            n.publish_target("T4")
+        })
+        .unwrap();
+    let want = ["T1/1", "T3/1", "T4/1"];
+    for m in [&fresh, &ministry, &xrb, &un] {
+        let follows = || {
+            targets(m) == want
+                && m.with_node(|n| n.key_chain_of(&published()))
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| c.current == new_key.node_id() && c.epoch == 1)
+        };
+        assert!(
+            wait_until(CONVERGE, follows).await.is_some(),
+            "{} follows the recovery and shows {want:?}: {:?}",
+            m.label,
+            targets(m)
+        );
+    }
+    // A node the operator named by mistake is refused, and nothing is written.
+    let stranger = NodeKey::from_seed(&[5; 32]).node_id();
+    let err = fresh
+        .with_node(|n| {
+            n.recover_principal_key(&recovery, NodeKey::from_seed(&[78; 32]), &[], &[stranger])
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("no delegation of"), "{err}");
+}
+
+/// The recovery key `init` wrote into the home of `first`, XAA's first node.
+fn recovery_key(first: &Member) -> NodeKey {
+    let path = first.with_node(|n| n.home.dir().join(poa_node::home::RECOVERY_KEY));
+    NodeKey::from_seed(&read_seed(&path))
+}
+
+/// The recovery key `m` trusts for XAA, if any.
+fn recovery_known(m: &Member) -> Option<poa_protocol::NodeId> {
+    m.with_node(|n| {
+        n.store
+            .trust()
+            .recovery
+            .get(&Principal::State(xaa()))
+            .copied()
+    })
 }
 
 fn read_seed(path: &std::path::Path) -> [u8; 32] {
@@ -354,15 +435,7 @@ async fn a_recovery_key_is_learnt_from_a_pinned_node_only_as_the_state_key_vouch
             )
         })
         .unwrap();
-    let recovery_here = || {
-        relay.with_node(|n| {
-            n.store
-                .trust()
-                .recovery
-                .get(&Principal::State(xaa()))
-                .copied()
-        })
-    };
+    let recovery_here = || recovery_known(&relay);
     // Its own choice of recovery key, signed by its own key, then by nobody: ignored.
     let mine = NodeKey::from_seed(&[62; 32]);
     for vouch in [

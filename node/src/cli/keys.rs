@@ -51,6 +51,10 @@ pub enum StateKeyCmd {
         /// A node whose delegation is not kept (repeat for several), as for `rotate`.
         #[arg(long, value_name = "NODEID", value_parser = super::parse_node_id)]
         lapse: Vec<NodeId>,
+        /// A node whose delegation in force here is kept too (repeat for several): on a new
+        /// home, which placed no delegation itself, name the ministries that keep writing.
+        #[arg(long, value_name = "NODEID", value_parser = super::parse_node_id)]
+        keep: Vec<NodeId>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -70,11 +74,12 @@ pub fn state_key(home: Option<PathBuf>, cmd: StateKeyCmd) -> anyhow::Result<()> 
         StateKeyCmd::Recover {
             recovery_key,
             lapse,
+            keep,
             json,
         } => {
             let recovery = read_recovery_key(&recovery_key)?;
             let new = NodeKey::from_seed(&crate::home::random::<32>()?);
-            let done = node.recover_principal_key(&recovery, new, &lapse)?;
+            let done = node.recover_principal_key(&recovery, new, &lapse, &keep)?;
             report(&done, json)
         }
     }
@@ -99,6 +104,11 @@ fn report(done: &crate::keys::KeyChange, json: bool) -> anyhow::Result<()> {
     );
     for n in &done.lapsed {
         println!("Delegation of {n} not carried over: delegate it again to let it write.");
+    }
+    if done.kept == 0 && done.kind == "recovery" {
+        println!(
+            "No grant of the old key was kept: every node it delegated writes nothing that stands until delegated again (`poa-node delegate`), or recover again with --keep NODEID."
+        );
     }
     println!(
         "Peers follow it when they next sync; grants the old key signs from now on are void there."
