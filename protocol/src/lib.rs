@@ -51,6 +51,8 @@ mod redteam16_tests;
 #[cfg(test)]
 mod redteam23_tests;
 #[cfg(test)]
+mod redteam25_tests;
+#[cfg(test)]
 mod redteam2_tests;
 #[cfg(test)]
 mod redteam3_tests;

@@ -20,7 +20,7 @@ use crate::sign::{NodeKey, sign_change};
 
 const T0: i64 = 1_767_225_600;
 
-fn grant(
+pub(super) fn grant(
     signer: &NodeKey,
     kind: GrantKind,
     serial: u32,
@@ -77,7 +77,7 @@ fn rotated_pair() -> (Ledger, Ledger, ChangeHash, SignedGrant, SignedChange) {
 
 /// Sync two ledgers to a fixpoint: each takes (in a batch, as sync does) all the other offers,
 /// again and again.
-fn sync(a: &mut Ledger, b: &mut Ledger, root: &NodeId) {
+pub(super) fn sync(a: &mut Ledger, b: &mut Ledger, root: &NodeId) {
     for _ in 0..20 {
         a.settle(Some(root));
         b.settle(Some(root));
@@ -97,7 +97,7 @@ fn sync(a: &mut Ledger, b: &mut Ledger, root: &NodeId) {
     }
 }
 
-fn standing(l: &mut Ledger, root: &NodeId) -> BTreeSet<ChangeHash> {
+pub(super) fn standing(l: &mut Ledger, root: &NodeId) -> BTreeSet<ChangeHash> {
     l.settle(Some(root));
     l.signed_changes()
         .map(|(h, _)| h)

@@ -70,7 +70,7 @@ fn grant_op(g: &SignedGrant) -> FlatOp {
     }
 }
 
-fn target_op(id: &str) -> FlatOp {
+pub(super) fn target_op(id: &str) -> FlatOp {
     let mut t = crate::model::tests::xaa_t1();
     t.id = id.into();
     FlatOp {
