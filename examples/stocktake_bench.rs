@@ -307,6 +307,7 @@ fn pool_doc(p: usize, members: &[(usize, StateCode)]) -> Result<Signed> {
                 let c = Contribution {
                     target: format!("T{t}"),
                     contributed: "2026-01-01".parse()?,
+                    by: Some(me),
                 };
                 doc.put_text("sections", &format!("{s}/T{t}"), serde_json::to_string(&c)?)
             })

@@ -377,6 +377,7 @@ impl Node {
         let c = Contribution {
             target: target.to_string(),
             contributed: self.clock.today(),
+            by: Some(self.id()),
         };
         let doc = self.pool_doc(id)?;
         self.write(&doc, |w, _| {

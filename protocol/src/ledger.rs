@@ -2041,56 +2041,71 @@ impl Ledger {
         for grants in delegations.values_mut() {
             grants.sort_by_key(|g| (g.grant.serial, g.grant.issued, g.storage_key()));
         }
-        let sw = SetWide {
+        let mut sw = SetWide {
             void_from,
             too_many,
             cutoffs,
             delegations,
             mask: mask.map(<[bool]>::to_vec),
+            pool: None,
         };
 
-        let mut verdicts: Vec<Verdict> = Vec::with_capacity(n);
-        for i in 0..n {
-            if !inside(i) {
-                verdicts.push(Verdict::Excluded);
-                continue;
+        let pass = |sw: &SetWide| -> Vec<Verdict> {
+            let mut verdicts: Vec<Verdict> = Vec::with_capacity(n);
+            for i in 0..n {
+                if !inside(i) {
+                    verdicts.push(Verdict::Excluded);
+                    continue;
+                }
+                let e = &self.entries[i];
+                let Some(data) = &e.data else {
+                    verdicts.push(Verdict::Stands);
+                    continue;
+                };
+                let Some(author) = self.actors[e.actor as usize].author else {
+                    verdicts.push(Verdict::Void(Denied::Forbidden {
+                        path: String::new(),
+                        why: "an actor with no author".into(),
+                    }));
+                    continue;
+                };
+                let verdict = if let Some(revocations) = sw.cutoffs.get(&author)
+                    && !self.kept(i as u32, revocations)
+                {
+                    // Nothing a revoked node wrote past its cut-off counts, grants included.
+                    Err(Denied::Revoked(
+                        principal.as_ref().map(|p| p.code()).unwrap_or_default(),
+                    ))
+                } else if e.grant_only {
+                    self.judge_grants(i as u32, data, principal.as_ref(), chain, &verdicts)
+                } else {
+                    self.authorize(
+                        i as u32,
+                        &author,
+                        data,
+                        principal.as_ref(),
+                        key,
+                        sw,
+                        &verdicts,
+                    )
+                };
+                verdicts.push(match verdict {
+                    Ok(()) => Verdict::Stands,
+                    Err(d) => Verdict::Void(d),
+                });
             }
-            let e = &self.entries[i];
-            let Some(data) = &e.data else {
-                verdicts.push(Verdict::Stands);
-                continue;
-            };
-            let Some(author) = self.actors[e.actor as usize].author else {
-                verdicts.push(Verdict::Void(Denied::Forbidden {
-                    path: String::new(),
-                    why: "an actor with no author".into(),
-                }));
-                continue;
-            };
-            let verdict = if let Some(revocations) = sw.cutoffs.get(&author)
-                && !self.kept(i as u32, revocations)
-            {
-                // Nothing a revoked node wrote past its cut-off counts, grants included.
-                Err(Denied::Revoked(
-                    principal.as_ref().map(|p| p.code()).unwrap_or_default(),
-                ))
-            } else if e.grant_only {
-                self.judge_grants(i as u32, data, principal.as_ref(), chain, &verdicts)
-            } else {
-                self.authorize(
-                    i as u32,
-                    &author,
-                    data,
-                    principal.as_ref(),
-                    key,
-                    &sw,
-                    &verdicts,
-                )
-            };
-            verdicts.push(match verdict {
-                Ok(()) => Verdict::Stands,
-                Err(d) => Verdict::Void(d),
-            });
+            verdicts
+        };
+        let mut verdicts = pass(&sw);
+        // A pool's writers are judged again against what the whole set says of it, read off
+        // that first judgement: the invitation in force for each State, and who is a member
+        // under the key it names. A join or a section judged only as of the writer's chosen
+        // past let a node joined under a corrected-away or withdrawn invitation, a removed
+        // member, or a puppet under a made-up key write the State's sections (red team,
+        // session 25). The second pass is a function of the set alone, as the first is.
+        if matches!(self.doc, DocId::Pool(_)) {
+            sw.pool = Some(self.pool_facts(&verdicts));
+            verdicts = pass(&sw);
         }
 
         // What is offered: the standing changes and their causal past (whose heads are
@@ -2845,6 +2860,44 @@ impl Ledger {
         Ok(())
     }
 
+    /// What the whole set says of a pool under `verdicts`: the invitations and memberships
+    /// in force.
+    fn pool_facts(&self, verdicts: &[Verdict]) -> PoolFacts {
+        let mut facts = PoolFacts::default();
+        let (Some(ci), Some(c)) = (
+            self.kind.container("invites"),
+            self.kind.container("members"),
+        ) else {
+            return facts;
+        };
+        for ((_, state), _) in self
+            .keys
+            .range((ci, String::new())..(ci + 1, String::new()))
+        {
+            if !self.live(ci, state, None, verdicts).is_empty() {
+                facts.invited.insert(state.clone());
+            }
+        }
+        for ((_, key), _) in self.keys.range((c, String::new())..(c + 1, String::new())) {
+            if key.matches('/').count() != 1
+                || !key
+                    .split('/')
+                    .next()
+                    .is_some_and(|s| facts.invited.contains(s))
+            {
+                continue;
+            }
+            if let Some(g) = self
+                .live_values("members", key, None, verdicts)
+                .into_iter()
+                .find_map(|v| SignedGrant::parse(v).ok())
+            {
+                facts.members.insert(key.clone(), g);
+            }
+        }
+        facts
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn authorize_pool(
         &self,
@@ -2898,11 +2951,24 @@ impl Ledger {
                                 return Err(forbidden("a node joins a pool only for itself"));
                             }
                             self.check_join(i, author, state, value, time, &path, verdicts)?;
+                            // An invitation withdrawn in the whole set admits no join, whatever
+                            // past the join names (red team, session 25).
+                            if sw
+                                .pool
+                                .as_ref()
+                                .is_some_and(|p| !p.invited.contains(state.as_str()))
+                            {
+                                return Err(Denied::NotInvited(state.to_string()));
+                            }
                         }
                         FlatAction::Delete { .. } => {
-                            let member = !self
-                                .live_values("members", &format!("{state}/{me}"), Some(i), verdicts)
-                                .is_empty();
+                            let mine = format!("{state}/{me}");
+                            let member = match &sw.pool {
+                                Some(p) => p.members.contains_key(&mine),
+                                None => !self
+                                    .live_values("members", &mine, Some(i), verdicts)
+                                    .is_empty(),
+                            };
                             if node != me && !member {
                                 return Err(Denied::NotMember(state.to_string()));
                             }
@@ -2924,16 +2990,61 @@ impl Ledger {
                 "sections" => {
                     let state = op.key.split('/').next().unwrap_or_default();
                     let key = format!("{state}/{me}");
-                    let member = !self
-                        .live_values("members", &key, Some(i), verdicts)
-                        .is_empty()
-                        || data.ops.iter().any(|o| {
-                            Some(o.container) == self.kind.container("members")
-                                && o.key == key
-                                && o.value().is_some()
-                        });
-                    if !member {
-                        return Err(Denied::NotMember(state.to_string()));
+                    // A member in the whole set (not as of the past the change names), and
+                    // not expired at the change's date (as in a State's documents).
+                    if let Some(p) = &sw.pool {
+                        let Some(g) = p.members.get(&key) else {
+                            return Err(Denied::NotMember(state.to_string()));
+                        };
+                        if let Some(expires) = g.grant.expires
+                            && time > expires
+                        {
+                            return Err(Denied::Expired {
+                                principal: state.to_string(),
+                                expires,
+                            });
+                        }
+                    } else {
+                        let member = !self
+                            .live_values("members", &key, Some(i), verdicts)
+                            .is_empty()
+                            || data.ops.iter().any(|o| {
+                                Some(o.container) == self.kind.container("members")
+                                    && o.key == key
+                                    && o.value().is_some()
+                            });
+                        if !member {
+                            return Err(Denied::NotMember(state.to_string()));
+                        }
+                    }
+                    // A section names the node that placed it, so that readers count it only
+                    // from a verified member; another node's section is replaced or removed
+                    // only by a member whose membership the same State key signed (as for
+                    // members): a node joined under a key someone made up neither links
+                    // targets in the State's name nor unlinks the State's own.
+                    if let FlatAction::Put { value, .. } = &op.action
+                        && parse_value(value)
+                            .and_then(|v| v.get("by").and_then(Json::as_str).map(str::to_string))
+                            != Some(me.clone())
+                    {
+                        return Err(forbidden("a section names the node that placed it (`by`)"));
+                    }
+                    let c = self.kind.container("sections").unwrap_or(op.container);
+                    let mine = self.member_keys(&key, &inside);
+                    for at in self.live(c, &op.key, Some(i), verdicts) {
+                        let placer =
+                            self.actors[self.entries[at.entry as usize].actor as usize].author;
+                        if let Some(placer) = placer
+                            && placer != *author
+                            && !self
+                                .member_keys(&format!("{state}/{placer}"), &inside)
+                                .iter()
+                                .all(|k| mine.contains(k))
+                        {
+                            return Err(forbidden(
+                                "a member replaces only sections placed by nodes whose membership the same State key signed",
+                            ));
+                        }
                     }
                 }
                 _ => {
@@ -3579,6 +3690,20 @@ struct SetWide {
     /// The changes judged, by position, when not all are (a view at given heads): what a
     /// verdict reads off the set is read off these only.
     mask: Option<Vec<bool>>,
+    /// For a pool, what the whole set says of it (see [`Ledger::pool_facts`]); `None` in the
+    /// first pass.
+    pool: Option<PoolFacts>,
+}
+
+/// What a pool's whole set of changes says, read off a first judgement of it.
+#[derive(Debug, Default)]
+struct PoolFacts {
+    /// The States whose invitation is in force in the whole set (not withdrawn).
+    invited: HashSet<String>,
+    /// Each membership in force in the whole set (`STATE/NODEID`: joined, not left nor
+    /// removed, whatever past a change of that node names, its State still invited) → the
+    /// delegation it presents.
+    members: HashMap<String, SignedGrant>,
 }
 
 impl SetWide {
@@ -3667,4 +3792,4 @@ pub fn actor_bytes(node: &NodeId, suffix: &[u8; ACTOR_LEN - 32]) -> Vec<u8> {
 
 #[cfg(test)]
 #[path = "ledger_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -628,7 +628,7 @@ fn pool_fixture() -> (DocId, Ledger, NodeKey) {
     (id.clone(), Ledger::new(&id), coordinator)
 }
 
-fn pool_write(
+pub(crate) fn pool_write(
     l: &mut Ledger,
     k: &NodeKey,
     suffix: u8,

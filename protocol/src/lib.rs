@@ -53,6 +53,8 @@ mod redteam23_tests;
 #[cfg(test)]
 mod redteam25_tests;
 #[cfg(test)]
+mod redteam26_tests;
+#[cfg(test)]
 mod redteam2_tests;
 #[cfg(test)]
 mod redteam3_tests;

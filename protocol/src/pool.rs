@@ -78,6 +78,11 @@ pub struct Contribution {
     pub target: String,
     /// When it was linked.
     pub contributed: Date,
+    /// The member node that linked it (the gate takes a section only from the node it
+    /// names): a reader counts it only if that node is a verified member of the State, so a
+    /// node joined under a key the coordinator made up links nothing in the State's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<NodeId>,
 }
 
 /// How a pooled target combines members' figures.
@@ -417,6 +422,8 @@ impl PoolData {
             };
             if let Some(c) = parse::<Contribution>(format!("sections/{k}"), v, u)
                 && c.target == t
+                && c.by
+                    .is_some_and(|n| p.members.get(&state).is_some_and(|m| m.contains_key(&n)))
             {
                 p.contributions
                     .entry(state)
@@ -766,6 +773,7 @@ mod tests {
                 Contribution {
                     target: t.into(),
                     contributed: today,
+                    by: None,
                 },
             );
         };

@@ -993,8 +993,11 @@ impl Session {
                             .filter(|h| !t.have.contains(h))
                             .collect();
                         let mut set: Vec<ChangeHash> = l.exported_descendants(&missing);
+                        // A set beside the list: a peer's `need` of thousands of hashes costs
+                        // in proportion to what it names, not that times the document.
+                        let mut listed: HashSet<ChangeHash> = set.iter().copied().collect();
                         for h in &t.need {
-                            if l.is_exported(h) && !set.contains(h) {
+                            if l.is_exported(h) && listed.insert(*h) {
                                 set.push(*h);
                             }
                         }
