@@ -55,6 +55,8 @@ mod redteam25_tests;
 #[cfg(test)]
 mod redteam26_tests;
 #[cfg(test)]
+mod redteam27_tests;
+#[cfg(test)]
 mod redteam2_tests;
 #[cfg(test)]
 mod redteam3_tests;

@@ -15,12 +15,12 @@ use crate::redteam23_tests::{grant, standing, sync};
 use crate::rotation_tests::target_op;
 use crate::sign::NodeKey;
 
-fn deleg(signer: &NodeKey, node: &NodeKey) -> SignedGrant {
+pub(super) fn deleg(signer: &NodeKey, node: &NodeKey) -> SignedGrant {
     grant(signer, GrantKind::Delegation, 0, &node.node_id(), &[])
 }
 
 /// A change by `author` on `deps`, admitted on `l`, must be New.
-fn put_on(
+pub(super) fn put_on(
     l: &mut Ledger,
     root: &NodeId,
     author: &NodeKey,
@@ -38,7 +38,7 @@ fn put_on(
 /// A ledger (following `recovery`) where the State's node S (`key(1)`), delegated by K0
 /// (`key(40)`), rotated K0 to `k1`, keeping its delegation: the ledger, the genesis, S's
 /// delegation and the rotation's change.
-fn rotated(
+pub(super) fn rotated(
     k1: &NodeKey,
     recovery: Option<&NodeKey>,
 ) -> (Ledger, ChangeHash, SignedGrant, SignedChange) {
@@ -56,7 +56,7 @@ fn rotated(
     (a, g, ds, c_rot)
 }
 
-fn held(l: &Ledger) -> BTreeSet<ChangeHash> {
+pub(super) fn held(l: &Ledger) -> BTreeSet<ChangeHash> {
     l.signed_changes().map(|(h, _)| h).collect()
 }
 
