@@ -2118,6 +2118,7 @@ impl Ledger {
             delegations,
             mask: mask.map(<[bool]>::to_vec),
             pool: None,
+            member_keys: Default::default(),
         };
 
         let pass = |sw: &SetWide| -> Vec<Verdict> {
@@ -2173,9 +2174,19 @@ impl Ledger {
         // past let a node joined under a corrected-away or withdrawn invitation, a removed
         // member, or a puppet under a made-up key write the State's sections (red team,
         // session 25). The second pass is a function of the set alone, as the first is.
+        // Judged again until what the whole set says stops changing (a removal the first pass
+        // voided may stand in the second, and the member it removed writes nothing then: the
+        // passes must not contradict each other, red team, session 25), at most
+        // `POOL_PASSES` times: still a function of the set.
         if matches!(self.doc, DocId::Pool(_)) {
-            sw.pool = Some(self.pool_facts(&verdicts));
-            verdicts = pass(&sw);
+            for _ in 1..POOL_PASSES {
+                let facts = self.pool_facts(&verdicts);
+                if sw.pool.as_ref().is_some_and(|p| p.same(&facts)) {
+                    break;
+                }
+                sw.pool = Some(facts);
+                verdicts = pass(&sw);
+            }
         }
 
         // What is offered: the standing changes and their causal past (whose heads are
@@ -3046,8 +3057,8 @@ impl Ledger {
                             // the same key signed: a node joined under a key someone made up
                             // cannot remove the State's real members.
                             if node != me {
-                                let mine = self.member_keys(&format!("{state}/{me}"), &inside);
-                                let theirs = self.member_keys(&op.key, &inside);
+                                let mine = self.member_keys_in(&format!("{state}/{me}"), sw);
+                                let theirs = self.member_keys_in(&op.key, sw);
                                 if !theirs.iter().all(|k| mine.contains(k)) {
                                     return Err(forbidden(
                                         "a member removes only nodes whose membership the same State key signed",
@@ -3100,14 +3111,14 @@ impl Ledger {
                         return Err(forbidden("a section names the node that placed it (`by`)"));
                     }
                     let c = self.kind.container("sections").unwrap_or(op.container);
-                    let mine = self.member_keys(&key, &inside);
+                    let mine = self.member_keys_in(&key, sw);
                     for at in self.live(c, &op.key, Some(i), verdicts) {
                         let placer =
                             self.actors[self.entries[at.entry as usize].actor as usize].author;
                         if let Some(placer) = placer
                             && placer != *author
                             && !self
-                                .member_keys(&format!("{state}/{placer}"), &inside)
+                                .member_keys_in(&format!("{state}/{placer}"), sw)
                                 .iter()
                                 .all(|k| mine.contains(k))
                         {
@@ -3497,6 +3508,20 @@ impl Ledger {
     /// only the invited key signs it, so no one can add a key to a membership (a void put by
     /// the coordinator, a copy of another node's delegation, or a delegation the node signed
     /// with a key it made up does not count).
+    /// [`Ledger::member_keys`] over the changes `sw` judges, each entry's once a judgement:
+    /// a pool's sections each asked again, and a judgement cost the cube of the history (red
+    /// team, session 25).
+    fn member_keys_in(&self, key: &str, sw: &SetWide) -> Vec<NodeId> {
+        if let Some(k) = sw.member_keys.borrow().get(key) {
+            return k.clone();
+        }
+        let k = self.member_keys(key, &|e| sw.inside(e));
+        sw.member_keys
+            .borrow_mut()
+            .insert(key.to_string(), k.clone());
+        k
+    }
+
     fn member_keys(&self, key: &str, inside: &dyn Fn(u32) -> bool) -> Vec<NodeId> {
         let Some(c) = self.kind.container("members") else {
             return Vec::new();
@@ -3763,6 +3788,8 @@ struct SetWide {
     /// For a pool, what the whole set says of it (see [`Ledger::pool_facts`]); `None` in the
     /// first pass.
     pool: Option<PoolFacts>,
+    /// The keys that signed each pool membership entry held (see [`Ledger::member_keys_in`]).
+    member_keys: std::cell::RefCell<HashMap<String, Vec<NodeId>>>,
 }
 
 /// What a pool's whole set of changes says, read off a first judgement of it.
@@ -3775,6 +3802,25 @@ struct PoolFacts {
     /// delegation it presents.
     members: HashMap<String, SignedGrant>,
 }
+
+impl PoolFacts {
+    /// Whether `other` says the same: the same States invited, the same memberships under the
+    /// same delegations.
+    fn same(&self, other: &PoolFacts) -> bool {
+        self.invited == other.invited
+            && self.members.len() == other.members.len()
+            && self.members.iter().all(|(k, g)| {
+                other
+                    .members
+                    .get(k)
+                    .is_some_and(|o| o.storage_key() == g.storage_key())
+            })
+    }
+}
+
+/// The most times a pool is judged: the first pass and its re-judgements against what the
+/// whole set says, until that stops changing.
+const POOL_PASSES: usize = 6;
 
 impl SetWide {
     /// Whether entry `i` is among the changes judged.

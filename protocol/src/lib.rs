@@ -57,6 +57,8 @@ mod redteam26_tests;
 #[cfg(test)]
 mod redteam27_tests;
 #[cfg(test)]
+mod redteam28_tests;
+#[cfg(test)]
 mod redteam2_tests;
 #[cfg(test)]
 mod redteam3_tests;

@@ -17,11 +17,11 @@ use crate::sign::{NodeKey, sign_change};
 
 const T0: i64 = 1_767_225_600; // 2026-01-01
 
-fn node(seed: u8) -> NodeKey {
+pub(super) fn node(seed: u8) -> NodeKey {
     NodeKey::from_seed(&[seed; 32])
 }
 
-fn sign(doc: &DocId, k: &NodeKey, data: ChangeData) -> SignedChange {
+pub(super) fn sign(doc: &DocId, k: &NodeKey, data: ChangeData) -> SignedChange {
     let h = data.to_automerge(doc).unwrap().hash();
     SignedChange {
         data,
@@ -29,7 +29,13 @@ fn sign(doc: &DocId, k: &NodeKey, data: ChangeData) -> SignedChange {
     }
 }
 
-fn put(doc: &DocId, container: &str, key: &str, text: &str, preds: Vec<OpRef>) -> FlatOp {
+pub(super) fn put(
+    doc: &DocId,
+    container: &str,
+    key: &str,
+    text: &str,
+    preds: Vec<OpRef>,
+) -> FlatOp {
     FlatOp {
         container: doc.kind().container(container).unwrap(),
         key: key.into(),
@@ -40,7 +46,7 @@ fn put(doc: &DocId, container: &str, key: &str, text: &str, preds: Vec<OpRef>) -
     }
 }
 
-fn del(doc: &DocId, container: &str, key: &str, preds: Vec<OpRef>) -> FlatOp {
+pub(super) fn del(doc: &DocId, container: &str, key: &str, preds: Vec<OpRef>) -> FlatOp {
     FlatOp {
         container: doc.kind().container(container).unwrap(),
         key: key.into(),
@@ -48,11 +54,15 @@ fn del(doc: &DocId, container: &str, key: &str, preds: Vec<OpRef>) -> FlatOp {
     }
 }
 
-fn pool_write(l: &mut Ledger, k: &NodeKey, ops: Vec<FlatOp>) -> Result<Verdict, Rejection> {
+pub(super) fn pool_write(
+    l: &mut Ledger,
+    k: &NodeKey,
+    ops: Vec<FlatOp>,
+) -> Result<Verdict, Rejection> {
     crate::ledger::tests::pool_write(l, k, 1, ops)
 }
 
-fn proof(signer: &NodeKey, state: StateCode, n: &NodeKey) -> SignedGrant {
+pub(super) fn proof(signer: &NodeKey, state: StateCode, n: &NodeKey) -> SignedGrant {
     SignedGrant::sign(
         signer,
         Grant {
@@ -72,7 +82,7 @@ fn proof(signer: &NodeKey, state: StateCode, n: &NodeKey) -> SignedGrant {
 }
 
 /// The first operation of `c`, as a predecessor.
-fn first_op(c: &SignedChange) -> Vec<OpRef> {
+pub(super) fn first_op(c: &SignedChange) -> Vec<OpRef> {
     vec![OpRef {
         counter: c.data.start_op,
         actor: c.data.actor.clone(),
@@ -81,7 +91,7 @@ fn first_op(c: &SignedChange) -> Vec<OpRef> {
 
 /// A new pool `xanadu` of coordinator `node(10)`: the coordinator, the id, the document and
 /// an empty ledger.
-fn new_pool() -> (NodeKey, PoolId, DocId, Ledger) {
+pub(super) fn new_pool() -> (NodeKey, PoolId, DocId, Ledger) {
     let coordinator = node(10);
     let pool = PoolId::new("xanadu", &coordinator.node_id());
     let doc = DocId::Pool(pool.clone());
@@ -89,21 +99,21 @@ fn new_pool() -> (NodeKey, PoolId, DocId, Ledger) {
     (coordinator, pool, doc, l)
 }
 
-fn invite(state: &str, k: &NodeId) -> String {
+pub(super) fn invite(state: &str, k: &NodeId) -> String {
     json!({"state": state, "state_key": k.to_string(), "invited": "2026-01-01"}).to_string()
 }
 
-fn contribution(t: &str, by: &NodeKey) -> String {
+pub(super) fn contribution(t: &str, by: &NodeKey) -> String {
     json!({"target": t, "contributed": "2026-01-02", "by": by.node_id().to_string()}).to_string()
 }
 
 /// The coordinator's invitation of XAB under `key`, replacing `preds`.
-fn invite_op(doc: &DocId, key: &NodeKey, preds: Vec<OpRef>) -> FlatOp {
+pub(super) fn invite_op(doc: &DocId, key: &NodeKey, preds: Vec<OpRef>) -> FlatOp {
     put(doc, "invites", "XAB", &invite("XAB", &key.node_id()), preds)
 }
 
 /// XAB's section linking target `t`, placed by `by`, replacing `preds`.
-fn section_op(doc: &DocId, t: &str, by: &NodeKey, preds: Vec<OpRef>) -> FlatOp {
+pub(super) fn section_op(doc: &DocId, t: &str, by: &NodeKey, preds: Vec<OpRef>) -> FlatOp {
     put(
         doc,
         "sections",
@@ -260,7 +270,7 @@ fn rt26_a_puppet_member_under_a_made_up_key_links_targets_in_the_states_name() {
 // ---------------------------------------------------------------------------------------------
 // Arrival-order property over a hostile pool history.
 
-fn build(
+pub(super) fn build(
     l: &mut Ledger,
     k: &NodeKey,
     suffix: u8,
@@ -278,11 +288,11 @@ fn build(
     sc
 }
 
-fn hash(doc: &DocId, c: &SignedChange) -> automerge::ChangeHash {
+pub(super) fn hash(doc: &DocId, c: &SignedChange) -> automerge::ChangeHash {
     c.data.to_automerge(doc).unwrap().hash()
 }
 
-fn revocation(
+pub(super) fn revocation(
     signer: &NodeKey,
     state: StateCode,
     n: &NodeKey,
@@ -308,7 +318,7 @@ fn revocation(
 
 /// Admits `cs` in the given order, then again whatever is not held yet (as sync would send
 /// it again), until nothing moves.
-fn deliver(doc: &DocId, cs: &[SignedChange]) -> Ledger {
+pub(super) fn deliver(doc: &DocId, cs: &[SignedChange]) -> Ledger {
     let mut l = Ledger::new(doc);
     l.set_sender(Some(node(99).node_id()));
     let mut pending: Vec<SignedChange> = cs.to_vec();
@@ -330,7 +340,7 @@ fn deliver(doc: &DocId, cs: &[SignedChange]) -> Ledger {
     l
 }
 
-fn summary(l: &mut Ledger) -> (Vec<String>, String, Vec<automerge::ChangeHash>) {
+pub(super) fn summary(l: &mut Ledger) -> (Vec<String>, String, Vec<automerge::ChangeHash>) {
     let s = l.settle(None).clone();
     let mut verdicts: Vec<String> = l
         .audit_rows()
@@ -343,7 +353,7 @@ fn summary(l: &mut Ledger) -> (Vec<String>, String, Vec<automerge::ChangeHash>) 
     (verdicts, s.view.to_string(), offered)
 }
 
-fn shuffle<T>(v: &mut [T], seed: &mut u64) {
+pub(super) fn shuffle<T>(v: &mut [T], seed: &mut u64) {
     for i in (1..v.len()).rev() {
         *seed ^= *seed << 13;
         *seed ^= *seed >> 7;
