@@ -164,8 +164,9 @@ impl Node {
     }
 
     /// The delegation of `node` a recovery keeps when the operator names it: of those held in
-    /// `doc` signed by a key the chain ever held and not expired, the latest (highest serial,
-    /// then issue date), as `delegations` shows it. Refused if there is none.
+    /// `doc` that `EverHeld` accepts (a key of the last epoch, or kept) and not expired, the
+    /// latest (highest serial, then issue date), as `delegations` shows it. Refused if there
+    /// is none.
     fn held_delegation(
         &self,
         doc: &DocId,
