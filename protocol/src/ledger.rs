@@ -530,6 +530,12 @@ fn parse_hash(text: &str) -> Option<ChangeHash> {
 /// copies made concurrently on different nodes meet.
 pub const MAX_COPIES: usize = 4;
 
+/// Whether the JSON `text` has the string `who` at `field` (a pool's charter naming its
+/// coordinator's node, a section the node that placed it).
+fn names(text: &str, field: &str, who: &str) -> bool {
+    parse_value(text).is_some_and(|v| v.get(field).and_then(Json::as_str) == Some(who))
+}
+
 /// Whether every op of `data` (all puts of grants) is a grant naming `author` that `key`
 /// accepts: a node placing its own delegation.
 fn own_grants(author: &NodeId, data: &ChangeData, key: &impl Signers) -> bool {
@@ -1334,18 +1340,20 @@ impl Ledger {
         }
         if existing_actor.is_none() {
             // Past the soft cap, a new actor comes in only for a writer by the chain as it
-            // stands, or for a change such a writer needs: a leaked key's sock puppets (each
-            // its own author, needing one another) filled the document for good, and locked
-            // out every ministry delegated after (red team, session 25).
-            // So is a carrier of chain records the chain reads (the recovery that voids the
-            // puppets, carried by the new epoch's node). Past the hard cap, only while the
-            // actors of writers now are fewer than the soft cap.
-            let exempt = !screen
-                || self.is_writer(&author, data, key)
-                || (self.chain_records_of(data).is_some()
-                    && key.is_some_and(|k| self.places_read_records(data, k)));
+            // stands, a change such a writer needs, or a carrier of chain records the chain
+            // reads (the recovery that voids the puppets, carried by the new epoch's node);
+            // past the hard cap, only while the actors of writers now are fewer than the soft
+            // cap. A leaked key's sock puppets (each its own author, needing one another)
+            // filled the document for good, and locked out the recovery and every ministry
+            // delegated after (red team, session 25). Judged only at the caps.
+            let exempt = || {
+                !screen
+                    || self.is_writer(&author, data, grant_only, key)
+                    || (self.chain_records_of(data).is_some()
+                        && key.is_some_and(|k| self.places_read_records(data, k)))
+            };
             if self.actors.len() >= MAX_ACTORS
-                && (!exempt
+                && (!exempt()
                     || (self.actors.len() >= HARD_ACTORS && self.writer_actors(key) >= MAX_ACTORS))
             {
                 self.keep_capped(hash, author, change);
@@ -1627,17 +1635,19 @@ impl Ledger {
     /// Whether `author` writes here by the key chain as it stands (not by an older key, nor
     /// as a carrier of chain records): it holds a delegation the chain accepts, or `data` is
     /// its own delegation the chain accepts.
-    fn is_writer(&self, author: &NodeId, data: &ChangeData, key: Option<&NodeId>) -> bool {
+    fn is_writer(
+        &self,
+        author: &NodeId,
+        data: &ChangeData,
+        grant_only: bool,
+        key: Option<&NodeId>,
+    ) -> bool {
         let (Some(principal), Some(key)) = (self.doc.principal(), key) else {
             return false;
         };
         let chain = self.key_chain(key);
         self.writer_now(author, &principal, key, &chain)
-            || (data
-                .ops
-                .iter()
-                .all(|op| matches!(self.kind.policy(op.container), Some((_, Policy::Grant))))
-                && own_grants(author, data, &*chain))
+            || (grant_only && own_grants(author, data, &*chain))
     }
 
     /// Whether a delegation of `author` that `key` accepts is held (in any change, whatever
@@ -2168,16 +2178,12 @@ impl Ledger {
             verdicts
         };
         let mut verdicts = pass(&sw);
-        // A pool's writers are judged again against what the whole set says of it, read off
-        // that first judgement: the invitation in force for each State, and who is a member
-        // under the key it names. A join or a section judged only as of the writer's chosen
-        // past let a node joined under a corrected-away or withdrawn invitation, a removed
-        // member, or a puppet under a made-up key write the State's sections (red team,
-        // session 25). The second pass is a function of the set alone, as the first is.
-        // Judged again until what the whole set says stops changing (a removal the first pass
-        // voided may stand in the second, and the member it removed writes nothing then: the
-        // passes must not contradict each other, red team, session 25), at most
-        // `POOL_PASSES` times: still a function of the set.
+        // A pool's writers are judged again against what the last judgement says of the whole
+        // set (see [`Ledger::pool_facts`]), until that stops changing, at most `POOL_PASSES`
+        // times: each pass a function of the set alone. Judged only as of a writer's chosen
+        // past, a removed or expired member, or a join after its invitation was withdrawn,
+        // wrote; with one re-judgement only, a removal the first pass voided stood in the
+        // second while the member it removed still wrote (red team, session 25).
         if matches!(self.doc, DocId::Pool(_)) {
             for _ in 1..POOL_PASSES {
                 let facts = self.pool_facts(&verdicts);
@@ -3104,15 +3110,12 @@ impl Ledger {
                     // members): a node joined under a key someone made up neither links
                     // targets in the State's name nor unlinks the State's own.
                     if let FlatAction::Put { value, .. } = &op.action
-                        && parse_value(value)
-                            .and_then(|v| v.get("by").and_then(Json::as_str).map(str::to_string))
-                            != Some(me.clone())
+                        && !names(value, "by", &me)
                     {
                         return Err(forbidden("a section names the node that placed it (`by`)"));
                     }
-                    let c = self.kind.container("sections").unwrap_or(op.container);
                     let mine = self.member_keys_in(&key, sw);
-                    for at in self.live(c, &op.key, Some(i), verdicts) {
+                    for at in self.live(op.container, &op.key, Some(i), verdicts) {
                         let placer =
                             self.actors[self.entries[at.entry as usize].actor as usize].author;
                         if let Some(placer) = placer
@@ -3133,12 +3136,7 @@ impl Ledger {
                         return Err(Denied::NotCoordinator(self.doc.to_string()));
                     }
                     // The charter names the coordinator's node, so readers know who it is.
-                    if container == "charter"
-                        && op
-                            .value()
-                            .and_then(parse_value)
-                            .and_then(|v| v.get("node").and_then(Json::as_str).map(str::to_string))
-                            != Some(me.clone())
+                    if container == "charter" && !op.value().is_some_and(|v| names(v, "node", &me))
                     {
                         return Err(forbidden("the charter names its coordinator's node"));
                     }
