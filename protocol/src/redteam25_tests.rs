@@ -56,6 +56,43 @@ pub(super) fn rotated(
     (a, g, ds, c_rot)
 }
 
+/// The new epoch's node `nn`, on the recovery carried by `c_rv` and held on `a`, delegates
+/// itself by the new key `n1` and writes target TN there (it stands): its two changes.
+pub(super) fn new_node_writes(
+    a: &mut Ledger,
+    root: &NodeId,
+    nn: &NodeKey,
+    n1: &NodeKey,
+    c_rv: &SignedChange,
+) -> (SignedChange, SignedChange) {
+    let dn = deleg(n1, nn);
+    let c_dn = put_on(a, root, nn, 1, &[hash_of(c_rv)], vec![put(&dn)]);
+    let c_t = put_on(a, root, nn, 1, &[hash_of(&c_dn)], vec![target_op("TN")]);
+    assert!(matches!(a.verdict(&hash_of(&c_t)), Some(Verdict::Stands)));
+    (c_dn, c_t)
+}
+
+/// `b` takes `changes` (the recovery's carrier and the new node's changes) from `nn` in one
+/// batch, then syncs with `a` to a fixpoint.
+pub(super) fn taken_from(
+    a: &mut Ledger,
+    b: &mut Ledger,
+    root: &NodeId,
+    nn: &NodeKey,
+    changes: &[&SignedChange],
+) {
+    let r = b
+        .admit_batch(
+            changes.iter().map(|c| (*c).clone()).collect(),
+            Some(root),
+            Some(nn.node_id()),
+            |_| Ok::<_, ()>(false),
+        )
+        .unwrap();
+    eprintln!("B refused {:?}, waiting {}", r.refused, r.waiting.len());
+    sync(a, b, root);
+}
+
 pub(super) fn held(l: &Ledger) -> BTreeSet<ChangeHash> {
     l.signed_changes().map(|(h, _)| h).collect()
 }
@@ -237,18 +274,8 @@ fn rt25_stranger_copies_of_a_recovery_lock_out_the_new_epochs_node() {
     let mut b = a.clone();
     let rv = grant(&rec, GrantKind::Recovery, 1, &n1.node_id(), &[]);
     let c_rv = put_on(&mut a, &root, &nn, 1, &[hash_of(&c_ds)], vec![put(&rv)]);
-    let dn = deleg(&n1, &nn);
-    let c_dn = put_on(&mut a, &root, &nn, 1, &[hash_of(&c_rv)], vec![put(&dn)]);
-    let c_t = put_on(
-        &mut a,
-        &root,
-        &nn,
-        1,
-        &[hash_of(&c_dn)],
-        vec![target_op("TN")],
-    );
+    let (c_dn, c_t) = new_node_writes(&mut a, &root, &nn, &n1, &c_rv);
     assert_eq!(a.key_chain(&root).current, n1.node_id());
-    assert!(matches!(a.verdict(&hash_of(&c_t)), Some(Verdict::Stands)));
     // The stranger's copies reach B first.
     for i in 0..crate::ledger::MAX_COPIES as u8 {
         let c = change(&b, &key(150 + i), 1, &[g], vec![put(&rv)]);
@@ -257,16 +284,7 @@ fn rt25_stranger_copies_of_a_recovery_lock_out_the_new_epochs_node() {
     }
     b.settle(Some(&root));
     assert_eq!(b.key_chain(&root).current, n1.node_id());
-    let r = b
-        .admit_batch(
-            vec![c_rv.clone(), c_dn.clone(), c_t.clone()],
-            Some(&root),
-            Some(nn.node_id()),
-            |_| Ok::<_, ()>(false),
-        )
-        .unwrap();
-    eprintln!("B refused {:?}, waiting {}", r.refused, r.waiting.len());
-    sync(&mut a, &mut b, &root);
+    taken_from(&mut a, &mut b, &root, &nn, &[&c_rv, &c_dn, &c_t]);
     eprintln!(
         "B holds N's target: {}; A: {:?}, B: {:?}",
         b.has(&hash_of(&c_t)),

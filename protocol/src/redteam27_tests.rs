@@ -13,7 +13,7 @@ use crate::ledger::{Admitted, Ledger, Verdict, actor_bytes};
 use crate::redteam15_tests::offered;
 use crate::redteam16_tests::{change, doc, hash_of, key, put};
 use crate::redteam23_tests::{grant, standing, sync};
-use crate::redteam25_tests::{deleg, held, put_on, rotated};
+use crate::redteam25_tests::{deleg, held, new_node_writes, put_on, rotated, taken_from};
 use crate::rotation_tests::target_op;
 use crate::sign::{NodeKey, sign_change};
 
@@ -85,27 +85,8 @@ fn rt27_actor_flood_by_a_retired_key_locks_out_the_recovery_carried_by_a_new_nod
     eprintln!("B holds {n} puppets of the retired K0");
     let rv = grant(&rec, GrantKind::Recovery, 1, &n1.node_id(), &[&ds]);
     let c_rv = put_on(&mut a, &root, &nn, 1, &[hash_of(&c_rot)], vec![put(&rv)]);
-    let dn = deleg(&n1, &nn);
-    let c_dn = put_on(&mut a, &root, &nn, 1, &[hash_of(&c_rv)], vec![put(&dn)]);
-    let c_t = put_on(
-        &mut a,
-        &root,
-        &nn,
-        1,
-        &[hash_of(&c_dn)],
-        vec![target_op("TN")],
-    );
-    assert!(matches!(a.verdict(&hash_of(&c_t)), Some(Verdict::Stands)));
-    let r = b
-        .admit_batch(
-            vec![c_rv.clone(), c_dn.clone(), c_t.clone()],
-            Some(&root),
-            Some(nn.node_id()),
-            |_| Ok::<_, ()>(false),
-        )
-        .unwrap();
-    eprintln!("B refused {:?}; waiting {}", r.refused, r.waiting.len());
-    sync(&mut a, &mut b, &root);
+    let (c_dn, c_t) = new_node_writes(&mut a, &root, &nn, &n1, &c_rv);
+    taken_from(&mut a, &mut b, &root, &nn, &[&c_rv, &c_dn, &c_t]);
     eprintln!(
         "B's key in force is N1: {}; B holds N's target: {}",
         b.key_chain(&root).current == n1.node_id(),
@@ -141,27 +122,8 @@ fn rt27_a_current_key_thiefs_puppets_lock_every_new_node_out_after_the_recovery(
     eprintln!("B holds {n} puppets of the stolen K1");
     let rv = grant(&rec, GrantKind::Recovery, 1, &n1.node_id(), &[&ds]);
     let c_rv = put_on(&mut a, &root, &s, 1, &[hash_of(&c_rot)], vec![put(&rv)]);
-    let dn = deleg(&n1, &nn);
-    let c_dn = put_on(&mut a, &root, &nn, 1, &[hash_of(&c_rv)], vec![put(&dn)]);
-    let c_t = put_on(
-        &mut a,
-        &root,
-        &nn,
-        1,
-        &[hash_of(&c_dn)],
-        vec![target_op("TN")],
-    );
-    assert!(matches!(a.verdict(&hash_of(&c_t)), Some(Verdict::Stands)));
-    let r = b
-        .admit_batch(
-            vec![c_rv.clone(), c_dn.clone(), c_t.clone()],
-            Some(&root),
-            Some(nn.node_id()),
-            |_| Ok::<_, ()>(false),
-        )
-        .unwrap();
-    eprintln!("B refused {:?}; waiting {}", r.refused, r.waiting.len());
-    sync(&mut a, &mut b, &root);
+    let (c_dn, c_t) = new_node_writes(&mut a, &root, &nn, &n1, &c_rv);
+    taken_from(&mut a, &mut b, &root, &nn, &[&c_rv, &c_dn, &c_t]);
     b.settle(Some(&root));
     let puppets_standing = standing(&mut b, &root).len();
     eprintln!(
