@@ -159,6 +159,20 @@ impl Parked {
         out
     }
 
+    /// The dependencies the changes parked for `doc` wait for that are not parked themselves,
+    /// at most `limit` of them.
+    pub fn lacking(&self, doc: &DocId, limit: usize) -> Vec<ChangeHash> {
+        let Some(list) = self.by_doc.get(doc) else {
+            return Vec::new();
+        };
+        list.waiting_on
+            .keys()
+            .filter(|h| !list.changes.contains_key(*h))
+            .take(limit)
+            .copied()
+            .collect()
+    }
+
     /// How many changes wait, over all documents.
     pub fn len(&self) -> usize {
         self.by_doc.values().map(|d| d.changes.len()).sum()
@@ -564,6 +578,10 @@ impl Host for NodeHost<'_> {
         if let Err(e) = self.node.store.set_shared_heads(peer, doc, shared) {
             tracing::warn!(cause = %e, "could not record shared heads");
         }
+    }
+
+    fn lacking(&mut self, doc: &DocId) -> Vec<ChangeHash> {
+        self.parked.lacking(doc, poa_protocol::wire::MAX_NEED)
     }
 
     fn apply(

@@ -119,6 +119,10 @@ pub trait Host {
     fn shared(&mut self, peer: &NodeId, doc: &DocId) -> Vec<ChangeHash>;
     /// Remembers them (only for held documents).
     fn set_shared(&mut self, peer: &NodeId, doc: &DocId, shared: &[ChangeHash]);
+    /// What changes waiting here for their dependencies lack of `doc`: the dependencies that
+    /// are neither held nor waiting themselves. A session asks its peer for them, since a
+    /// change the peer's Bloom filter claimed by chance is sent by no rule but a `need`.
+    fn lacking(&mut self, doc: &DocId) -> Vec<ChangeHash>;
     /// Passes the peer's changes through the gate and stores what holds up, in one
     /// transaction, if the peer may read the document with them (or was asked for it).
     fn apply(
@@ -225,6 +229,29 @@ struct DocState {
     rounds: u32,
     /// A round held back its pushes because the peer's shared heads were unknown here.
     held_back: bool,
+}
+
+/// Adds to `need` what changes waiting here lack (not held, not named yet), up to
+/// [`MAX_NEED`] in all: the peer sends a change its filter of this node claimed by chance by no
+/// rule but a `need`.
+fn add_lacking(l: &Ledger, need: &mut Vec<ChangeHash>, lacking: &[ChangeHash]) {
+    let mut named: HashSet<ChangeHash> = need.iter().copied().collect();
+    for h in lacking {
+        if need.len() >= MAX_NEED {
+            break;
+        }
+        if !l.has(h) && named.insert(*h) {
+            need.push(*h);
+        }
+    }
+}
+
+/// What the peer's last `Sync` brought: changes taken, and changes kept waiting here for what
+/// they build on.
+#[derive(Clone, Copy)]
+struct Progress {
+    accepted: usize,
+    waiting: usize,
 }
 
 /// The peer's side of a document, from its last `Sync`.
@@ -838,6 +865,7 @@ impl Session {
         // say, so the exchange tells nothing of the copy.
         let asked = !readable && self.asked.contains_key(&doc);
         let mut accepted = 0;
+        let mut waiting = 0;
         let allowed = if s.changes.is_empty() {
             readable || asked
         } else if held || asked {
@@ -846,6 +874,7 @@ impl Session {
                 return Err(SessionError::Protocol(why));
             }
             accepted = applied.accepted;
+            waiting = applied.waiting;
             if applied.accepted > 0
                 && let Some((held_list, unheld)) = &mut self.listing
                 && let Some(at) = unheld.iter().position(|(d, _)| *d == doc)
@@ -918,7 +947,8 @@ impl Session {
                 .unwrap_or_default();
             host.set_shared(&self.peer, &doc, &shared);
         }
-        let reply = self.generate(host, &doc, Some((&their, accepted)), blind, false);
+        let progress = Progress { accepted, waiting };
+        let reply = self.generate(host, &doc, Some((&their, progress)), blind, false);
         match reply {
             Some(msg) => {
                 let now = self.now;
@@ -941,21 +971,23 @@ impl Session {
         &mut self,
         host: &mut impl Host,
         doc: &DocId,
-        their: Option<(&Their, usize)>,
+        their: Option<(&Their, Progress)>,
         blind: bool,
         push: bool,
     ) -> Option<DocSync> {
-        let shared = if !blind && holds(host, doc) {
-            host.shared(&self.peer, doc)
+        let (shared, lacking) = if !blind && holds(host, doc) {
+            (host.shared(&self.peer, doc), host.lacking(doc))
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         let batch = self.config.batch_bytes;
         let max_rounds = self.config.max_doc_rounds;
         let st = self.docs.entry(doc.clone()).or_default();
-        // Held back again only while the peer keeps sending changes, so a peer whose shared
-        // heads never arrive here still gets this node's changes.
-        let may_hold_back = !st.held_back || their.is_some_and(|(_, accepted)| accepted > 0);
+        // Held back again only while the peer keeps sending changes (taken, or waiting here for
+        // what they build on), so a peer whose shared heads never arrive here still gets this
+        // node's changes.
+        let may_hold_back =
+            !st.held_back || their.is_some_and(|(_, p)| p.accepted > 0 || p.waiting > 0);
         let mut held_back = false;
         let sent = &mut st.sent;
         let computed = if blind {
@@ -983,6 +1015,7 @@ impl Session {
                                 .filter(|h| l.is_exported(h))
                                 .copied()
                                 .collect();
+                            add_lacking(l, &mut need, &lacking);
                             return (heads, have, need, batch_of(l, sent, to_send, batch));
                         }
                         let mut known = t.shared.clone();
@@ -1012,6 +1045,7 @@ impl Session {
                     }
                     None => {}
                 }
+                add_lacking(l, &mut need, &lacking);
                 (heads, have, need, batch_of(l, sent, to_send, batch))
             })
         };
@@ -1021,7 +1055,7 @@ impl Session {
         heads.truncate(MAX_HEADS);
         let mut need = need;
         need.truncate(MAX_NEED);
-        if let Some((t, accepted)) = their {
+        if let Some((t, Progress { accepted, .. })) = their {
             let mut mine = heads.clone();
             mine.sort();
             let mut theirs = t.heads.clone();

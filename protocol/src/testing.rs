@@ -281,6 +281,30 @@ impl Host for MemHost {
         }
     }
 
+    fn lacking(&mut self, doc: &DocId) -> Vec<ChangeHash> {
+        let Some(l) = self.ledgers.get(doc) else {
+            return Vec::new();
+        };
+        let waiting: Vec<&SignedChange> = self
+            .parked
+            .iter()
+            .filter(|(_, d, _)| d == doc)
+            .map(|(_, _, c)| c)
+            .collect();
+        let parked: HashSet<ChangeHash> = waiting
+            .iter()
+            .filter_map(|c| c.data.to_automerge(doc).ok().map(|a| a.hash()))
+            .collect();
+        let mut out: Vec<ChangeHash> = waiting
+            .iter()
+            .flat_map(|c| c.data.deps.iter().map(|d| ChangeHash(*d)))
+            .filter(|h| !l.has(h) && !parked.contains(h))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     fn apply(
         &mut self,
         peer: &NodeId,
