@@ -1043,9 +1043,13 @@ impl Ledger {
         wanters.any(|a| self.writer_now(a, &principal, key, &chain))
     }
 
-    /// Whether `author` holds a delegation the key chain accepts now and no revocation of it
-    /// is held: a writer whose needs pass the screen and the caps. A revoked writer's one
-    /// relayed change pulled in a stranger's run of any length (red team, session 25).
+    /// Whether `author` holds a delegation the key chain accepts now and every revocation of
+    /// it held here still keeps a change of it this node lacks: a writer whose needs pass the
+    /// screen and the caps. A revoked writer's one relayed change pulled in a stranger's run
+    /// of any length (red team, session 25); but a change a revocation keeps is the State's
+    /// own word that it stands, so what it needs comes in wherever the revocation came first
+    /// (red team, session 26). Once the kept changes are held, the writer's wants count no
+    /// more.
     fn writer_now(
         &self,
         author: &NodeId,
@@ -1057,7 +1061,19 @@ impl Ledger {
             && !self
                 .held_revocations(Some(key), Some(chain), &|_| true, Some(author))
                 .values()
-                .any(|g| g.grant.node == *author)
+                .any(|g| g.grant.node == *author && !self.keeps_unheld(g))
+    }
+
+    /// Whether a revocation's cut-off names, for this document, a last kept change not held
+    /// here.
+    fn keeps_unheld(&self, g: &SignedGrant) -> bool {
+        g.grant.cutoff.iter().any(|c| {
+            c.doc == self.doc
+                && c.head
+                    .as_ref()
+                    .and_then(|h| parse_hash(h))
+                    .is_some_and(|h| !self.by_hash.contains_key(&h))
+        })
     }
 
     /// How many actors held belong to writers now ([`Ledger::writer_now`]): past the hard
@@ -2184,14 +2200,34 @@ impl Ledger {
         // past, a removed or expired member, or a join after its invitation was withdrawn,
         // wrote; with one re-judgement only, a removal the first pass voided stood in the
         // second while the member it removed still wrote (red team, session 25).
+        //
+        // Facts need not settle: two members of one State that remove each other, each on a
+        // past without the other's removal, flip them every pass (each removal stands exactly
+        // when the other is void). Then the last judgement counts a removal only by a member
+        // in force in both of the last two passes, and lets a section stand for a member in
+        // force in either: the two removals are void, both members stay, and their sections
+        // stand, as the view then shows (red team, session 26).
         if matches!(self.doc, DocId::Pool(_)) {
+            let mut settled = false;
             for _ in 1..POOL_PASSES {
                 let facts = self.pool_facts(&verdicts);
                 if sw.pool.as_ref().is_some_and(|p| p.same(&facts)) {
+                    settled = true;
                     break;
                 }
                 sw.pool = Some(facts);
                 verdicts = pass(&sw);
+            }
+            if !settled {
+                let facts = self.pool_facts(&verdicts);
+                if let Some(last) = sw.pool.take() {
+                    sw.pool = Some(if last.same(&facts) {
+                        last
+                    } else {
+                        last.undecided(facts)
+                    });
+                    verdicts = pass(&sw);
+                }
             }
         }
 
@@ -3051,7 +3087,7 @@ impl Ledger {
                         FlatAction::Delete { .. } => {
                             let mine = format!("{state}/{me}");
                             let member = match &sw.pool {
-                                Some(p) => p.members.contains_key(&mine),
+                                Some(p) => p.removes(&mine),
                                 None => !self
                                     .live_values("members", &mine, Some(i), verdicts)
                                     .is_empty(),
@@ -3799,9 +3835,41 @@ struct PoolFacts {
     /// removed, whatever past a change of that node names, its State still invited) → the
     /// delegation it presents.
     members: HashMap<String, SignedGrant>,
+    /// The memberships whose removals of other nodes count, when not all of `members`: only
+    /// after facts that did not settle ([`PoolFacts::undecided`]).
+    removers: Option<HashSet<String>>,
 }
 
 impl PoolFacts {
+    /// The facts of two passes that keep flipping, taken together: States invited and members
+    /// in force in either (the later's delegation where both), removals only by members in
+    /// force in both.
+    fn undecided(self, later: PoolFacts) -> PoolFacts {
+        let removers: HashSet<String> = self
+            .members
+            .keys()
+            .filter(|k| later.members.contains_key(*k))
+            .cloned()
+            .collect();
+        let mut members = self.members;
+        members.extend(later.members);
+        let mut invited = self.invited;
+        invited.extend(later.invited);
+        PoolFacts {
+            invited,
+            members,
+            removers: Some(removers),
+        }
+    }
+
+    /// Whether `key`'s removals of other nodes count.
+    fn removes(&self, key: &str) -> bool {
+        match &self.removers {
+            Some(r) => r.contains(key),
+            None => self.members.contains_key(key),
+        }
+    }
+
     /// Whether `other` says the same: the same States invited, the same memberships under the
     /// same delegations.
     fn same(&self, other: &PoolFacts) -> bool {

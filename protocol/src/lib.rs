@@ -59,6 +59,8 @@ mod redteam27_tests;
 #[cfg(test)]
 mod redteam28_tests;
 #[cfg(test)]
+mod redteam29_tests;
+#[cfg(test)]
 mod redteam2_tests;
 #[cfg(test)]
 mod redteam3_tests;

@@ -20,16 +20,16 @@ use crate::sign::NodeKey;
 // ---------------------------------------------------------------------------------------------
 // Round 28 attacks.
 
-struct World {
-    doc: DocId,
-    pool: PoolId,
-    m: Ledger,
-    xab: StateCode,
-    real_key: NodeKey,
-    g0: automerge::ChangeHash,
+pub(super) struct World {
+    pub(super) doc: DocId,
+    pub(super) pool: PoolId,
+    pub(super) m: Ledger,
+    pub(super) xab: StateCode,
+    pub(super) real_key: NodeKey,
+    pub(super) g0: automerge::ChangeHash,
 }
 
-fn world() -> World {
+pub(super) fn world() -> World {
     let (_, pool, doc, m) = new_pool();
     let g0 = m.genesis_hash().unwrap();
     World {
@@ -42,7 +42,7 @@ fn world() -> World {
     }
 }
 
-fn join_op(doc: &DocId, xab: StateCode, signer: &NodeKey, n: &NodeKey) -> FlatOp {
+pub(super) fn join_op(doc: &DocId, xab: StateCode, signer: &NodeKey, n: &NodeKey) -> FlatOp {
     put(
         doc,
         "members",
@@ -52,7 +52,7 @@ fn join_op(doc: &DocId, xab: StateCode, signer: &NodeKey, n: &NodeKey) -> FlatOp
     )
 }
 
-fn reader(w: &mut World) -> PoolData {
+pub(super) fn reader(w: &mut World) -> PoolData {
     let view: Json = w.m.settle(None).view.clone();
     PoolData::from_json(
         &view,
@@ -61,7 +61,7 @@ fn reader(w: &mut World) -> PoolData {
     )
 }
 
-fn verdict_of(l: &Ledger, doc: &DocId, c: &SignedChange) -> Verdict {
+pub(super) fn verdict_of(l: &Ledger, doc: &DocId, c: &SignedChange) -> Verdict {
     l.verdict(&hash(doc, c)).cloned().unwrap()
 }
 
