@@ -420,11 +420,21 @@ impl PoolData {
             let Ok(state) = state.parse::<StateCode>() else {
                 continue;
             };
-            if let Some(c) = parse::<Contribution>(format!("sections/{k}"), v, u)
-                && c.target == t
-                && c.by
-                    .is_some_and(|n| p.members.get(&state).is_some_and(|m| m.contains_key(&n)))
-            {
+            // Several values when nodes placed different ones at once (see the ledger's
+            // view): the first, in text order, placed by a verified member counts.
+            let values: Vec<&Json> = match v {
+                Json::Array(all) => all.iter().collect(),
+                one => vec![one],
+            };
+            let counted = values.into_iter().find_map(|v| {
+                parse::<Contribution>(format!("sections/{k}"), v, u).filter(|c| {
+                    c.target == t
+                        && c.by.is_some_and(|n| {
+                            p.members.get(&state).is_some_and(|m| m.contains_key(&n))
+                        })
+                })
+            });
+            if let Some(c) = counted {
                 p.contributions
                     .entry(state)
                     .or_default()

@@ -357,3 +357,115 @@ fn rt29_c_two_rogue_nodes_flip_the_facts_and_void_an_honest_members_section() {
          B's removal {v_b:?}, H's section {v_sh:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Round 28's open finding: a section put at the State's key concurrently.
+
+/// XAB's real node links T1. A puppet, joined for XAB under a key the coordinator made up
+/// (and unverified by every reader), puts its own T1 on a past without the real section, with
+/// a text that sorts after it. No rule of the gate can refuse it (it replaces nothing), and a
+/// set shows one value: the puppet's, which readers drop, so the State's own link vanished.
+/// Readers must still count the real node's section, in any arrival order.
+#[test]
+fn rt29_d_a_concurrent_section_by_an_unverified_member_hides_no_real_link() {
+    let mut w = world();
+    let doc = w.doc.clone();
+    let fake_key = node(14);
+    let honest = node(15);
+    let puppet = node(16);
+    let c1 = build(
+        &mut w.m,
+        &node(10),
+        1,
+        &[w.g0],
+        vec![invite_op(&doc, &fake_key, vec![])],
+    );
+    let jp = build(
+        &mut w.m,
+        &puppet,
+        1,
+        &[hash(&doc, &c1)],
+        vec![join_op(&doc, w.xab, &fake_key, &puppet)],
+    );
+    let c2 = build(
+        &mut w.m,
+        &node(10),
+        1,
+        &[hash(&doc, &jp)],
+        vec![invite_op(&doc, &w.real_key, first_op(&c1))],
+    );
+    let jh = build(
+        &mut w.m,
+        &honest,
+        1,
+        &[hash(&doc, &c2)],
+        vec![join_op(&doc, w.xab, &w.real_key, &honest)],
+    );
+    let sh = build(
+        &mut w.m,
+        &honest,
+        1,
+        &[hash(&doc, &jh)],
+        vec![section_op(&doc, "T1", &honest, vec![])],
+    );
+    let late = serde_json::json!({
+        "target": "T1", "contributed": "2099-12-31", "by": puppet.node_id().to_string()
+    })
+    .to_string();
+    let sp = build(
+        &mut w.m,
+        &puppet,
+        1,
+        &[hash(&doc, &jh)],
+        vec![crate::redteam26_tests::put(
+            &doc,
+            "sections",
+            "XAB/T1",
+            &late,
+            vec![],
+        )],
+    );
+    let data = reader(&mut w);
+    let by = data
+        .contributions
+        .get(&w.xab)
+        .and_then(|c| c.get("T1"))
+        .and_then(|c| c.by);
+    eprintln!(
+        "puppet's section: {:?}; real section: {:?}; counted by: {by:?}",
+        verdict_of(&w.m, &doc, &sp),
+        verdict_of(&w.m, &doc, &sh)
+    );
+    assert_eq!(
+        by,
+        Some(honest.node_id()),
+        "XAB's real link to T1 is hidden"
+    );
+    let cs = vec![c1, jp, c2, jh, sh, sp];
+    let reference = summary(&mut w.m);
+    let mut seed = 0x5ec7_10e5_u64;
+    for round in 0..20 {
+        let mut order = cs.clone();
+        shuffle(&mut order, &mut seed);
+        let mut l = deliver(&doc, &order);
+        assert_eq!(
+            summary(&mut l).0,
+            reference.0,
+            "round {round}: verdicts differ"
+        );
+        let view = l.settle(None).view.clone();
+        let d = PoolData::from_json(
+            &view,
+            &w.pool,
+            &crate::authority::Trust::default()
+                .with(crate::id::Principal::State(w.xab), w.real_key.node_id()),
+        );
+        assert_eq!(
+            d.contributions
+                .get(&w.xab)
+                .and_then(|c| c.get("T1"))
+                .and_then(|c| c.by),
+            by
+        );
+    }
+}
