@@ -45,11 +45,19 @@ struct DocParked {
     changes: BTreeMap<ChangeHash, (NodeId, SignedChange, Vec<ChangeHash>)>,
     /// Dependency → the parked changes waiting for it.
     waiting_on: BTreeMap<ChangeHash, BTreeSet<ChangeHash>>,
+    /// Sender → the parked changes it sent.
+    by_sender: BTreeMap<NodeId, BTreeSet<ChangeHash>>,
 }
 
 impl DocParked {
     fn take(&mut self, hash: &ChangeHash) -> Option<(NodeId, SignedChange)> {
         let (from, c, missing) = self.changes.remove(hash)?;
+        if let Some(mine) = self.by_sender.get_mut(&from) {
+            mine.remove(hash);
+            if mine.is_empty() {
+                self.by_sender.remove(&from);
+            }
+        }
         for m in &missing {
             if let Some(w) = self.waiting_on.get_mut(m) {
                 w.remove(hash);
@@ -98,6 +106,7 @@ impl Parked {
             for m in &missing {
                 list.waiting_on.entry(*m).or_default().insert(h);
             }
+            list.by_sender.entry(from).or_default().insert(h);
             list.changes.insert(h, (from, c, missing));
         }
         let bytes = p.bytes.entry(from).or_default();
@@ -110,11 +119,10 @@ impl Parked {
             // connection, whose sessions start afresh.
             for l in p.by_doc.values_mut() {
                 let theirs: Vec<ChangeHash> = l
-                    .changes
-                    .iter()
-                    .filter(|(_, (f, _, _))| *f == from)
-                    .map(|(h, _)| *h)
-                    .collect();
+                    .by_sender
+                    .get(&from)
+                    .map(|hs| hs.iter().copied().collect())
+                    .unwrap_or_default();
                 for h in theirs {
                     l.take(&h);
                 }
@@ -160,17 +168,22 @@ impl Parked {
     }
 
     /// The dependencies the changes parked for `doc` wait for that are not parked themselves,
-    /// at most `limit` of them.
-    pub fn lacking(&self, doc: &DocId, limit: usize) -> Vec<ChangeHash> {
+    /// at most `limit` of them: those of the changes `peer` sent first, then a share of each
+    /// other sender's ([`poa_protocol::session::fair_share`]). Lazy: the work is in proportion
+    /// to what is returned and the parked chains passed over, not to all that waits.
+    pub fn lacking(&self, doc: &DocId, peer: &NodeId, limit: usize) -> Vec<ChangeHash> {
         let Some(list) = self.by_doc.get(doc) else {
             return Vec::new();
         };
-        list.waiting_on
-            .keys()
-            .filter(|h| !list.changes.contains_key(*h))
-            .take(limit)
-            .copied()
-            .collect()
+        let by_sender = list.by_sender.iter().map(|(from, hashes)| {
+            let lacks = hashes
+                .iter()
+                .filter_map(|h| list.changes.get(h))
+                .flat_map(|(_, _, missing)| missing.iter().copied())
+                .filter(|m| !list.changes.contains_key(m));
+            (*from, lacks)
+        });
+        poa_protocol::session::fair_share(peer, by_sender, limit)
     }
 
     /// How many changes wait, over all documents.
@@ -580,8 +593,8 @@ impl Host for NodeHost<'_> {
         }
     }
 
-    fn lacking(&mut self, doc: &DocId) -> Vec<ChangeHash> {
-        self.parked.lacking(doc, poa_protocol::wire::MAX_NEED)
+    fn lacking(&mut self, peer: &NodeId, doc: &DocId) -> Vec<ChangeHash> {
+        self.parked.lacking(doc, peer, poa_protocol::wire::MAX_NEED)
     }
 
     fn apply(
@@ -741,4 +754,61 @@ pub(crate) fn tx_can_read(
         },
         |d| pools.get(d).cloned(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poa_protocol::change::ChangeData;
+    use poa_protocol::id::StateCode;
+    use poa_protocol::sign::NodeKey;
+
+    fn change(i: u8) -> SignedChange {
+        SignedChange {
+            data: ChangeData {
+                actor: vec![i; 40],
+                seq: 1,
+                start_op: 1,
+                time: 0,
+                message: None,
+                deps: Vec::new(),
+                ops: Vec::new(),
+            },
+            signature: Vec::new(),
+        }
+    }
+
+    fn h(a: u8, b: u8) -> ChangeHash {
+        let mut x = [a; 32];
+        x[31] = b;
+        ChangeHash(x)
+    }
+
+    #[test]
+    fn what_the_peer_sent_lacks_is_named_first_and_no_sender_crowds_out_another() {
+        let doc = DocId::State("XAA".parse::<StateCode>().unwrap());
+        let [peer, loud, quiet] = [1u8, 2, 3].map(|i| NodeKey::from_seed(&[i; 32]).node_id());
+        let mut p = Parked::default();
+        // The loud sender's changes wait for many hashes that sort first; the peer's one
+        // change waits for a hash that sorts last, and for another parked change.
+        let made_up: Vec<ChangeHash> = (0..50).map(|b| h(0, b)).collect();
+        p.park(&doc, loud, vec![(h(10, 0), change(10), made_up)])
+            .unwrap();
+        p.park(&doc, quiet, vec![(h(11, 0), change(11), vec![h(200, 1)])])
+            .unwrap();
+        p.park(
+            &doc,
+            peer,
+            vec![(h(12, 0), change(12), vec![h(255, 0), h(11, 0)])],
+        )
+        .unwrap();
+        let asked = p.lacking(&doc, &peer, 4);
+        assert_eq!(asked, vec![h(255, 0), h(0, 0), h(200, 1), h(0, 1)]);
+        // Once what the peer's change waits for arrives, it is out to be tried again, and
+        // what the others lack is all there is to ask.
+        assert_eq!(p.release(&doc, &[h(255, 0)]).len(), 1);
+        assert_eq!(p.lacking(&doc, &peer, 100).len(), 51);
+        p.release(&doc, &[h(200, 1)]);
+        assert!(!p.lacking(&doc, &peer, 100).contains(&h(200, 1)));
+    }
 }

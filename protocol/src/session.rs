@@ -122,7 +122,9 @@ pub trait Host {
     /// What changes waiting here for their dependencies lack of `doc`: the dependencies that
     /// are neither held nor waiting themselves. A session asks its peer for them, since a
     /// change the peer's Bloom filter claimed by chance is sent by no rule but a `need`.
-    fn lacking(&mut self, doc: &DocId) -> Vec<ChangeHash>;
+    /// What the changes `peer` sent lack comes first, then an equal share of what each other
+    /// sender's lack ([`fair_share`]): no sender crowds out what another is asked for.
+    fn lacking(&mut self, peer: &NodeId, doc: &DocId) -> Vec<ChangeHash>;
     /// Passes the peer's changes through the gate and stores what holds up, in one
     /// transaction, if the peer may read the document with them (or was asked for it).
     fn apply(
@@ -244,6 +246,50 @@ fn add_lacking(l: &Ledger, need: &mut Vec<ChangeHash>, lacking: &[ChangeHash]) {
             need.push(*h);
         }
     }
+}
+
+/// Up to `limit` distinct hashes: all of `peer`'s list first, then one from each other
+/// sender's list in turn. What one sender makes up (any number of dependencies that exist
+/// nowhere) takes no room from what the peer's own changes wait for, and only its share of the
+/// rest.
+pub fn fair_share<I: Iterator<Item = ChangeHash>>(
+    peer: &NodeId,
+    by_sender: impl IntoIterator<Item = (NodeId, I)>,
+    limit: usize,
+) -> Vec<ChangeHash> {
+    let mut first = None;
+    let mut others = Vec::new();
+    for (from, list) in by_sender {
+        if from == *peer {
+            first = Some(list);
+        } else {
+            others.push(list);
+        }
+    }
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut push = |h: ChangeHash, out: &mut Vec<ChangeHash>| {
+        if seen.insert(h) {
+            out.push(h);
+        }
+    };
+    for h in first.into_iter().flatten() {
+        if out.len() >= limit {
+            return out;
+        }
+        push(h, &mut out);
+    }
+    while !others.is_empty() && out.len() < limit {
+        others.retain_mut(|list| match list.next() {
+            Some(h) if out.len() < limit => {
+                push(h, &mut out);
+                true
+            }
+            Some(_) => true,
+            None => false,
+        });
+    }
+    out
 }
 
 /// What the peer's last `Sync` brought: changes taken, and changes kept waiting here for what
@@ -976,7 +1022,7 @@ impl Session {
         push: bool,
     ) -> Option<DocSync> {
         let (shared, lacking) = if !blind && holds(host, doc) {
-            (host.shared(&self.peer, doc), host.lacking(doc))
+            (host.shared(&self.peer, doc), host.lacking(&self.peer, doc))
         } else {
             (Vec::new(), Vec::new())
         };

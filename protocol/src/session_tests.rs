@@ -565,10 +565,21 @@ struct Restored {
     taken: usize,
 }
 
+/// How the restored node's first sync is set up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Restore {
+    /// Every later write is one its filter tells apart.
+    Plain,
+    /// The first later write is one its filter claims by chance.
+    ByChance,
+    /// As `ByChance`, and a third node has parked changes there that wait for as many
+    /// made-up hashes as a `need` may name, all sorting before the real one.
+    Crowded,
+}
+
 /// The restored node remembers the shared heads of the backup; the relay remembers later
-/// ones, which the restored node does not hold. With `by_chance`, the first of the three
-/// later writes is one the restored node's filter claims by chance.
-fn restored_sync(restored_dials: bool, by_chance: bool) -> Restored {
+/// ones, which the restored node does not hold.
+fn restored_sync(restored_dials: bool, how: Restore) -> Restored {
     let doc = published();
     let mut p = pair(relay(), state_node(5), Mode::OneShot);
     p.drive(1000);
@@ -579,13 +590,16 @@ fn restored_sync(restored_dials: bool, by_chance: bool) -> Restored {
     let mut restored = state_node(5);
     restored.shared = early.b.host.shared.clone();
     let mut later_writes = vec![10, 11, 12];
-    if by_chance {
+    if how != Restore::Plain {
         let shared = restored.shared(&relay_key().node_id(), &doc);
         let have = Bloom::new(restored.ledgers[&doc].exported_since(&shared).iter());
         later_writes[0] = target_the_filter_claims(&p.b.host, &have, 100);
     }
     for i in later_writes {
         add_target(&mut p.b.host, i);
+    }
+    if how == Restore::Crowded {
+        park_made_up_wants(&mut restored, &stranger_key().node_id());
     }
     let mut later = pair(p.a.host, p.b.host, Mode::OneShot);
     later.drive(1000);
@@ -631,7 +645,7 @@ fn restored_sync(restored_dials: bool, by_chance: bool) -> Restored {
 fn a_node_restored_from_an_older_copy_resends_nothing_its_peer_had() {
     // Either side may dial.
     for restored_dials in [false, true] {
-        let r = restored_sync(restored_dials, false);
+        let r = restored_sync(restored_dials, Restore::Plain);
         assert_eq!(r.heads, r.expected);
         assert_eq!(r.resent, 0, "restored side dialled: {restored_dials}");
         assert_eq!(r.taken, 3, "only the three later changes come back");
@@ -667,11 +681,88 @@ fn a_change_the_peers_filter_claims_by_chance_is_asked_for_by_what_waits_on_it()
     // still holds back its own, so it resends nothing the relay had (before, it stalled and
     // then resent all it held: the CI failure of a backup test, about one run in fifty).
     for restored_dials in [false, true] {
-        let r = restored_sync(restored_dials, true);
+        let r = restored_sync(restored_dials, Restore::ByChance);
         assert_eq!(
             r.heads, r.expected,
             "restored side dialled: {restored_dials}"
         );
         assert_eq!(r.resent, 0, "restored side dialled: {restored_dials}");
+    }
+}
+
+/// Parks at `h`, as sent by `from`, 64 changes that each wait for 64 made-up hashes sorting
+/// before any real one: as many as a `need` may name.
+fn park_made_up_wants(h: &mut MemHost, from: &NodeId) {
+    let doc = published();
+    let per = crate::change::MAX_DEPS;
+    for i in 0..MAX_NEED / per {
+        let mut t = crate::model::tests::xaa_t1();
+        t.id = format!("J{i}");
+        let op = put(
+            &doc,
+            "targets",
+            &target_key(&t.id, 1),
+            &serde_json::to_value(&t).unwrap(),
+        );
+        let mut data = h.ledgers[&doc].next_change(&actor_bytes(from, &[9; 8]), T0, vec![op]);
+        data.deps = (0..per)
+            .map(|j| {
+                let mut d = [0; 32];
+                d[30] = i as u8;
+                d[31] = j as u8;
+                d
+            })
+            .collect();
+        let c = signed(&doc, &stranger_key(), data);
+        h.parked.push((*from, doc.clone(), c));
+    }
+}
+
+#[test]
+fn what_one_sender_leaves_waiting_does_not_crowd_out_what_the_peer_is_asked_for() {
+    // A pinned node parks changes whose made-up dependencies would fill a whole `need`. The
+    // relay's own waiting changes still name what they lack to the relay, first.
+    for restored_dials in [false, true] {
+        let r = restored_sync(restored_dials, Restore::Crowded);
+        assert_eq!(
+            r.heads, r.expected,
+            "restored side dialled: {restored_dials}"
+        );
+    }
+}
+
+proptest::proptest! {
+    /// Whatever the senders list, the peer's own list comes whole (within the limit), and
+    /// each other sender gets its first `share` hashes in, where `share` is what is left split
+    /// evenly: no list, however long, takes another's room.
+    #[test]
+    fn every_sender_gets_its_share_of_what_is_asked_for(
+        lists in proptest::collection::vec(proptest::collection::vec(0u8..40, 0..30), 1..6),
+        limit in 0usize..60,
+    ) {
+        let ids: Vec<NodeId> = (0..lists.len())
+            .map(|i| NodeKey::from_seed(&[100 + i as u8; 32]).node_id())
+            .collect();
+        let hash = |b: u8| ChangeHash([b; 32]);
+        let by_sender = ids
+            .iter()
+            .zip(&lists)
+            .map(|(id, l)| (*id, l.iter().map(|b| hash(*b)).collect::<Vec<_>>().into_iter()));
+        let out = fair_share(&ids[0], by_sender, limit);
+        let set: HashSet<ChangeHash> = out.iter().copied().collect();
+        proptest::prop_assert_eq!(set.len(), out.len(), "no hash twice");
+        proptest::prop_assert!(out.len() <= limit);
+        let own: HashSet<ChangeHash> = lists[0].iter().map(|b| hash(*b)).collect();
+        if own.len() <= limit {
+            proptest::prop_assert!(own.is_subset(&set));
+            let share = (limit - own.len()) / (lists.len() - 1).max(1);
+            for l in &lists[1..] {
+                for b in l.iter().take(share) {
+                    proptest::prop_assert!(set.contains(&hash(*b)), "{b} of a share of {share}");
+                }
+            }
+        } else {
+            proptest::prop_assert_eq!(out.len(), limit);
+        }
     }
 }

@@ -281,28 +281,35 @@ impl Host for MemHost {
         }
     }
 
-    fn lacking(&mut self, doc: &DocId) -> Vec<ChangeHash> {
+    fn lacking(&mut self, peer: &NodeId, doc: &DocId) -> Vec<ChangeHash> {
         let Some(l) = self.ledgers.get(doc) else {
             return Vec::new();
         };
-        let waiting: Vec<&SignedChange> = self
+        let waiting: Vec<(NodeId, &SignedChange)> = self
             .parked
             .iter()
             .filter(|(_, d, _)| d == doc)
-            .map(|(_, _, c)| c)
+            .map(|(f, _, c)| (*f, c))
             .collect();
         let parked: HashSet<ChangeHash> = waiting
             .iter()
-            .filter_map(|c| c.data.to_automerge(doc).ok().map(|a| a.hash()))
+            .filter_map(|(_, c)| c.data.to_automerge(doc).ok().map(|a| a.hash()))
             .collect();
-        let mut out: Vec<ChangeHash> = waiting
-            .iter()
-            .flat_map(|c| c.data.deps.iter().map(|d| ChangeHash(*d)))
-            .filter(|h| !l.has(h) && !parked.contains(h))
-            .collect();
-        out.sort();
-        out.dedup();
-        out
+        let mut by_sender: BTreeMap<NodeId, Vec<ChangeHash>> = BTreeMap::new();
+        for (from, c) in waiting {
+            by_sender.entry(from).or_default().extend(
+                c.data
+                    .deps
+                    .iter()
+                    .map(|d| ChangeHash(*d))
+                    .filter(|h| !l.has(h) && !parked.contains(h)),
+            );
+        }
+        let by_sender = by_sender.into_iter().map(|(f, mut list)| {
+            list.sort();
+            (f, list.into_iter())
+        });
+        crate::session::fair_share(peer, by_sender, crate::wire::MAX_NEED)
     }
 
     fn apply(
