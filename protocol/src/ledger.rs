@@ -2194,40 +2194,59 @@ impl Ledger {
             verdicts
         };
         let mut verdicts = pass(&sw);
-        // A pool's writers are judged again against what the last judgement says of the whole
-        // set (see [`Ledger::pool_facts`]), until that stops changing, at most `POOL_PASSES`
-        // times: each pass a function of the set alone. Judged only as of a writer's chosen
-        // past, a removed or expired member, or a join after its invitation was withdrawn,
-        // wrote; with one re-judgement only, a removal the first pass voided stood in the
-        // second while the member it removed still wrote (red team, session 25).
+        // A pool's writers are judged again against what the whole set says of its members
+        // (see [`Ledger::pool_facts`]), never only as of the past a writer chose: judged that
+        // way, a removed or expired member, or a join after its invitation was withdrawn,
+        // wrote (red team, session 25).
         //
-        // Facts need not settle: two members of one State that remove each other, each on a
-        // past without the other's removal, flip them every pass (each removal stands exactly
-        // when the other is void). Then the last judgement counts a removal only by a member
-        // in force in both of the last two passes, and lets a section stand for a member in
-        // force in either: the two removals are void, both members stay, and their sections
-        // stand, as the view then shows (red team, session 26).
+        // Which memberships are in force depends on which removals stand, and a removal stands
+        // only if its author's membership is in force: members of one State may remove each
+        // other in cycles, on any pasts, and the facts need not settle (a 2-cycle flips them
+        // every pass, a 3-cycle every three; red team, sessions 26 and 30). So they are
+        // taken as the well-founded reading of that rule, computed by alternating: `upper`,
+        // the members in force when only the removals by `lower` count, and `lower`, those in
+        // force when the removals by every member of `upper` count. From `upper` with no
+        // removal counted, `lower` only grows and `upper` only shrinks, until neither moves.
+        // Then a removal counts only by a member in force for certain (`lower`), and a member
+        // writes while it may be in force (`upper`): a removal that stands always keeps its
+        // target out, and in a cycle no removal counts and every member stays, until the
+        // State's key settles it with a revocation. Each pass is a function of the set alone,
+        // so every node reaches the same verdicts, whatever arrived first.
         if matches!(self.doc, DocId::Pool(_)) {
-            let mut settled = false;
-            for _ in 1..POOL_PASSES {
-                let facts = self.pool_facts(&verdicts);
-                if sw.pool.as_ref().is_some_and(|p| p.same(&facts)) {
-                    settled = true;
+            let first = self.pool_facts(&verdicts);
+            let facts = |members: &PoolFacts, removers: &PoolFacts| PoolFacts {
+                invited: first.invited.clone(),
+                members: members.members.clone(),
+                removers: Some(removers.members.keys().cloned().collect()),
+            };
+            let nobody = PoolFacts::default();
+            sw.pool = Some(facts(&first, &nobody));
+            verdicts = pass(&sw);
+            let mut upper = self.pool_facts(&verdicts);
+            for round in 1..=POOL_ROUNDS {
+                sw.pool = Some(facts(&upper, &upper));
+                verdicts = pass(&sw);
+                let lower = self.pool_facts(&verdicts);
+                if lower.same(&upper) {
+                    // Settled with nothing undecided: the pass just made is the last.
                     break;
                 }
-                sw.pool = Some(facts);
+                sw.pool = Some(facts(&upper, &lower));
                 verdicts = pass(&sw);
-            }
-            if !settled {
-                let facts = self.pool_facts(&verdicts);
-                if let Some(last) = sw.pool.take() {
-                    sw.pool = Some(if last.same(&facts) {
-                        last
-                    } else {
-                        last.undecided(facts)
-                    });
+                let next = self.pool_facts(&verdicts);
+                if next.same(&upper) {
+                    // Settled: the pass just made judged sections by `upper` and removals by
+                    // `lower`.
+                    break;
+                }
+                if round == POOL_ROUNDS {
+                    // Not settled within the bound (a long crafted chain of removals): the
+                    // same reading with what is known so far, still consistent (a removal
+                    // that counts keeps its target out) and a function of the set.
+                    sw.pool = Some(facts(&next, &lower));
                     verdicts = pass(&sw);
                 }
+                upper = next;
             }
         }
 
@@ -3844,33 +3863,12 @@ struct PoolFacts {
     /// removed, whatever past a change of that node names, its State still invited) → the
     /// delegation it presents.
     members: HashMap<String, SignedGrant>,
-    /// The memberships whose removals of other nodes count, when not all of `members`: only
-    /// after facts that did not settle ([`PoolFacts::undecided`]).
+    /// The memberships whose removals of other nodes count, when not all of `members`: those
+    /// in force for certain, in the well-founded reading of a pool's removals.
     removers: Option<HashSet<String>>,
 }
 
 impl PoolFacts {
-    /// The facts of two passes that keep flipping, taken together: States invited and members
-    /// in force in either (the later's delegation where both), removals only by members in
-    /// force in both.
-    fn undecided(self, later: PoolFacts) -> PoolFacts {
-        let removers: HashSet<String> = self
-            .members
-            .keys()
-            .filter(|k| later.members.contains_key(*k))
-            .cloned()
-            .collect();
-        let mut members = self.members;
-        members.extend(later.members);
-        let mut invited = self.invited;
-        invited.extend(later.invited);
-        PoolFacts {
-            invited,
-            members,
-            removers: Some(removers),
-        }
-    }
-
     /// Whether `key`'s removals of other nodes count.
     fn removes(&self, key: &str) -> bool {
         match &self.removers {
@@ -3893,9 +3891,10 @@ impl PoolFacts {
     }
 }
 
-/// The most times a pool is judged: the first pass and its re-judgements against what the
-/// whole set says, until that stops changing.
-const POOL_PASSES: usize = 6;
+/// The most rounds of the alternating judgement of a pool's memberships (two passes each):
+/// each round settles at least one more member, in or out, so only a crafted chain of more
+/// removals than this needs more.
+const POOL_ROUNDS: usize = 6;
 
 impl SetWide {
     /// Whether entry `i` is among the changes judged.

@@ -63,6 +63,8 @@ mod redteam29_tests;
 #[cfg(test)]
 mod redteam2_tests;
 #[cfg(test)]
+mod redteam30_tests;
+#[cfg(test)]
 mod redteam3_tests;
 #[cfg(test)]
 mod redteam4_tests;

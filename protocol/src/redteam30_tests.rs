@@ -1,0 +1,209 @@
+//! Red-team round 30: removals among one State's pool members that form cycles. A 3-cycle (H
+//! removes X, X removes Y on a past with H's removal of X, Y removes H) made the repeated
+//! judgement flip with period 6, and the old merge of the last two passes let a member whose
+//! removal stood keep its sections. The property below tries many such histories: whatever
+//! the removals and the pasts they name, a member removed by a removal that stands has no
+//! section standing, a member no standing removal touches keeps all its sections, and every
+//! arrival order gives the same verdicts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+
+use proptest::prelude::*;
+
+use crate::change::SignedChange;
+use crate::ledger::Verdict;
+use crate::redteam26_tests::{
+    build, del, deliver, first_op, hash, invite_op, node, section_op, shuffle, summary,
+};
+use crate::redteam28_tests::{join_op, verdict_of, world};
+
+/// One member's step: remove member `target` (or place a section when `target` is its own
+/// index), on a past of the target's join and the changes `past` picks (its last entry: the
+/// author's own join).
+#[derive(Clone, Debug)]
+struct Step {
+    by: usize,
+    target: usize,
+    past: Vec<bool>,
+}
+
+fn step(members: usize) -> impl Strategy<Value = Step> {
+    (
+        0..members,
+        0..members,
+        proptest::collection::vec(any::<bool>(), 16),
+    )
+        .prop_map(|(by, target, past)| Step { by, target, past })
+}
+
+struct Story {
+    changes: Vec<SignedChange>,
+    /// Per step: its change, who wrote it, and whom it removes (`None`: a section).
+    steps: Vec<(SignedChange, usize, Option<usize>)>,
+    /// Each member's first section, placed right after its join.
+    sections: Vec<SignedChange>,
+}
+
+fn story(members: usize, steps: &[Step]) -> (Story, crate::doc::DocId, crate::ledger::Ledger) {
+    let mut w = world();
+    let doc = w.doc.clone();
+    let keys: Vec<_> = (0..members).map(|i| node(20 + i as u8)).collect();
+    let c1 = build(
+        &mut w.m,
+        &node(10),
+        1,
+        &[w.g0],
+        vec![invite_op(&doc, &node(13), vec![])],
+    );
+    let mut changes = vec![c1.clone()];
+    let mut joins = Vec::new();
+    let mut sections = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let j = build(
+            &mut w.m,
+            k,
+            1,
+            &[hash(&doc, &c1)],
+            vec![join_op(&doc, w.xab, &w.real_key, k)],
+        );
+        let s = build(
+            &mut w.m,
+            k,
+            1,
+            &[hash(&doc, &j)],
+            vec![section_op(&doc, &format!("S{i}"), k, vec![])],
+        );
+        changes.extend([j.clone(), s.clone()]);
+        joins.push(j);
+        sections.push(s);
+    }
+    let mut done = Vec::new();
+    let mut actors = vec![1u8; members];
+    for (n, st) in steps.iter().enumerate() {
+        let k = &keys[st.by];
+        // The target's join is named (a removal replaces it); the author's own only when
+        // `past` picks it too: a fresh actor may build on a past without its join.
+        let mut deps = vec![hash(&doc, &joins[st.target])];
+        if st.past[15] {
+            deps.push(hash(&doc, &joins[st.by]));
+        }
+        for (c, pick) in done.iter().zip(&st.past) {
+            let (c, _, _): &(SignedChange, usize, Option<usize>) = c;
+            if *pick {
+                deps.push(hash(&doc, c));
+            }
+        }
+        let (op, removes) = if st.target == st.by {
+            (section_op(&doc, &format!("T{n}"), k, vec![]), None)
+        } else {
+            let who = format!("XAB/{}", keys[st.target].node_id());
+            (
+                del(&doc, "members", &who, first_op(&joins[st.target])),
+                Some(st.target),
+            )
+        };
+        deps.sort();
+        deps.dedup();
+        // A fresh actor per step: any past may be named (at most seven steps, so an author
+        // stays within its eight actors).
+        actors[st.by] += 1;
+        let c = build(&mut w.m, k, actors[st.by], &deps, vec![op]);
+        changes.push(c.clone());
+        done.push((c, st.by, removes));
+    }
+    (
+        Story {
+            changes,
+            steps: done,
+            sections,
+        },
+        doc,
+        w.m,
+    )
+}
+
+fn stands(v: &Verdict) -> bool {
+    matches!(v, Verdict::Stands)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn removals_in_cycles_leave_no_removed_member_writing_and_no_order_matters(
+        (members, steps) in (2usize..5).prop_flat_map(|m| (Just(m), proptest::collection::vec(step(m), 1..8))),
+        seed in any::<u64>(),
+    ) {
+        let (st, doc, mut l) = story(members, &steps);
+        let removed: HashSet<usize> = st
+            .steps
+            .iter()
+            .filter(|(c, _, r)| r.is_some() && stands(&verdict_of(&l, &doc, c)))
+            .filter_map(|(_, _, r)| *r)
+            .collect();
+        let touched: HashSet<usize> = st.steps.iter().filter_map(|(_, _, r)| *r).collect();
+        for (i, s) in st.sections.iter().enumerate() {
+            let v = verdict_of(&l, &doc, s);
+            if removed.contains(&i) {
+                prop_assert!(!stands(&v), "member {i} was removed by a removal that stands, yet its section stands");
+            }
+            if !touched.contains(&i) {
+                prop_assert!(stands(&v), "member {i}, whom no removal names, lost its section: {v:?}");
+            }
+        }
+        for (c, by, r) in &st.steps {
+            if r.is_none() && removed.contains(by) {
+                prop_assert!(!stands(&verdict_of(&l, &doc, c)), "removed member {by} placed a section");
+            }
+        }
+        let mut order = st.changes.clone();
+        let mut seed = seed | 1;
+        shuffle(&mut order, &mut seed);
+        let mut other = deliver(&doc, &order);
+        prop_assert_eq!(summary(&mut l), summary(&mut other));
+    }
+}
+
+/// A past of the author's own join and of the earlier steps `picks` marks.
+fn own_join(picks: &[bool]) -> Vec<bool> {
+    let mut past = vec![false; 16];
+    past[..picks.len()].copy_from_slice(picks);
+    past[15] = true;
+    past
+}
+
+/// The round-30 cycle itself: H removes X; X removes Y on a past with H's removal of X; Y
+/// removes H from a fresh actor, on a past without either and without its own join. No member is in force for certain, so no removal
+/// counts, and all three keep their sections.
+#[test]
+fn rt30_a_three_cycle_of_removals_settles_with_no_removal_counted() {
+    let steps = [
+        Step {
+            by: 0,
+            target: 1,
+            past: own_join(&[]),
+        },
+        Step {
+            by: 1,
+            target: 2,
+            past: own_join(&[true]),
+        },
+        Step {
+            by: 2,
+            target: 0,
+            past: vec![false; 16],
+        },
+    ];
+    let (st, doc, l) = story(3, &steps);
+    for (c, _, _) in &st.steps {
+        assert!(
+            !stands(&verdict_of(&l, &doc, c)),
+            "no removal in the cycle counts"
+        );
+    }
+    for s in &st.sections {
+        assert!(stands(&verdict_of(&l, &doc, s)));
+    }
+}
