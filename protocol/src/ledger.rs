@@ -1643,6 +1643,20 @@ impl Ledger {
         }
     }
 
+    /// Whether held entry `i` passes the screen of authors on its own, with no change here
+    /// wanting it: what any peer holding the same set takes from a relay. Only such changes
+    /// make a set-wide judgement (an equivocation, too many actors) and its evidence. A
+    /// stranger's changes a writer's waiting change let in are held only where that change
+    /// is: offered as evidence, every peer without it refused them at the screen, and two
+    /// honest nodes offered different heads for good (red team, round 30).
+    fn screened(&self, i: u32, key: Option<&NodeId>) -> bool {
+        let e = &self.entries[i as usize];
+        match (&e.data, self.actors[e.actor as usize].author) {
+            (Some(data), Some(author)) => self.screen(&author, data, e.grant_only, key).is_ok(),
+            _ => true,
+        }
+    }
+
     fn has_any_delegation(&self, author: &NodeId, principal: &Principal, key: &NodeId) -> bool {
         let chain = self.key_chain(key);
         self.delegated_by(author, principal, &crate::authority::EverHeld(&chain))
@@ -2065,7 +2079,13 @@ impl Ledger {
             if author.is_some_and(|a| cutoffs.contains_key(&a)) {
                 continue;
             }
-            if twins.iter().filter(|t| inside(**t as usize)).count() >= 2 {
+            if twins.iter().filter(|t| inside(**t as usize)).count() >= 2
+                && twins
+                    .iter()
+                    .filter(|t| inside(**t as usize) && self.screened(**t, key))
+                    .count()
+                    >= 2
+            {
                 let f = void_from.entry(*actor).or_insert(*seq);
                 *f = (*f).min(*seq);
                 if let Some(a) = author {
@@ -2078,6 +2098,8 @@ impl Ledger {
         }
         // Authors with more actor ids than a node needs (not revoked): all their changes are
         // void, and the evidence is the first change of each of their first actors by hash.
+        // Only changes that pass the screen on their own count, here and for equivocations
+        // ([`Ledger::screened`]).
         let mut too_many: HashSet<NodeId> = HashSet::new();
         for (author, actors) in &self.author_actors {
             if cutoffs.contains_key(author) {
@@ -2087,6 +2109,9 @@ impl Ledger {
                 .iter()
                 .filter_map(|a| self.first_of_actor(*a, &inside))
                 .collect();
+            if firsts.len() > MAX_ACTORS_PER_AUTHOR {
+                firsts.retain(|i| self.screened(*i, key));
+            }
             if firsts.len() > MAX_ACTORS_PER_AUTHOR {
                 too_many.insert(*author);
                 flagged.insert(
@@ -2103,7 +2128,7 @@ impl Ledger {
             let mut held: Vec<u32> = self.by_actor_seq[&(*actor, *seq)]
                 .iter()
                 .copied()
-                .filter(|t| inside(*t as usize))
+                .filter(|t| inside(*t as usize) && self.screened(*t, key))
                 .collect();
             held.sort_by_key(|t| self.entries[*t as usize].hash);
             for t in held.into_iter().take(2) {

@@ -12,6 +12,7 @@ use std::collections::HashSet;
 
 use proptest::prelude::*;
 
+use crate::automerge::ChangeHash;
 use crate::change::SignedChange;
 use crate::ledger::Verdict;
 use crate::redteam26_tests::{
@@ -206,4 +207,99 @@ fn rt30_a_three_cycle_of_removals_settles_with_no_removal_counted() {
     for s in &st.sections {
         assert!(stands(&verdict_of(&l, &doc, s)));
     }
+}
+
+/// A State document where the State's node W (`key(1)`) is delegated by K0 (`key(40)`): the
+/// ledger, its root key and W's delegation change.
+fn with_writer() -> (crate::ledger::Ledger, crate::id::NodeId, SignedChange) {
+    use crate::redteam16_tests::{doc, key, put};
+    use crate::redteam25_tests::{deleg, put_on};
+    let k0 = key(40);
+    let root = k0.node_id();
+    let mut a = crate::ledger::Ledger::new(&doc());
+    let g = a.genesis_hash().unwrap();
+    let c_dw = put_on(
+        &mut a,
+        &root,
+        &key(1),
+        1,
+        &[g],
+        vec![put(&deleg(&k0, &key(1)))],
+    );
+    (a, root, c_dw)
+}
+
+/// A writer's change that waits for good (it names a hash that exists nowhere, beside
+/// `stranger`'s changes, which C never sees) lifts the screen and the caps for them on A. A
+/// and C, synced, must offer the same.
+fn wanted_strangers_story(
+    stranger: impl Fn(&crate::ledger::Ledger, ChangeHash) -> Vec<SignedChange>,
+) {
+    use crate::ledger::Admitted;
+    use crate::redteam16_tests::{change, doc, hash_of, key};
+    use crate::redteam23_tests::sync;
+    use crate::rotation_tests::target_op;
+    let (mut a, root, c_dw) = with_writer();
+    let mut c = a.clone();
+    let g = a.genesis_hash().unwrap();
+    let theirs = stranger(&a, g);
+    // Built on W's delegation, then given the other dependencies (none held yet: the
+    // stranger's changes and a hash that exists nowhere). Every one is one op past the
+    // genesis, so the change's first op stays right.
+    let mut w_data = change(&a, &key(1), 2, &[hash_of(&c_dw)], vec![target_op("W")]).data;
+    w_data.deps.extend(theirs.iter().map(|f| hash_of(f).0));
+    w_data.deps.push([7; 32]);
+    w_data.deps.sort();
+    let h = w_data.to_automerge(&doc()).unwrap().hash();
+    let waiting = SignedChange {
+        signature: crate::sign::sign_change(&key(1), &doc(), &h).to_vec(),
+        data: w_data,
+    };
+    assert!(matches!(
+        a.admit(&waiting, Some(&root)),
+        Admitted::Waiting(..)
+    ));
+    for f in &theirs {
+        assert!(matches!(a.admit(f, Some(&root)), Admitted::New(_)));
+    }
+    sync(&mut a, &mut c, &root);
+    let offered = |l: &mut crate::ledger::Ledger| {
+        let mut o = l.settle(Some(&root)).offered.clone();
+        o.sort();
+        o
+    };
+    assert_eq!(
+        offered(&mut a),
+        offered(&mut c),
+        "A and C offer different heads after a sync"
+    );
+}
+
+/// Nine actors of a stranger, wanted by the waiting change, were void for too many actors and
+/// offered as evidence, which every peer without the waiting change refused at the screen:
+/// two honest nodes offered different heads for good (red team, round 30). What no peer
+/// would take on its own is no evidence.
+#[test]
+fn rt30_b_a_writers_change_that_never_completes_makes_no_evidence_of_a_strangers_actors() {
+    use crate::redteam16_tests::{change, key};
+    use crate::rotation_tests::target_op;
+    wanted_strangers_story(|a, g| {
+        (0..crate::ledger::MAX_ACTORS_PER_AUTHOR as u8 + 1)
+            .map(|i| change(a, &key(9), 10 + i, &[g], vec![target_op(&format!("S{i}"))]))
+            .collect()
+    });
+}
+
+/// The same with two different changes of one stranger's actor at one position: no
+/// equivocation evidence either.
+#[test]
+fn rt30_b_nor_of_a_strangers_twins() {
+    use crate::redteam16_tests::{change, key};
+    use crate::rotation_tests::target_op;
+    wanted_strangers_story(|a, g| {
+        ["S0", "S1"]
+            .iter()
+            .map(|t| change(a, &key(9), 10, &[g], vec![target_op(t)]))
+            .collect()
+    });
 }
