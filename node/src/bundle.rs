@@ -977,7 +977,8 @@ pub fn import(
                         return Err(Refusal::Waiting(waiting.len()));
                     }
                 }
-                if !tx_can_read(tx, &g.doc, &exporter, pinned.as_ref(), &trust)? {
+                let today = poa_protocol::date::Date::from_unix_seconds(now);
+                if !tx_can_read(tx, &g.doc, &exporter, pinned.as_ref(), &trust, today)? {
                     return Err(Refusal::NotReader);
                 }
                 d.waiting = waiting.len();

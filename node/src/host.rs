@@ -235,10 +235,12 @@ fn pinned_as(node: &Node, peer: &NodeId) -> Option<Principal> {
         .and_then(|p| p.pinned_as)
 }
 
+/// A pool as this node reads it to decide what it sends: members whose delegation lapsed by
+/// the node's clock read no more ([`PoolData::lapsed_on`]).
 fn pool_data(node: &Node, doc: &DocId) -> Option<PoolData> {
     let DocId::Pool(id) = doc else { return None };
     let view = node.store.view(doc).ok()??;
-    Some(PoolData::from_json(&view, id, &node.store.trust()))
+    Some(PoolData::from_json(&view, id, &node.store.trust()).lapsed_on(node.clock.today()))
 }
 
 /// Whether `peer` may read `doc` as this node holds it (false if not held).
@@ -705,7 +707,8 @@ fn apply_from(
     let pinned = pinned_as(node, peer);
     node.store.transact(|tx| -> Result<_, ApplyError> {
         let outcome = tx.apply(doc, batch, Source::Peer(*peer), now)?;
-        if !tx_can_read(tx, doc, peer, pinned.as_ref(), &trust)? {
+        let today = poa_protocol::date::Date::from_unix_seconds(now);
+        if !tx_can_read(tx, doc, peer, pinned.as_ref(), &trust, today)? {
             return Err(ApplyError::NotReader);
         }
         Ok(outcome)
@@ -719,6 +722,7 @@ pub(crate) fn tx_can_read(
     peer: &NodeId,
     pinned: Option<&Principal>,
     trust: &poa_protocol::authority::Trust,
+    today: poa_protocol::date::Date,
 ) -> Result<bool, StoreError> {
     if !tx.holds(doc)? {
         return Ok(false);
@@ -742,7 +746,10 @@ pub(crate) fn tx_can_read(
             let v = tx
                 .with_ledger(&id, |l| l.settled().map(|s| s.view.clone()))?
                 .unwrap_or_default();
-            pools.insert(id.clone(), PoolData::from_json(&v, pid, trust));
+            pools.insert(
+                id.clone(),
+                PoolData::from_json(&v, pid, trust).lapsed_on(today),
+            );
         }
     }
     Ok(may_read(

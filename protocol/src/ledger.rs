@@ -2231,9 +2231,11 @@ impl Ledger {
         // taken as the well-founded reading of that rule, computed by alternating: `upper`,
         // the members in force when only the removals by `lower` count, and `lower`, those in
         // force when the removals by every member of `upper` count. From `upper` with no
-        // removal counted, `lower` only grows and `upper` only shrinks, until neither moves.
-        // Then a removal counts only by a member in force for certain (`lower`), and a member
-        // writes while it may be in force (`upper`): a removal that stands always keeps its
+        // removal counted, `lower` grows and `upper` shrinks, until neither moves (for
+        // removals alone; a re-join breaks that, see [`PoolFacts::removes`]).
+        // Then a removal counts only by a member in force for certain (`lower`, and `upper` as
+        // well: see [`PoolFacts::removes`]), and a member writes while it may be in force
+        // (`upper`): a removal that stands always keeps its
         // target out, and in a cycle no removal counts and every member stays, until the
         // State's key settles it with a revocation. Each pass is a function of the set alone,
         // so every node reaches the same verdicts, whatever arrived first.
@@ -3139,6 +3141,18 @@ impl Ledger {
                             if node != me && !member {
                                 return Err(Denied::NotMember(state.to_string()));
                             }
+                            // A member whose delegation expired by the change's date removes
+                            // no one, as it writes no section (red team, session 27).
+                            if node != me
+                                && let Some(g) = sw.pool.as_ref().and_then(|p| p.members.get(&mine))
+                                && let Some(expires) = g.grant.expires
+                                && time > expires
+                            {
+                                return Err(Denied::Expired {
+                                    principal: state.to_string(),
+                                    expires,
+                                });
+                            }
                             // Another node's entry goes only by a member whose own membership
                             // the same key signed: a node joined under a key someone made up
                             // cannot remove the State's real members.
@@ -3897,7 +3911,11 @@ impl PoolFacts {
     /// Whether `key`'s removals of other nodes count.
     fn removes(&self, key: &str) -> bool {
         match &self.removers {
-            Some(r) => r.contains(key),
+            // In force for certain *and* possibly in force: membership is not quite antitone
+            // in the removers (a re-join stands only if a removal of the earlier join stood,
+            // since a set entry is never written over), so `lower` may hold a node `upper`
+            // does not, and its removals must not count (red team, session 27).
+            Some(r) => r.contains(key) && self.members.contains_key(key),
             None => self.members.contains_key(key),
         }
     }

@@ -65,6 +65,8 @@ mod redteam2_tests;
 #[cfg(test)]
 mod redteam30_tests;
 #[cfg(test)]
+mod redteam31_tests;
+#[cfg(test)]
 mod redteam3_tests;
 #[cfg(test)]
 mod redteam4_tests;

@@ -453,6 +453,28 @@ impl PoolData {
         p
     }
 
+    /// As read by a node whose clock says `today`, to decide what it sends: a member node
+    /// whose delegation's last day has passed reads no more, as if revoked. The lapse
+    /// revocation its State's key issues reaches only the pools that key's node may write in;
+    /// elsewhere the member stayed in the audience for good (a known limit of issue 11). The
+    /// view and every verdict stay as the set says: only what this node sends changes.
+    pub fn lapsed_on(mut self, today: Date) -> PoolData {
+        for nodes in self.members.values_mut() {
+            nodes.retain(|node, proof| {
+                let lapsed = SignedGrant::parse(proof)
+                    .ok()
+                    .and_then(|g| g.grant.expires)
+                    .is_some_and(|last| last < today);
+                if lapsed {
+                    self.revoked.insert(*node);
+                }
+                !lapsed
+            });
+        }
+        self.members.retain(|_, nodes| !nodes.is_empty());
+        self
+    }
+
     /// Whether `state` is a member now.
     pub fn is_member(&self, state: StateCode) -> bool {
         self.members.contains_key(&state)
@@ -964,5 +986,56 @@ mod tests {
             Source::Area(Area::Destruction)
         );
         assert!("median".parse::<Aggregate>().is_err());
+    }
+
+    #[test]
+    fn a_member_whose_delegation_lapsed_reads_no_more() {
+        let state_key = crate::sign::NodeKey::from_seed(&[50; 32]);
+        let coordinator = crate::sign::NodeKey::from_seed(&[51; 32]).node_id();
+        let id = PoolId::new("pool", &coordinator);
+        let (lasting, lapsing) = (
+            crate::sign::NodeKey::from_seed(&[52; 32]),
+            crate::sign::NodeKey::from_seed(&[53; 32]),
+        );
+        let proof = |n: &crate::sign::NodeKey, expires: Option<&str>| {
+            SignedGrant::sign(
+                &state_key,
+                crate::authority::Grant {
+                    kind: GrantKind::Delegation,
+                    principal: Principal::State(code("XAB")),
+                    node: n.node_id(),
+                    scope: Some(crate::authority::Scope::ALL),
+                    expires: expires.map(|e| e.parse().unwrap()),
+                    issued: "2026-01-01".parse().unwrap(),
+                    key: state_key.node_id(),
+                    cutoff: vec![],
+                    serial: 0,
+                    kept: vec![],
+                    recovery: None,
+                },
+            )
+            .to_text()
+        };
+        let value = |t: String| serde_json::from_str::<Json>(&t).unwrap();
+        let view = json!({"members": {
+            format!("XAB/{}", lasting.node_id()): value(proof(&lasting, None)),
+            format!("XAB/{}", lapsing.node_id()): value(proof(&lapsing, Some("2026-06-30"))),
+        }});
+        let trust = Trust::default().with(Principal::State(code("XAB")), state_key.node_id());
+        let read = PoolData::from_json(&view, &id, &trust);
+        assert!(
+            read.may_read(&lapsing.node_id(), None),
+            "a member until its last day"
+        );
+        let on = |d: &str| read.clone().lapsed_on(d.parse().unwrap());
+        assert!(on("2026-06-30").may_read(&lapsing.node_id(), None));
+        let after = on("2026-07-01");
+        assert!(!after.may_read(&lapsing.node_id(), None));
+        assert!(
+            !after.may_read(&lapsing.node_id(), Some(code("XAB"))),
+            "nor as its State's node"
+        );
+        assert!(after.may_read(&lasting.node_id(), None));
+        assert!(after.is_member(code("XAB")));
     }
 }

@@ -540,3 +540,58 @@ async fn creating_a_pool_that_the_node_cannot_join_writes_nothing() {
         );
     });
 }
+
+/// A ministry of XAA, delegated until a day, joins the pool for XAA. Once that day has passed
+/// by the coordinator's clock, the coordinator sends it neither the pool nor what members
+/// share with the pool, even though no lapse revocation reached the pool (XAA's own node is
+/// no member there, so it cannot place one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_member_whose_delegation_lapsed_is_sent_nothing_more() {
+    use poa_node::node::Clock;
+    use poa_protocol::authority::Scope;
+    let homes = Homes::new();
+    let r = region(&homes).await;
+    let defence = homes.ministry("defence", "XAA").await;
+    link(&r.xaa, &defence, Some("XAA"), Some("XAA"));
+    link(&defence, &r.xrb, Some("XAA"), None);
+    let last_day = poa_protocol::Date::from_unix_seconds(poa_node::node::now_secs() + 10 * 86_400);
+    r.xaa
+        .with_node(|n| n.delegate(defence.id(), Scope::ALL, Some(last_day)))
+        .unwrap();
+    poa_tests::wait_delegated(&r.xaa, &defence).await;
+    let pool = r
+        .xrb
+        .with_node(|n| {
+            let pool = n.pool_create("xanadu", "Xanadu sub-region", None)?;
+            n.pool_invite("xanadu", Invitee::State(code("XAB")))?;
+            n.pool_invite("xanadu", Invitee::State(code("XAA")))?;
+            Ok::<_, poa_node::NodeError>(pool)
+        })
+        .unwrap();
+    converge(&[&r.xrb, &defence, &r.xab], &pool).await;
+    defence.with_node(|n| n.pool_join("xanadu")).unwrap();
+    r.xab.with_node(|n| n.pool_join("xanadu")).unwrap();
+    wait_until(CONVERGE, || {
+        r.xrb.with_node(|n| {
+            n.pool("xanadu")
+                .map(|p| p.members.len() == 2)
+                .unwrap_or(false)
+        })
+    })
+    .await
+    .expect("both joins reach the coordinator");
+    // XAB's join shares its published document with the pool's audience.
+    converge(&[&r.xab, &r.xrb], &published("XAB")).await;
+    let reads = |doc: &DocId, days: i64| {
+        r.xrb.with_node(|n| {
+            n.clock = Clock::manual(poa_node::node::now_secs() + days * 86_400);
+            let may = poa_node::host::can_read(n, &defence.id(), doc);
+            n.clock = Clock::system();
+            may
+        })
+    };
+    for doc in [pool.clone(), published("XAB")] {
+        assert!(reads(&doc, 0), "{doc}: a member reads until its last day");
+        assert!(!reads(&doc, 11), "{doc}: not after it");
+    }
+}
