@@ -318,6 +318,7 @@ fn breakdown(docs: &[DocId], plain: &[Automerge], last: &[SignedChange]) -> Resu
             have: Bloom::default(),
             need: Vec::new(),
             changes,
+            answer: false,
         });
         Ok(wire::encode_frame(&msg)?.len() as u64)
     };

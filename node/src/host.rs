@@ -639,7 +639,12 @@ impl Host for NodeHost<'_> {
                     out.fatal = Some(why);
                 }
                 if out.accepted > 0 {
-                    self.release_parked(doc, outcome.accepted);
+                    // What the changes released from waiting is newly held too: counted, so
+                    // a report says how much a round took (a change the peer's filter claimed
+                    // by chance arrives last and releases everything after it).
+                    let released = self.release_parked(doc, outcome.accepted);
+                    m.changes_accepted.inc_by(released as u64);
+                    out.accepted += released;
                     self.after_accept(doc);
                 }
             }
@@ -656,8 +661,9 @@ impl Host for NodeHost<'_> {
 impl NodeHost<'_> {
     /// Tries again what waited for the changes that just arrived, each batch as from its own
     /// sender (so the audit names who sent what, and the read rule is applied to it), and
-    /// then what waited for those, until nothing more applies.
-    fn release_parked(&mut self, doc: &DocId, arrived: Vec<ChangeHash>) {
+    /// then what waited for those, until nothing more applies. Returns how many it took.
+    fn release_parked(&mut self, doc: &DocId, arrived: Vec<ChangeHash>) -> usize {
+        let mut taken = 0;
         let mut arrived = arrived;
         while !arrived.is_empty() {
             let released = self.parked.release(doc, &arrived);
@@ -670,11 +676,13 @@ impl NodeHost<'_> {
                 // If the sender may no longer read it, or the store failed, let them go: they
                 // come again with the sender's next session.
                 if let Ok(outcome) = apply_from(self.node, &from, doc, batch) {
+                    taken += outcome.accepted.len();
                     arrived.extend(outcome.accepted);
                     let _ = self.parked.park(doc, from, outcome.waiting);
                 }
             }
         }
+        taken
     }
 
     /// Records what a document now proves about its authors, and that it changed.

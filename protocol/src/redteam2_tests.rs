@@ -554,6 +554,7 @@ fn probe_ask_answer(hold: bool) -> (Vec<Message>, Vec<Message>) {
             have: Bloom::default(),
             need: vec![],
             changes: vec![],
+            answer: false,
         }),
         4,
     )
@@ -892,6 +893,7 @@ fn redteam2_reply_after_released_parked_changes_leaks_past_the_share_list() {
             have: Bloom::default(),
             need: vec![],
             changes: vec![c0],
+            answer: false,
         }),
         2,
     )

@@ -1067,6 +1067,7 @@ fn redteam_stale_asked_leaks_an_unreadable_document() {
             have: crate::wire::Bloom::default(),
             need: vec![],
             changes: vec![],
+            answer: false,
         }),
         10,
     )

@@ -12,7 +12,9 @@
 //!    heads differ, or that it does not hold and would take from this peer. Each `Sync` carries
 //!    the sender's heads, the heads it knows both hold, a Bloom filter of its changes since, the
 //!    hashes it lacks, and changes the receiver lacks; each is answered by a `Sync` or a
-//!    `SyncIdle`. When the documents of a listing are done, the side says `SummaryOk`;
+//!    `SyncIdle` (a `Sync` says whether it is an answer: both sides may start on a document
+//!    at once, and a side is done with it only when every `Sync` it sent is answered). When
+//!    the documents of a listing are done, the side says `SummaryOk`;
 //! 3. while connected, a document that changed here is pushed at once, and a periodic `Summary`
 //!    repairs what pushes missed.
 //!
@@ -220,9 +222,25 @@ enum Theirs {
 
 type HeadsAndNeed = (Vec<[u8; 32]>, Vec<[u8; 32]>);
 
+impl DocState {
+    fn awaiting(&self) -> bool {
+        self.pending > 0
+    }
+
+    /// A `Sync` about the document goes to the peer at `now`.
+    fn sending(&mut self, now: u64) {
+        self.pending = self.pending.saturating_add(1);
+        self.since = now;
+    }
+}
+
 #[derive(Debug, Default)]
 struct DocState {
-    awaiting: bool,
+    /// This side's `Sync`s about the document that the peer has not answered yet. Both sides
+    /// may start on a document at once (each saw a difference), so two exchanges can run side
+    /// by side; the peer's `SyncIdle` ends one of them, and only when none is left is the
+    /// document done here.
+    pending: u32,
     /// When this side last sent about the document (the caller's clock).
     since: u64,
     sent: HashSet<ChangeHash>,
@@ -539,7 +557,12 @@ impl Session {
         }
     }
 
-    /// Whether the session has ended (goodbye sent or received).
+    /// Whether it stays connected or ends after one round.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Whether the session has said or heard goodbye.
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
     }
@@ -551,7 +574,7 @@ impl Session {
             && self.last_sent_root.is_some()
             && self.acked
             && self.theirs == Theirs::Answered
-            && self.docs.values().all(|d| !d.awaiting)
+            && self.docs.values().all(|d| !d.awaiting())
     }
 
     /// Says goodbye with a reason and stops.
@@ -579,7 +602,7 @@ impl Session {
         let stale = self.config.anti_entropy_ms;
         let before = self.docs.len();
         self.docs
-            .retain(|_, d| !(d.awaiting && now.saturating_sub(d.since) > stale));
+            .retain(|_, d| !(d.awaiting() && now.saturating_sub(d.since) > stale));
         // A listing with a document given up is not done: it ends unanswered and is not
         // remembered as processed, so the peer's next summary, even unchanged, is compared
         // with what this node expects again and listed again if it differs. (Remembered as
@@ -588,7 +611,7 @@ impl Session {
         if self.docs.len() < before && matches!(self.theirs, Theirs::Listing { .. }) {
             self.theirs = Theirs::Answered;
         }
-        if self.phase != Phase::Open || self.docs.values().any(|d| d.awaiting) {
+        if self.phase != Phase::Open || self.docs.values().any(|d| d.awaiting()) {
             return;
         }
         self.last_sent_root = None;
@@ -607,7 +630,7 @@ impl Session {
         }
         self.dirty = true;
         if self.phase == Phase::Open
-            && !self.docs.get(doc).is_some_and(|d| d.awaiting)
+            && !self.docs.get(doc).is_some_and(|d| d.awaiting())
             && host.may_read(&self.peer, doc)
         {
             self.begin(host, doc, true);
@@ -675,16 +698,18 @@ impl Session {
     /// The one send path for messages that name documents: a document the peer may not read
     /// is never named, unless the peer named it first in the message being answered, or this
     /// node asked the peer for it and holds no copy.
-    fn send(&mut self, host: &mut impl Host, msg: Message, answering: Option<&DocId>) {
+    /// Returns whether the message went.
+    fn send(&mut self, host: &mut impl Host, msg: Message, answering: Option<&DocId>) -> bool {
         for doc in msg.docs() {
             let ok =
                 answering == Some(doc) || self.asking(host, doc) || host.may_read(&self.peer, doc);
             if !ok {
                 self.events.push_back(Event::EgressRefused(doc.clone()));
-                return;
+                return false;
             }
         }
         self.queue(msg);
+        true
     }
 
     /// Handles one message from the peer, received at `now` (the caller's clock).
@@ -755,7 +780,10 @@ impl Session {
             Message::Offers { docs } => self.on_offers(host, docs),
             Message::Sync(s) => self.on_sync(host, s)?,
             Message::SyncIdle { doc } => {
-                self.docs.remove(&doc);
+                self.answered(&doc);
+                if !self.docs.get(&doc).is_some_and(DocState::awaiting) {
+                    self.docs.remove(&doc);
+                }
             }
             Message::Goodbye { reason } => {
                 self.events.push_back(Event::Closed(reason));
@@ -830,12 +858,12 @@ impl Session {
             self.theirs = Theirs::Listing { root, offers: true };
         }
         for doc in start {
-            if !self.docs.get(&doc).is_some_and(|d| d.awaiting) {
+            if !self.docs.get(&doc).is_some_and(|d| d.awaiting()) {
                 self.begin(host, &doc, false);
             }
         }
         for doc in asks {
-            if !self.docs.get(&doc).is_some_and(|d| d.awaiting) {
+            if !self.docs.get(&doc).is_some_and(|d| d.awaiting()) {
                 self.ask(host, doc);
             }
         }
@@ -856,20 +884,17 @@ impl Session {
     /// node holding nothing, and the changes are kept only if, with them, the peer may read
     /// the document (the ingress rule, in [`Host::apply`]).
     fn ask(&mut self, host: &mut impl Host, doc: DocId) {
-        let now = self.now;
-        let st = self.docs.entry(doc.clone()).or_default();
-        st.awaiting = true;
-        st.since = now;
-        let msg = Message::Sync(DocSync {
+        let msg = DocSync {
             doc: doc.clone(),
             heads: Vec::new(),
             shared: Vec::new(),
             have: Bloom::default(),
             need: Vec::new(),
             changes: Vec::new(),
-        });
+            answer: false,
+        };
         // The peer named the document in the listing this answers.
-        self.send(host, msg, Some(&doc));
+        self.send_sync(host, msg, Some(&doc));
     }
 
     /// Tells the host what to expect of the peer's next summary: the documents it listed that
@@ -894,16 +919,40 @@ impl Session {
     /// after a local write, when what the peer lacks is likely just that write.
     fn begin(&mut self, host: &mut impl Host, doc: &DocId, push: bool) {
         if let Some(msg) = self.generate(host, doc, None, false, push) {
-            let now = self.now;
-            let st = self.docs.entry(doc.clone()).or_default();
-            st.awaiting = true;
-            st.since = now;
-            self.send(host, Message::Sync(msg), None);
+            self.send_sync(host, msg, None);
         }
+    }
+
+    /// Sends a `Sync` through the one send path and, if it went, counts the answer it is owed.
+    fn send_sync(&mut self, host: &mut impl Host, msg: DocSync, answering: Option<&DocId>) {
+        let doc = msg.doc.clone();
+        if self.send(host, Message::Sync(msg), answering) {
+            let now = self.now;
+            self.docs.entry(doc).or_default().sending(now);
+        }
+    }
+
+    /// The peer answered one of this side's `Sync`s about `doc`.
+    fn answered(&mut self, doc: &DocId) {
+        if let Some(st) = self.docs.get_mut(doc) {
+            st.pending = st.pending.saturating_sub(1);
+        }
+    }
+
+    /// This side has nothing more to say about `doc` in the exchange it answers; what it
+    /// remembers of the document goes once no `Sync` of its own still waits for an answer.
+    fn idle(&mut self, host: &mut impl Host, doc: &DocId) {
+        if !self.docs.get(doc).is_some_and(DocState::awaiting) {
+            self.docs.remove(doc);
+        }
+        self.send(host, Message::SyncIdle { doc: doc.clone() }, Some(doc));
     }
 
     fn on_sync(&mut self, host: &mut impl Host, s: DocSync) -> Result<(), SessionError> {
         let doc = s.doc.clone();
+        if s.answer {
+            self.answered(&doc);
+        }
         let held = holds(host, &doc);
         let readable = held && host.may_read(&self.peer, &doc);
         // The answer to an ask, about a document this node does not hold or holds but the
@@ -975,8 +1024,7 @@ impl Session {
         };
         let allowed = allowed && (!blind || asked);
         if !allowed {
-            self.docs.remove(&doc);
-            self.send(host, Message::SyncIdle { doc: doc.clone() }, Some(&doc));
+            self.idle(host, &doc);
             return Ok(());
         }
         let their = Their {
@@ -996,17 +1044,8 @@ impl Session {
         let progress = Progress { accepted, waiting };
         let reply = self.generate(host, &doc, Some((&their, progress)), blind, false);
         match reply {
-            Some(msg) => {
-                let now = self.now;
-                let st = self.docs.entry(doc.clone()).or_default();
-                st.awaiting = true;
-                st.since = now;
-                self.send(host, Message::Sync(msg), Some(&doc));
-            }
-            None => {
-                self.docs.remove(&doc);
-                self.send(host, Message::SyncIdle { doc: doc.clone() }, Some(&doc));
-            }
+            Some(msg) => self.send_sync(host, msg, Some(&doc)),
+            None => self.idle(host, &doc),
         }
         Ok(())
     }
@@ -1127,6 +1166,7 @@ impl Session {
             have,
             need: raw(&need),
             changes,
+            answer: their.is_some(),
         })
     }
 
@@ -1136,7 +1176,7 @@ impl Session {
         if self.phase == Phase::Closed {
             return;
         }
-        if self.docs.values().any(|d| d.awaiting) {
+        if self.docs.values().any(|d| d.awaiting()) {
             return;
         }
         if let Theirs::Listing { root, offers: true } = self.theirs {

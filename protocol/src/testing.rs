@@ -483,6 +483,12 @@ impl Pair {
         self.now = self.now.max(t);
         let _ = side.session.handle(&mut side.host, m, self.now);
         self.delivered += 1;
+        // As the node's driver does: the side that dialled a one-shot round says goodbye once
+        // the round is done, and takes nothing that arrives after.
+        let a = &mut self.a.session;
+        if a.mode() == Mode::OneShot && a.is_done() && !a.is_closed() {
+            a.close("sync round complete");
+        }
         self.flush();
         true
     }

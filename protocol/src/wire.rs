@@ -15,9 +15,9 @@ use crate::doc::DocId;
 use crate::id::{BodyCode, BodyKind, NodeId, Participant, StateCode};
 
 /// The ALPN of this protocol version.
-pub const ALPN: &[u8] = b"poa/3";
+pub const ALPN: &[u8] = b"poa/4";
 /// The protocol version carried in [`Hello`].
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 /// The largest frame either side accepts, in bytes.
 pub const MAX_FRAME: usize = 8 << 20;
 /// The largest number of documents a single offer list may carry.
@@ -227,9 +227,15 @@ pub struct DocSync {
     pub need: Vec<[u8; 32]>,
     /// Changes for the receiver, in causal order, each with its signature.
     pub changes: Vec<SignedChange>,
+    /// Whether this answers one of the receiver's `Sync`s. Each `Sync` gets exactly one answer,
+    /// a `Sync` or a `SyncIdle`, in the order they came; a `Sync` that starts an exchange (a
+    /// listing's difference, a push, an ask) answers nothing. Both sides may start on the
+    /// same document at once, so a side knows it has heard the last of a document only by
+    /// counting answers.
+    pub answer: bool,
 }
 
-/// Every message of protocol version 2. Append only.
+/// Every message of this protocol version. Append only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Message {
@@ -567,6 +573,7 @@ mod tests {
                 have: Bloom::new([ChangeHash([5; 32])].iter()),
                 need: vec![[4; 32]],
                 changes: vec![change],
+                answer: false,
             }),
             Message::SyncIdle { doc },
             Message::Goodbye {
@@ -633,6 +640,7 @@ mod tests {
             },
             need: vec![],
             changes: vec![],
+            answer: false,
         });
         let frame = encode_frame(&lying).unwrap();
         assert!(matches!(

@@ -282,6 +282,22 @@ pub fn craft(
     sign(doc, key, data)
 }
 
+/// The change after `prev` in its author's chain, on `prev` alone, made by hand (for changes
+/// no node holds yet, so nothing pushes them), signed by `key`.
+pub fn craft_after(
+    doc: &DocId,
+    key: &NodeKey,
+    prev: &SignedChange,
+    ops: Vec<FlatOp>,
+) -> SignedChange {
+    let mut data = prev.data.clone();
+    data.seq += 1;
+    data.start_op += data.ops.len() as u64;
+    data.deps = vec![hash_of(doc, prev).0];
+    data.ops = ops;
+    sign(doc, key, data)
+}
+
 /// Whether `m` holds the change `hash` of `doc`.
 pub fn holds(m: &Member, doc: &DocId, hash: &ChangeHash) -> bool {
     m.with_node(|n| n.store.with_ledger(doc, |l| l.has(hash)))

@@ -199,6 +199,7 @@ pub fn sync_frame(doc: &DocId, changes: &[SignedChange]) -> Vec<u8> {
         have: Bloom::default(),
         need: vec![],
         changes: changes.to_vec(),
+        answer: false,
     }))
 }
 
@@ -258,6 +259,7 @@ impl Rogue {
                             have: Bloom::default(),
                             need: vec![],
                             changes: changes.to_vec(),
+                            answer: true,
                         }))
                     }
                     Message::Sync(s) => Some(Message::SyncIdle { doc: s.doc.clone() }),

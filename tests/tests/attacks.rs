@@ -364,6 +364,7 @@ async fn h4_a_bloom_filter_lying_about_its_size_is_refused_without_allocating() 
         },
         need: vec![],
         changes: vec![],
+        answer: false,
     });
     let before = poa_tests::rss_kib();
     let (answers, ended) = rogue.send_raw(&victim, vec![frame(&lying)]).await;
@@ -560,6 +561,7 @@ async fn l1_the_answer_does_not_tell_whether_a_document_is_held() {
             have: Bloom::default(),
             need: vec![],
             changes: vec![],
+            answer: false,
         }))
     };
     let (a, _) = rogue.send_raw(&victim, vec![ask(&held)]).await;
@@ -679,17 +681,17 @@ async fn a_forged_copy_does_not_make_the_real_change_or_its_descendants_rejected
     );
     let ch = hash_of(&doc, &c);
     // D, on C (the victim's copy does not hold C: D is made on C's data by hand).
-    let mut data = c.data.clone();
-    data.seq += 1;
-    data.start_op += data.ops.len() as u64;
-    data.deps = vec![ch.0];
-    data.ops = vec![put(
+    let d = poa_tests::craft_after(
         &doc,
-        "targets",
-        &target_key("T8", 1),
-        &target("T8", Area::Marking, "Eight", 1.0, 2.0),
-    )];
-    let d = poa_tests::sign(&doc, &key, data);
+        &key,
+        &c,
+        vec![put(
+            &doc,
+            "targets",
+            &target_key("T8", 1),
+            &target("T8", Area::Marking, "Eight", 1.0, 2.0),
+        )],
+    );
     let dh = hash_of(&doc, &d);
     let mut forged = c.clone();
     forged.signature = vec![0; 64];

@@ -126,6 +126,7 @@ async fn redteam_stale_asked_leaks_a_published_document_to_a_donor() {
         have: Bloom::default(),
         need: vec![],
         changes: vec![],
+        answer: false,
     })))
     .await
     .unwrap();

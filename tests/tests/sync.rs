@@ -334,3 +334,68 @@ async fn a_change_that_arrives_before_its_dependency_waits_for_it() {
     );
     assert_eq!(from(first_hash.to_string()), Some(un.id().to_string()));
 }
+
+/// What a change releases from waiting is counted as taken: a round that brings, last, the
+/// change its other changes waited for reports them all (the backup test once reported one of
+/// seven, when the change the peer's filter had claimed by chance came last).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_change_releases_from_waiting_counts_as_taken() {
+    use poa_node::host::{HostEvents, NodeHost, Parked};
+    use poa_protocol::session::Host;
+    let homes = Homes::new();
+    let state = homes.state("xaa", "XAA").await;
+    let un = homes.body("un", "UNODA", BodyKind::Secretariat).await;
+    link(&state, &un, Some("XAA"), None);
+    let doc = DocId::State(xaa());
+    state
+        .with_node(|n| {
+            n.add_target(target("T1", Area::Marking, "Mark SALW", 40.0, 70.0))?;
+            n.publish_target("T1")?;
+            n.share(&doc, &[], true)
+        })
+        .unwrap();
+    converge(&[&state, &un], &doc).await;
+    // Three changes in a chain, made by hand (the State's node does not hold them, so nothing
+    // pushes them): the Secretariat gets the last two first, then the first.
+    let key = key_of(&state);
+    let first = craft(
+        &state,
+        &doc,
+        &key,
+        None,
+        vec![put(
+            &doc,
+            "targets",
+            &target_key("T7", 1),
+            &target("T7", Area::Marking, "Seven", 1.0, 2.0),
+        )],
+    );
+    let mut chain = vec![first];
+    for id in ["T8", "T9"] {
+        let op = put(
+            &doc,
+            "targets",
+            &target_key(id, 1),
+            &target(id, Area::Marking, id, 1.0, 2.0),
+        );
+        let next = poa_tests::craft_after(&doc, &key, chain.last().unwrap(), vec![op]);
+        chain.push(next);
+    }
+    let from = state.engine().id();
+    let mut parked = Parked::default();
+    let mut events = HostEvents::default();
+    un.with_node(|n| {
+        let mut host = NodeHost {
+            node: n,
+            parked: &mut parked,
+            events: &mut events,
+        };
+        let early = host.apply(&from, &doc, chain[1..].to_vec(), false);
+        assert_eq!((early.accepted, early.waiting), (0, 2), "{early:?}");
+        let last = host.apply(&from, &doc, chain[..1].to_vec(), false);
+        assert_eq!((last.accepted, last.waiting), (3, 0), "{last:?}");
+    });
+    for c in &chain {
+        assert!(holds(&un, &doc, &hash_of(&doc, c)));
+    }
+}

@@ -84,6 +84,7 @@ fn sync_message(doc: &DocId, changes: Vec<SignedChange>) -> Message {
         have: Bloom::default(),
         need: vec![],
         changes,
+        answer: false,
     })
 }
 
