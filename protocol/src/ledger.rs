@@ -2398,6 +2398,15 @@ impl Ledger {
 
     /// The operations on `(container, key)` that are live: put by a standing change and not
     /// replaced or deleted by another. With `at`, only changes in `at`'s causal past count.
+    /// An operation's id as preds name it: its counter and its actor.
+    fn op_id(&self, o: OpAt) -> (u64, Vec<u8>) {
+        let e = &self.entries[o.entry as usize];
+        (
+            e.data.as_ref().map_or(0, |d| d.start_op) + u64::from(o.op),
+            self.actors[e.actor as usize].bytes.clone(),
+        )
+    }
+
     fn live(&self, container: u8, key: &str, at: Option<u32>, verdicts: &[Verdict]) -> Vec<OpAt> {
         let Some(ops) = self.keys.get(&(container, key.to_string())) else {
             return Vec::new();
@@ -2473,13 +2482,7 @@ impl Ledger {
         let Some(ops) = self.keys.get(&(op.container, op.key.clone())) else {
             return false;
         };
-        let counter_of = |o: &OpAt| {
-            let e = &self.entries[o.entry as usize];
-            (
-                e.data.as_ref().map_or(0, |d| d.start_op) + u64::from(o.op),
-                self.actors[e.actor as usize].bytes.clone(),
-            )
-        };
+        let counter_of = |o: &OpAt| self.op_id(*o);
         let before: Vec<OpAt> = ops
             .iter()
             .copied()
@@ -2988,36 +2991,50 @@ impl Ledger {
             why: why.into(),
         };
         let live = self.live(op.container, &op.key, Some(i), verdicts);
-        let live_refs: HashSet<(u64, Vec<u8>)> = live
-            .iter()
-            .map(|o| {
-                let e = &self.entries[o.entry as usize];
-                (
-                    e.data.as_ref().map_or(0, |d| d.start_op) + u64::from(o.op),
-                    self.actors[e.actor as usize].bytes.clone(),
-                )
+        let live_refs: HashSet<(u64, Vec<u8>)> = live.iter().map(|o| self.op_id(*o)).collect();
+        // Values at the key in the change's past that are void (their verdicts are known, the
+        // same on every node). Naming one names nothing: it stood when the author wrote, and
+        // was voided after (a revocation's cut-off, a removal from a pool). Refused, it would
+        // take the honest change along, the rest of it too, for what another author did.
+        let void_refs: HashSet<(u64, Vec<u8>)> = self
+            .keys
+            .get(&(op.container, op.key.clone()))
+            .into_iter()
+            .flatten()
+            .filter(|o| {
+                self.in_past(o.entry, i)
+                    && !matches!(verdicts.get(o.entry as usize), Some(Verdict::Stands))
             })
+            .map(|o| self.op_id(*o))
             .collect();
-        let names_live = |preds: &[OpRef]| {
-            preds
-                .iter()
-                .all(|p| live_refs.contains(&(p.counter, p.actor.clone())))
+        // How many of `preds` are live, if each is live or void.
+        let named = |preds: &[OpRef]| -> Option<usize> {
+            let mut n = HashSet::new();
+            for p in preds {
+                let r = (p.counter, p.actor.clone());
+                if live_refs.contains(&r) {
+                    n.insert(r);
+                } else if !void_refs.contains(&r) {
+                    return None;
+                }
+            }
+            Some(n.len())
         };
         match (&op.action, policy) {
             (FlatAction::Put { preds, .. }, Policy::Record | Policy::Set) => {
-                if !preds.is_empty() || !live.is_empty() {
+                if named(preds) != Some(0) || !live.is_empty() {
                     return Err(forbidden(
                         "records are never edited in place: write a new version, or withdraw",
                     ));
                 }
             }
             (FlatAction::Put { preds, .. }, Policy::Slot | Policy::Working) => {
-                if !names_live(preds) || preds.len() != live.len() {
+                if named(preds) != Some(live.len()) {
                     return Err(forbidden("a decision replaces exactly the one it follows"));
                 }
             }
             (FlatAction::Delete { preds }, Policy::Set | Policy::Slot | Policy::Working) => {
-                if !names_live(preds) {
+                if named(preds).is_none() {
                     return Err(forbidden("it deletes what is not there"));
                 }
             }

@@ -1198,3 +1198,77 @@ fn a_draft_record_is_corrected_or_deleted_only_within_the_writers_areas() {
     let (_, v) = write(&mut p, &first, 1, vec![edit]);
     assert!(void_reason(&v).contains("never edited in place"), "{v:?}");
 }
+
+/// An honest correction of a record that is later voided (its author revoked with a cut-off
+/// before it) keeps standing, with the rest of its change: naming a void value as the one it
+/// replaces is naming nothing. (Before, "a decision replaces exactly the one it follows"
+/// voided the correction, and the first node's other record in the same change with it: a
+/// leaked ministry key's forged write, once cut off, took the State's fix of it along.)
+#[test]
+fn a_correction_of_what_is_voided_later_stands_with_the_rest_of_its_change() {
+    let doc = DocId::Draft(xaa());
+    let first = node(1);
+    let ministry = node(2);
+    let mut l = Ledger::new(&doc);
+    let own = grant(GrantKind::Delegation, &first, Some(Scope::ALL), vec![]);
+    let g = grant(GrantKind::Delegation, &ministry, Some(Scope::ALL), vec![]);
+    for g in [own, g] {
+        assert_eq!(
+            write(&mut l, &first, 1, vec![grant_op(&doc, &g)]).1,
+            Verdict::Stands
+        );
+    }
+    // Nothing of the ministry's stands after the revocation.
+    let cut = l.cutoff_for(&ministry.node_id());
+    let (forged, v) = write(
+        &mut l,
+        &ministry,
+        2,
+        vec![op(&doc, "targets", "T1/1", &target("T1", 1, "marking"))],
+    );
+    assert_eq!(v, Verdict::Stands);
+    // The first node corrects it, naming it, and writes another record in the same change.
+    l.settle(Some(&key()));
+    let fix = FlatOp {
+        container: doc.kind().container("targets").unwrap(),
+        key: "T1/1".into(),
+        action: FlatAction::Put {
+            value: target("T1", 1, "stockpile").to_string(),
+            preds: l.live_refs("targets", "T1/1"),
+        },
+    };
+    let other = op(&doc, "targets", "T2/1", &target("T2", 1, "marking"));
+    let (fixed, v) = write(&mut l, &first, 1, vec![fix, other]);
+    assert_eq!(v, Verdict::Stands);
+    // And a deletion of another forged record, naming it.
+    let (_, v) = write(
+        &mut l,
+        &ministry,
+        2,
+        vec![op(&doc, "targets", "T3/1", &target("T3", 1, "marking"))],
+    );
+    assert_eq!(v, Verdict::Stands);
+    l.settle(Some(&key()));
+    let delete = FlatOp {
+        container: doc.kind().container("targets").unwrap(),
+        key: "T3/1".into(),
+        action: FlatAction::Delete {
+            preds: l.live_refs("targets", "T3/1"),
+        },
+    };
+    let (deleted, v) = write(&mut l, &first, 1, vec![delete]);
+    assert_eq!(v, Verdict::Stands);
+    let rev = grant(GrantKind::Revocation, &ministry, None, cut);
+    assert_eq!(
+        write(&mut l, &first, 1, vec![grant_op(&doc, &rev)]).1,
+        Verdict::Stands
+    );
+    l.settle(Some(&key()));
+    assert!(void_reason(l.verdict(&forged).unwrap()).contains("revoked"));
+    assert_eq!(l.verdict(&fixed), Some(&Verdict::Stands), "the fix");
+    assert_eq!(l.verdict(&deleted), Some(&Verdict::Stands), "the deletion");
+    let view = l.settle(Some(&key())).view.clone();
+    assert_eq!(view["targets"]["T1/1"]["area"], "stockpile");
+    assert!(view["targets"].get("T2/1").is_some());
+    assert!(view["targets"].get("T3/1").is_none());
+}

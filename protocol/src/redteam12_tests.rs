@@ -703,13 +703,15 @@ struct OpSeen {
     key: String,
     id: OpRef,
     by_s: bool,
+    /// The change it is in.
+    change: ChangeHash,
     put: bool,
     value: Option<String>,
 }
 
 #[derive(Debug, Default)]
 struct Found {
-    /// A standing change of M names (corrects or deletes) a value S wrote.
+    /// A standing change of M names (corrects or deletes) a value S wrote that stands.
     m_names_s_value: usize,
     /// A standing withdrawal by M of a report key whose shown value S wrote.
     m_withdrawal_covers_s_report: usize,
@@ -759,9 +761,11 @@ fn random_draft(seed: u64, steps: usize, found: &mut Found) {
     let mut s_changes: Vec<ChangeHash> = Vec::new();
     let mut m_changes: Vec<(ChangeHash, SignedChange)> = Vec::new();
     let record = |c: &SignedChange, by_s: bool, seen: &mut Vec<OpSeen>| {
+        let change = c.data.to_automerge(&doc).expect("encodes").hash();
         for (i, op) in c.data.ops.iter().enumerate() {
             let (container, _) = doc.kind().policy(op.container).expect("container");
             seen.push(OpSeen {
+                change,
                 container: container.to_string(),
                 key: op.key.clone(),
                 id: OpRef {
@@ -865,7 +869,12 @@ fn random_draft(seed: u64, steps: usize, found: &mut Found) {
     found.runs += 1;
     let settled = d.l.settle(Some(&d.k)).clone();
     let stands = |h: &ChangeHash| matches!(d.l.verdict(h), Some(Verdict::Stands));
-    let s_ids: Vec<&OpRef> = seen.iter().filter(|o| o.by_s).map(|o| &o.id).collect();
+    // Naming a value of S's that is void names nothing (it may have stood when M wrote).
+    let s_ids: Vec<&OpRef> = seen
+        .iter()
+        .filter(|o| o.by_s && stands(&o.change))
+        .map(|o| &o.id)
+        .collect();
     let m_rival_t1 = seen.iter().any(|o| {
         !o.by_s
             && o.key == "T1/1"
