@@ -214,6 +214,11 @@ pub struct Node {
     /// The checks' warnings on the record the last write added (the CLI shows them; the
     /// audit log keeps them as `check-warning`).
     pub warnings: Vec<Finding>,
+    /// Documents offered here whose owner's key is not trusted, already said so in the audit
+    /// log since the node opened (`trust-needed`, once each, at most
+    /// [`crate::host::TRUST_NOTES`]): a peer listing the same or ever new made-up documents
+    /// does not write a row for each, every listing.
+    pub trust_noted: std::collections::HashSet<DocId>,
 }
 
 /// Where a node reads the time: the system clock, or (in the simulator) a clock that only the
@@ -535,6 +540,7 @@ impl Node {
             store,
             clock: Clock::system(),
             warnings: Vec::new(),
+            trust_noted: Default::default(),
         };
         node.settle_staged_key()?;
         Ok(node)
@@ -548,6 +554,7 @@ impl Node {
             store,
             clock: Clock::system(),
             warnings: Vec::new(),
+            trust_noted: Default::default(),
         };
         node.vouch_recovery_key();
         Ok(node)

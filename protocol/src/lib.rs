@@ -67,6 +67,8 @@ mod redteam30_tests;
 #[cfg(test)]
 mod redteam31_tests;
 #[cfg(test)]
+mod redteam32_tests;
+#[cfg(test)]
 mod redteam3_tests;
 #[cfg(test)]
 mod redteam4_tests;

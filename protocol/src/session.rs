@@ -27,7 +27,7 @@
 //! gets `SyncIdle`: neither tells the peer whether the node holds the document. An ask lets
 //! the peer's answer name the document only while no copy is held here.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use automerge::ChangeHash;
 use serde::Serialize;
@@ -350,13 +350,16 @@ pub struct Session {
     processed: VecDeque<[u8; 32]>,
     dirty: bool,
     next_anti_entropy: Option<u64>,
-    /// Documents this node asked the peer for (see [`Session::ask`]), with the peer's heads
-    /// then. An ask lets the peer's answer name the document only while it is not held here:
-    /// once a copy is held, from anyone, the read rule alone decides.
-    asked: BTreeMap<DocId, Vec<ChangeHash>>,
+    /// Documents this node asked the peer for (see [`Session::ask`]), with a digest of the
+    /// peer's heads then (at most `max_asked` of them, 32 bytes each, whatever the peer
+    /// lists). An ask lets the peer's answer name the document only while it is not held
+    /// here: once a copy is held, from anyone, the read rule alone decides.
+    asked: BTreeMap<DocId, [u8; 32]>,
     /// Asks the peer's answer did not justify (it may not read the document even with its
-    /// changes): not asked again at the same heads on this connection.
-    ask_refused: HashSet<(DocId, Vec<ChangeHash>)>,
+    /// changes), by the digest of the heads then: not asked again at those heads on this
+    /// connection. One per asked document, the last refusal: a peer listing the same
+    /// documents at ever new heads leaves nothing more behind (red team, round 32).
+    ask_refused: HashMap<DocId, [u8; 32]>,
     /// The peer's last listing as this node took it: documents held here, and the others with
     /// the peer's heads. Kept to update what the node expects as asked documents arrive.
     listing: Option<TakenListing>,
@@ -368,6 +371,24 @@ pub struct Session {
     vouched: Vec<Vouch>,
     their_root: Option<[u8; 32]>,
     now: u64,
+}
+
+/// Whether a message tells the peer anything of the documents it names: a `SyncIdle`, and a
+/// `Sync` that says nothing (an ask, a blind reply), are what a node holding nothing says
+/// about a document the peer named, so they are not counted as naming it (a peer sending
+/// `Sync`s about made-up documents would grow the record without bound).
+fn reveals(msg: &Message) -> bool {
+    match msg {
+        Message::SyncIdle { .. } => false,
+        Message::Sync(s) => {
+            !(s.heads.is_empty()
+                && s.shared.is_empty()
+                && s.need.is_empty()
+                && s.changes.is_empty()
+                && s.have == Bloom::default())
+        }
+        _ => true,
+    }
 }
 
 fn hashes(v: &[[u8; 32]]) -> Vec<ChangeHash> {
@@ -493,7 +514,7 @@ impl Session {
             dirty: true,
             next_anti_entropy: None,
             asked: BTreeMap::new(),
-            ask_refused: HashSet::new(),
+            ask_refused: HashMap::new(),
             listing: None,
             rejected: 0,
             awaiting: false,
@@ -691,7 +712,9 @@ impl Session {
         {
             *self.report.sent.entry(s.doc.to_string()).or_default() += s.changes.len();
         }
-        self.revealed.extend(msg.docs().into_iter().cloned());
+        if reveals(&msg) {
+            self.revealed.extend(msg.docs().into_iter().cloned());
+        }
         self.out.push_back(msg);
     }
 
@@ -841,13 +864,14 @@ impl Session {
             }
             // Not held here, or held but by this copy the peer may not read it: answered
             // alike, so the answer does not tell the peer which.
-            let refused = self.ask_refused.contains(&(d.doc.clone(), theirs.clone()));
+            let at = summary_part([(&d.doc, theirs.as_slice())]).0;
+            let refused = self.ask_refused.get(&d.doc) == Some(&at);
             if !refused
                 && (self.asked.contains_key(&d.doc) || self.asked.len() < self.config.max_asked)
                 && host.takeable(&self.peer, &d.doc)
             {
                 // Recorded now: the expectation saved below leaves asked documents out.
-                self.asked.insert(d.doc.clone(), theirs.clone());
+                self.asked.insert(d.doc.clone(), at);
                 asks.push(d.doc.clone());
             }
             unheld.push((d.doc, theirs));
@@ -1012,8 +1036,8 @@ impl Session {
         } else {
             false
         };
-        if !allowed && let Some(theirs) = self.asked.get(&doc) {
-            self.ask_refused.insert((doc.clone(), theirs.clone()));
+        if !allowed && let Some(at) = self.asked.get(&doc) {
+            self.ask_refused.insert(doc.clone(), *at);
         }
         // The reply carries this node's copy only if the peer may read it as it is now, after
         // the changes and what they released from waiting (a release can end the peer's read).

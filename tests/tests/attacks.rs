@@ -720,3 +720,55 @@ async fn a_forged_copy_does_not_make_the_real_change_or_its_descendants_rejected
     assert_eq!(third.accepted.len(), 2, "{:?}", third.rejected);
     assert!(holds(&witness, &doc, &ch) && holds(&witness, &doc, &dh));
 }
+
+/// Red team, round 32: a pinned peer listing thousands of made-up bodies' documents, again
+/// and again, wrote one `trust-needed` audit row per document per listing. Now each is noted
+/// once, and at most `TRUST_NOTES` in all, then one row says the rest go unnoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_untrusted_documents_again_and_again_writes_a_bounded_audit() {
+    use poa_node::host::TRUST_NOTES;
+    let homes = Homes::new();
+    let (victim, _witness, rogue) = victim_and_witness(&homes, 62).await;
+    let rows = || {
+        victim.with_node(|n| {
+            n.store
+                .audit(0)
+                .unwrap()
+                .iter()
+                .filter(|r| r.event == "trust-needed")
+                .count()
+        })
+    };
+    let listing = |round: u32, from: usize, to: usize| -> Vec<Vec<u8>> {
+        let mut root = [0u8; 32];
+        root[..4].copy_from_slice(&round.to_be_bytes());
+        let docs: Vec<DocHeads> = (from..to)
+            .map(|d| DocHeads {
+                doc: format!("offers/X{d:05}").parse().unwrap(),
+                heads: Vec::new(),
+            })
+            .collect();
+        vec![
+            frame(&Message::Summary {
+                root,
+                docs: docs.len() as u32,
+            }),
+            frame(&Message::Offers { docs }),
+        ]
+    };
+    let before = rows();
+    let half = TRUST_NOTES / 2;
+    // The same documents listed three times: each noted once.
+    let frames: Vec<Vec<u8>> = (0..3).flat_map(|r| listing(r, 0, half)).collect();
+    rogue.send_raw(&victim, frames).await;
+    assert_eq!(rows() - before, half);
+    // Ever new ones: noted up to the bound, then one row for the rest.
+    let frames: Vec<Vec<u8>> = (3..6)
+        .flat_map(|r| {
+            let from = half + (r as usize - 3) * TRUST_NOTES;
+            listing(r, from, from + TRUST_NOTES)
+        })
+        .collect();
+    rogue.send_raw(&victim, frames).await;
+    assert_eq!(rows() - before, TRUST_NOTES + 1);
+}
