@@ -4,7 +4,9 @@
 //! removal stood keep its sections. The property below tries many such histories: whatever
 //! the removals and the pasts they name, a member removed by a removal that stands has no
 //! section standing, a member no standing removal touches keeps all its sections, and every
-//! arrival order gives the same verdicts.
+//! arrival order gives the same verdicts. A second property adds members leaving and joining
+//! again (a re-join makes membership depend on whether the leave or removal before it stood,
+//! the case round 31 broke by hand).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,26 +24,42 @@ use crate::redteam28_tests::{join_op, verdict_of, world};
 
 /// One member's step: remove member `target` (or place a section when `target` is its own
 /// index), on a past of the target's join and the changes `past` picks (its last entry: the
-/// author's own join).
+/// author's own join). With `kind` [`LEAVE`], the author leaves instead (deletes its own
+/// first join), and with [`REJOIN`] joins again; both on its own join and what `past` picks.
 #[derive(Clone, Debug)]
 struct Step {
     by: usize,
     target: usize,
     past: Vec<bool>,
+    kind: u8,
 }
 
-fn step(members: usize) -> impl Strategy<Value = Step> {
+/// Remove `target`, or place a section.
+const REMOVE: u8 = 0;
+/// Leave: delete the author's own first join.
+const LEAVE: u8 = 1;
+/// Join again.
+const REJOIN: u8 = 2;
+
+fn step(members: usize, kinds: u8) -> impl Strategy<Value = Step> {
     (
         0..members,
         0..members,
         proptest::collection::vec(any::<bool>(), 16),
+        0..kinds,
     )
-        .prop_map(|(by, target, past)| Step { by, target, past })
+        .prop_map(|(by, target, past, kind)| Step {
+            by,
+            target,
+            past,
+            kind,
+        })
 }
 
 struct Story {
     changes: Vec<SignedChange>,
-    /// Per step: its change, who wrote it, and whom it removes (`None`: a section).
+    /// Per step: its change, who wrote it, and whom it removes (`None`: a section, or a leave
+    /// or re-join, as the step's kind says).
     steps: Vec<(SignedChange, usize, Option<usize>)>,
     /// Each member's first section, placed right after its join.
     sections: Vec<SignedChange>,
@@ -87,7 +105,7 @@ fn story(members: usize, steps: &[Step]) -> (Story, crate::doc::DocId, crate::le
         // The target's join is named (a removal replaces it); the author's own only when
         // `past` picks it too: a fresh actor may build on a past without its join.
         let mut deps = vec![hash(&doc, &joins[st.target])];
-        if st.past[15] {
+        if st.past[15] || st.kind != REMOVE {
             deps.push(hash(&doc, &joins[st.by]));
         }
         for (c, pick) in done.iter().zip(&st.past) {
@@ -96,7 +114,12 @@ fn story(members: usize, steps: &[Step]) -> (Story, crate::doc::DocId, crate::le
                 deps.push(hash(&doc, c));
             }
         }
-        let (op, removes) = if st.target == st.by {
+        let own = format!("XAB/{}", k.node_id());
+        let (op, removes) = if st.kind == LEAVE {
+            (del(&doc, "members", &own, first_op(&joins[st.by])), None)
+        } else if st.kind == REJOIN {
+            (join_op(&doc, w.xab, &w.real_key, k), None)
+        } else if st.target == st.by {
             (section_op(&doc, &format!("T{n}"), k, vec![]), None)
         } else {
             let who = format!("XAB/{}", keys[st.target].node_id());
@@ -134,7 +157,7 @@ proptest! {
 
     #[test]
     fn removals_in_cycles_leave_no_removed_member_writing_and_no_order_matters(
-        (members, steps) in (2usize..5).prop_flat_map(|m| (Just(m), proptest::collection::vec(step(m), 1..8))),
+        (members, steps) in (2usize..5).prop_flat_map(|m| (Just(m), proptest::collection::vec(step(m, 1), 1..8))),
         seed in any::<u64>(),
     ) {
         let (st, doc, mut l) = story(members, &steps);
@@ -167,6 +190,63 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// As above, with members leaving and joining again among the removals: a member that
+    /// never joins again, once removed or gone by a change that stands, has no section
+    /// standing; one that nobody removes and that never leaves keeps its first section; and
+    /// every arrival order gives the same verdicts.
+    #[test]
+    fn leaves_and_rejoins_among_removals_leave_no_departed_member_writing_and_no_order_matters(
+        (members, steps) in (2usize..5).prop_flat_map(|m| (Just(m), proptest::collection::vec(step(m, 3), 1..8))),
+        seed in any::<u64>(),
+    ) {
+        let (st, doc, mut l) = story(members, &steps);
+        let kind = |n: usize| steps[n].kind;
+        let rejoins: HashSet<usize> = (0..steps.len()).filter(|n| kind(*n) == REJOIN).map(|n| steps[n].by).collect();
+        let mut gone: HashSet<usize> = HashSet::new();
+        let mut touched: HashSet<usize> = HashSet::new();
+        for (n, (c, by, r)) in st.steps.iter().enumerate() {
+            let standing = stands(&verdict_of(&l, &doc, c));
+            match (kind(n), r) {
+                (REMOVE, Some(t)) => {
+                    touched.insert(*t);
+                    if standing {
+                        gone.insert(*t);
+                    }
+                }
+                (LEAVE, _) => {
+                    touched.insert(*by);
+                    if standing {
+                        gone.insert(*by);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (i, s) in st.sections.iter().enumerate() {
+            let v = verdict_of(&l, &doc, s);
+            if gone.contains(&i) && !rejoins.contains(&i) {
+                prop_assert!(!stands(&v), "member {i} is gone by a change that stands and never joined again, yet its section stands");
+            }
+            if !touched.contains(&i) && !rejoins.contains(&i) {
+                prop_assert!(stands(&v), "member {i}, whom nothing removes, lost its section: {v:?}");
+            }
+        }
+        for (n, (c, by, r)) in st.steps.iter().enumerate() {
+            if kind(n) == REMOVE && r.is_none() && gone.contains(by) && !rejoins.contains(by) {
+                prop_assert!(!stands(&verdict_of(&l, &doc, c)), "departed member {by} placed a section");
+            }
+        }
+        let mut order = st.changes.clone();
+        let mut seed = seed | 1;
+        shuffle(&mut order, &mut seed);
+        let mut other = deliver(&doc, &order);
+        prop_assert_eq!(summary(&mut l), summary(&mut other));
+    }
+}
+
 /// A past of the author's own join and of the earlier steps `picks` marks.
 fn own_join(picks: &[bool]) -> Vec<bool> {
     let mut past = vec![false; 16];
@@ -185,16 +265,19 @@ fn rt30_a_three_cycle_of_removals_settles_with_no_removal_counted() {
             by: 0,
             target: 1,
             past: own_join(&[]),
+            kind: REMOVE,
         },
         Step {
             by: 1,
             target: 2,
             past: own_join(&[true]),
+            kind: REMOVE,
         },
         Step {
             by: 2,
             target: 0,
             past: vec![false; 16],
+            kind: REMOVE,
         },
     ];
     let (st, doc, l) = story(3, &steps);
